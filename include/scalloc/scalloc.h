@@ -1,0 +1,248 @@
+/*
+ * scalloc — explicit, isolated heaps built on the scalloc allocation
+ * algorithm (virtual spans, a lock-free span pool, thread-local frontends).
+ *
+ * A program creates heaps (one per subsystem, tenant, request...) and
+ * allocates from them from any thread. libc malloc is untouched: scalloc
+ * never interposes on it, and both coexist in one process.
+ *
+ *     sc_heap_t *h = sc_heap_create(NULL);        // default settings
+ *     char *s = sc_alloc(h, 100);                  // any thread
+ *     sc_free(h, s);                               // any thread
+ *     sc_heap_destroy(h);                          // everything at once
+ *
+ * Thread safety, unless a call says otherwise: every call may run
+ * concurrently with any other call on the same or other heaps, from any
+ * thread. The exceptions are the whole-heap operations sc_heap_destroy and
+ * sc_heap_reset, which need the caller to guarantee that no other thread uses
+ * that heap during the call (see each).
+ *
+ * Errors: requests that cannot be met return NULL and set errno (ENOMEM,
+ * EINVAL). Misuse (freeing a pointer the heap does not own, double free,
+ * using a destroyed heap, a frontend from the wrong thread) is reported to
+ * the error handler (sc_set_error_handler). The default handler prints one
+ * line to stderr and aborts; an installed handler may return, and then the
+ * call that detected the misuse does nothing.
+ */
+#ifndef SCALLOC_SCALLOC_H
+#define SCALLOC_SCALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SCALLOC_VERSION_MAJOR 0
+#define SCALLOC_VERSION_MINOR 1
+#define SCALLOC_VERSION_PATCH 0
+
+#if defined(__GNUC__)
+#define SC_API __attribute__((visibility("default")))
+#define SC_MALLOC_LIKE __attribute__((malloc, warn_unused_result))
+#else
+#define SC_API
+#define SC_MALLOC_LIKE
+#endif
+
+/* An isolated heap. Opaque; created by sc_heap_create. */
+typedef struct sc_heap_s sc_heap_t;
+
+/* One thread's frontend for one heap (its hot spans, one per size class).
+ * Belongs to the thread that obtained it with sc_heap_thread and may only be
+ * used by that thread; it becomes invalid when that thread exits or the heap
+ * is destroyed. */
+typedef struct sc_frontend_s sc_thread_t;
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                            */
+/* ------------------------------------------------------------------------ */
+
+enum sc_heap_flags {
+    SC_HEAP_DEFAULT = 0,
+    /* Checked mode: every free is verified exhaustively (a double free of
+     * any block is reported, not only the cheap cases). Slower. The
+     * environment variable SCALLOC_CHECKED=1 turns it on for every heap. */
+    SC_HEAP_CHECKED = 1u << 0,
+};
+
+typedef struct sc_heap_config_s {
+    /* Shown in statistics and error messages; copied. NULL = "heap". */
+    const char *name;
+    /* Bytes of address space to reserve for the heap's first arena region;
+     * 0 = default (256 MiB). Only address space: nothing is committed or
+     * resident until used. The heap adds regions as it grows, so this is
+     * not a cap; where the address space is limited (ulimit -v, valgrind)
+     * smaller regions are taken instead. */
+    size_t region_size;
+    /* Percentage (1..100) of a span's objects that must be free before an
+     * exhausted span is reused for allocation; 0 = default (80). */
+    unsigned reuse_threshold;
+    /* Hard cap on the heap's committed bytes; 0 = no limit. Allocations
+     * that would exceed it return NULL with errno = ENOMEM. */
+    size_t limit_bytes;
+    /* Bytes of free spans sc_heap_reset keeps resident for reuse; 0 = none. */
+    size_t reset_keep_bytes;
+    /* SC_HEAP_* flags. */
+    unsigned flags;
+} sc_heap_config_t;
+
+/* ------------------------------------------------------------------------ */
+/* Heaps                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Creates an isolated heap. cfg may be NULL for defaults; it is copied.
+ * Returns NULL with errno = ENOMEM when no address space can be reserved,
+ * EINVAL for an invalid configuration. Thread-safe. */
+SC_API sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg);
+
+/* Frees every block of the heap at once and gives its memory and address
+ * range back to the OS. The cost does not depend on the number of live
+ * blocks. The caller must ensure that no other thread uses the heap during
+ * or after the call; threads that used it may keep running and use other
+ * heaps. Using the handle afterwards is reported as misuse. NULL: no-op. */
+SC_API void sc_heap_destroy(sc_heap_t *heap);
+
+/* Frees every block of the heap and keeps it usable (its frontends too).
+ * Up to cfg.reset_keep_bytes of free spans stay resident; the rest is given
+ * back to the OS. Same concurrency rule as sc_heap_destroy: no other thread
+ * may use the heap during the call. */
+SC_API void sc_heap_reset(sc_heap_t *heap);
+
+/* Gives the physical memory of every free span back to the OS now.
+ * Thread-safe; may run while other threads allocate from the heap. */
+SC_API void sc_heap_trim(sc_heap_t *heap);
+
+/* The heap's name as configured. */
+SC_API const char *sc_heap_name(const sc_heap_t *heap);
+
+/* The calling thread's frontend for the heap, created on first use.
+ * Returns NULL with errno = ENOMEM if it cannot be created. */
+SC_API sc_thread_t *sc_heap_thread(sc_heap_t *heap);
+
+/* ------------------------------------------------------------------------ */
+/* Allocation                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Allocates n bytes, 16-byte aligned. n = 0 returns a unique pointer that
+ * must be freed. Returns NULL with errno = ENOMEM when the request cannot be
+ * met (too large, over the heap's limit, address space exhausted). */
+SC_API SC_MALLOC_LIKE void *sc_alloc(sc_heap_t *heap, size_t n);
+
+/* Frees p, allocated from heap by any thread. NULL is a no-op. A pointer the
+ * heap does not own, or a double free, is reported to the error handler. */
+SC_API void sc_free(sc_heap_t *heap, void *p);
+
+/* Like sc_alloc / sc_free through an explicit frontend obtained with
+ * sc_heap_thread by the calling thread; skips the thread lookup. */
+SC_API SC_MALLOC_LIKE void *sc_thread_alloc(sc_thread_t *t, size_t n);
+SC_API void sc_thread_free(sc_thread_t *t, void *p);
+
+/* count * size bytes, zeroed. Overflow: NULL with errno = ENOMEM. */
+SC_API SC_MALLOC_LIKE void *sc_calloc(sc_heap_t *heap, size_t count, size_t size);
+
+/* Resizes p to n bytes, preserving contents up to the smaller size.
+ * p = NULL allocates. n = 0 frees p and returns a fresh minimal block (as
+ * sc_alloc(heap, 0)), so the result is never NULL on success. Stays in place
+ * when n fits the block's usable size. On failure returns NULL with
+ * errno = ENOMEM and p is untouched. */
+SC_API void *sc_realloc(sc_heap_t *heap, void *p, size_t n);
+
+/* n bytes aligned to `alignment`, any power of two. Not a power of two:
+ * NULL with errno = EINVAL. Freed with sc_free. */
+SC_API SC_MALLOC_LIKE void *sc_aligned_alloc(sc_heap_t *heap, size_t alignment, size_t n);
+
+/* Bytes usable at p (at least what was requested). */
+SC_API size_t sc_usable_size(sc_heap_t *heap, const void *p);
+
+/* Whether p lies in a block or region of heap. O(1); any pointer value is
+ * safe to ask about (NULL, libc pointers, stack, garbage). */
+SC_API int sc_heap_owns(const sc_heap_t *heap, const void *p);
+
+/* The heap whose address space holds p, or NULL. O(1), any pointer value. */
+SC_API sc_heap_t *sc_heap_of(const void *p);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum sc_error_e {
+    SC_ERR_NONE = 0,
+    SC_ERR_FOREIGN_POINTER,  /* pointer not in any block of this heap */
+    SC_ERR_OTHER_HEAP,       /* pointer belongs to a different heap */
+    SC_ERR_INTERIOR_POINTER, /* pointer inside a block, not its start */
+    SC_ERR_DOUBLE_FREE,      /* block is already free */
+    SC_ERR_DESTROYED_HEAP,   /* heap handle used after sc_heap_destroy */
+    SC_ERR_WRONG_THREAD,     /* frontend used by a thread that does not own it */
+    SC_ERR_CORRUPTION,       /* allocator metadata was overwritten */
+} sc_error_t;
+
+/* Called on misuse. `call` names the API call ("sc_free"), `heap_name` the
+ * heap's name (or "?"), `p` the pointer involved. If the handler returns,
+ * the call does nothing. */
+typedef void sc_error_handler_t(sc_error_t err, const char *call,
+                                const char *heap_name, const void *p,
+                                void *arg);
+
+/* Installs fn (NULL restores the default: print one line and abort).
+ * Process-wide. */
+SC_API void sc_set_error_handler(sc_error_handler_t *fn, void *arg);
+
+/* A short English description of err. */
+SC_API const char *sc_error_string(sc_error_t err);
+
+/* ------------------------------------------------------------------------ */
+/* Introspection                                                            */
+/* ------------------------------------------------------------------------ */
+
+#define SC_NUM_CLASSES 64
+
+typedef struct sc_class_stats_s {
+    size_t block_size;   /* usable bytes of a block of this class */
+    size_t live_blocks;  /* allocated and not freed */
+    size_t spans;        /* spans currently serving this class */
+} sc_class_stats_t;
+
+typedef struct sc_heap_stats_s {
+    size_t live_blocks;      /* blocks allocated and not freed */
+    size_t live_bytes;       /* usable bytes of those blocks */
+    size_t requested_bytes;  /* bytes asked for by the caller for those */
+    size_t huge_blocks;      /* live blocks above the largest class */
+    size_t huge_bytes;
+    size_t reserved_bytes;   /* address space reserved for the heap */
+    size_t committed_bytes;  /* address space made usable (counts toward limit) */
+    size_t resident_bytes;   /* physical memory backing the heap now */
+    size_t spans_hot;
+    size_t spans_floating;
+    size_t spans_reusable;
+    size_t spans_free;       /* in the span pool */
+    size_t frontends;        /* live thread frontends */
+    sc_class_stats_t classes[SC_NUM_CLASSES];
+} sc_heap_stats_t;
+
+/* Fills *out with the heap's statistics. May run while other threads use
+ * the heap; figures are then a snapshot that is exact once they stop. */
+SC_API void sc_heap_get_stats(sc_heap_t *heap, sc_heap_stats_t *out);
+
+typedef enum sc_stats_format_e { SC_STATS_TEXT = 0, SC_STATS_JSON = 1 } sc_stats_format_t;
+
+/* Writes the statistics to f as a table or as JSON. */
+SC_API void sc_heap_print_stats(sc_heap_t *heap, FILE *f, sc_stats_format_t format);
+
+/* Calls fn(block, usable_size, arg) for every live block of the heap,
+ * including huge blocks and blocks in other threads' spans. No thread may
+ * allocate from or free into the heap during the visit; fn must not either.
+ * Returning non-zero from fn stops the visit. */
+typedef int sc_visit_fn(void *block, size_t usable_size, void *arg);
+SC_API void sc_heap_visit(sc_heap_t *heap, sc_visit_fn *fn, void *arg);
+
+/* Largest size served from size classes; above it blocks are huge. */
+#define SC_MAX_CLASS_SIZE ((size_t)1 << 20)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SCALLOC_SCALLOC_H */
