@@ -1,0 +1,172 @@
+/*
+ * Span reuse (DESIGN.md §1 "Virtual spans", "The span pool", span life
+ * cycle; §2 sc_heap_get_stats committed bytes).
+ *
+ * Contract lines checked here:
+ *  - any free span is reused for any size class, so a steady-state
+ *    alloc/free loop stops growing the heap's committed memory after its
+ *    first round                                             [steady_state_*]
+ *  - freed huge runs are reused: a loop of huge alloc/free does not grow
+ *    committed or reserved memory                            [huge_runs_reused]
+ *  - after everything is freed no span is left hot/floating/reusable
+ *    with zero live blocks counted                           [steady_state_same_pattern]
+ */
+#include <criterion/criterion.h>
+
+#include "test_util.h"
+
+enum { ROUNDS = 10 };
+
+typedef struct round_figures_s {
+    size_t peak_committed;  /* after the allocation phase of a round */
+    size_t after_committed; /* after the free phase */
+} round_figures_t;
+
+/* A mix heavier on small objects than test_mixed_size so a round of 100k
+ * objects stays under ~80 MiB, plus a few huge blocks per round. */
+static size_t reuse_size(test_rng_t *r, size_t i)
+{
+    if (i % 25000 == 12345)
+        return SC_MAX_CLASS_SIZE + 1 + (size_t)(test_rng_next(r) % (4u << 20));
+    unsigned pick = (unsigned)(test_rng_next(r) % 100);
+    if (pick < 85)
+        return test_rng_range(r, 1, 256);
+    if (pick < 99)
+        return test_rng_range(r, 257, 4096);
+    return test_rng_range(r, 4097, 65536);
+}
+
+/* One round: allocate `count` blocks, touch each, free them in a shuffled
+ * order (so spans pass through floating and reusable before going free). */
+static round_figures_t run_round(sc_heap_t *h, void **ptrs, size_t count, uint64_t seed)
+{
+    test_rng_t rng = {seed};
+    for (size_t i = 0; i < count; i++) {
+        size_t n = reuse_size(&rng, i);
+        unsigned char *p = sc_alloc(h, n);
+        cr_assert_not_null(p, "sc_alloc(h, %zu) failed at object %zu", n, i);
+        p[0] = (unsigned char)i;
+        p[n - 1] = (unsigned char)(i >> 8);
+        ptrs[i] = p;
+    }
+    round_figures_t f;
+    f.peak_committed = test_stats(h).committed_bytes;
+    for (size_t i = count - 1; i > 0; i--) {
+        size_t j = (size_t)(test_rng_next(&rng) % (i + 1));
+        void *t = ptrs[i];
+        ptrs[i] = ptrs[j];
+        ptrs[j] = t;
+    }
+    for (size_t i = 0; i < count; i++)
+        sc_free(h, ptrs[i]);
+    sc_heap_stats_t st = test_stats(h);
+    cr_assert_eq(st.live_blocks, 0, "live blocks after a round: %zu", st.live_blocks);
+    f.after_committed = st.committed_bytes;
+    return f;
+}
+
+static void log_rounds(const char *what, const round_figures_t *f, int n)
+{
+    for (int r = 0; r < n; r++)
+        cr_log_info("%s round %d: committed peak %zu KiB, after free %zu KiB", what, r + 1,
+                    f[r].peak_committed >> 10, f[r].after_committed >> 10);
+}
+
+/* Every round repeats the same requests in the same order, so a heap that
+ * reuses its spans needs exactly the memory of round 2 in rounds 3..10. */
+Test(span_reuse, steady_state_same_pattern, .timeout = 120)
+{
+    size_t count = test_scaled(100000, 10000);
+    void **ptrs = calloc(count, sizeof *ptrs);
+    cr_assert_not_null(ptrs);
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+
+    round_figures_t f[ROUNDS];
+    for (int r = 0; r < ROUNDS; r++)
+        f[r] = run_round(h, ptrs, count, 1234);
+    log_rounds("same pattern", f, ROUNDS);
+
+    for (int r = 1; r < ROUNDS; r++)
+        cr_assert_leq(f[r].peak_committed, f[0].peak_committed,
+                      "round %d peak committed %zu KiB above round 1's %zu KiB", r + 1,
+                      f[r].peak_committed >> 10, f[0].peak_committed >> 10);
+    cr_assert_eq(f[ROUNDS - 1].peak_committed, f[1].peak_committed,
+                 "peak committed still moving: round 2 %zu KiB, round %d %zu KiB",
+                 f[1].peak_committed >> 10, ROUNDS, f[ROUNDS - 1].peak_committed >> 10);
+    cr_assert_eq(f[ROUNDS - 1].after_committed, f[1].after_committed,
+                 "committed after free still moving: round 2 %zu KiB, round %d %zu KiB",
+                 f[1].after_committed >> 10, ROUNDS, f[ROUNDS - 1].after_committed >> 10);
+
+    /* Everything is free and this thread is the only owner: its spans are
+     * either its hot spans (at most one per class) or back in the pool. */
+    sc_heap_stats_t st = test_stats(h);
+    cr_assert_eq(st.live_blocks, 0);
+    cr_assert_eq(st.spans_floating, 0, "floating spans with nothing live: %zu",
+                 st.spans_floating);
+    cr_assert_eq(st.spans_reusable, 0, "reusable spans with nothing live: %zu",
+                 st.spans_reusable);
+    cr_assert_leq(st.spans_hot, SC_NUM_CLASSES, "hot spans: %zu", st.spans_hot);
+
+    sc_heap_destroy(h);
+    free(ptrs);
+}
+
+/* Each round draws different sizes; the total need varies a little from round
+ * to round, so allow 10% over the highest of the first two rounds. Growth
+ * from leaked or never-reused spans would pass that after a few rounds. */
+Test(span_reuse, steady_state_varying_pattern, .timeout = 120)
+{
+    size_t count = test_scaled(100000, 10000);
+    void **ptrs = calloc(count, sizeof *ptrs);
+    cr_assert_not_null(ptrs);
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+
+    round_figures_t f[ROUNDS];
+    for (int r = 0; r < ROUNDS; r++)
+        f[r] = run_round(h, ptrs, count, 99 + (uint64_t)r * 1000003);
+    log_rounds("varying pattern", f, ROUNDS);
+
+    size_t base = f[0].peak_committed > f[1].peak_committed ? f[0].peak_committed
+                                                            : f[1].peak_committed;
+    for (int r = 2; r < ROUNDS; r++)
+        cr_assert_leq(f[r].peak_committed, base + base / 10,
+                      "round %d peak committed %zu KiB, rounds 1-2 needed %zu KiB", r + 1,
+                      f[r].peak_committed >> 10, base >> 10);
+    sc_heap_destroy(h);
+    free(ptrs);
+}
+
+Test(span_reuse, huge_runs_reused)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    test_rng_t rng = {5};
+    size_t first_reserved = 0;
+    size_t rounds = test_scaled(2000, 200);
+    for (size_t i = 0; i < rounds; i++) {
+        size_t n = SC_MAX_CLASS_SIZE + 1 + (size_t)(test_rng_next(&rng) % (8u << 20));
+        unsigned char *p = sc_alloc(h, n);
+        cr_assert_not_null(p, "huge sc_alloc(h, %zu) failed at %zu", n, i);
+        p[0] = 1;
+        p[n - 1] = 2;
+        sc_heap_stats_t st = test_stats(h);
+        cr_assert_eq(st.huge_blocks, 1);
+        cr_assert_geq(st.huge_bytes, n);
+        if (i == 0)
+            first_reserved = st.reserved_bytes;
+        /* The address range of a freed run is reused: 2000 rounds of up to
+         * 9 MiB would need 18 GiB of fresh address space otherwise. */
+        cr_assert_eq(st.reserved_bytes, first_reserved,
+                     "reserved grew from %zu to %zu MiB at huge alloc %zu",
+                     first_reserved >> 20, st.reserved_bytes >> 20, i);
+        sc_free(h, p);
+    }
+    sc_heap_stats_t st = test_stats(h);
+    cr_assert_eq(st.huge_blocks, 0);
+    cr_assert_eq(st.huge_bytes, 0);
+    cr_assert_lt(st.committed_bytes, (size_t)4 << 20,
+                 "committed %zu KiB after freeing every huge block", st.committed_bytes >> 10);
+    sc_heap_destroy(h);
+}
