@@ -13,15 +13,17 @@
  *    hot, floating or reusable, and no frontend is left        [waves_do_not_leak_spans]
  *  - hundreds of threads can use one heap at the same time, each with its
  *    own frontend, counted in the stats                         [many_live_threads]
+ *
+ * Runs under the standalone runner of test_util.h, not Criterion, so that
+ * it also runs under ThreadSanitizer: `PROGRAM [NAME...] [--no-fork]`.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 
-#include <criterion/criterion.h>
-
 #include <pthread.h>
 
+#define TEST_STANDALONE_RUNNER
 #include "test_util.h"
 
 enum {
@@ -94,8 +96,8 @@ static void *churn_main(void *arg)
     for (size_t i = 0; i < a->per_thread; i++) {
         size_t n = churn_size(&rng);
         mine[i].p = t ? sc_thread_alloc(t, n) : sc_alloc(a->heap, n);
-        TEST_CHECK(mine[i].p != NULL, "wave %u thread %u: alloc of %zu failed", a->wave,
-                   a->index, n);
+        TEST_CHECK(mine[i].p != NULL, "wave %u thread %u: alloc of %zu failed", a->wave, a->index,
+                   n);
         mine[i].n = n;
         mine[i].key = ((uint64_t)a->wave << 40) ^ ((uint64_t)a->index << 32) ^ i;
         test_pattern_fill(mine[i].p, n, mine[i].key);
@@ -113,10 +115,10 @@ static void *churn_main(void *arg)
     return NULL;
 }
 
-Test(mt_churn, waves_do_not_leak_spans, .timeout = 240)
+static void mt_churn_waves_do_not_leak_spans(void)
 {
     sc_heap_t *h = sc_heap_create(NULL);
-    cr_assert_not_null(h);
+    TEST_ASSERT(h != NULL);
     size_t per_thread = test_scaled(200, 50);
     if (per_thread > MAX_PER_THREAD)
         per_thread = MAX_PER_THREAD;
@@ -126,21 +128,20 @@ Test(mt_churn, waves_do_not_leak_spans, .timeout = 240)
 
     for (unsigned w = 0; w < WAVES; w++) {
         for (unsigned i = 0; i < WAVE_THREADS; i++) {
-            args[i] = (churn_arg_t){.heap = h, .wave = w, .index = i,
-                                    .per_thread = per_thread};
-            cr_assert_eq(pthread_create(&tids[i], NULL, churn_main, &args[i]), 0,
-                         "pthread_create failed in wave %u", w);
+            args[i] = (churn_arg_t){.heap = h, .wave = w, .index = i, .per_thread = per_thread};
+            TEST_CHECK(pthread_create(&tids[i], NULL, churn_main, &args[i]) == 0,
+                       "pthread_create failed in wave %u", w);
         }
         for (unsigned i = 0; i < WAVE_THREADS; i++)
             pthread_join(tids[i], NULL);
         sc_heap_stats_t st = test_stats(h);
         committed[w] = st.committed_bytes;
         /* Exactly the last wave's blocks are live. */
-        cr_assert_eq(st.live_blocks, (size_t)WAVE_THREADS * per_thread,
-                     "wave %u: %zu live blocks, expected %zu", w, st.live_blocks,
-                     (size_t)WAVE_THREADS * per_thread);
-        cr_assert_eq(st.frontends, 0, "wave %u: %zu frontends left by exited threads", w,
-                     st.frontends);
+        TEST_CHECK(st.live_blocks == ((size_t)WAVE_THREADS * per_thread),
+                   "wave %u: %zu live blocks, expected %zu", w, st.live_blocks,
+                   (size_t)WAVE_THREADS * per_thread);
+        TEST_CHECK(st.frontends == 0, "wave %u: %zu frontends left by exited threads", w,
+                   st.frontends);
     }
 
     /* Steady state: the live set is the same size after every wave, so the
@@ -154,42 +155,43 @@ Test(mt_churn, waves_do_not_leak_spans, .timeout = 240)
     for (unsigned w = WAVES / 2; w < WAVES; w++)
         if (committed[w] > late)
             late = committed[w];
-    cr_log_info("committed: wave 1 %zu KiB, max of first quarter %zu KiB, "
-                "max of second half %zu KiB, last %zu KiB",
-                committed[0] >> 10, early >> 10, late >> 10, committed[WAVES - 1] >> 10);
+    TEST_LOG("committed: wave 1 %zu KiB, max of first quarter %zu KiB, "
+             "max of second half %zu KiB, last %zu KiB",
+             committed[0] >> 10, early >> 10, late >> 10, committed[WAVES - 1] >> 10);
     const size_t slack = (size_t)4 << 20;
-    cr_assert_leq(late, early + slack,
-                  "committed grew from %zu KiB (first waves) to %zu KiB (last waves)",
-                  early >> 10, late >> 10);
-    cr_assert_leq(committed[WAVES - 1], committed[WAVES / 2] + slack,
-                  "committed grew from %zu KiB (wave %d) to %zu KiB (wave %d)",
-                  committed[WAVES / 2] >> 10, WAVES / 2 + 1, committed[WAVES - 1] >> 10, WAVES);
+    TEST_CHECK(late <= (early + slack),
+               "committed grew from %zu KiB (first waves) to %zu KiB (last waves)", early >> 10,
+               late >> 10);
+    TEST_CHECK(committed[WAVES - 1] <= (committed[WAVES / 2] + slack),
+               "committed grew from %zu KiB (wave %d) to %zu KiB (wave %d)",
+               committed[WAVES / 2] >> 10, WAVES / 2 + 1, committed[WAVES - 1] >> 10, WAVES);
 
     /* Free the last wave's blocks from this thread, which owns no span. */
     item_t *last = &handoff[(WAVES - 1) % 2][0][0];
     for (unsigned i = 0; i < WAVE_THREADS; i++) {
         for (size_t k = 0; k < per_thread; k++) {
             item_t *it = &last[(size_t)i * MAX_PER_THREAD + k];
-            cr_assert_eq(test_pattern_check(it->p, it->n, it->key), TEST_PATTERN_OK);
+            TEST_ASSERT(test_pattern_check(it->p, it->n, it->key) == TEST_PATTERN_OK);
             sc_free(h, it->p);
         }
     }
     sc_heap_stats_t st = test_stats(h);
-    cr_log_info("after all frees: hot %zu floating %zu reusable %zu free %zu frontends %zu",
-                st.spans_hot, st.spans_floating, st.spans_reusable, st.spans_free,
-                st.frontends);
-    cr_assert_eq(st.live_blocks, 0);
-    cr_assert_eq(st.live_bytes, 0);
+    TEST_LOG("after all frees: hot %zu floating %zu reusable %zu free %zu frontends %zu",
+             st.spans_hot, st.spans_floating, st.spans_reusable, st.spans_free, st.frontends);
+    TEST_ASSERT(st.live_blocks == 0);
+    TEST_ASSERT(st.live_bytes == 0);
     /* Every span's owner exited and every block is free: all spans must
      * have reached the pool. The main thread allocated nothing, so it holds
      * no hot span either. */
     size_t in_use = st.spans_hot + st.spans_floating + st.spans_reusable;
-    cr_assert_eq(in_use, 0, "%zu spans not returned to the pool (hot %zu, floating %zu, "
-                 "reusable %zu)", in_use, st.spans_hot, st.spans_floating, st.spans_reusable);
+    TEST_CHECK(in_use == 0,
+               "%zu spans not returned to the pool (hot %zu, floating %zu, "
+               "reusable %zu)",
+               in_use, st.spans_hot, st.spans_floating, st.spans_reusable);
     for (unsigned c = 0; c < SC_NUM_CLASSES; c++)
-        cr_assert_eq(st.classes[c].spans, 0, "class %u still has %zu spans", c,
-                     st.classes[c].spans);
-    cr_assert_leq(st.frontends, 1);
+        TEST_CHECK(st.classes[c].spans == 0, "class %u still has %zu spans", c,
+                   st.classes[c].spans);
+    TEST_ASSERT(st.frontends <= 1);
     sc_heap_destroy(h);
 }
 
@@ -221,18 +223,17 @@ static void *live_main(void *arg)
     pthread_barrier_wait(a->all_allocated);
     pthread_barrier_wait(a->stats_taken);
     for (unsigned i = 0; i < K; i++) {
-        TEST_CHECK(test_pattern_check(blocks[i].p, blocks[i].n, blocks[i].key) ==
-                       TEST_PATTERN_OK,
+        TEST_CHECK(test_pattern_check(blocks[i].p, blocks[i].n, blocks[i].key) == TEST_PATTERN_OK,
                    "thread %u: block %u corrupted", a->index, i);
         sc_free(a->heap, blocks[i].p);
     }
     return NULL;
 }
 
-Test(mt_churn, many_live_threads, .timeout = 240)
+static void mt_churn_many_live_threads(void)
 {
     sc_heap_t *h = sc_heap_create(NULL);
-    cr_assert_not_null(h);
+    TEST_ASSERT(h != NULL);
     static pthread_t tids[LIVE_THREADS];
     static live_arg_t args[LIVE_THREADS];
     pthread_barrier_t all_allocated, stats_taken;
@@ -244,10 +245,10 @@ Test(mt_churn, many_live_threads, .timeout = 240)
     pthread_attr_setstacksize(&attr, (size_t)256 << 10);
 
     for (unsigned i = 0; i < LIVE_THREADS; i++) {
-        args[i] = (live_arg_t){.heap = h, .all_allocated = &all_allocated,
-                               .stats_taken = &stats_taken, .index = i};
-        cr_assert_eq(pthread_create(&tids[i], &attr, live_main, &args[i]), 0,
-                     "could not start thread %u", i);
+        args[i] = (live_arg_t){
+            .heap = h, .all_allocated = &all_allocated, .stats_taken = &stats_taken, .index = i};
+        TEST_CHECK(pthread_create(&tids[i], &attr, live_main, &args[i]) == 0,
+                   "could not start thread %u", i);
     }
     pthread_barrier_wait(&all_allocated);
     sc_heap_stats_t st = test_stats(h);
@@ -258,18 +259,26 @@ Test(mt_churn, many_live_threads, .timeout = 240)
     pthread_barrier_destroy(&all_allocated);
     pthread_barrier_destroy(&stats_taken);
 
-    cr_log_info("%d threads at once: %zu frontends, %zu live blocks, %zu hot spans",
-                LIVE_THREADS, st.frontends, st.live_blocks, st.spans_hot);
-    cr_assert_eq(st.frontends, LIVE_THREADS, "%zu frontends for %d live threads",
-                 st.frontends, LIVE_THREADS);
-    cr_assert_eq(st.live_blocks, (size_t)LIVE_THREADS * 32);
+    TEST_LOG("%d threads at once: %zu frontends, %zu live blocks, %zu hot spans", LIVE_THREADS,
+             st.frontends, st.live_blocks, st.spans_hot);
+    TEST_CHECK(st.frontends == LIVE_THREADS, "%zu frontends for %d live threads", st.frontends,
+               LIVE_THREADS);
+    TEST_ASSERT(st.live_blocks == ((size_t)LIVE_THREADS * 32));
 
     sc_heap_stats_t after = test_stats(h);
-    cr_assert_eq(after.live_blocks, 0);
-    cr_assert_eq(after.frontends, 0, "%zu frontends after every thread exited",
-                 after.frontends);
-    cr_assert_eq(after.spans_hot + after.spans_floating + after.spans_reusable, 0,
-                 "spans left in use: hot %zu floating %zu reusable %zu", after.spans_hot,
-                 after.spans_floating, after.spans_reusable);
+    TEST_ASSERT(after.live_blocks == 0);
+    TEST_CHECK(after.frontends == 0, "%zu frontends after every thread exited", after.frontends);
+    TEST_CHECK((after.spans_hot + after.spans_floating + after.spans_reusable) == 0,
+               "spans left in use: hot %zu floating %zu reusable %zu", after.spans_hot,
+               after.spans_floating, after.spans_reusable);
     sc_heap_destroy(h);
+}
+
+int main(int argc, char **argv)
+{
+    static const test_case_t cases[] = {
+        {"mt_churn::waves_do_not_leak_spans", mt_churn_waves_do_not_leak_spans},
+        {"mt_churn::many_live_threads", mt_churn_many_live_threads},
+    };
+    return test_run_cases(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

@@ -15,20 +15,22 @@
  *  - a heap may be destroyed by a thread that never used it, and heaps
  *    used by the same threads but not destroyed are unaffected
  *                                                            [destroy_from_other_thread]
+ *
+ * Runs under the standalone runner of test_util.h, not Criterion, so that
+ * it also runs under ThreadSanitizer: `PROGRAM [NAME...] [--no-fork]`.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 
-#include <criterion/criterion.h>
-
 #include <pthread.h>
 
+#define TEST_STANDALONE_RUNNER
 #include "test_util.h"
 
 enum {
-    WORKERS = 6,       /* stay alive across every cycle */
-    TRANSIENT = 4,     /* per cycle: allocate, exit, are joined before destroy */
+    WORKERS = 6,   /* stay alive across every cycle */
+    TRANSIENT = 4, /* per cycle: allocate, exit, are joined before destroy */
     PER_THREAD = 300,
 };
 
@@ -56,8 +58,7 @@ static size_t cycles;
 /* Blocks each worker leaves to its neighbour within a cycle. */
 static item_t shared[WORKERS][PER_THREAD];
 
-static void alloc_items(sc_heap_t *h, sc_thread_t *t, item_t *items, size_t count,
-                        uint64_t seed)
+static void alloc_items(sc_heap_t *h, sc_thread_t *t, item_t *items, size_t count, uint64_t seed)
 {
     test_rng_t rng = {seed};
     for (size_t i = 0; i < count; i++) {
@@ -77,8 +78,8 @@ static void check_items(const item_t *items, size_t count, const char *who)
 {
     for (size_t i = 0; i < count; i++) {
         size_t bad = test_pattern_check(items[i].p, items[i].n, items[i].key);
-        TEST_CHECK(bad == TEST_PATTERN_OK, "%s: block %zu (%p, %zu bytes) corrupted at %zu",
-                   who, i, (void *)items[i].p, items[i].n, bad);
+        TEST_CHECK(bad == TEST_PATTERN_OK, "%s: block %zu (%p, %zu bytes) corrupted at %zu", who, i,
+                   (void *)items[i].p, items[i].n, bad);
     }
 }
 
@@ -120,8 +121,7 @@ static void *worker_main(void *arg)
         for (size_t i = 0; i < PER_THREAD; i++)
             sc_free(h, theirs[i].p);
         for (size_t i = 1; i < PER_THREAD; i += 2)
-            TEST_CHECK(test_pattern_check(kept[i].p, kept[i].n, kept[i].key) ==
-                           TEST_PATTERN_OK,
+            TEST_CHECK(test_pattern_check(kept[i].p, kept[i].n, kept[i].key) == TEST_PATTERN_OK,
                        "worker %u: kept block %zu corrupted", a->index, i);
         pthread_barrier_wait(&cycle_freed);
         /* Idle (alive, holding live blocks in h) while main destroys h. */
@@ -144,7 +144,7 @@ static void *transient_main(void *arg)
     return NULL;
 }
 
-Test(mt_destroy, destroy_then_new_heap, .timeout = 240)
+static void mt_destroy_destroy_then_new_heap(void)
 {
     cycles = test_scaled(30, 5);
     static pthread_t tids[WORKERS];
@@ -155,14 +155,14 @@ Test(mt_destroy, destroy_then_new_heap, .timeout = 240)
     pthread_barrier_init(&cycle_destroyed, NULL, WORKERS + 1);
     for (unsigned i = 0; i < WORKERS; i++) {
         args[i].index = i;
-        cr_assert_eq(pthread_create(&tids[i], NULL, worker_main, &args[i]), 0);
+        TEST_ASSERT(pthread_create(&tids[i], NULL, worker_main, &args[i]) == 0);
     }
 
     size_t same_address = 0;
     sc_heap_t *previous = NULL;
     for (size_t c = 0; c < cycles; c++) {
         current_heap = sc_heap_create(NULL);
-        cr_assert_not_null(current_heap, "cycle %zu: sc_heap_create failed", c);
+        TEST_CHECK(current_heap != NULL, "cycle %zu: sc_heap_create failed", c);
         if (current_heap == previous)
             same_address++;
         pthread_barrier_wait(&cycle_start);
@@ -175,17 +175,17 @@ Test(mt_destroy, destroy_then_new_heap, .timeout = 240)
         transient_arg_t ta[TRANSIENT];
         for (unsigned i = 0; i < TRANSIENT; i++) {
             ta[i] = (transient_arg_t){.heap = current_heap, .seed = (c << 8) | i};
-            cr_assert_eq(pthread_create(&tt[i], NULL, transient_main, &ta[i]), 0);
+            TEST_ASSERT(pthread_create(&tt[i], NULL, transient_main, &ta[i]) == 0);
         }
         for (unsigned i = 0; i < TRANSIENT; i++)
             pthread_join(tt[i], NULL);
 
         sc_heap_stats_t st = test_stats(current_heap);
         size_t expected = (size_t)WORKERS * (PER_THREAD / 2) + (size_t)TRANSIENT * 64;
-        cr_assert_eq(st.live_blocks, expected, "cycle %zu: %zu live blocks, expected %zu", c,
-                     st.live_blocks, expected);
-        cr_assert_eq(st.frontends, WORKERS, "cycle %zu: %zu frontends, expected %d", c,
-                     st.frontends, WORKERS);
+        TEST_CHECK(st.live_blocks == expected, "cycle %zu: %zu live blocks, expected %zu", c,
+                   st.live_blocks, expected);
+        TEST_CHECK(st.frontends == WORKERS, "cycle %zu: %zu frontends, expected %d", c,
+                   st.frontends, WORKERS);
 
         sc_heap_destroy(current_heap);
         previous = current_heap;
@@ -197,17 +197,16 @@ Test(mt_destroy, destroy_then_new_heap, .timeout = 240)
     pthread_barrier_destroy(&cycle_used);
     pthread_barrier_destroy(&cycle_freed);
     pthread_barrier_destroy(&cycle_destroyed);
-    cr_log_info("%zu cycles, new heap at the destroyed one's address %zu times", cycles,
-                same_address);
+    TEST_LOG("%zu cycles, new heap at the destroyed one's address %zu times", cycles, same_address);
 
     /* The workers exited after their last heap was destroyed (exit after
      * destroy); a fresh heap still works for this thread. */
     sc_heap_t *h = sc_heap_create(NULL);
-    cr_assert_not_null(h);
+    TEST_ASSERT(h != NULL);
     void *p = sc_alloc(h, 100);
-    cr_assert_not_null(p);
+    TEST_ASSERT(p != NULL);
     sc_free(h, p);
-    cr_assert_eq(test_stats(h).frontends, 1);
+    TEST_ASSERT(test_stats(h).frontends == 1);
     sc_heap_destroy(h);
 }
 
@@ -263,24 +262,27 @@ static void run_exit_after_destroy(int destroy_from_helper)
     enum { N = 8 };
     sc_heap_t *doomed = sc_heap_create(NULL);
     sc_heap_t *survivor = sc_heap_create(NULL);
-    cr_assert_not_null(doomed);
-    cr_assert_not_null(survivor);
+    TEST_ASSERT(doomed != NULL);
+    TEST_ASSERT(survivor != NULL);
     pthread_barrier_t allocated, destroyed;
     pthread_barrier_init(&allocated, NULL, N + 1);
     pthread_barrier_init(&destroyed, NULL, N + 1);
     static exit_arg_t args[N];
     pthread_t tids[N];
     for (unsigned i = 0; i < N; i++) {
-        args[i] = (exit_arg_t){.doomed = doomed, .survivor = survivor,
-                               .allocated = &allocated, .destroyed = &destroyed, .index = i};
-        cr_assert_eq(pthread_create(&tids[i], NULL, exit_main, &args[i]), 0);
+        args[i] = (exit_arg_t){.doomed = doomed,
+                               .survivor = survivor,
+                               .allocated = &allocated,
+                               .destroyed = &destroyed,
+                               .index = i};
+        TEST_ASSERT(pthread_create(&tids[i], NULL, exit_main, &args[i]) == 0);
     }
     pthread_barrier_wait(&allocated);
     if (destroy_from_helper) {
         /* A thread that never touched the heap destroys it. */
         destroyer_arg_t d = {doomed};
         pthread_t dt;
-        cr_assert_eq(pthread_create(&dt, NULL, destroyer_main, &d), 0);
+        TEST_ASSERT(pthread_create(&dt, NULL, destroyer_main, &d) == 0);
         pthread_join(dt, NULL);
     } else {
         sc_heap_destroy(doomed);
@@ -292,32 +294,40 @@ static void run_exit_after_destroy(int destroy_from_helper)
     pthread_barrier_destroy(&destroyed);
 
     sc_heap_stats_t st = test_stats(survivor);
-    cr_assert_eq(st.live_blocks, (size_t)N * 100, "survivor has %zu live blocks",
-                 st.live_blocks);
-    cr_assert_eq(st.frontends, 0, "survivor keeps %zu frontends of exited threads",
-                 st.frontends);
+    TEST_CHECK(st.live_blocks == ((size_t)N * 100), "survivor has %zu live blocks", st.live_blocks);
+    TEST_CHECK(st.frontends == 0, "survivor keeps %zu frontends of exited threads", st.frontends);
     for (unsigned i = 0; i < N; i++) {
         for (size_t k = 0; k < 100; k++) {
             item_t *it = &args[i].survivor_items[k];
-            cr_assert_eq(test_pattern_check(it->p, it->n, it->key), TEST_PATTERN_OK,
-                         "survivor block %u/%zu corrupted", i, k);
+            TEST_CHECK(test_pattern_check(it->p, it->n, it->key) == TEST_PATTERN_OK,
+                       "survivor block %u/%zu corrupted", i, k);
             sc_free(survivor, it->p);
         }
     }
-    cr_assert_eq(test_stats(survivor).live_blocks, 0);
+    TEST_ASSERT(test_stats(survivor).live_blocks == 0);
     sc_heap_destroy(survivor);
 }
 
-Test(mt_destroy, exit_after_destroy, .timeout = 120)
+static void mt_destroy_exit_after_destroy(void)
 {
     size_t rounds = test_scaled(10, 2);
     for (size_t r = 0; r < rounds; r++)
         run_exit_after_destroy(0);
 }
 
-Test(mt_destroy, destroy_from_other_thread, .timeout = 120)
+static void mt_destroy_destroy_from_other_thread(void)
 {
     size_t rounds = test_scaled(10, 2);
     for (size_t r = 0; r < rounds; r++)
         run_exit_after_destroy(1);
+}
+
+int main(int argc, char **argv)
+{
+    static const test_case_t cases[] = {
+        {"mt_destroy::destroy_then_new_heap", mt_destroy_destroy_then_new_heap},
+        {"mt_destroy::exit_after_destroy", mt_destroy_exit_after_destroy},
+        {"mt_destroy::destroy_from_other_thread", mt_destroy_destroy_from_other_thread},
+    };
+    return test_run_cases(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

@@ -14,16 +14,18 @@
  *                                                            [producer_consumer]
  *  - afterwards the stats are exact: nothing live, no huge blocks, and the
  *    exited threads' frontends are gone; destroy works          [both]
+ *
+ * Runs under the standalone runner of test_util.h, not Criterion, so that
+ * it also runs under ThreadSanitizer: `PROGRAM [NAME...] [--no-fork]`.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 
-#include <criterion/criterion.h>
-
 #include <pthread.h>
 #include <sched.h>
 
+#define TEST_STANDALONE_RUNNER
 #include "test_util.h"
 
 enum {
@@ -59,8 +61,8 @@ typedef struct item_s {
 static void item_check(const item_t *it, const char *who)
 {
     size_t bad = test_pattern_check(it->p, it->n, it->key);
-    TEST_CHECK(bad == TEST_PATTERN_OK, "%s: block %p (%zu bytes, key %llx) corrupted at %zu",
-               who, (void *)it->p, it->n, (unsigned long long)it->key, bad);
+    TEST_CHECK(bad == TEST_PATTERN_OK, "%s: block %p (%zu bytes, key %llx) corrupted at %zu", who,
+               (void *)it->p, it->n, (unsigned long long)it->key, bad);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -178,10 +180,10 @@ static void *ring_worker_main(void *arg)
     return NULL;
 }
 
-Test(mt_stress, ring_handoff, .timeout = 240)
+static void mt_stress_ring_handoff(void)
 {
     sc_heap_t *h = sc_heap_create(NULL);
-    cr_assert_not_null(h);
+    TEST_ASSERT(h != NULL);
     static ring_t rings[THREADS];
     static ring_worker_t workers[THREADS];
     pthread_t tids[THREADS];
@@ -192,11 +194,11 @@ Test(mt_stress, ring_handoff, .timeout = 240)
     for (unsigned i = 0; i < THREADS; i++) {
         memset(&rings[i], 0, sizeof rings[i]);
         pthread_mutex_init(&rings[i].mu, NULL);
-        workers[i] = (ring_worker_t){.heap = h, .index = i, .iterations = per_thread,
-                                     .rings = rings};
+        workers[i] =
+            (ring_worker_t){.heap = h, .index = i, .iterations = per_thread, .rings = rings};
     }
     for (unsigned i = 0; i < THREADS; i++)
-        cr_assert_eq(pthread_create(&tids[i], NULL, ring_worker_main, &workers[i]), 0);
+        TEST_ASSERT(pthread_create(&tids[i], NULL, ring_worker_main, &workers[i]) == 0);
     for (unsigned i = 0; i < THREADS; i++)
         pthread_join(tids[i], NULL);
 
@@ -216,24 +218,23 @@ Test(mt_stress, ring_handoff, .timeout = 240)
         received += workers[i].received;
         pthread_mutex_destroy(&rings[i].mu);
     }
-    cr_log_info("ring_handoff: %zu allocs, %zu frees, %zu handed over, %zu freed by receiver",
-                allocs, frees, handed, received);
-    cr_assert_eq(allocs, frees, "%zu allocations but %zu frees", allocs, frees);
-    cr_assert_geq(allocs + frees, MIN_OPS, "only %zu operations", allocs + frees);
-    cr_assert_gt(received, allocs / 20, "too few cross-thread frees (%zu) to test them",
-                 received);
+    TEST_LOG("ring_handoff: %zu allocs, %zu frees, %zu handed over, %zu freed by receiver", allocs,
+             frees, handed, received);
+    TEST_CHECK(allocs == frees, "%zu allocations but %zu frees", allocs, frees);
+    TEST_CHECK((allocs + frees) >= MIN_OPS, "only %zu operations", allocs + frees);
+    TEST_CHECK(received > (allocs / 20), "too few cross-thread frees (%zu) to test them", received);
 
     sc_heap_stats_t st = test_stats(h);
-    cr_assert_eq(st.live_blocks, 0, "live blocks %zu after all frees", st.live_blocks);
-    cr_assert_eq(st.live_bytes, 0, "live bytes %zu after all frees", st.live_bytes);
-    cr_assert_eq(st.requested_bytes, 0);
-    cr_assert_eq(st.huge_blocks, 0);
-    cr_assert_eq(st.huge_bytes, 0);
+    TEST_CHECK(st.live_blocks == 0, "live blocks %zu after all frees", st.live_blocks);
+    TEST_CHECK(st.live_bytes == 0, "live bytes %zu after all frees", st.live_bytes);
+    TEST_ASSERT(st.requested_bytes == 0);
+    TEST_ASSERT(st.huge_blocks == 0);
+    TEST_ASSERT(st.huge_bytes == 0);
     for (unsigned c = 0; c < SC_NUM_CLASSES; c++)
-        cr_assert_eq(st.classes[c].live_blocks, 0, "class %u: %zu live blocks", c,
-                     st.classes[c].live_blocks);
+        TEST_CHECK(st.classes[c].live_blocks == 0, "class %u: %zu live blocks", c,
+                   st.classes[c].live_blocks);
     /* The workers exited; only the main thread may still have a frontend. */
-    cr_assert_leq(st.frontends, 1, "%zu frontends after the workers exited", st.frontends);
+    TEST_CHECK(st.frontends <= 1, "%zu frontends after the workers exited", st.frontends);
     sc_heap_destroy(h);
 }
 
@@ -324,10 +325,10 @@ static void *consumer_main(void *arg)
     return NULL;
 }
 
-Test(mt_stress, producer_consumer, .timeout = 240)
+static void mt_stress_producer_consumer(void)
 {
     sc_heap_t *h = sc_heap_create(NULL);
-    cr_assert_not_null(h);
+    TEST_ASSERT(h != NULL);
     static channel_t chans[PAIRS];
     static pc_arg_t prod[PAIRS], cons[PAIRS];
     pthread_t ptid[PAIRS], ctid[PAIRS];
@@ -341,11 +342,14 @@ Test(mt_stress, producer_consumer, .timeout = 240)
         pthread_mutex_init(&chans[i].mu, NULL);
         pthread_cond_init(&chans[i].not_full, NULL);
         pthread_cond_init(&chans[i].not_empty, NULL);
-        prod[i] = (pc_arg_t){.heap = h, .chan = &chans[i], .index = i,
-                             .count = per_producer, .done_threads = &done_threads};
+        prod[i] = (pc_arg_t){.heap = h,
+                             .chan = &chans[i],
+                             .index = i,
+                             .count = per_producer,
+                             .done_threads = &done_threads};
         cons[i] = prod[i];
-        cr_assert_eq(pthread_create(&ctid[i], NULL, consumer_main, &cons[i]), 0);
-        cr_assert_eq(pthread_create(&ptid[i], NULL, producer_main, &prod[i]), 0);
+        TEST_ASSERT(pthread_create(&ctid[i], NULL, consumer_main, &cons[i]) == 0);
+        TEST_ASSERT(pthread_create(&ptid[i], NULL, producer_main, &prod[i]) == 0);
     }
 
     /* While they run: stats snapshots must be sane, and trimming must not
@@ -355,9 +359,9 @@ Test(mt_stress, producer_consumer, .timeout = 240)
     size_t total_blocks = per_producer * PAIRS;
     while (atomic_load(&done_threads) < 2 * PAIRS) {
         sc_heap_stats_t st = test_stats(h);
-        cr_assert_leq(st.live_blocks, total_blocks + THREADS,
-                      "snapshot claims %zu live blocks, at most %zu exist", st.live_blocks,
-                      total_blocks);
+        TEST_CHECK(st.live_blocks <= (total_blocks + THREADS),
+                   "snapshot claims %zu live blocks, at most %zu exist", st.live_blocks,
+                   total_blocks);
         if (++snapshots % 64 == 0)
             sc_heap_trim(h);
         /* Give the workers the CPU: on two cores this loop must not starve
@@ -371,13 +375,22 @@ Test(mt_stress, producer_consumer, .timeout = 240)
         pthread_cond_destroy(&chans[i].not_full);
         pthread_cond_destroy(&chans[i].not_empty);
     }
-    cr_log_info("producer_consumer: %zu blocks, %zu stats snapshots during the run",
-                total_blocks, snapshots);
+    TEST_LOG("producer_consumer: %zu blocks, %zu stats snapshots during the run", total_blocks,
+             snapshots);
 
     sc_heap_stats_t st = test_stats(h);
-    cr_assert_eq(st.live_blocks, 0, "live blocks %zu after all frees", st.live_blocks);
-    cr_assert_eq(st.live_bytes, 0);
-    cr_assert_eq(st.huge_blocks, 0);
-    cr_assert_leq(st.frontends, 1, "%zu frontends after the workers exited", st.frontends);
+    TEST_CHECK(st.live_blocks == 0, "live blocks %zu after all frees", st.live_blocks);
+    TEST_ASSERT(st.live_bytes == 0);
+    TEST_ASSERT(st.huge_blocks == 0);
+    TEST_CHECK(st.frontends <= 1, "%zu frontends after the workers exited", st.frontends);
     sc_heap_destroy(h);
+}
+
+int main(int argc, char **argv)
+{
+    static const test_case_t cases[] = {
+        {"mt_stress::ring_handoff", mt_stress_ring_handoff},
+        {"mt_stress::producer_consumer", mt_stress_producer_consumer},
+    };
+    return test_run_cases(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

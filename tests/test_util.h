@@ -52,7 +52,8 @@ static inline size_t test_scaled(size_t n, size_t floor)
 /* Criterion's cr_assert unwinds to the test's entry with longjmp, which is
  * only valid on the thread running the test. Threads the test starts use
  * this instead: print the failure and abort, which Criterion reports as a
- * crashed test with the message on stderr. */
+ * crashed test with the message on stderr. The standalone runner below uses
+ * it for every check. */
 #define TEST_CHECK(cond, ...)                                                                  \
     do {                                                                                       \
         if (!(cond)) {                                                                         \
@@ -62,6 +63,114 @@ static inline size_t test_scaled(size_t n, size_t floor)
             abort();                                                                           \
         }                                                                                      \
     } while (0)
+
+/* TEST_CHECK without a message of its own: the condition says it all. */
+#define TEST_ASSERT(cond) TEST_CHECK(cond, "%s", "(see condition)")
+
+/* ------------------------------------------------------------------------ */
+/* A minimal runner for the multi-thread tests                              */
+/* ------------------------------------------------------------------------ */
+
+/* The test_mt_* programs run under ThreadSanitizer in CI, and Criterion
+ * cannot start there: its runner maps a shared arena at a random address
+ * that TSan's fixed memory layout refuses ("Could not initialize inheritable
+ * arena"; Criterion issue #274). So those programs bring their own runner:
+ * each case runs in a forked child (a crash or a failed TEST_CHECK fails
+ * that case only, and every case starts with fresh allocator state), and the
+ * exit status is non-zero if any case failed. `prog NAME...` runs the cases
+ * whose names contain one of the NAMEs; `--no-fork` runs them in-process,
+ * for a debugger. */
+#if defined(TEST_STANDALONE_RUNNER)
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct test_case_s {
+    const char *name;
+    void (*fn)(void);
+} test_case_t;
+
+static double test_now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int test_selected(const char *name, int argc, char **argv)
+{
+    int any_filter = 0;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-')
+            continue;
+        any_filter = 1;
+        if (strstr(name, argv[i]) != NULL)
+            return 1;
+    }
+    return !any_filter;
+}
+
+static int test_run_cases(int argc, char **argv, const test_case_t *cases, size_t count)
+{
+    int fork_each = 1;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--no-fork") == 0)
+            fork_each = 0;
+    int failed = 0, ran = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (!test_selected(cases[i].name, argc, argv))
+            continue;
+        ran++;
+        printf("[RUN ] %s\n", cases[i].name);
+        fflush(stdout);
+        fflush(stderr);
+        double start = test_now_seconds();
+        int ok;
+        if (!fork_each) {
+            cases[i].fn();
+            ok = 1;
+        } else {
+            pid_t pid = fork();
+            if (pid < 0) {
+                perror("fork");
+                return 1;
+            }
+            if (pid == 0) {
+                cases[i].fn();
+                fflush(stdout);
+                fflush(stderr);
+                _exit(0);
+            }
+            int status = 0;
+            while (waitpid(pid, &status, 0) < 0)
+                ;
+            ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            if (!ok && WIFSIGNALED(status))
+                printf("[----] %s: killed by signal %d\n", cases[i].name, WTERMSIG(status));
+            else if (!ok)
+                printf("[----] %s: exit status %d\n", cases[i].name, WEXITSTATUS(status));
+        }
+        printf("[%s] %s (%.2fs)\n", ok ? "PASS" : "FAIL", cases[i].name,
+               test_now_seconds() - start);
+        fflush(stdout);
+        failed += !ok;
+    }
+    printf("[====] %d ran, %d passed, %d failed\n", ran, ran - failed, failed);
+    if (ran == 0) {
+        printf("no test case matched\n");
+        return 1;
+    }
+    return failed ? 1 : 0;
+}
+
+/* Informational output from a case, like cr_log_info. */
+#define TEST_LOG(...)                                                                          \
+    do {                                                                                       \
+        printf("[----] " __VA_ARGS__);                                                         \
+        putchar('\n');                                                                         \
+        fflush(stdout);                                                                        \
+    } while (0)
+#endif /* TEST_STANDALONE_RUNNER */
 
 /* ------------------------------------------------------------------------ */
 /* Deterministic randomness                                                 */
