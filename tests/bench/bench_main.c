@@ -1,0 +1,129 @@
+/*
+ * Entry point of one allocator's driver binary (scalloc_bench_<name>): runs
+ * one workload once, in this fresh process, and prints one result line that
+ * the suite driver (scalloc_bench) parses. A fresh process per run is what
+ * makes VmHWM the peak RSS of that run alone.
+ *
+ *   scalloc_bench_<name> WORKLOAD THREADS [quick|full] [SEED]
+ *   scalloc_bench_<name> --info      allocator, API, version, malloc owner
+ *   scalloc_bench_<name> --list      workload names
+ *
+ * Exit status: 0 sane, 1 verification failed or ops did not add up,
+ * 2 workload not supported by this allocator, 64 usage.
+ */
+#include "bench_alloc.h"
+#include "bench_util.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BENCH_MAX_THREADS 256
+
+static const bench_workload workloads[] = {
+    {"threadtest", "batches of 64 B allocated and freed by each thread", wl_threadtest},
+    {"larson", "server simulation, random slots, handed to a new thread each round", wl_larson},
+    {"prodcons", "producers allocate, consumers free: every free remote", wl_prodcons},
+    {"cache-thrash", "active false sharing: 8 B objects written hard", wl_cache_thrash},
+    {"cache-scratch", "passive false sharing: remote-freed neighbours reused", wl_cache_scratch},
+    {"mixed", "8 B..160 KiB size histogram, ring of live objects per thread", wl_mixed},
+    {"churn", "threads die, objects outlive them, contents verified", wl_churn},
+    {"frag", "fill 64 B, free 90% at random, allocate 512 B, trim", wl_frag},
+    {"destroy", "N blocks from T threads, released by destroying the heap", wl_destroy},
+    {"free-each", "N blocks from T threads, released by freeing each", wl_free_each},
+};
+#define NWORKLOADS (sizeof workloads / sizeof workloads[0])
+
+/* The shared object that defines the process's malloc: the proof that the
+ * glibc and scalloc binaries measure glibc malloc, and that the others did
+ * replace it (which is why they are separate binaries). */
+static const char *malloc_owner(void)
+{
+    Dl_info info;
+    void *sym = dlsym(RTLD_DEFAULT, "malloc");
+    if (sym == NULL || dladdr(sym, &info) == 0 || info.dli_fname == NULL)
+        return "unknown";
+    return info.dli_fname;
+}
+
+static int usage(const char *argv0)
+{
+    fprintf(stderr, "usage: %s WORKLOAD THREADS [quick|full] [SEED] | --info | --list\n",
+            argv0);
+    fprintf(stderr, "workloads:\n");
+    for (size_t i = 0; i < NWORKLOADS; i++)
+        fprintf(stderr, "  %-14s %s\n", workloads[i].name, workloads[i].what);
+    return 64;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "--info") == 0) {
+        char version[128];
+        printf("allocator\t%s\n", BENCH_ALLOCATOR_NAME);
+        printf("api\t%s\n", BENCH_API_NAME);
+        printf("version\t%s\n", bench_allocator_version(version, sizeof version));
+        printf("can_destroy\t%d\n", BENCH_CAN_DESTROY);
+        printf("malloc_owner\t%s\n", malloc_owner());
+#ifdef BENCH_SANITIZED
+        printf("sanitized\t1\n");
+#else
+        printf("sanitized\t0\n");
+#endif
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+        for (size_t i = 0; i < NWORKLOADS; i++)
+            printf("%s\t%s\n", workloads[i].name, workloads[i].what);
+        return 0;
+    }
+    if (argc < 3 || argc > 5)
+        return usage(argv[0]);
+    const bench_workload *wl = NULL;
+    for (size_t i = 0; i < NWORKLOADS; i++)
+        if (strcmp(argv[1], workloads[i].name) == 0)
+            wl = &workloads[i];
+    bench_params p = {0};
+    char *end;
+    unsigned long threads = strtoul(argv[2], &end, 10);
+    if (wl == NULL || *end != '\0' || threads < 1 || threads > BENCH_MAX_THREADS)
+        return usage(argv[0]);
+    p.threads = (unsigned)threads;
+    p.scale = BENCH_FULL;
+    if (argc >= 4) {
+        if (strcmp(argv[3], "quick") == 0)
+            p.scale = BENCH_QUICK;
+        else if (strcmp(argv[3], "full") != 0)
+            return usage(argv[0]);
+    }
+    p.seed = argc == 5 ? strtoull(argv[4], NULL, 10) : 1;
+
+    static bench_result r; /* static: large, and zeroed */
+    wl->run(&p, &r);
+    if (r.unsupported) {
+        printf("unsupported\tallocator=%s workload=%s\n", BENCH_ALLOCATOR_NAME, wl->name);
+        return 2;
+    }
+    long hwm = bench_status_kib("VmHWM");
+    double ops_per_s = r.seconds > 0 ? (double)r.ops / r.seconds : 0;
+    double rss_per_live = r.live_peak > 0 ? (double)hwm * 1024.0 / (double)r.live_peak : 0;
+    printf("result\tallocator=%s workload=%s threads=%u scale=%s seed=%llu seconds=%.6f"
+           " ops=%llu expected_ops=%llu ops_per_s=%.1f peak_rss_kb=%ld live_peak_kb=%.1f"
+           " rss_per_live=%.4f failures=%llu",
+           BENCH_ALLOCATOR_NAME, wl->name, p.threads, p.scale == BENCH_FULL ? "full" : "quick",
+           (unsigned long long)p.seed, r.seconds, (unsigned long long)r.ops,
+           (unsigned long long)r.expected_ops, ops_per_s, hwm, (double)r.live_peak / 1024.0,
+           rss_per_live, (unsigned long long)r.failures);
+    for (int i = 0; i < r.nextra; i++)
+        printf(" %s=%.6g", r.extra[i].key, r.extra[i].value);
+    printf("\n");
+    fflush(stdout);
+    if (r.failures != 0 || r.ops != r.expected_ops) {
+        fprintf(stderr, "%s %s threads=%u: %llu failures, %llu of %llu ops\n",
+                BENCH_ALLOCATOR_NAME, wl->name, p.threads, (unsigned long long)r.failures,
+                (unsigned long long)r.ops, (unsigned long long)r.expected_ops);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,82 @@
+#include "bench_util.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+void bench_extra(bench_result *r, const char *key, double value)
+{
+    if (r->nextra >= BENCH_MAX_EXTRA)
+        return;
+    snprintf(r->extra[r->nextra].key, sizeof r->extra[r->nextra].key, "%s", key);
+    r->extra[r->nextra].value = value;
+    r->nextra++;
+}
+
+double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+long bench_status_kib(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        return 0;
+    char line[256];
+    size_t flen = strlen(field);
+    long value = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, field, flen) == 0 && line[flen] == ':') {
+            sscanf(line + flen + 1, "%ld", &value);
+            break;
+        }
+    }
+    fclose(f);
+    return value;
+}
+
+void *bench_harness_alloc(size_t bytes)
+{
+    if (bytes == 0)
+        bytes = 1;
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void bench_harness_free(void *p, size_t bytes)
+{
+    if (p != NULL)
+        munmap(p, bytes == 0 ? 1 : bytes);
+}
+
+int bench_spawn(unsigned n, pthread_t *ids, void *(*fn)(void *), void *args, size_t stride)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (pthread_create(&ids[i], NULL, fn, (char *)args + i * stride) != 0) {
+            bench_join(i, ids);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void bench_join(unsigned n, pthread_t *ids)
+{
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(ids[i], NULL);
+}
+
+int bench_run_threads(unsigned n, void *(*fn)(void *), void *args, size_t stride)
+{
+    pthread_t ids[256];
+    if (n > 256)
+        return -1;
+    if (bench_spawn(n, ids, fn, args, stride) != 0)
+        return -1;
+    bench_join(n, ids);
+    return 0;
+}
