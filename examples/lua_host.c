@@ -3,11 +3,12 @@
  * of its own.
  *
  * lua_newstate takes an allocator function and an opaque pointer; the host
- * passes sc_realloc/sc_free behind that hook and the state's heap as the
+ * passes sc_realloc/sc_free behind that hook, and the state's heap in the
  * pointer. Every byte the interpreter allocates for that state (the state
  * itself, strings, tables, closures, stacks) then comes from its heap, so:
- *   - the heap's statistics are the state's memory use, byte for byte (the
- *     program checks that they agree with Lua's own count);
+ *   - the heap's statistics are the state's memory use: the program checks
+ *     them against the blocks the hook handed out, and shows them beside
+ *     Lua's own count of the bytes it asked for;
  *   - states on different threads never share allocator memory;
  *   - when the state is closed the heap is destroyed and everything it held
  *     goes back to the OS at once.
@@ -15,7 +16,8 @@
  * Several threads each run one state through a real workload (a prime
  * sieve, word frequencies, string building and sorting, closures, garbage
  * pressure); the host recomputes every answer in C and exits non-zero if
- * any differs.
+ * any differs. With -v it also prints each heap's sc_heap_print_stats
+ * table before the state is closed.
  */
 #include <scalloc/scalloc.h>
 
@@ -31,6 +33,20 @@
 
 enum { NUM_STATES = 4, NUM_WORDS = 20000 };
 
+static int verbose;
+/* Keeps the -v tables of different threads from interleaving. */
+static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* What the hook hands to Lua: the state's heap, and the blocks and usable
+ * bytes the hook believes are live, counted on the side so the heap's own
+ * statistics can be checked against them. One state runs on one thread,
+ * so plain counters suffice. */
+struct lua_heap {
+    sc_heap_t *heap;
+    size_t blocks;
+    size_t usable_bytes;
+};
+
 /* The allocator hook of lua_newstate. Lua frees with nsize == 0 and
  * otherwise asks for a block of nsize bytes in place of ptr (ptr == NULL
  * for a new block; osize then encodes the object type, which a heap per
@@ -38,13 +54,24 @@ enum { NUM_STATES = 4, NUM_WORDS = 20000 };
  * requires. */
 static void *heap_lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
-    sc_heap_t *heap = ud;
+    struct lua_heap *lh = ud;
     (void)osize;
-    if (nsize == 0) {
-        sc_free(heap, ptr);
+    if (ptr != NULL && nsize == 0) {
+        lh->blocks--;
+        lh->usable_bytes -= sc_usable_size(lh->heap, ptr);
+        sc_free(lh->heap, ptr);
         return NULL;
     }
-    return sc_realloc(heap, ptr, nsize);
+    if (nsize == 0)
+        return NULL; /* Lua "frees" NULL: nothing to do */
+    size_t old_usable = ptr != NULL ? sc_usable_size(lh->heap, ptr) : 0;
+    void *p = sc_realloc(lh->heap, ptr, nsize);
+    if (p == NULL)
+        return NULL; /* ptr is untouched, and so are the counters */
+    if (ptr == NULL)
+        lh->blocks++;
+    lh->usable_bytes += sc_usable_size(lh->heap, p) - old_usable;
+    return p;
 }
 
 /* Shared by the script (passed as an argument) and the C check, so both
@@ -235,12 +262,13 @@ static void *run_state(void *arg)
     char name[16];
     snprintf(name, sizeof name, "lua-%d", run->id);
     sc_heap_config_t cfg = {.name = name};
-    sc_heap_t *heap = sc_heap_create(&cfg);
+    struct lua_heap lh = {.heap = sc_heap_create(&cfg)};
+    sc_heap_t *heap = lh.heap;
     if (heap == NULL) {
         fail(run, "sc_heap_create failed");
         return NULL;
     }
-    lua_State *L = lua_newstate(heap_lua_alloc, heap);
+    lua_State *L = lua_newstate(heap_lua_alloc, &lh);
     if (L == NULL) {
         fail(run, "lua_newstate failed");
         sc_heap_destroy(heap);
@@ -283,24 +311,36 @@ static void *run_state(void *arg)
     }
     lua_settop(L, 0);
 
-    /* Lua counts every byte it asked the hook for; the heap counts the
-     * bytes requested of it. They are the same allocations, so the two
-     * numbers must agree exactly. */
+    /* Lua counts the bytes it asked for; the heap counts blocks at their
+     * usable size (the request rounded up to its size class). The hook
+     * counted the same blocks on the side: the heap's figures must agree
+     * with it exactly. */
     run->lua_bytes = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
     sc_heap_get_stats(heap, &run->before);
-    if (run->before.requested_bytes != run->lua_bytes)
-        fail(run, "heap requested bytes differ from Lua's count");
+    if (run->before.live_blocks != lh.blocks)
+        fail(run, "heap live blocks differ from the blocks Lua holds");
+    if (run->before.live_bytes != lh.usable_bytes)
+        fail(run, "heap live bytes differ from the usable size of Lua's blocks");
+    if (run->before.live_bytes < run->lua_bytes)
+        fail(run, "heap live bytes below what Lua asked for");
+    if (verbose) {
+        pthread_mutex_lock(&print_lock);
+        sc_heap_print_stats(heap, stdout, SC_STATS_TEXT);
+        printf("\n");
+        pthread_mutex_unlock(&print_lock);
+    }
 
     lua_close(L);
     sc_heap_get_stats(heap, &run->after);
-    if (run->after.live_blocks != 0)
+    if (run->after.live_blocks != 0 || lh.blocks != 0)
         fail(run, "blocks left in the heap after lua_close");
     sc_heap_destroy(heap);
     return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
     struct state_run runs[NUM_STATES];
     pthread_t threads[NUM_STATES];
     for (int i = 0; i < NUM_STATES; i++) {
