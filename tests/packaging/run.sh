@@ -64,7 +64,8 @@ soname=$(readelf -d "$libdir/libscalloc.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\
 leaked=$(nm -D --defined-only "$libdir/libscalloc.so" | awk '{print $3}' |
     grep -v -E '^(sc_|_init$|_fini$)' || true)
 [[ -z "$leaked" ]] || fail "internal symbols exported from libscalloc.so: $(tr "\n" " " <<<"$leaked")"
-step "install layout ok (SONAME $soname, $(nm -D --defined-only "$libdir/libscalloc.so" | grep -c ' sc_') sc_* symbols exported)"
+exported=$(nm -D --defined-only "$libdir/libscalloc.so")
+step "install layout ok (SONAME $soname, $(grep -c ' sc_' <<<"$exported") sc_* symbols exported)"
 
 # --- pkg-config consumer ----------------------------------------------------
 export PKG_CONFIG_PATH="$pc_dir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
@@ -76,7 +77,14 @@ step "pkg-config scalloc $(pkg-config --modversion scalloc): $pc_flags"
 # shellcheck disable=SC2086 # the flags are meant to be split into words
 "$cc" -std=c11 -Wall -Wextra -Wpedantic -Werror -o "$work/consumer_pc" \
     "$here/consumer.c" $pc_flags -Wl,-rpath,"$libdir"
-ldd "$work/consumer_pc" | grep -q "libscalloc.so.0 => $libdir/" ||
+# ldd output is captured before grepping: with pipefail, `grep -q` quitting
+# early would fail the pipeline through SIGPIPE.
+loads_from() { # loads_from BINARY DIR: BINARY resolves libscalloc.so.0 in DIR
+    local deps
+    deps=$(ldd "$1")
+    grep -q "libscalloc.so.0 => $2/" <<<"$deps"
+}
+loads_from "$work/consumer_pc" "$libdir" ||
     fail "pkg-config consumer does not load libscalloc.so.0 from $libdir"
 "$work/consumer_pc" || fail "pkg-config consumer exited with $?"
 
@@ -86,9 +94,10 @@ cmake -S "$here" -B "$work/consumer" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_C_COMPILER="$cc" -DCMAKE_PREFIX_PATH="$prefix" \
     -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON >/dev/null
 cmake --build "$work/consumer" -j "$(nproc)" >/dev/null
-ldd "$work/consumer/consumer_shared" | grep -q "libscalloc.so.0 => $libdir/" ||
+loads_from "$work/consumer/consumer_shared" "$libdir" ||
     fail "CMake consumer does not load libscalloc.so.0 from $libdir"
-if ldd "$work/consumer/consumer_static" | grep -q libscalloc; then
+static_deps=$(ldd "$work/consumer/consumer_static")
+if grep -q libscalloc <<<"$static_deps"; then
     fail "consumer_static links libscalloc dynamically"
 fi
 "$work/consumer/consumer_shared" || fail "consumer_shared exited with $?"
