@@ -1,0 +1,204 @@
+/* The allocation API (scalloc.h, "Allocation"): thin wrappers around the
+ * frontend fast paths, plus calloc, realloc, aligned allocation and the
+ * ownership queries. */
+#include <errno.h>
+#include <string.h>
+
+#include "address_map.h"
+#include "error.h"
+#include "frontend.h"
+#include "heap.h"
+#include "huge.h"
+#include "os.h"
+#include "registry.h"
+#include "span.h"
+
+void *sc_alloc(sc_heap_t *heap, size_t n)
+{
+    sc_frontend_t *t = registry_frontend(heap, "sc_alloc");
+    if (unlikely(t == NULL))
+        return NULL;
+    return frontend_alloc(t, n);
+}
+
+void sc_free(sc_heap_t *heap, void *p)
+{
+    sc_frontend_t *t = registry_frontend(heap, "sc_free");
+    if (unlikely(t == NULL))
+        return;
+    frontend_free(t, p, "sc_free");
+}
+
+sc_thread_t *sc_heap_thread(sc_heap_t *heap)
+{
+    return registry_frontend(heap, "sc_heap_thread");
+}
+
+/* A frontend is only usable by its thread, and only while its heap lives. */
+static bool thread_frontend_ok(sc_thread_t *t, const char *call)
+{
+    if (unlikely(!registry_owns_frontend(t))) {
+        error_report(SC_ERR_WRONG_THREAD, call, t ? t->heap : NULL, NULL);
+        return false;
+    }
+    if (unlikely(t->heap == NULL)) {
+        error_report(SC_ERR_DESTROYED_HEAP, call, NULL, NULL);
+        return false;
+    }
+    return true;
+}
+
+void *sc_thread_alloc(sc_thread_t *t, size_t n)
+{
+    if (!thread_frontend_ok(t, "sc_thread_alloc"))
+        return NULL;
+    return frontend_alloc(t, n);
+}
+
+void sc_thread_free(sc_thread_t *t, void *p)
+{
+    if (!thread_frontend_ok(t, "sc_thread_free"))
+        return;
+    frontend_free(t, p, "sc_thread_free");
+}
+
+/* The span header of a valid block p of heap (reporting misuse for `call`
+ * and returning NULL otherwise). */
+static span_t *block_span(sc_heap_t *heap, const void *p, const char *call)
+{
+    uintptr_t a = (uintptr_t)p;
+    uintptr_t w = address_map_get(a);
+    sc_heap_t *owner = address_map_heap(w, a);
+    if (owner != heap) {
+        error_report(owner ? SC_ERR_OTHER_HEAP : SC_ERR_FOREIGN_POINTER, call, heap, p);
+        return NULL;
+    }
+    unsigned tag = (unsigned)(w & MAP_TAGS);
+    if (tag == MAP_RESERVED) {
+        error_report(huge_contains(heap, a) ? SC_ERR_INTERIOR_POINTER : SC_ERR_FOREIGN_POINTER,
+                     call, heap, p);
+        return NULL;
+    }
+    span_t *s = tag == MAP_HUGE_ALIGNED ? huge_header_of(a, w)
+                                        : (span_t *)(a & ~(uintptr_t)SPAN_MASK);
+    if (s->kind == SPAN_KIND_HUGE) {
+        if (span_state(s) != SPAN_HOT || atomic_load_explicit(&s->bump, memory_order_relaxed) != p) {
+            error_report(span_state(s) == SPAN_HOT ? SC_ERR_INTERIOR_POINTER : SC_ERR_DOUBLE_FREE,
+                         call, heap, p);
+            return NULL;
+        }
+        return s;
+    }
+    if (s->kind != SPAN_KIND_BLOCKS || !span_is_block_start(s, a)) {
+        error_report(SC_ERR_INTERIOR_POINTER, call, heap, p);
+        return NULL;
+    }
+    return s;
+}
+
+size_t sc_usable_size(sc_heap_t *heap, const void *p)
+{
+    if (p == NULL || !heap_check_live(heap, "sc_usable_size"))
+        return 0;
+    span_t *s = block_span(heap, p, "sc_usable_size");
+    if (s == NULL)
+        return 0;
+    return s->kind == SPAN_KIND_HUGE ? huge_usable_size(s) : s->block_size;
+}
+
+void *sc_calloc(sc_heap_t *heap, size_t count, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = sc_alloc(heap, n);
+    if (p == NULL)
+        return NULL;
+    /* A huge block's pages past its run's first page were decommitted or
+     * never used, so the kernel hands them over zeroed: only the part of
+     * the block inside the first page (kept across reuse) is cleared. */
+    uintptr_t a = (uintptr_t)p;
+    uintptr_t w = address_map_get(a);
+    span_t *s = (w & MAP_TAGS) == MAP_HUGE_ALIGNED ? huge_header_of(a, w)
+                                                   : (span_t *)(a & ~(uintptr_t)SPAN_MASK);
+    if (s->kind == SPAN_KIND_HUGE) {
+        uintptr_t first_page_end = (uintptr_t)s + os_page_size();
+        if (a < first_page_end)
+            memset(p, 0, n < first_page_end - a ? n : first_page_end - a);
+        return p;
+    }
+    memset(p, 0, n);
+    return p;
+}
+
+void *sc_aligned_alloc(sc_heap_t *heap, size_t alignment, size_t n)
+{
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (alignment <= 16)
+        return sc_alloc(heap, n);
+    sc_frontend_t *t = registry_frontend(heap, "sc_aligned_alloc");
+    if (t == NULL)
+        return NULL;
+    /* Blocks start 128 bytes into a 2 MiB-aligned span, so a class whose
+     * block size is a multiple of an alignment up to 128 only has aligned
+     * blocks: pick the first such class that fits, and frees stay ordinary.
+     * Larger alignments get a huge block placed at the alignment. */
+    if (alignment <= SPAN_HEADER_SIZE && n <= SIZE_CLASS_MAX) {
+        for (unsigned c = size_class_of(n); c < SIZE_CLASS_COUNT; c++)
+            if (size_class_block_size(c) % alignment == 0)
+                return frontend_alloc(t, size_class_block_size(c));
+    }
+    return huge_alloc_aligned(t->heap, alignment, n);
+}
+
+void *sc_realloc(sc_heap_t *heap, void *p, size_t n)
+{
+    if (p == NULL)
+        return sc_alloc(heap, n);
+    if (!heap_check_live(heap, "sc_realloc"))
+        return NULL;
+    span_t *s = block_span(heap, p, "sc_realloc");
+    if (s == NULL)
+        return NULL;
+    if (n == 0) {
+        /* Documented: frees p and returns a fresh minimal block. */
+        void *q = sc_alloc(heap, 0);
+        if (q)
+            sc_free(heap, p);
+        return q;
+    }
+    size_t usable;
+    if (s->kind == SPAN_KIND_HUGE) {
+        if (n > SIZE_CLASS_MAX && huge_resize_in_place(heap, s, n))
+            return p;
+        usable = huge_usable_size(s);
+    } else {
+        usable = s->block_size;
+        /* Same class (or smaller, but not by more than half): in place. */
+        if (n <= usable && (n > usable / 2 || n <= 256))
+            return p;
+    }
+    void *q = sc_alloc(heap, n);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, n < usable ? n : usable);
+    sc_free(heap, p);
+    return q;
+}
+
+int sc_heap_owns(const sc_heap_t *heap, const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    return heap != NULL && address_map_heap(address_map_get(a), a) == heap;
+}
+
+sc_heap_t *sc_heap_of(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    return address_map_heap(address_map_get(a), a);
+}

@@ -1,0 +1,43 @@
+/*
+ * Arena regions and virtual spans (types.h, "HEAPS AND REGIONS"): reserving
+ * regions, bumping fresh spans and runs of spans out of them, committing
+ * address space against the heap's limit.
+ */
+#ifndef SCALLOC_ARENA_H
+#define SCALLOC_ARENA_H
+
+#include "types.h"
+
+/* Reserves the heap's first region. false (errno = ENOMEM) if no address
+ * space could be had even at the smallest region size. */
+bool arena_init(struct sc_heap_s *heap);
+
+/* A never-used span of the heap, its header page committed and its map
+ * word set to heap | MAP_SPAN; NULL (errno = ENOMEM) when address space or
+ * the heap's limit runs out. Lock-free unless a new region is needed. */
+span_t *arena_take_span(struct sc_heap_s *heap);
+
+/* `count` contiguous never-used spans for a huge block, committed for
+ * `bytes` from the first span's start; NULL with errno = ENOMEM. */
+span_t *arena_take_run(struct sc_heap_s *heap, size_t count, size_t bytes);
+
+/* Makes sure [s, s + bytes) is read-write, charging the heap's limit.
+ * false if the limit or the kernel refuses; nothing changed then. */
+bool arena_commit(struct sc_heap_s *heap, span_t *s, size_t bytes);
+
+/* Stops charging s's committed bytes beyond `keep` (its pages were given
+ * back with os_release or os_decommit). */
+void arena_uncommit(struct sc_heap_s *heap, span_t *s, size_t keep);
+
+/* Commits the first page of a span never committed before (a new header
+ * inside a huge run), charging the limit; sets its `committed`. */
+bool arena_commit_header(struct sc_heap_s *heap, span_t *s);
+
+/* Gives every region of the heap back to the kernel and clears their map
+ * words. The heap must be unused. */
+void arena_destroy(struct sc_heap_s *heap);
+
+/* Bytes resident in the heap's regions (walks mincore; for statistics). */
+size_t arena_resident_bytes(struct sc_heap_s *heap);
+
+#endif /* SCALLOC_ARENA_H */

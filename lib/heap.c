@@ -1,0 +1,268 @@
+/* Heap handles (scalloc.h, "Heaps"). */
+#include "heap.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "address_map.h"
+#include "arena.h"
+#include "error.h"
+#include "os.h"
+#include "registry.h"
+#include "span.h"
+#include "span_pool.h"
+#include "span_stack.h"
+
+#define DEFAULT_REGION_SIZE ((size_t)256 << 20)
+#define DEFAULT_REUSE_THRESHOLD 80u
+/* Id of a handle that is not a live heap; never matches a thread cache. */
+#define DEAD_HEAP_ID UINT64_MAX
+
+/* Heap handles live in type-stable memory and are reused oldest first, so
+ * a stale handle keeps reporting "destroyed" for as long as possible. */
+static struct sc_heap_s *free_heaps_head, *free_heaps_tail;
+
+static struct sc_heap_s *handle_alloc(void)
+{
+    if (free_heaps_head == NULL) {
+        size_t chunk = (size_t)256 << 10;
+        char *mem = os_alloc_metadata(chunk);
+        if (mem == NULL)
+            return NULL;
+        for (size_t off = 0; off + sizeof(struct sc_heap_s) <= chunk; off += sizeof(struct sc_heap_s)) {
+            struct sc_heap_s *h = (struct sc_heap_s *)(mem + off);
+            atomic_init(&h->id, DEAD_HEAP_ID);
+            atomic_init(&h->state, HEAP_FREE_SLOT);
+            h->free_next = NULL;
+            if (free_heaps_tail)
+                free_heaps_tail->free_next = h;
+            else
+                free_heaps_head = h;
+            free_heaps_tail = h;
+        }
+    }
+    struct sc_heap_s *h = free_heaps_head;
+    free_heaps_head = h->free_next;
+    if (free_heaps_head == NULL)
+        free_heaps_tail = NULL;
+    return h;
+}
+
+static void handle_free(struct sc_heap_s *h)
+{
+    h->free_next = NULL;
+    if (free_heaps_tail)
+        free_heaps_tail->free_next = h;
+    else
+        free_heaps_head = h;
+    free_heaps_tail = h;
+}
+
+static bool env_checked(void)
+{
+    const char *v = getenv("SCALLOC_CHECKED");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+bool heap_check_live(const struct sc_heap_s *heap, const char *call)
+{
+    if (heap && atomic_load_explicit(&heap->state, memory_order_acquire) == HEAP_LIVE)
+        return true;
+    error_report(SC_ERR_DESTROYED_HEAP, call, heap, NULL);
+    return false;
+}
+
+sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
+{
+    sc_heap_config_t defaults = {0};
+    if (cfg == NULL)
+        cfg = &defaults;
+    if (cfg->reuse_threshold > 100) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!address_map_init()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    registry_lock();
+    struct sc_heap_s *h = handle_alloc();
+    registry_unlock();
+    if (h == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* The handle is not reachable by anyone until it is returned: plain
+     * initialisation of everything but the id and state words. */
+    h->flags = cfg->flags | (env_checked() ? SC_HEAP_CHECKED : 0);
+    h->reuse_threshold = cfg->reuse_threshold ? cfg->reuse_threshold : DEFAULT_REUSE_THRESHOLD;
+    h->limit_bytes = cfg->limit_bytes;
+    h->reset_keep_bytes = cfg->reset_keep_bytes;
+    h->first_region_size = cfg->region_size ? cfg->region_size : DEFAULT_REGION_SIZE;
+    h->first_region_size = (h->first_region_size + SPAN_SIZE - 1) & ~(SPAN_SIZE - 1);
+    snprintf(h->name, sizeof h->name, "%s", cfg->name ? cfg->name : "heap");
+    atomic_init(&h->regions, NULL);
+    pthread_mutex_init(&h->grow_lock, NULL);
+    pthread_mutex_init(&h->huge_lock, NULL);
+    atomic_init(&h->reserved_bytes, 0);
+    atomic_init(&h->committed_bytes, 0);
+    h->frontends = NULL;
+    h->frontend_count = 0;
+    for (unsigned c = 0; c < NUM_CLASSES; c++) {
+        atomic_init(&h->retired_allocs[c], 0);
+        atomic_init(&h->retired_frees[c], 0);
+        atomic_init(&h->reusable[c].head, 0);
+    }
+    for (unsigned i = 0; i < POOL_SLOTS; i++)
+        atomic_init(&h->pool[i].stack.head, 0);
+    h->huge_free_runs = NULL;
+    h->huge_blocks = h->huge_bytes = h->huge_requested = 0;
+    if (!arena_init(h)) {
+        pthread_mutex_destroy(&h->grow_lock);
+        pthread_mutex_destroy(&h->huge_lock);
+        registry_lock();
+        handle_free(h);
+        registry_unlock();
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* release: a thread that sees the heap live sees it initialised. */
+    atomic_store_explicit(&h->id, registry_next_heap_id(), memory_order_release);
+    atomic_store_explicit(&h->state, HEAP_LIVE, memory_order_release);
+    return h;
+}
+
+void sc_heap_destroy(sc_heap_t *heap)
+{
+    if (heap == NULL)
+        return;
+    registry_lock();
+    if (atomic_load_explicit(&heap->state, memory_order_relaxed) != HEAP_LIVE) {
+        registry_unlock();
+        error_report(SC_ERR_DESTROYED_HEAP, "sc_heap_destroy", heap, NULL);
+        return;
+    }
+    /* From here on every thread's cache misses this heap (its id changed)
+     * and its frontends belong to nobody; their threads free them. */
+    atomic_store_explicit(&heap->state, HEAP_DESTROYED, memory_order_release);
+    atomic_store_explicit(&heap->id, DEAD_HEAP_ID, memory_order_release);
+    registry_detach_heap(heap);
+    registry_unlock();
+    /* One munmap per region, whatever the number of live blocks. */
+    arena_destroy(heap);
+    pthread_mutex_destroy(&heap->grow_lock);
+    pthread_mutex_destroy(&heap->huge_lock);
+    registry_lock();
+    handle_free(heap);
+    registry_unlock();
+}
+
+/* Pushes a span to the pool with its memory kept (reset's warm spans). */
+static void pool_put_warm(struct sc_heap_s *heap, span_t *s, unsigned slot)
+{
+    s->free = NULL;
+    atomic_store_explicit(&s->remote, remote_word(SPAN_POOLED, s, NULL, 0), memory_order_relaxed);
+    span_stack_push(&heap->pool[slot % POOL_SLOTS].stack, s);
+}
+
+void sc_heap_reset(sc_heap_t *heap)
+{
+    if (!heap_check_live(heap, "sc_heap_reset"))
+        return;
+    registry_lock();
+    registry_forget_hot_spans(heap);
+    registry_unlock();
+    for (unsigned c = 0; c < NUM_CLASSES; c++) {
+        atomic_store_explicit(&heap->retired_allocs[c], 0, memory_order_relaxed);
+        atomic_store_explicit(&heap->retired_frees[c], 0, memory_order_relaxed);
+        atomic_store_explicit(&heap->reusable[c].head, 0, memory_order_relaxed);
+    }
+    for (unsigned i = 0; i < POOL_SLOTS; i++)
+        atomic_store_explicit(&heap->pool[i].stack.head, 0, memory_order_relaxed);
+    heap->huge_free_runs = NULL;
+    heap->huge_blocks = heap->huge_bytes = heap->huge_requested = 0;
+
+    /* Every region starts over: its used part is decommitted (memory and
+     * charge back to the OS) and its bump pointer rewound, except that up
+     * to reset_keep_bytes of block spans at the start of the newest region
+     * stay resident in the pool for the next round. */
+    size_t page = os_page_size();
+    size_t keep = heap->reset_keep_bytes;
+    size_t committed = 0;
+    unsigned slot = 0;
+    for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_relaxed); r; r = r->next) {
+        char *used_end = atomic_load_explicit(&r->bump, memory_order_relaxed);
+        char *start = r->base + SPAN_SIZE;
+        while (keep && start < used_end) {
+            uintptr_t w = address_map_get((uintptr_t)start);
+            span_t *s = (span_t *)start;
+            bool block_span = ((w & MAP_TAGS) == 0 || (w & MAP_TAGS) == MAP_SPAN) &&
+                              s->kind == SPAN_KIND_BLOCKS;
+            if (!block_span || s->committed > keep)
+                break;
+            keep -= s->committed;
+            committed += s->committed;
+            address_map_set(s, (uintptr_t)heap | MAP_SPAN);
+            pool_put_warm(heap, s, slot++);
+            start += SPAN_SIZE;
+        }
+        if (used_end > start) {
+            os_decommit(start, (size_t)(used_end - start));
+            address_map_set_range(start, (size_t)(used_end - start), (uintptr_t)heap | MAP_RESERVED);
+        }
+        atomic_store_explicit(&r->bump, start, memory_order_relaxed);
+        committed += page; /* the descriptor */
+    }
+    atomic_store_explicit(&heap->committed_bytes, committed, memory_order_relaxed);
+}
+
+void sc_heap_trim(sc_heap_t *heap)
+{
+    if (!heap_check_live(heap, "sc_heap_trim"))
+        return;
+    /* Pool spans and free huge runs were released when they got there;
+     * what can still hold memory is a fully free span on a reusable stack
+     * whose release is in progress or done. Take each stack, pool the empty
+     * spans and put the others back. */
+    for (unsigned c = 0; c < NUM_CLASSES; c++) {
+        span_t *keep = NULL;
+        span_t *s;
+        while ((s = span_stack_pop(&heap->reusable[c])) != NULL) {
+            uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
+            for (;;) {
+                unsigned st = remote_state(w);
+                uint64_t next;
+                if (st == SPAN_EMPTY)
+                    next = remote_word(SPAN_POOLED, s, NULL, 0);
+                else if (st == SPAN_RELEASING)
+                    next = remote_word(SPAN_ORPHANED, s, NULL, remote_count(w));
+                else
+                    break;
+                /* acq_rel: as in span_adopt_reusable. */
+                if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next,
+                                                          memory_order_acq_rel,
+                                                          memory_order_acquire)) {
+                    if (st == SPAN_EMPTY)
+                        span_pool_put(heap, s, c);
+                    s = NULL;
+                    break;
+                }
+            }
+            if (s) {
+                atomic_store_explicit(&s->stack_next, keep, memory_order_relaxed);
+                keep = s;
+            }
+        }
+        while (keep) {
+            span_t *next = atomic_load_explicit(&keep->stack_next, memory_order_relaxed);
+            span_stack_push(&heap->reusable[c], keep);
+            keep = next;
+        }
+    }
+}
+
+const char *sc_heap_name(const sc_heap_t *heap)
+{
+    return heap ? heap->name : "?";
+}

@@ -1,0 +1,102 @@
+/* Virtual memory calls: mmap, mprotect, madvise, munmap, mincore. */
+#include "os.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+size_t os_page_size(void)
+{
+    static size_t page;
+    if (page == 0)
+        page = (size_t)sysconf(_SC_PAGESIZE);
+    return page;
+}
+
+void *os_reserve_aligned(size_t size, size_t align)
+{
+    /* Over-reserve by `align` and cut the ends off: the kernel gives no
+     * alignment guarantee beyond the page. */
+    size_t span = size + align;
+    if (span < size)
+        return NULL;
+    char *raw = mmap(NULL, span, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = start - (uintptr_t)raw;
+    size_t tail = span - head - size;
+    if (head)
+        munmap(raw, head);
+    if (tail)
+        munmap((char *)start + size, tail);
+#ifdef MADV_NOHUGEPAGE
+    /* Transparent huge pages would back a touched 4 KiB with 2 MiB and
+     * defeat the lazy real spans; ask the kernel not to, whatever the THP
+     * sysctl says. */
+    madvise((void *)start, size, MADV_NOHUGEPAGE);
+#endif
+    return (void *)start;
+}
+
+bool os_commit(void *p, size_t size)
+{
+    return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
+}
+
+void os_release(void *p, size_t size)
+{
+    if (size == 0)
+        return;
+    /* MADV_DONTNEED frees the pages now (RSS falls at once) and the range
+     * reads back as zeros, which sc_calloc relies on. */
+    madvise(p, size, MADV_DONTNEED);
+}
+
+void os_decommit(void *p, size_t size)
+{
+    if (size == 0)
+        return;
+    /* Mapping fresh PROT_NONE memory over the range frees its pages and
+     * its commit charge in one call; the reservation stays ours. */
+    void *q = mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+                   -1, 0);
+    if (q == MAP_FAILED)
+        madvise(p, size, MADV_DONTNEED);
+#ifdef MADV_NOHUGEPAGE
+    else
+        madvise(p, size, MADV_NOHUGEPAGE);
+#endif
+}
+
+void os_unreserve(void *p, size_t size)
+{
+    munmap(p, size);
+}
+
+void *os_alloc_metadata(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+size_t os_resident_bytes(void *p, size_t size)
+{
+    size_t page = os_page_size();
+    size_t pages = (size + page - 1) / page;
+    unsigned char vec[256];
+    size_t resident = 0;
+    char *base = p;
+    for (size_t done = 0; done < pages;) {
+        size_t n = pages - done < sizeof vec ? pages - done : sizeof vec;
+        if (mincore(base + done * page, n * page, vec) != 0)
+            break;
+        for (size_t i = 0; i < n; i++)
+            resident += vec[i] & 1;
+        done += n;
+    }
+    return resident * page;
+}

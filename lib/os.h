@@ -1,0 +1,38 @@
+/*
+ * The only place that talks to the kernel about memory. Everything above
+ * works in terms of reserve (address space only), commit (make usable),
+ * release (give physical pages back, keep the range) and unreserve.
+ */
+#ifndef SCALLOC_OS_H
+#define SCALLOC_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+size_t os_page_size(void);
+
+/* Reserves `size` bytes aligned to `align` (a power of two), inaccessible
+ * and not charged to the commit limit. NULL if the kernel refuses. */
+void *os_reserve_aligned(size_t size, size_t align);
+
+/* Makes [p, p+size) readable and writable (charged to the commit limit). */
+bool os_commit(void *p, size_t size);
+
+/* Gives the physical pages of [p, p+size) back; the range stays usable and
+ * reads as zero afterwards. p and size page aligned. */
+void os_release(void *p, size_t size);
+
+/* Drops the pages of [p, p+size) and makes the range inaccessible and
+ * uncommitted again (still reserved). */
+void os_decommit(void *p, size_t size);
+
+/* Returns the range to the kernel entirely. */
+void os_unreserve(void *p, size_t size);
+
+/* Plain read-write anonymous memory for allocator metadata. */
+void *os_alloc_metadata(size_t size);
+
+/* Bytes of [p, p+size) resident now (mincore). */
+size_t os_resident_bytes(void *p, size_t size);
+
+#endif /* SCALLOC_OS_H */

@@ -1,0 +1,303 @@
+/* The thread registry (registry.h). */
+#include "registry.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "address_map.h"
+#include "error.h"
+#include "os.h"
+#include "span.h"
+
+_Thread_local thread_cache_t registry_thread_cache __attribute__((tls_model("initial-exec")));
+static _Thread_local thread_state_t *current_thread __attribute__((tls_model("initial-exec")));
+
+static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t thread_exit_key;
+static pthread_once_t thread_exit_once = PTHREAD_ONCE_INIT;
+/* Frontends are type-stable: once created they are only ever recycled as
+ * frontends, so a stale pointer compares and reads safely. */
+static sc_frontend_t *free_frontends;
+static _Atomic uint64_t heap_id_counter;
+static _Atomic unsigned thread_counter;
+
+void registry_lock(void) { pthread_mutex_lock(&registry_mutex); }
+void registry_unlock(void) { pthread_mutex_unlock(&registry_mutex); }
+
+uint64_t registry_next_heap_id(void)
+{
+    return atomic_fetch_add_explicit(&heap_id_counter, 1, memory_order_relaxed) + 1;
+}
+
+bool registry_owns_frontend(const sc_frontend_t *t)
+{
+    return t && current_thread && t->thread == current_thread;
+}
+
+/* Under the lock. */
+static sc_frontend_t *frontend_alloc_struct(void)
+{
+    if (free_frontends == NULL) {
+        size_t chunk = (size_t)64 << 10;
+        char *mem = os_alloc_metadata(chunk);
+        if (mem == NULL)
+            return NULL;
+        size_t n = chunk / sizeof(sc_frontend_t);
+        for (size_t i = 0; i < n; i++) {
+            sc_frontend_t *f = (sc_frontend_t *)(mem + i * sizeof(sc_frontend_t));
+            f->free_next = free_frontends;
+            free_frontends = f;
+        }
+    }
+    sc_frontend_t *f = free_frontends;
+    free_frontends = f->free_next;
+    return f;
+}
+
+static void frontend_free_struct(sc_frontend_t *f)
+{
+    f->heap = NULL;
+    f->heap_id = 0;
+    f->thread = NULL;
+    f->free_next = free_frontends;
+    free_frontends = f;
+}
+
+/* Under the lock: the thread lets go of f's spans and f leaves its heap. */
+static void frontend_teardown(sc_frontend_t *f)
+{
+    struct sc_heap_s *heap = f->heap;
+    for (unsigned c = 0; c < NUM_CLASSES; c++) {
+        span_t *s = f->hot[c];
+        if (s != &span_empty) {
+            /* The map word first: once given up, the span may be taken by
+             * another frontend that writes its own word. */
+            address_map_set(s, (uintptr_t)heap | MAP_SPAN);
+            span_give_up(s, f->pool_slot);
+            f->hot[c] = &span_empty;
+        }
+        atomic_fetch_add_explicit(&heap->retired_allocs[c],
+                                  atomic_load_explicit(&f->counters[c].allocs, memory_order_relaxed),
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&heap->retired_frees[c],
+                                  atomic_load_explicit(&f->counters[c].frees, memory_order_relaxed),
+                                  memory_order_relaxed);
+    }
+    if (f->heap_prev)
+        f->heap_prev->heap_next = f->heap_next;
+    else
+        heap->frontends = f->heap_next;
+    if (f->heap_next)
+        f->heap_next->heap_prev = f->heap_prev;
+    heap->frontend_count--;
+    f->heap = NULL;
+}
+
+static void thread_exit(void *arg)
+{
+    thread_state_t *ts = arg;
+    registry_lock();
+    sc_frontend_t *f = ts->frontends;
+    while (f) {
+        sc_frontend_t *next = f->thread_next;
+        if (f->heap)
+            frontend_teardown(f);
+        frontend_free_struct(f);
+        f = next;
+    }
+    registry_unlock();
+    if (ts->table != (frontend_slot_t *)(ts + 1))
+        munmap(ts->table, ts->table_size * sizeof(frontend_slot_t));
+    munmap(ts, ts->bytes);
+    current_thread = NULL;
+    registry_thread_cache.heap_id = 0;
+    registry_thread_cache.frontend = NULL;
+}
+
+static void thread_exit_key_create(void)
+{
+    pthread_key_create(&thread_exit_key, thread_exit);
+}
+
+static thread_state_t *thread_state_get(void)
+{
+    thread_state_t *ts = current_thread;
+    if (likely(ts != NULL))
+        return ts;
+    pthread_once(&thread_exit_once, thread_exit_key_create);
+    size_t bytes = os_page_size();
+    ts = os_alloc_metadata(bytes);
+    if (ts == NULL)
+        return NULL;
+    ts->bytes = bytes;
+    ts->table = (frontend_slot_t *)(ts + 1);
+    size_t slots = (bytes - sizeof *ts) / sizeof(frontend_slot_t);
+    ts->table_size = 1;
+    while (ts->table_size * 2 <= slots)
+        ts->table_size *= 2;
+    ts->pool_slot = atomic_fetch_add_explicit(&thread_counter, 1, memory_order_relaxed) % POOL_SLOTS;
+    /* The destructor runs at thread exit, even for threads that never
+     * call into scalloc again. */
+    if (pthread_setspecific(thread_exit_key, ts) != 0) {
+        munmap(ts, bytes);
+        return NULL;
+    }
+    current_thread = ts;
+    return ts;
+}
+
+static size_t slot_index(uint64_t id, size_t size)
+{
+    /* Fibonacci hashing spreads consecutive ids. */
+    return (size_t)((id * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (size - 1);
+}
+
+static sc_frontend_t *table_find(thread_state_t *ts, uint64_t id)
+{
+    size_t mask = ts->table_size - 1;
+    for (size_t i = slot_index(id, ts->table_size);; i = (i + 1) & mask) {
+        if (ts->table[i].heap_id == id)
+            return ts->table[i].frontend;
+        if (ts->table[i].heap_id == 0)
+            return NULL;
+    }
+}
+
+static void table_put(frontend_slot_t *table, size_t size, uint64_t id, sc_frontend_t *f)
+{
+    size_t mask = size - 1;
+    size_t i = slot_index(id, size);
+    while (table[i].heap_id != 0)
+        i = (i + 1) & mask;
+    table[i].heap_id = id;
+    table[i].frontend = f;
+}
+
+/* Under the lock: drops frontends whose heap was destroyed from the
+ * thread's list and rebuilds the table with the live ones, so a thread
+ * that outlives many heaps keeps only what it uses. */
+static bool thread_compact(thread_state_t *ts)
+{
+    size_t live = 0;
+    sc_frontend_t **link = &ts->frontends;
+    while (*link) {
+        sc_frontend_t *f = *link;
+        if (f->heap == NULL) {
+            *link = f->thread_next;
+            frontend_free_struct(f);
+        } else {
+            live++;
+            link = &f->thread_next;
+        }
+    }
+    size_t size = ts->table_size;
+    while ((live + 1) * 2 > size)
+        size *= 2;
+    frontend_slot_t *table = ts->table;
+    if (size != ts->table_size) {
+        table = os_alloc_metadata(size * sizeof(frontend_slot_t));
+        if (table == NULL)
+            return false;
+    } else {
+        memset(table, 0, size * sizeof(frontend_slot_t));
+    }
+    for (sc_frontend_t *f = ts->frontends; f; f = f->thread_next)
+        table_put(table, size, f->heap_id, f);
+    if (table != ts->table && ts->table != (frontend_slot_t *)(ts + 1))
+        munmap(ts->table, ts->table_size * sizeof(frontend_slot_t));
+    ts->table = table;
+    ts->table_size = size;
+    ts->table_used = live;
+    return true;
+}
+
+static sc_frontend_t *frontend_create(struct sc_heap_s *heap, thread_state_t *ts,
+                                      uint64_t id, const char *call)
+{
+    registry_lock();
+    if (atomic_load_explicit(&heap->state, memory_order_relaxed) != HEAP_LIVE ||
+        atomic_load_explicit(&heap->id, memory_order_relaxed) != id) {
+        registry_unlock();
+        error_report(SC_ERR_DESTROYED_HEAP, call, heap, NULL);
+        return NULL;
+    }
+    if ((ts->table_used + 2) * 2 > ts->table_size && !thread_compact(ts)) {
+        registry_unlock();
+        errno = ENOMEM;
+        return NULL;
+    }
+    sc_frontend_t *f = frontend_alloc_struct();
+    if (f == NULL) {
+        registry_unlock();
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (unsigned c = 0; c < NUM_CLASSES; c++) {
+        f->hot[c] = &span_empty;
+        atomic_store_explicit(&f->counters[c].allocs, 0, memory_order_relaxed);
+        atomic_store_explicit(&f->counters[c].frees, 0, memory_order_relaxed);
+    }
+    f->heap = heap;
+    f->heap_id = id;
+    f->thread = ts;
+    f->pool_slot = ts->pool_slot;
+    f->heap_prev = NULL;
+    f->heap_next = heap->frontends;
+    if (heap->frontends)
+        heap->frontends->heap_prev = f;
+    heap->frontends = f;
+    heap->frontend_count++;
+    f->thread_next = ts->frontends;
+    ts->frontends = f;
+    table_put(ts->table, ts->table_size, id, f);
+    ts->table_used++;
+    registry_unlock();
+    return f;
+}
+
+sc_frontend_t *registry_lookup(struct sc_heap_s *heap, const char *call)
+{
+    if (heap == NULL) {
+        error_report(SC_ERR_DESTROYED_HEAP, call, NULL, NULL);
+        return NULL;
+    }
+    uint64_t id = atomic_load_explicit(&heap->id, memory_order_acquire);
+    if (atomic_load_explicit(&heap->state, memory_order_acquire) != HEAP_LIVE) {
+        error_report(SC_ERR_DESTROYED_HEAP, call, heap, NULL);
+        return NULL;
+    }
+    thread_state_t *ts = thread_state_get();
+    if (ts == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    sc_frontend_t *f = table_find(ts, id);
+    if (f == NULL) {
+        f = frontend_create(heap, ts, id, call);
+        if (f == NULL)
+            return NULL;
+    }
+    registry_thread_cache.heap_id = id;
+    registry_thread_cache.frontend = f;
+    return f;
+}
+
+void registry_detach_heap(struct sc_heap_s *heap)
+{
+    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next)
+        f->heap = NULL;
+    heap->frontends = NULL;
+    heap->frontend_count = 0;
+}
+
+void registry_forget_hot_spans(struct sc_heap_s *heap)
+{
+    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next) {
+        for (unsigned c = 0; c < NUM_CLASSES; c++) {
+            f->hot[c] = &span_empty;
+            atomic_store_explicit(&f->counters[c].allocs, 0, memory_order_relaxed);
+            atomic_store_explicit(&f->counters[c].frees, 0, memory_order_relaxed);
+        }
+    }
+}

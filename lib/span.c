@@ -1,0 +1,280 @@
+/* Span header setup and the span life cycle (span.h, types.h). */
+#include "span.h"
+
+#include "arena.h"
+#include "os.h"
+#include "size_class.h"
+#include "span_pool.h"
+#include "span_stack.h"
+
+/* bump == bump_end and free == NULL: allocation from it always falls to
+ * the slow path, which replaces it. */
+span_t span_empty;
+
+/* Real span size per class: small classes get 32 KiB (~2,000 blocks of
+ * 16 B: few span changes, little memory per thread and class); bigger ones
+ * at least 8 blocks, up to the whole 2 MiB span. */
+#define REAL_SPAN_MIN ((size_t)32 << 10)
+#define REAL_SPAN_MIN_BLOCKS 8
+
+/* Carving hands out at most this many bytes of new blocks at a time, so a
+ * fresh span's pages are touched as they are needed, not all at once. */
+#define CARVE_BYTES ((size_t)4096)
+
+static uint32_t class_capacity(size_t bs)
+{
+    size_t target = REAL_SPAN_MIN;
+    if (bs * REAL_SPAN_MIN_BLOCKS > target)
+        target = bs * REAL_SPAN_MIN_BLOCKS;
+    if (target > SPAN_SIZE)
+        target = SPAN_SIZE;
+    size_t cap = (target - SPAN_HEADER_SIZE) / bs;
+    return (uint32_t)(cap ? cap : 1);
+}
+
+bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
+{
+    size_t bs = size_class_block_size(cls);
+    uint32_t cap = class_capacity(bs);
+    size_t page = os_page_size();
+    size_t need = (SPAN_HEADER_SIZE + (size_t)cap * bs + page - 1) & ~(page - 1);
+    if (!arena_commit(heap, s, need))
+        return false;
+    s->free = NULL;
+    span_set_bump(s, (char *)s + SPAN_HEADER_SIZE);
+    s->bump_end = (char *)s + SPAN_HEADER_SIZE + (size_t)cap * bs;
+    s->block_size = (uint32_t)bs;
+    s->capacity = cap;
+    s->divide_magic = UINT64_MAX / bs + 1;
+    uint64_t reuse = ((uint64_t)cap * heap->reuse_threshold + 99) / 100;
+    s->reuse_count = (uint32_t)(reuse ? reuse : 1);
+    s->size_class = (uint16_t)cls;
+    s->kind = SPAN_KIND_BLOCKS;
+    s->heap = heap;
+    atomic_store_explicit(&s->remote, remote_word(SPAN_HOT, s, NULL, 0), memory_order_release);
+    return true;
+}
+
+bool span_carve(span_t *s)
+{
+    char *p = span_bump(s);
+    if (p >= s->bump_end)
+        return false;
+    size_t bs = s->block_size;
+    size_t n = CARVE_BYTES / bs;
+    if (n == 0)
+        n = 1;
+    size_t left = (size_t)(s->bump_end - p) / bs;
+    if (n > left)
+        n = left;
+    /* Link the batch in address order so allocation walks memory forward. */
+    block_t *first = (block_t *)p;
+    for (size_t i = 0; i + 1 < n; i++)
+        ((block_t *)(p + i * bs))->next = (block_t *)(p + (i + 1) * bs);
+    ((block_t *)(p + (n - 1) * bs))->next = s->free;
+    s->free = first;
+    span_set_bump(s, p + n * bs);
+    return true;
+}
+
+bool span_take_remote(span_t *s, uint32_t min_count)
+{
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    for (;;) {
+        if (remote_count(w) < min_count || remote_count(w) == 0)
+            return false;
+        /* acquire: the freers' writes of the blocks' next links (made
+         * before their release CAS) are visible before we walk the list. */
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &w,
+                                                  remote_word(SPAN_HOT, s, NULL, 0),
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            break;
+    }
+    block_t *head = remote_head(s, w);
+    if (s->free) {
+        const block_t *tail;
+        span_list_length(s->free, &tail);
+        ((block_t *)tail)->next = head;
+    } else {
+        s->free = head;
+    }
+    return true;
+}
+
+uint32_t span_list_length(const block_t *b, const block_t **tail)
+{
+    uint32_t n = 0;
+    const block_t *last = NULL;
+    for (; b; b = b->next) {
+        last = b;
+        n++;
+    }
+    if (tail)
+        *tail = last;
+    return n;
+}
+
+/* The state a non-hot span moves to when its free count becomes `count`. */
+static unsigned settled_state(const span_t *s, unsigned state, uint32_t count)
+{
+    if (state == SPAN_FLOATING) {
+        if (count == s->capacity)
+            return SPAN_POOLED;
+        if (count >= s->reuse_count)
+            return SPAN_REUSABLE;
+    } else if (state == SPAN_REUSABLE && count == s->capacity) {
+        return SPAN_RELEASING;
+    }
+    return state;
+}
+
+/* Completes a transition made by CAS: puts the span where its new state
+ * says. Called by the one thread whose CAS made the transition. */
+static void span_settle(span_t *s, unsigned from, unsigned to, unsigned pool_slot)
+{
+    if (from == to)
+        return;
+    struct sc_heap_s *heap = s->heap;
+    switch (to) {
+    case SPAN_POOLED:
+        span_pool_put(heap, s, pool_slot);
+        break;
+    case SPAN_REUSABLE:
+        span_stack_push(&heap->reusable[s->size_class], s);
+        break;
+    case SPAN_RELEASING: {
+        /* The span is on the reusable stack, where a popper may find it at
+         * any time; it only looks at the state word, so releasing the
+         * memory here is safe. Then hand it over: EMPTY if it is still on
+         * the stack, or to the pool if a popper already dropped it. */
+        span_release(s);
+        uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+        for (;;) {
+            unsigned st = remote_state(w);
+            if (st == SPAN_ORPHANED) {
+                span_pool_put(heap, s, pool_slot);
+                return;
+            }
+            /* release: the popper that sees EMPTY sees a released span. */
+            if (atomic_compare_exchange_weak_explicit(
+                    &s->remote, &w, remote_word(SPAN_EMPTY, s, NULL, s->capacity),
+                    memory_order_release, memory_order_relaxed))
+                return;
+        }
+    }
+    default:
+        break;
+    }
+}
+
+void span_give_up(span_t *s, unsigned pool_slot)
+{
+    /* Fold the local list and the never-carved blocks into the count; the
+     * local list joins the remote list so the next owner finds every free
+     * block in one place. */
+    const block_t *tail = NULL;
+    block_t *local = s->free;
+    uint32_t local_count = span_list_length(local, &tail);
+    uint32_t uncarved = (uint32_t)((size_t)(s->bump_end - span_bump(s)) / s->block_size);
+    s->free = NULL;
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    unsigned to;
+    for (;;) {
+        uint32_t count = remote_count(w) + local_count + uncarved;
+        block_t *head = remote_head(s, w);
+        if (local) {
+            ((block_t *)tail)->next = head;
+            head = local;
+        }
+        to = settled_state(s, SPAN_FLOATING, count);
+        uint64_t next = remote_word(to == SPAN_POOLED ? SPAN_POOLED : to, s,
+                                    to == SPAN_POOLED ? NULL : head, count);
+        /* release: whoever takes the span next sees our header and links;
+         * acquire on failure is not needed, the loop re-reads the word. */
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next,
+                                                  memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            break;
+    }
+    span_settle(s, SPAN_FLOATING, to, pool_slot);
+}
+
+span_t *span_adopt_reusable(struct sc_heap_s *heap, unsigned cls)
+{
+    for (;;) {
+        span_t *s = span_stack_pop(&heap->reusable[cls]);
+        if (s == NULL)
+            return NULL;
+        uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
+        for (;;) {
+            unsigned st = remote_state(w);
+            uint64_t next;
+            if (st == SPAN_REUSABLE || st == SPAN_EMPTY)
+                next = remote_word(SPAN_HOT, s, NULL, 0);
+            else if (st == SPAN_RELEASING)
+                next = remote_word(SPAN_ORPHANED, s, NULL, remote_count(w));
+            else
+                break; /* cannot happen: only the states above are stacked */
+            /* acquire: the freers' list links and the releaser's work are
+             * visible; release: an ORPHANED mark hands the span over. */
+            if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next,
+                                                      memory_order_acq_rel,
+                                                      memory_order_acquire)) {
+                if (st == SPAN_RELEASING)
+                    break; /* the releasing thread pools it */
+                if (st == SPAN_EMPTY) {
+                    /* Released and fully free: start over as a fresh span
+                     * (committing its real span again). */
+                    if (!span_init_blocks(s, heap, cls)) {
+                        span_pool_put(heap, s, cls);
+                        return NULL;
+                    }
+                } else {
+                    s->free = remote_head(s, w);
+                }
+                return s;
+            }
+        }
+    }
+}
+
+sc_error_t span_free_remote(span_t *s, block_t *b, unsigned pool_slot)
+{
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    unsigned st, to;
+    for (;;) {
+        st = remote_state(w);
+        if (st != SPAN_HOT && st != SPAN_FLOATING && st != SPAN_REUSABLE)
+            return SC_ERR_DOUBLE_FREE; /* every block of the span is free */
+        uint32_t count = remote_count(w) + 1;
+        block_t *head = remote_head(s, w);
+        if (count > s->capacity || head == b)
+            return SC_ERR_DOUBLE_FREE;
+        b->next = head;
+        to = st == SPAN_HOT ? st : settled_state(s, st, count);
+        uint64_t next = to == SPAN_POOLED ? remote_word(SPAN_POOLED, s, NULL, 0)
+                                          : remote_word(to, s, b, count);
+        /* release: b's link is visible to whoever takes the list;
+         * acquire: a transition we make sees the header the owner wrote
+         * before floating the span. */
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next,
+                                                  memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            break;
+    }
+    span_settle(s, st, to, pool_slot);
+    return SC_ERR_NONE;
+}
+
+void span_release(span_t *s)
+{
+    /* Everything committed past the header page: the span may have served
+     * a bigger class before, and madvise skips pages never touched. */
+    size_t page = os_page_size();
+    if (s->rw_bytes > page)
+        os_release((char *)s + page, s->rw_bytes - page);
+    arena_uncommit(s->heap, s, page);
+    span_set_bump(s, (char *)s + SPAN_HEADER_SIZE);
+    s->free = NULL;
+}

@@ -1,0 +1,188 @@
+/* Statistics, printing and block visiting (scalloc.h, "Introspection"). */
+#include <inttypes.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "address_map.h"
+#include "arena.h"
+#include "error.h"
+#include "heap.h"
+#include "huge.h"
+#include "os.h"
+#include "registry.h"
+#include "size_class.h"
+#include "span.h"
+
+/* Calls fn for every span of the heap that has a header (block spans and
+ * huge heads), in address order within each region. */
+typedef void span_fn(span_t *s, uintptr_t word, void *arg);
+
+static void for_each_span(struct sc_heap_s *heap, span_fn *fn, void *arg)
+{
+    for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r; r = r->next) {
+        char *end = atomic_load_explicit(&r->bump, memory_order_relaxed);
+        for (char *p = r->base + SPAN_SIZE; p < end; p += SPAN_SIZE) {
+            uintptr_t w = address_map_get((uintptr_t)p);
+            unsigned tag = (unsigned)(w & MAP_TAGS);
+            if (w == 0 || tag == MAP_RESERVED || tag == MAP_HUGE_ALIGNED)
+                continue;
+            fn((span_t *)p, w, arg);
+        }
+    }
+}
+
+static void count_span(span_t *s, uintptr_t word, void *arg)
+{
+    sc_heap_stats_t *st = arg;
+    (void)word;
+    if (s->kind == SPAN_KIND_HUGE)
+        return;
+    unsigned state = span_state(s);
+    switch (state) {
+    case SPAN_HOT: st->spans_hot++; break;
+    case SPAN_FLOATING: st->spans_floating++; break;
+    case SPAN_REUSABLE: st->spans_reusable++; break;
+    default: st->spans_free++; return;
+    }
+    if (s->kind == SPAN_KIND_BLOCKS && s->size_class < SC_NUM_CLASSES)
+        st->classes[s->size_class].spans++;
+}
+
+void sc_heap_get_stats(sc_heap_t *heap, sc_heap_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!heap_check_live(heap, "sc_heap_get_stats"))
+        return;
+    uint64_t allocs[SC_NUM_CLASSES], frees[SC_NUM_CLASSES];
+    registry_lock();
+    for (unsigned c = 0; c < SC_NUM_CLASSES; c++) {
+        allocs[c] = atomic_load_explicit(&heap->retired_allocs[c], memory_order_relaxed);
+        frees[c] = atomic_load_explicit(&heap->retired_frees[c], memory_order_relaxed);
+    }
+    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next) {
+        for (unsigned c = 0; c < SC_NUM_CLASSES; c++) {
+            allocs[c] += atomic_load_explicit(&f->counters[c].allocs, memory_order_relaxed);
+            frees[c] += atomic_load_explicit(&f->counters[c].frees, memory_order_relaxed);
+        }
+    }
+    out->frontends = heap->frontend_count;
+    registry_unlock();
+    for (unsigned c = 0; c < SC_NUM_CLASSES; c++) {
+        sc_class_stats_t *cs = &out->classes[c];
+        cs->block_size = size_class_block_size(c);
+        /* A free counted on one thread may be seen before the allocation
+         * counted on another while threads run: never report negatives. */
+        cs->live_blocks = allocs[c] > frees[c] ? (size_t)(allocs[c] - frees[c]) : 0;
+        out->live_blocks += cs->live_blocks;
+        out->live_bytes += cs->live_blocks * cs->block_size;
+    }
+    huge_stats(heap, &out->huge_blocks, &out->huge_bytes, &out->requested_bytes);
+    /* Class blocks carry no header, so their requested size is not kept:
+     * requested_bytes counts them at their usable size. */
+    out->requested_bytes += out->live_bytes;
+    out->live_blocks += out->huge_blocks;
+    out->live_bytes += out->huge_bytes;
+    out->reserved_bytes = atomic_load_explicit(&heap->reserved_bytes, memory_order_relaxed);
+    out->committed_bytes = atomic_load_explicit(&heap->committed_bytes, memory_order_relaxed);
+    out->resident_bytes = arena_resident_bytes(heap);
+    for_each_span(heap, count_span, out);
+}
+
+void sc_heap_print_stats(sc_heap_t *heap, FILE *f, sc_stats_format_t format)
+{
+    sc_heap_stats_t st;
+    sc_heap_get_stats(heap, &st);
+    const char *name = sc_heap_name(heap);
+    if (format == SC_STATS_JSON) {
+        fprintf(f, "{\"heap\":\"%s\",\"live_blocks\":%zu,\"live_bytes\":%zu,"
+                   "\"requested_bytes\":%zu,\"huge_blocks\":%zu,\"huge_bytes\":%zu,"
+                   "\"reserved_bytes\":%zu,\"committed_bytes\":%zu,\"resident_bytes\":%zu,"
+                   "\"spans\":{\"hot\":%zu,\"floating\":%zu,\"reusable\":%zu,\"free\":%zu},"
+                   "\"frontends\":%zu,\"classes\":[",
+                name, st.live_blocks, st.live_bytes, st.requested_bytes, st.huge_blocks,
+                st.huge_bytes, st.reserved_bytes, st.committed_bytes, st.resident_bytes,
+                st.spans_hot, st.spans_floating, st.spans_reusable, st.spans_free, st.frontends);
+        bool first = true;
+        for (unsigned c = 0; c < SC_NUM_CLASSES; c++) {
+            const sc_class_stats_t *cs = &st.classes[c];
+            if (cs->live_blocks == 0 && cs->spans == 0)
+                continue;
+            fprintf(f, "%s{\"block_size\":%zu,\"live_blocks\":%zu,\"spans\":%zu}",
+                    first ? "" : ",", cs->block_size, cs->live_blocks, cs->spans);
+            first = false;
+        }
+        fprintf(f, "]}\n");
+        return;
+    }
+    fprintf(f, "heap \"%s\": %zu live blocks, %zu live bytes (%zu huge in %zu blocks), %zu frontends\n",
+            name, st.live_blocks, st.live_bytes, st.huge_bytes, st.huge_blocks, st.frontends);
+    fprintf(f, "  memory: %zu reserved, %zu committed, %zu resident\n", st.reserved_bytes,
+            st.committed_bytes, st.resident_bytes);
+    fprintf(f, "  spans: %zu hot, %zu floating, %zu reusable, %zu free\n", st.spans_hot,
+            st.spans_floating, st.spans_reusable, st.spans_free);
+    fprintf(f, "  %10s %12s %8s\n", "class", "live blocks", "spans");
+    for (unsigned c = 0; c < SC_NUM_CLASSES; c++) {
+        const sc_class_stats_t *cs = &st.classes[c];
+        if (cs->live_blocks == 0 && cs->spans == 0)
+            continue;
+        fprintf(f, "  %10zu %12zu %8zu\n", cs->block_size, cs->live_blocks, cs->spans);
+    }
+}
+
+/* Visiting: a bitmap of the free blocks of one span, then every carved
+ * block not in it. */
+struct visit_state {
+    sc_visit_fn *fn;
+    void *arg;
+    uint64_t *bits;
+    int stopped;
+};
+
+static void mark_free(const span_t *s, const block_t *b, uint64_t *bits)
+{
+    char *first = (char *)s + SPAN_HEADER_SIZE;
+    for (; b; b = b->next) {
+        size_t i = (size_t)((const char *)b - first) / s->block_size;
+        bits[i / 64] |= (uint64_t)1 << (i % 64);
+    }
+}
+
+static void visit_span(span_t *s, uintptr_t word, void *arg)
+{
+    struct visit_state *v = arg;
+    (void)word;
+    if (v->stopped)
+        return;
+    unsigned st = span_state(s);
+    if (s->kind == SPAN_KIND_HUGE) {
+        if (st == SPAN_HOT)
+            v->stopped = v->fn(atomic_load_explicit(&s->bump, memory_order_relaxed),
+                               huge_usable_size(s), v->arg);
+        return;
+    }
+    if (s->kind != SPAN_KIND_BLOCKS || (st != SPAN_HOT && st != SPAN_FLOATING && st != SPAN_REUSABLE))
+        return;
+    size_t words = (s->capacity + 63) / 64;
+    memset(v->bits, 0, words * sizeof(uint64_t));
+    mark_free(s, s->free, v->bits);
+    mark_free(s, remote_head(s, atomic_load_explicit(&s->remote, memory_order_acquire)), v->bits);
+    char *first = (char *)s + SPAN_HEADER_SIZE;
+    size_t carved = (size_t)(span_bump(s) - first) / s->block_size;
+    for (size_t i = 0; i < carved && !v->stopped; i++)
+        if (!(v->bits[i / 64] >> (i % 64) & 1))
+            v->stopped = v->fn(first + i * s->block_size, s->block_size, v->arg);
+}
+
+void sc_heap_visit(sc_heap_t *heap, sc_visit_fn *fn, void *arg)
+{
+    if (!heap_check_live(heap, "sc_heap_visit") || fn == NULL)
+        return;
+    /* One bit per block of the fullest span (16-byte blocks). */
+    size_t bytes = (SPAN_SIZE / 16 / 8 + 4095) & ~(size_t)4095;
+    uint64_t *bits = os_alloc_metadata(bytes);
+    if (bits == NULL)
+        return;
+    struct visit_state v = {fn, arg, bits, 0};
+    for_each_span(heap, visit_span, &v);
+    munmap(bits, bytes);
+}

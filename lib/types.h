@@ -1,0 +1,277 @@
+/*
+ * scalloc internal types — how the pieces fit together.
+ *
+ * HEAPS AND REGIONS. A heap (sc_heap_s) owns one or more arena regions:
+ * large ranges of address space reserved PROT_NONE + MAP_NORESERVE, so that
+ * reserving costs nothing and no overcommit setting matters. A region is cut
+ * into 2 MiB virtual spans, aligned to 2 MiB, handed out by a bump pointer;
+ * the first span of each region holds the region's descriptor. A span is
+ * made read-write (committed) when it is bumped, and its pages become
+ * resident only when touched. Heaps grow by adding regions (each twice the
+ * previous one), so one heap can grow to the machine's memory while
+ * thousands of heaps each reserve only a little.
+ *
+ * THE ADDRESS MAP. One process-wide table (address_map.h) holds one word per
+ * 2 MiB of the user address space. It answers "which heap, which span" for
+ * any pointer value in O(1) without touching the pointer's memory, which is
+ * what makes sc_heap_of and the checks in sc_free safe for garbage. A word is
+ * 0 (not ours), a heap pointer tagged MAP_SPAN (a span with a valid header)
+ * or MAP_RESERVED (inside a region but no header: region descriptor, huge
+ * continuation, not yet bumped), or an untagged frontend pointer: that
+ * frontend allocates from this span right now (the span is hot). The free
+ * fast path is one compare of that word against the caller's frontend.
+ *
+ * SPANS. A span serves one size class. Only its real span — the header and
+ * the blocks the class needs — is ever touched. Blocks have no headers; a
+ * block's span is found by masking the pointer. Each span header has two
+ * cache lines: the first is written by the owning thread only (local free
+ * list, bump pointer) and read by anyone for immutable facts (class, heap);
+ * the second holds `remote`, the only word other threads write.
+ *
+ * THE SPAN LIFE CYCLE. `remote` packs the span state, the remote free list
+ * head (as an offset in the span) and a count of free blocks the owner does
+ * not hold; every transition is one CAS on it:
+ *   HOT       a frontend allocates from it; its frees are local (no atomics),
+ *             other threads push onto the remote list.
+ *   FLOATING  exhausted and given up by its frontend; every free is remote
+ *             and counted. Reaching the reuse threshold makes it
+ *   REUSABLE  it is pushed on its heap's reusable stack for the class and is
+ *             taken (made HOT by CAS) before any fresh span.
+ *   RELEASING a REUSABLE span whose last block was freed: the freeing thread
+ *             gives its memory back, then marks it
+ *   EMPTY     fully free and released, still on the reusable stack; whoever
+ *             pops it reuses it as a fresh span. If the popper finds it still
+ *             RELEASING it marks it ORPHANED and the releasing thread puts it
+ *             in the pool when done (so a span is never on two stacks).
+ *   POOLED    in the heap's span pool, usable for any class.
+ * A FLOATING span whose count reaches its capacity goes straight to the pool,
+ * from the thread that freed the last block, in constant time.
+ *
+ * THE SPAN POOL. Per heap, several lock-free Treiber stacks ("slots"), each
+ * on its own cache line; a thread pushes and pops its own slot first. Stack
+ * heads are tagged words (span address | ABA counter): spans are 2 MiB
+ * aligned so the low 21 bits and the bits above the 47-bit user address
+ * space hold a counter. The same stack type holds each class's reusable set.
+ *
+ * FRONTENDS. One per (thread, heap): the thread's hot span per class. Found
+ * by sc_alloc through a one-entry thread-local cache keyed by the heap's
+ * unique id, then a small per-thread table. Frontends live in type-stable
+ * memory (never unmapped) so that stale pointers can be compared safely.
+ * Links between threads, heaps and frontends change only under the registry
+ * lock (frontend creation, thread exit, heap destroy), never on the hot path.
+ */
+#ifndef SCALLOC_TYPES_H
+#define SCALLOC_TYPES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scalloc/scalloc.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+
+#define CACHE_LINE 64
+
+#define SPAN_SHIFT 21
+#define SPAN_SIZE ((size_t)1 << SPAN_SHIFT)
+#define SPAN_MASK (SPAN_SIZE - 1)
+/* Blocks start after the two header cache lines. */
+#define SPAN_HEADER_SIZE ((size_t)2 * CACHE_LINE)
+/* User addresses are below 2^47 on x86-64 and aarch64 (48-bit VA). */
+#define ADDRESS_BITS 47
+#define MAP_ENTRIES ((size_t)1 << (ADDRESS_BITS - SPAN_SHIFT))
+
+#define NUM_CLASSES SC_NUM_CLASSES
+#define POOL_SLOTS 8
+
+typedef struct block_s {
+    struct block_s *next;
+} block_t;
+
+/* Span states, kept in the low bits of span_t.remote. */
+enum span_state {
+    SPAN_HOT = 1,
+    SPAN_FLOATING = 2,
+    SPAN_REUSABLE = 3,
+    SPAN_RELEASING = 4,
+    SPAN_ORPHANED = 5,
+    SPAN_EMPTY = 6,
+    SPAN_POOLED = 7,
+};
+
+/* What a span is used for (immutable while it is). */
+enum span_kind {
+    SPAN_KIND_BLOCKS = 1, /* blocks of one size class */
+    SPAN_KIND_HUGE = 2,   /* first span of a huge block or a free run:
+                             bump = data start, bump_end = data end,
+                             capacity = spans in the run, state HOT while
+                             live and POOLED while free; stack_next links
+                             free runs */
+    SPAN_KIND_REGION = 3, /* a region's descriptor */
+};
+
+struct sc_heap_s;
+struct sc_frontend_s;
+
+typedef struct span_s {
+    /* --- line 0: the owner's line. Fields below `free`/`bump` are written
+     * only by the frontend that holds the span HOT (or under a state that
+     * gives exclusive ownership: POOLED taken from the pool, EMPTY popped).
+     * The immutable facts (kind, class, sizes, heap) are set before the span
+     * is published by a release CAS and read by anyone after an acquire. */
+    block_t *free;            /* local free list: owner only */
+    /* next block never handed out. Written by the owner only; atomic
+     * (relaxed, a plain mov) because a remote free reads it to refuse
+     * pointers into the never-allocated part. */
+    _Atomic(char *) bump;
+    char *bump_end;           /* end of the real span's blocks */
+    uint32_t block_size;      /* bytes per block (class size) */
+    uint32_t capacity;        /* blocks in the real span; spans in a huge run */
+    uint64_t divide_magic;    /* ceil(2^64 / block_size): block-start test */
+    uint32_t reuse_count;     /* free blocks at which FLOATING -> REUSABLE */
+    uint16_t size_class;
+    uint8_t kind;             /* enum span_kind */
+    uint8_t pad0;
+    struct sc_heap_s *heap;   /* owning heap, fixed for the span's life */
+    /* link on a span stack (pool or reusable); written by the span's
+     * exclusive holder before a release push, read by poppers that may
+     * race with a later push (hence atomic, relaxed) */
+    _Atomic(struct span_s *) stack_next;
+    /* --- line 1: written by any thread, only by CAS. */
+    _Alignas(CACHE_LINE) _Atomic uint64_t remote;
+    /* Written only by the span's exclusive holder (slow paths); kept here
+     * so that line 0 stays one cache line.
+     * committed: bytes from the span start charged to the heap (its
+     * committed_bytes and limit); released spans keep only the header page.
+     * rw_bytes: bytes from the span start that are read-write. Released
+     * pages stay read-write (MADV_DONTNEED, no VMA split), so rw_bytes can
+     * exceed committed. */
+    size_t committed;
+    size_t rw_bytes;
+    char pad1[CACHE_LINE - sizeof(uint64_t) - 2 * sizeof(size_t)];
+} span_t;
+
+_Static_assert(sizeof(span_t) == SPAN_HEADER_SIZE, "span header is two cache lines");
+
+/* A lock-free LIFO of spans: head is (span address | tag). */
+typedef struct span_stack_s {
+    _Atomic uint64_t head;
+} span_stack_t;
+
+typedef struct pool_slot_s {
+    _Alignas(CACHE_LINE) span_stack_t stack;
+    char pad[CACHE_LINE - sizeof(span_stack_t)];
+} pool_slot_t;
+
+/* Descriptor of one arena region, stored in the region's first span. */
+typedef struct region_s {
+    char *base;                 /* 2 MiB aligned, = this descriptor's span */
+    size_t size;                /* bytes reserved */
+    _Atomic(char *) bump;       /* next virtual span never handed out */
+    struct region_s *next;      /* the heap's regions, newest first */
+} region_t;
+
+enum heap_state { HEAP_FREE_SLOT = 0, HEAP_LIVE = 1, HEAP_DESTROYED = 2 };
+
+typedef struct sc_frontend_s sc_frontend_t;
+
+struct sc_heap_s {
+    /* Unique for the life of the process; a heap handle reused after
+     * destroy gets a new id, which invalidates thread-local caches. */
+    _Atomic uint64_t id;
+    _Atomic int state;          /* enum heap_state */
+    unsigned flags;
+    uint32_t reuse_threshold;   /* percent */
+    size_t limit_bytes;
+    size_t reset_keep_bytes;
+    size_t first_region_size;
+    char name[48];
+
+    /* Regions: the current (newest) one is bumped lock-free; adding one
+     * takes grow_lock. */
+    _Atomic(region_t *) regions;
+    pthread_mutex_t grow_lock;
+    size_t next_region_size;
+
+    /* Accounting of address space (atomic: updated by any thread on span
+     * level events, never per block). */
+    _Atomic size_t reserved_bytes;
+    _Atomic size_t committed_bytes;
+
+    /* Frontends of this heap, under the registry lock. */
+    sc_frontend_t *frontends;
+    size_t frontend_count;
+    /* Counters folded in from frontends that were torn down. */
+    _Atomic uint64_t retired_allocs[NUM_CLASSES];
+    _Atomic uint64_t retired_frees[NUM_CLASSES];
+
+    /* Reusable spans, one stack per class. */
+    span_stack_t reusable[NUM_CLASSES];
+
+    /* The span pool. */
+    pool_slot_t pool[POOL_SLOTS];
+
+    /* Huge blocks: free runs of spans, address ordered, coalesced; huge
+     * allocation is rare and expensive anyway, so a mutex guards them. */
+    pthread_mutex_t huge_lock;
+    span_t *huge_free_runs;
+    size_t huge_blocks;         /* under huge_lock */
+    size_t huge_bytes;          /* usable bytes, under huge_lock */
+    size_t huge_requested;      /* under huge_lock */
+
+    /* Link in the global list of free heap handles. */
+    struct sc_heap_s *free_next;
+};
+
+/* Per class: counters of one frontend. Written only by the owner with
+ * relaxed load+store (a plain add, no lock prefix); read by stats. */
+typedef struct frontend_counters_s {
+    _Atomic uint64_t allocs;
+    _Atomic uint64_t frees;
+} frontend_counters_t;
+
+typedef struct thread_state_s thread_state_t;
+
+struct sc_frontend_s {
+    span_t *hot[NUM_CLASSES];   /* never NULL: the empty span when none */
+    struct sc_heap_s *heap;     /* NULL once the heap was destroyed */
+    uint64_t heap_id;
+    thread_state_t *thread;     /* owning thread */
+    unsigned pool_slot;         /* preferred span pool slot */
+    frontend_counters_t counters[NUM_CLASSES];
+    /* Links, under the registry lock. */
+    sc_frontend_t *heap_next, *heap_prev;
+    sc_frontend_t *thread_next;
+    sc_frontend_t *free_next;   /* type-stable free list of frontends */
+};
+
+/* heap id -> frontend, in a thread's own table. */
+typedef struct frontend_slot_s {
+    uint64_t heap_id;           /* 0 = empty */
+    sc_frontend_t *frontend;
+} frontend_slot_t;
+
+/* Per-thread state: the frontends this thread created, and a table to find
+ * them by heap id. Only the thread itself reads its table; links change
+ * under the registry lock. */
+struct thread_state_s {
+    sc_frontend_t *frontends;   /* list via thread_next, under registry lock */
+    frontend_slot_t *table;     /* open addressing, power-of-two size */
+    size_t table_size;
+    size_t table_used;
+    size_t bytes;               /* mapping size of this state + table */
+    unsigned pool_slot;
+};
+
+/* The one-entry cache sc_alloc checks first. */
+typedef struct thread_cache_s {
+    uint64_t heap_id;
+    sc_frontend_t *frontend;
+} thread_cache_t;
+
+#endif /* SCALLOC_TYPES_H */
