@@ -75,6 +75,7 @@ void wl_threadtest(const bench_params *p, bench_result *r)
         r->failures += w[i].failures;
     }
     r->expected_ops = objects * rounds;
+    r->live_peak = objects * TT_OBJECT_SIZE;
     if (heap != NULL)
         bench_heap_destroy(heap);
 }
