@@ -158,7 +158,10 @@ static void mt_churn_waves_do_not_leak_spans(void)
     TEST_LOG("committed: wave 1 %zu KiB, max of first quarter %zu KiB, "
              "max of second half %zu KiB, last %zu KiB",
              committed[0] >> 10, early >> 10, late >> 10, committed[WAVES - 1] >> 10);
-    const size_t slack = (size_t)4 << 20;
+    /* Scheduling makes each wave's figure vary by a few MiB; a quarter of
+     * the early figure (at least 8 MiB) absorbs that, while one leaked
+     * 32 KiB span per thread would add over 30 MiB. */
+    size_t slack = early / 4 > ((size_t)8 << 20) ? early / 4 : ((size_t)8 << 20);
     TEST_CHECK(late <= (early + slack),
                "committed grew from %zu KiB (first waves) to %zu KiB (last waves)", early >> 10,
                late >> 10);
