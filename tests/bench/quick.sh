@@ -27,6 +27,6 @@ status=0
 "$bench" --quick --out "$out" --command "tests/bench/quick.sh" >"$out/stdout.md" || status=$?
 if [[ $status -ne 0 ]]; then
     echo "quick.sh: benchmark sanity check failed; what the runs said:" >&2
-    tail -n 40 "$out/log.txt" >&2
+    [[ -f $out/log.txt ]] && tail -n 40 "$out/log.txt" >&2
 fi
 exit $status
