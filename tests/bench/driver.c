@@ -842,7 +842,8 @@ static void write_plot_data(const char *dir)
         FILE *f = fopen(path, "w");
         if (f == NULL)
             die("%s: %s", path, strerror(errno));
-        fprintf(f, "phase live");
+        /* no header line: a histogram would draw it as an empty cluster */
+        fprintf(f, "# phase live");
         for (int a = 0; a < nallocs; a++)
             fprintf(f, " %s", allocs[a].name);
         fprintf(f, "\n");
@@ -865,6 +866,15 @@ static void write_plot_data(const char *dir)
         }
         fclose(f);
     }
+}
+
+/* A fixed gnuplot line type per allocator, whatever subset is run. */
+static int line_type(const char *name)
+{
+    for (size_t k = 0; k < NKNOWN; k++)
+        if (strcmp(name, known_allocators[k]) == 0)
+            return (int)k + 1;
+    return 8;
 }
 
 static void write_gnuplot(const char *dir)
@@ -890,6 +900,7 @@ static void write_gnuplot(const char *dir)
                "set key top left font ',8'\nset yrange [0:*]\n",
             opt.threads[0] * 0.8, opt.threads[opt.nthreads - 1] * 1.25);
     static const char *const prefix[2] = {"throughput", "rss"};
+    static const char *const metric[2] = {"ops_per_s", "peak_rss_kb"};
     static const char *const ylabel[2] = {"Mops/s", "peak RSS MiB"};
     static const char *const title[2] = {"Throughput (higher is better)",
                                          "Peak RSS (lower is better)"};
@@ -898,11 +909,23 @@ static void write_gnuplot(const char *dir)
         fprintf(f, "set multiplot layout %d,%d title \"scalloc benchmark: %s — %ld cores\"\n",
                 rows, cols, title[m], sysconf(_SC_NPROCESSORS_ONLN));
         for (int w = 0; w < nworkloads; w++) {
-            fprintf(f, "set title '%s'\n", workloads[w]);
-            fprintf(f,
-                    "plot for [i=2:%d] 'plot/%s_%s.dat' using 1:i with linespoints lw 2 "
-                    "title columnheader(i)\n",
-                    nallocs + 1, prefix[m], workloads[w]);
+            fprintf(f, "set title '%s'\nplot", workloads[w]);
+            int lines = 0;
+            for (int a = 0; a < nallocs; a++) {
+                int has_data = 0;
+                for (int ti = 0; ti < opt.nthreads; ti++)
+                    has_data |= !isnan(med(a, w, ti, metric[m]));
+                if (!has_data)
+                    continue;
+                /* one colour per allocator in every panel; scalloc bolder */
+                fprintf(f, "%s 'plot/%s_%s.dat' using 1:%d with linespoints lt %d lw %d "
+                           "title '%s'",
+                        lines++ ? "," : "", prefix[m], workloads[w], a + 2,
+                        line_type(allocs[a].name), strcmp(allocs[a].name, "scalloc") ? 1 : 3,
+                        allocs[a].name);
+            }
+            /* a panel without data still needs a plot to keep the layout */
+            fprintf(f, "%s\n", lines ? "" : " NaN notitle");
         }
         fprintf(f, "unset multiplot\n");
     }
@@ -915,12 +938,16 @@ static void write_gnuplot(const char *dir)
                    "}\n"
                    "set output 'fragmentation.png'\nset datafile missing '?'\n"
                    "set title 'Fragmentation: RSS after each phase, %u thread(s)'\n"
-                   "set ylabel 'MiB'\nset yrange [0:*]\nset grid\nset key top right\n"
+                   "set ylabel 'MiB'\nset yrange [0:*]\nset grid\n"
+                   "set key outside right top Left reverse width 2\n"
                    "set style data histogram\nset style histogram cluster gap 1\n"
                    "set style fill solid 0.8 border -1\n"
-                   "plot for [i=2:%d] 'plot/frag_phases.dat' using i:xtic(1) title "
-                   "columnheader(i)\n",
-                opt.threads[0], nallocs + 2);
+                   "plot 'plot/frag_phases.dat' using 2:xtic(1) title 'live' lc rgb 'gray'",
+                opt.threads[0]);
+        for (int a = 0; a < nallocs; a++)
+            fprintf(f, ", '' using %d title '%s' lt %d", a + 3, allocs[a].name,
+                    line_type(allocs[a].name));
+        fprintf(f, "\n");
     }
     fclose(f);
 }
