@@ -85,6 +85,8 @@ static struct {
 } opt;
 
 static allocator allocs[MAX_ALLOCATORS];
+static double load_before = NAN, load_after = NAN; /* 1-minute load averages */
+static double suite_seconds;
 static int nallocs;
 static char workloads[MAX_WORKLOADS][32];
 static char workload_what[MAX_WORKLOADS][128];
@@ -168,6 +170,20 @@ static int workload_index(const char *name)
         if (strcmp(workloads[w], name) == 0)
             return w;
     return -1;
+}
+
+/* The 1-minute load average: other work on the machine skews wall time,
+ * so the report says how busy the machine was. */
+static double load_average(void)
+{
+    double load = NAN;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%lf", &load) != 1)
+            load = NAN;
+        fclose(f);
+    }
+    return load;
 }
 
 static int cmp_double(const void *x, const void *y)
@@ -634,7 +650,9 @@ static void machine(FILE *f)
             opt.quick ? "quick sizes" : "full sizes", opt.runs, opt.runs > 1 ? "s" : "");
     for (int ti = 0; ti < opt.nthreads; ti++)
         fprintf(f, "%s%u", ti ? ", " : " ", opt.threads[ti]);
-    fprintf(f, ".\n\n");
+    fprintf(f, ". The suite took %.0f s; 1-minute load average %.2f at the start, %.2f at the "
+               "end.\n\n",
+            suite_seconds, load_before, load_after);
     fprintf(f, "| allocator | version | API used |\n|---|---|---|\n");
     for (int a = 0; a < nallocs; a++)
         fprintf(f, "| %s | %s | %s |\n", allocs[a].name, allocs[a].version, allocs[a].api);
@@ -1053,7 +1071,11 @@ int main(int argc, char **argv)
     if (raw == NULL)
         die("%s: %s", path, strerror(errno));
     write_raw_header(raw);
+    load_before = load_average();
+    double start = (double)time(NULL);
     run_all(raw, log);
+    suite_seconds = (double)time(NULL) - start;
+    load_after = load_average();
     fclose(raw);
 
     snprintf(path, sizeof path, "%s/medians.csv", opt.out);
