@@ -13,25 +13,52 @@
 #include "registry.h"
 #include "span.h"
 
+/* The calling thread's live frontend for heap: the cached one if it is
+ * (a cache hit may find a destroyed heap's frontend), else a lookup. */
+static sc_frontend_t *frontend_of(sc_heap_t *heap, const char *call)
+{
+    sc_frontend_t *t = registry_thread_cache.frontend;
+    if (registry_thread_cache.heap == heap && registry_frontend_valid(t, heap))
+        return t;
+    return registry_lookup(heap, call);
+}
+
+static __attribute__((noinline)) void *alloc_slow(sc_heap_t *heap, size_t n)
+{
+    sc_frontend_t *t = frontend_of(heap, "sc_alloc");
+    return t ? frontend_alloc_slow(t, n) : NULL;
+}
+
 void *sc_alloc(sc_heap_t *heap, size_t n)
 {
-    sc_frontend_t *t = registry_frontend(heap, "sc_alloc");
-    if (unlikely(t == NULL))
-        return NULL;
-    return frontend_alloc(t, n);
+    if (likely(registry_thread_cache.heap == heap)) {
+        void *b = frontend_alloc_fast(registry_thread_cache.frontend, n);
+        if (likely(b != NULL))
+            return b;
+    }
+    return alloc_slow(heap, n);
+}
+
+static __attribute__((noinline)) void free_slow(sc_heap_t *heap, void *p)
+{
+    if (p == NULL)
+        return;
+    sc_frontend_t *t = frontend_of(heap, "sc_free");
+    if (t)
+        frontend_free_slow(t, p, "sc_free");
 }
 
 void sc_free(sc_heap_t *heap, void *p)
 {
-    sc_frontend_t *t = registry_frontend(heap, "sc_free");
-    if (unlikely(t == NULL))
+    if (likely(registry_thread_cache.heap == heap) &&
+        likely(frontend_free_fast(registry_thread_cache.frontend, p)))
         return;
-    frontend_free(t, p, "sc_free");
+    free_slow(heap, p);
 }
 
 sc_thread_t *sc_heap_thread(sc_heap_t *heap)
 {
-    return registry_frontend(heap, "sc_heap_thread");
+    return frontend_of(heap, "sc_heap_thread");
 }
 
 /* A frontend is only usable by its thread, and only while its heap lives. */
@@ -59,7 +86,8 @@ void sc_thread_free(sc_thread_t *t, void *p)
 {
     if (!thread_frontend_ok(t, "sc_thread_free"))
         return;
-    frontend_free(t, p, "sc_thread_free");
+    if (!frontend_free_fast(t, p))
+        frontend_free_slow(t, p, "sc_thread_free");
 }
 
 /* The span header of a valid block p of heap (reporting misuse for `call`
@@ -89,7 +117,14 @@ static span_t *block_span(sc_heap_t *heap, const void *p, const char *call)
         }
         return s;
     }
-    if (s->kind != SPAN_KIND_BLOCKS || !span_is_block_start(s, a)) {
+    unsigned st = span_state(s);
+    if (s->kind != SPAN_KIND_BLOCKS ||
+        (st != SPAN_HOT && st != SPAN_FLOATING && st != SPAN_REUSABLE)) {
+        error_report(s->kind != SPAN_KIND_BLOCKS ? SC_ERR_FOREIGN_POINTER : SC_ERR_DOUBLE_FREE,
+                     call, heap, p);
+        return NULL;
+    }
+    if (!span_is_block_start(s, a)) {
         error_report(SC_ERR_INTERIOR_POINTER, call, heap, p);
         return NULL;
     }
@@ -141,7 +176,7 @@ void *sc_aligned_alloc(sc_heap_t *heap, size_t alignment, size_t n)
     }
     if (alignment <= 16)
         return sc_alloc(heap, n);
-    sc_frontend_t *t = registry_frontend(heap, "sc_aligned_alloc");
+    sc_frontend_t *t = frontend_of(heap, "sc_aligned_alloc");
     if (t == NULL)
         return NULL;
     /* Blocks start 128 bytes into a 2 MiB-aligned span, so a class whose

@@ -5,6 +5,7 @@
 #include <errno.h>
 
 #include "arena.h"
+#include "check.h"
 #include "error.h"
 #include "huge.h"
 #include "span.h"
@@ -13,6 +14,13 @@
 /* An exhausted hot span takes its remote frees back when at least this
  * share of it is waiting; fewer would mean coming back here almost at
  * once, so the span floats instead and refills in peace. */
+/* Hot spans of classes above this give their memory back as soon as their
+ * last block is freed, instead of staying warm for the next allocation:
+ * each block is big enough (80 KiB and up) that touching fresh pages costs
+ * little next to using it, and a few idle hot spans would otherwise hold
+ * megabytes. */
+#define EAGER_RELEASE_MIN ((uint32_t)64 << 10)
+
 static uint32_t take_threshold(const span_t *s)
 {
     uint32_t n = s->capacity / 16;
@@ -37,15 +45,24 @@ static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
             return NULL;
         }
     }
-    address_map_set(s, (uintptr_t)t);
+    /* Frees of a checked heap, and of big blocks, never take the fast
+     * path: their spans keep the heap's word. */
+    bool slow_frees = check_enabled(heap) || s->block_size > EAGER_RELEASE_MIN;
+    address_map_set(s, slow_frees ? (uintptr_t)heap | MAP_SPAN : (uintptr_t)t);
     return s;
 }
 
-/* Gives up the hot span of cls (exhausted). */
-static void frontend_drop_hot(sc_frontend_t *t, unsigned cls)
+/* The array of hot spans the slow path works on. */
+static span_t **frontend_hot_array(sc_frontend_t *t)
 {
-    span_t *s = t->hot[cls];
-    t->hot[cls] = &span_empty;
+    return check_enabled(t->heap) ? t->checked_hot : t->hot;
+}
+
+/* Gives up the hot span of cls (exhausted). */
+static void frontend_drop_hot(sc_frontend_t *t, span_t **hot, unsigned cls)
+{
+    span_t *s = hot[cls];
+    hot[cls] = &span_empty;
     address_map_set(s, (uintptr_t)t->heap | MAP_SPAN);
     span_give_up(s, t->pool_slot);
 }
@@ -55,27 +72,34 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
     if (n > SIZE_CLASS_MAX)
         return huge_alloc(t, n);
     unsigned cls = size_class_of(n);
+    span_t **hot = frontend_hot_array(t);
     for (;;) {
-        span_t *s = t->hot[cls];
+        span_t *s = hot[cls];
         if (s != &span_empty) {
             if (s->free == NULL && !span_take_remote(s, take_threshold(s)) &&
-                !span_carve(s))
-                frontend_drop_hot(t, cls);
-            else if (s->free != NULL)
-                break;
+                !span_carve(s)) {
+                frontend_drop_hot(t, hot, cls);
+            } else if (s->free != NULL) {
+                block_t *b = s->free;
+                if (hot == t->checked_hot && !check_block_allocate(s, b)) {
+                    /* The list cannot be trusted past here: drop it (its
+                     * blocks are lost to this span) and go on. */
+                    s->free = NULL;
+                    error_report(SC_ERR_CORRUPTION, "sc_alloc", t->heap, b);
+                    continue;
+                }
+                s->free = b->next;
+                counter_set(&s->used, counter_get(&s->used) + 1);
+                return b;
+            }
         }
         s = frontend_new_span(t, cls);
         if (s == NULL) {
             errno = ENOMEM;
             return NULL;
         }
-        t->hot[cls] = s;
+        hot[cls] = s;
     }
-    span_t *s = t->hot[cls];
-    block_t *b = s->free;
-    s->free = b->next;
-    counter_add(&t->counters[cls].allocs, 1);
-    return b;
 }
 
 /* Why p, whose map word is `word`, is not a block t may free. */
@@ -114,20 +138,40 @@ void frontend_free_slow(sc_frontend_t *t, void *p, const char *call)
         huge_free(t, s, p, call);
         return;
     }
-    if (s->kind != SPAN_KIND_BLOCKS || !span_is_block_start(s, a)) {
+    if (s->kind != SPAN_KIND_BLOCKS) {
+        error_report(SC_ERR_FOREIGN_POINTER, call, t->heap, p);
+        return;
+    }
+    unsigned st = span_state(s);
+    if (st != SPAN_HOT && st != SPAN_FLOATING && st != SPAN_REUSABLE) {
+        /* The span holds no allocated block: p was freed already. */
+        error_report(SC_ERR_DOUBLE_FREE, call, t->heap, p);
+        return;
+    }
+    if (!span_is_block_start(s, a)) {
         error_report(SC_ERR_INTERIOR_POINTER, call, t->heap, p);
         return;
     }
     block_t *b = p;
-    unsigned cls = s->size_class;
-    if (word == (uintptr_t)t) {
-        /* Our own hot span: the fast path only declined a double free. */
+    if (check_enabled(t->heap) && !check_block_free(s, b)) {
+        error_report(SC_ERR_DOUBLE_FREE, call, t->heap, p);
+        return;
+    }
+    span_t **hot = frontend_hot_array(t);
+    if (word == (uintptr_t)t || hot[s->size_class] == s) {
+        /* Our own hot span: the fast path declined a double free, or the
+         * span takes its frees here (checked heap, big class). */
         if (b == s->free) {
             error_report(SC_ERR_DOUBLE_FREE, call, t->heap, p);
             return;
         }
         b->next = s->free;
         s->free = b;
+        uint32_t used = counter_get(&s->used) - 1;
+        counter_set(&s->used, used);
+        if (s->block_size > EAGER_RELEASE_MIN &&
+            used == remote_count(atomic_load_explicit(&s->remote, memory_order_relaxed)))
+            frontend_drop_hot(t, hot, s->size_class); /* all free: to the pool */
     } else {
         sc_error_t err = span_free_remote(s, b, t->pool_slot);
         if (err != SC_ERR_NONE) {
@@ -135,5 +179,17 @@ void frontend_free_slow(sc_frontend_t *t, void *p, const char *call)
             return;
         }
     }
-    counter_add(&t->counters[cls].frees, 1);
+}
+
+void frontend_trim(sc_frontend_t *t)
+{
+    span_t **hot = frontend_hot_array(t);
+    for (unsigned c = 0; c < NUM_CLASSES; c++) {
+        span_t *s = hot[c];
+        if (s == &span_empty)
+            continue;
+        uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+        if (counter_get(&s->used) == remote_count(w))
+            frontend_drop_hot(t, hot, c); /* every block free: to the pool */
+    }
 }

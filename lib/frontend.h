@@ -10,51 +10,82 @@
 #include "span.h"
 #include "types.h"
 
-/* Counter update by the owner only: a relaxed load and store compile to a
- * plain add; readers on other threads see a value that was current. */
-static inline void counter_add(_Atomic uint64_t *c, uint64_t v)
+/* Update of a counter only one thread writes: a relaxed load and store, so
+ * no lock prefix; other threads read a value that was current. */
+static inline void counter_set(_Atomic uint32_t *c, uint32_t v)
 {
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
-                          memory_order_relaxed);
+    atomic_store_explicit(c, v, memory_order_relaxed);
+}
+
+static inline uint32_t counter_get(const _Atomic uint32_t *c)
+{
+    return atomic_load_explicit((_Atomic uint32_t *)c, memory_order_relaxed);
 }
 
 /* Slow paths (frontend.c). `call` names the API call for error messages. */
 void *frontend_alloc_slow(sc_frontend_t *t, size_t n);
 void frontend_free_slow(sc_frontend_t *t, void *p, const char *call);
 
-static inline void *frontend_alloc(sc_frontend_t *t, size_t n)
+/* Gives t's hot spans that hold no live block back to the pool (their
+ * memory with them). Owner only. */
+void frontend_trim(sc_frontend_t *t);
+
+/* A block from t's hot span for n, or NULL when the slow path must run. */
+static inline void *frontend_alloc_fast(sc_frontend_t *t, size_t n)
 {
-    if (likely(n <= SIZE_CLASS_MAX)) {
-        unsigned cls = size_class_of(n);
+    /* Small sizes first: one compare and a table load to the class. */
+    unsigned cls;
+    if (likely(n <= SIZE_CLASS_TABLE_MAX))
+        cls = size_class_small_table[(n + 15) >> 4];
+    else if (n <= SIZE_CLASS_MAX)
+        cls = size_class_of(n);
+    else
+        return NULL;
+    {
         span_t *s = t->hot[cls];
         block_t *b = s->free;
         if (likely(b != NULL)) {
             s->free = b->next;
-            counter_add(&t->counters[cls].allocs, 1);
+            counter_set(&s->used, counter_get(&s->used) + 1);
             return b;
         }
     }
-    return frontend_alloc_slow(t, n);
+    return NULL;
 }
 
-static inline void frontend_free(sc_frontend_t *t, void *p, const char *call)
+static inline void *frontend_alloc(sc_frontend_t *t, size_t n)
+{
+    void *b = frontend_alloc_fast(t, n);
+    return likely(b != NULL) ? b : frontend_alloc_slow(t, n);
+}
+
+/* Frees p if it is a block of a span t holds hot and nothing is wrong;
+ * false sends the caller to the slow path. */
+static inline bool frontend_free_fast(sc_frontend_t *t, void *p)
 {
     uintptr_t a = (uintptr_t)p;
-    /* One map word tells whether t holds p's span hot; anything else (NULL,
-     * foreign, other thread's, huge, misuse) goes to the slow path. */
-    if (likely(address_map_get(a) == (uintptr_t)t)) {
-        span_t *s = (span_t *)(a & ~(uintptr_t)SPAN_MASK);
-        block_t *b = (block_t *)p;
-        /* Interior or never-allocated pointers and the cheap double free
-         * (b is already the list head) are checked in the slow path. */
-        if (likely(span_is_block_start(s, a) && b != s->free)) {
-            b->next = s->free;
-            s->free = b;
-            counter_add(&t->counters[s->size_class].frees, 1);
-            return;
-        }
-    }
-    frontend_free_slow(t, p, call);
+    /* The span is derived from the map index, not from p: a p above the
+     * user address space aliases some index, and then fails the range check
+     * below instead of being dereferenced. One map word tells whether t
+     * holds the span hot; anything else (NULL, foreign, another thread's,
+     * huge, misuse) goes to the slow path. */
+    uintptr_t idx = (a >> SPAN_SHIFT) & (MAP_ENTRIES - 1);
+    /* relaxed: t wrote this word itself, nothing to synchronise with. */
+    if (unlikely(atomic_load_explicit(&address_map[idx], memory_order_relaxed) != (uintptr_t)t))
+        return false;
+    span_t *s = (span_t *)(idx << SPAN_SHIFT);
+    uint64_t rel = (uint64_t)(a - ((uintptr_t)s + SPAN_HEADER_SIZE));
+    block_t *b = p;
+    /* A carved block start (not the header, not an interior pointer, not
+     * the never-used part), and not already the head of the free list (the
+     * cheap double free). */
+    if (unlikely(rel >= counter_get(&s->carved) ||
+                 rel * s->divide_magic > s->divide_limit || b == s->free))
+        return false;
+    b->next = s->free;
+    s->free = b;
+    counter_set(&s->used, counter_get(&s->used) - 1);
+    return true;
 }
 
 #endif /* SCALLOC_FRONTEND_H */

@@ -8,6 +8,7 @@
 #include "address_map.h"
 #include "arena.h"
 #include "error.h"
+#include "frontend.h"
 #include "os.h"
 #include "registry.h"
 #include "span.h"
@@ -109,11 +110,8 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     atomic_init(&h->committed_bytes, 0);
     h->frontends = NULL;
     h->frontend_count = 0;
-    for (unsigned c = 0; c < NUM_CLASSES; c++) {
-        atomic_init(&h->retired_allocs[c], 0);
-        atomic_init(&h->retired_frees[c], 0);
+    for (unsigned c = 0; c < NUM_CLASSES; c++)
         atomic_init(&h->reusable[c].head, 0);
-    }
     for (unsigned i = 0; i < POOL_SLOTS; i++)
         atomic_init(&h->pool[i].stack.head, 0);
     h->huge_free_runs = NULL;
@@ -173,11 +171,8 @@ void sc_heap_reset(sc_heap_t *heap)
     registry_lock();
     registry_forget_hot_spans(heap);
     registry_unlock();
-    for (unsigned c = 0; c < NUM_CLASSES; c++) {
-        atomic_store_explicit(&heap->retired_allocs[c], 0, memory_order_relaxed);
-        atomic_store_explicit(&heap->retired_frees[c], 0, memory_order_relaxed);
+    for (unsigned c = 0; c < NUM_CLASSES; c++)
         atomic_store_explicit(&heap->reusable[c].head, 0, memory_order_relaxed);
-    }
     for (unsigned i = 0; i < POOL_SLOTS; i++)
         atomic_store_explicit(&heap->pool[i].stack.head, 0, memory_order_relaxed);
     heap->huge_free_runs = NULL;
@@ -221,6 +216,11 @@ void sc_heap_trim(sc_heap_t *heap)
 {
     if (!heap_check_live(heap, "sc_heap_trim"))
         return;
+    /* The calling thread's own hot spans that hold nothing go first (other
+     * threads' hot spans are theirs alone to touch). */
+    sc_frontend_t *own = registry_thread_cache.frontend;
+    if (registry_thread_cache.heap == heap && registry_frontend_valid(own, heap))
+        frontend_trim(own);
     /* Pool spans and free huge runs were released when they got there;
      * what can still hold memory is a fully free span on a reusable stack
      * whose release is in progress or done. Take each stack, pool the empty

@@ -48,7 +48,7 @@ static void run_make_free(struct sc_heap_s *heap, span_t *r, size_t spans)
     r->free = NULL;
     atomic_store_explicit(&r->bump, NULL, memory_order_relaxed);
     r->bump_end = NULL;
-    atomic_store_explicit(&r->remote, remote_word(SPAN_POOLED, r, NULL, 0), memory_order_relaxed);
+    atomic_store_explicit(&r->remote, remote_word(SPAN_POOLED, r, NULL, 0), memory_order_release);
     address_map_set(r, (uintptr_t)heap | MAP_SPAN);
 }
 
@@ -186,7 +186,8 @@ void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
     atomic_store_explicit(&r->bump, data, memory_order_relaxed);
     r->bump_end = end;
     huge_requested(r) = n;
-    atomic_store_explicit(&r->remote, remote_word(SPAN_HOT, r, NULL, 0), memory_order_relaxed);
+    /* release: statistics read the header after acquiring the state. */
+    atomic_store_explicit(&r->remote, remote_word(SPAN_HOT, r, NULL, 0), memory_order_release);
     address_map_set(r, (uintptr_t)heap | MAP_SPAN);
     if (lead >= SPAN_SIZE)
         address_map_set(data, (uintptr_t)heap | MAP_HUGE_ALIGNED);

@@ -10,7 +10,21 @@
 #include "os.h"
 #include "span.h"
 
-_Thread_local thread_cache_t registry_thread_cache __attribute__((tls_model("initial-exec")));
+#define HOT_EMPTY4 &span_empty, &span_empty, &span_empty, &span_empty
+#define HOT_EMPTY16 HOT_EMPTY4, HOT_EMPTY4, HOT_EMPTY4, HOT_EMPTY4
+sc_frontend_t registry_dead_frontend = {
+    .hot = {HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16},
+    .checked_hot = {HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16},
+};
+_Static_assert(NUM_CLASSES == 64, "registry_dead_frontend lists 64 hot spans");
+
+/* Never a heap: the cache's key before the first lookup, so that even
+ * sc_alloc(NULL, n) misses it. */
+static char no_heap;
+#define NO_HEAP ((struct sc_heap_s *)(void *)&no_heap)
+
+_Thread_local thread_cache_t registry_thread_cache __attribute__((tls_model("initial-exec"))) = {
+    NO_HEAP, &registry_dead_frontend};
 static _Thread_local thread_state_t *current_thread __attribute__((tls_model("initial-exec")));
 
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -33,6 +47,15 @@ uint64_t registry_next_heap_id(void)
 bool registry_owns_frontend(const sc_frontend_t *t)
 {
     return t && current_thread && t->thread == current_thread;
+}
+
+/* Empties both hot arrays without touching the spans. */
+static void frontend_forget_spans(sc_frontend_t *f)
+{
+    for (unsigned c = 0; c < NUM_CLASSES; c++) {
+        f->hot[c] = &span_empty;
+        f->checked_hot[c] = &span_empty;
+    }
 }
 
 /* Under the lock. */
@@ -68,21 +91,18 @@ static void frontend_free_struct(sc_frontend_t *f)
 static void frontend_teardown(sc_frontend_t *f)
 {
     struct sc_heap_s *heap = f->heap;
-    for (unsigned c = 0; c < NUM_CLASSES; c++) {
-        span_t *s = f->hot[c];
-        if (s != &span_empty) {
-            /* The map word first: once given up, the span may be taken by
-             * another frontend that writes its own word. */
-            address_map_set(s, (uintptr_t)heap | MAP_SPAN);
-            span_give_up(s, f->pool_slot);
-            f->hot[c] = &span_empty;
+    span_t **arrays[2] = {f->hot, f->checked_hot};
+    for (unsigned a = 0; a < 2; a++) {
+        for (unsigned c = 0; c < NUM_CLASSES; c++) {
+            span_t *s = arrays[a][c];
+            if (s != &span_empty) {
+                /* The map word first: once given up, the span may be taken
+                 * by another frontend that writes its own word. */
+                address_map_set(s, (uintptr_t)heap | MAP_SPAN);
+                span_give_up(s, f->pool_slot);
+                arrays[a][c] = &span_empty;
+            }
         }
-        atomic_fetch_add_explicit(&heap->retired_allocs[c],
-                                  atomic_load_explicit(&f->counters[c].allocs, memory_order_relaxed),
-                                  memory_order_relaxed);
-        atomic_fetch_add_explicit(&heap->retired_frees[c],
-                                  atomic_load_explicit(&f->counters[c].frees, memory_order_relaxed),
-                                  memory_order_relaxed);
     }
     if (f->heap_prev)
         f->heap_prev->heap_next = f->heap_next;
@@ -111,8 +131,8 @@ static void thread_exit(void *arg)
         munmap(ts->table, ts->table_size * sizeof(frontend_slot_t));
     munmap(ts, ts->bytes);
     current_thread = NULL;
-    registry_thread_cache.heap_id = 0;
-    registry_thread_cache.frontend = NULL;
+    registry_thread_cache.heap = NO_HEAP;
+    registry_thread_cache.frontend = &registry_dead_frontend;
 }
 
 static void thread_exit_key_create(void)
@@ -233,11 +253,7 @@ static sc_frontend_t *frontend_create(struct sc_heap_s *heap, thread_state_t *ts
         errno = ENOMEM;
         return NULL;
     }
-    for (unsigned c = 0; c < NUM_CLASSES; c++) {
-        f->hot[c] = &span_empty;
-        atomic_store_explicit(&f->counters[c].allocs, 0, memory_order_relaxed);
-        atomic_store_explicit(&f->counters[c].frees, 0, memory_order_relaxed);
-    }
+    frontend_forget_spans(f);
     f->heap = heap;
     f->heap_id = id;
     f->thread = ts;
@@ -278,26 +294,26 @@ sc_frontend_t *registry_lookup(struct sc_heap_s *heap, const char *call)
         if (f == NULL)
             return NULL;
     }
-    registry_thread_cache.heap_id = id;
+    registry_thread_cache.heap = heap;
     registry_thread_cache.frontend = f;
     return f;
 }
 
 void registry_detach_heap(struct sc_heap_s *heap)
 {
-    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next)
+    /* A thread may still have f cached under this heap's address, which a
+     * new heap can reuse: with no hot span and no heap, f sends it to the
+     * slow path, which looks the new heap up. */
+    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next) {
+        frontend_forget_spans(f);
         f->heap = NULL;
+    }
     heap->frontends = NULL;
     heap->frontend_count = 0;
 }
 
 void registry_forget_hot_spans(struct sc_heap_s *heap)
 {
-    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next) {
-        for (unsigned c = 0; c < NUM_CLASSES; c++) {
-            f->hot[c] = &span_empty;
-            atomic_store_explicit(&f->counters[c].allocs, 0, memory_order_relaxed);
-            atomic_store_explicit(&f->counters[c].frees, 0, memory_order_relaxed);
-        }
-    }
+    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next)
+        frontend_forget_spans(f);
 }

@@ -15,17 +15,21 @@
 extern _Thread_local thread_cache_t registry_thread_cache
     __attribute__((tls_model("initial-exec")));
 
+/* A frontend of no heap, all hot spans empty: what the thread cache holds
+ * before a thread's first lookup, and what destroyed heaps' frontends look
+ * like. Every allocation from it and every free through it takes the slow
+ * path. */
+extern sc_frontend_t registry_dead_frontend;
+
 /* The calling thread's frontend for heap, created if needed. NULL if the
  * heap is not live (reported for `call`) or memory ran out (errno). */
 sc_frontend_t *registry_lookup(struct sc_heap_s *heap, const char *call);
 
-static inline sc_frontend_t *registry_frontend(struct sc_heap_s *heap, const char *call)
+/* Whether t is the calling thread's live frontend for heap (a cache hit can
+ * return a dead one: see thread_cache_t). */
+static inline bool registry_frontend_valid(const sc_frontend_t *t, const struct sc_heap_s *heap)
 {
-    /* relaxed: a live heap's id does not change while it is used. */
-    if (likely(registry_thread_cache.heap_id ==
-               atomic_load_explicit(&heap->id, memory_order_relaxed)))
-        return registry_thread_cache.frontend;
-    return registry_lookup(heap, call);
+    return t->heap == heap && heap != NULL;
 }
 
 /* Whether t belongs to the calling thread. */

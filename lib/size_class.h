@@ -22,7 +22,7 @@ extern const uint8_t size_class_small_table[SIZE_CLASS_TABLE_MAX / 16 + 1];
 /* Class of a request of n bytes; n <= SIZE_CLASS_MAX. n = 0 is class 0. */
 static inline unsigned size_class_of(size_t n)
 {
-    if (n <= SIZE_CLASS_TABLE_MAX)
+    if (__builtin_expect(n <= SIZE_CLASS_TABLE_MAX, 1))
         return size_class_small_table[(n + 15) >> 4];
     /* n - 1 lies in [2^b, 2^(b+1)); the two bits below the top one pick
      * the quarter of that doubling. Class 16 is the first above 256. */

@@ -2,6 +2,8 @@
 #include "span.h"
 
 #include "arena.h"
+#include "check.h"
+#include "frontend.h"
 #include "os.h"
 #include "size_class.h"
 #include "span_pool.h"
@@ -21,7 +23,7 @@ span_t span_empty;
  * fresh span's pages are touched as they are needed, not all at once. */
 #define CARVE_BYTES ((size_t)4096)
 
-static uint32_t class_capacity(size_t bs)
+static uint32_t class_capacity(size_t bs, bool checked)
 {
     size_t target = REAL_SPAN_MIN;
     if (bs * REAL_SPAN_MIN_BLOCKS > target)
@@ -29,28 +31,39 @@ static uint32_t class_capacity(size_t bs)
     if (target > SPAN_SIZE)
         target = SPAN_SIZE;
     size_t cap = (target - SPAN_HEADER_SIZE) / bs;
+    /* A checked span's bitmap must fit after its blocks. */
+    while (checked && cap > 1 &&
+           SPAN_HEADER_SIZE + cap * bs + check_bitmap_bytes((uint32_t)cap) + 8 > SPAN_SIZE)
+        cap--;
     return (uint32_t)(cap ? cap : 1);
 }
 
 bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
 {
     size_t bs = size_class_block_size(cls);
-    uint32_t cap = class_capacity(bs);
+    bool checked = check_enabled(heap);
+    uint32_t cap = class_capacity(bs, checked);
     size_t page = os_page_size();
-    size_t need = (SPAN_HEADER_SIZE + (size_t)cap * bs + page - 1) & ~(page - 1);
+    size_t bitmap = checked ? check_bitmap_bytes(cap) + 8 : 0;
+    size_t need = (SPAN_HEADER_SIZE + (size_t)cap * bs + bitmap + page - 1) & ~(page - 1);
     if (!arena_commit(heap, s, need))
         return false;
     s->free = NULL;
     span_set_bump(s, (char *)s + SPAN_HEADER_SIZE);
+    counter_set(&s->carved, 0);
+    counter_set(&s->used, 0);
     s->bump_end = (char *)s + SPAN_HEADER_SIZE + (size_t)cap * bs;
     s->block_size = (uint32_t)bs;
     s->capacity = cap;
     s->divide_magic = UINT64_MAX / bs + 1;
+    s->divide_limit = s->divide_magic - 1;
     uint64_t reuse = ((uint64_t)cap * heap->reuse_threshold + 99) / 100;
     s->reuse_count = (uint32_t)(reuse ? reuse : 1);
     s->size_class = (uint16_t)cls;
     s->kind = SPAN_KIND_BLOCKS;
     s->heap = heap;
+    if (checked)
+        check_span_init(s);
     atomic_store_explicit(&s->remote, remote_word(SPAN_HOT, s, NULL, 0), memory_order_release);
     return true;
 }
@@ -74,6 +87,7 @@ bool span_carve(span_t *s)
     ((block_t *)(p + (n - 1) * bs))->next = s->free;
     s->free = first;
     span_set_bump(s, p + n * bs);
+    counter_set(&s->carved, (uint32_t)(p + n * bs - ((char *)s + SPAN_HEADER_SIZE)));
     return true;
 }
 
@@ -92,6 +106,7 @@ bool span_take_remote(span_t *s, uint32_t min_count)
             break;
     }
     block_t *head = remote_head(s, w);
+    counter_set(&s->used, counter_get(&s->used) - remote_count(w));
     if (s->free) {
         const block_t *tail;
         span_list_length(s->free, &tail);
@@ -231,7 +246,9 @@ span_t *span_adopt_reusable(struct sc_heap_s *heap, unsigned cls)
                         return NULL;
                     }
                 } else {
+                    /* Every block not counted free is live. */
                     s->free = remote_head(s, w);
+                    counter_set(&s->used, s->capacity - remote_count(w));
                 }
                 return s;
             }
@@ -276,5 +293,7 @@ void span_release(span_t *s)
         os_release((char *)s + page, s->rw_bytes - page);
     arena_uncommit(s->heap, s, page);
     span_set_bump(s, (char *)s + SPAN_HEADER_SIZE);
+    counter_set(&s->carved, 0);
+    counter_set(&s->used, 0);
     s->free = NULL;
 }

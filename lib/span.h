@@ -68,11 +68,9 @@ extern span_t span_empty;
  * offsets below 2^32). */
 static inline bool span_is_block_start(const span_t *s, uintptr_t a)
 {
-    uintptr_t first = (uintptr_t)s + SPAN_HEADER_SIZE;
-    uint64_t rel = (uint64_t)(a - first);
-    uintptr_t bump = (uintptr_t)atomic_load_explicit(&s->bump, memory_order_relaxed);
-    return rel < (uint64_t)(bump - first) &&
-           rel * s->divide_magic <= s->divide_magic - 1;
+    uint64_t rel = (uint64_t)(a - ((uintptr_t)s + SPAN_HEADER_SIZE));
+    return rel < atomic_load_explicit(&s->carved, memory_order_relaxed) &&
+           rel * s->divide_magic <= s->divide_limit;
 }
 
 /* Exclusive holder: makes s a HOT span of class cls for heap (committing

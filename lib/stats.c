@@ -31,21 +31,41 @@ static void for_each_span(struct sc_heap_s *heap, span_fn *fn, void *arg)
     }
 }
 
+/* Live blocks of a block span: HOT spans count what their owner handed out
+ * and did not free locally, less what other threads freed since; other
+ * states count every block not counted free in the remote word. */
+static size_t span_live_blocks(span_t *s, unsigned state, uint64_t w)
+{
+    if (state == SPAN_HOT) {
+        uint32_t used = atomic_load_explicit(&s->used, memory_order_relaxed);
+        return used > remote_count(w) ? used - remote_count(w) : 0;
+    }
+    if (state == SPAN_FLOATING || state == SPAN_REUSABLE)
+        return s->capacity > remote_count(w) ? s->capacity - remote_count(w) : 0;
+    return 0;
+}
+
 static void count_span(span_t *s, uintptr_t word, void *arg)
 {
     sc_heap_stats_t *st = arg;
     (void)word;
-    if (s->kind == SPAN_KIND_HUGE)
+    /* The state first (acquire): the header fields read below were written
+     * before the state that publishes them. */
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
+    unsigned state = remote_state(w);
+    if (state == 0 || s->kind != SPAN_KIND_BLOCKS)
         return;
-    unsigned state = span_state(s);
     switch (state) {
     case SPAN_HOT: st->spans_hot++; break;
     case SPAN_FLOATING: st->spans_floating++; break;
     case SPAN_REUSABLE: st->spans_reusable++; break;
     default: st->spans_free++; return;
     }
-    if (s->kind == SPAN_KIND_BLOCKS && s->size_class < SC_NUM_CLASSES)
-        st->classes[s->size_class].spans++;
+    if (s->size_class < SC_NUM_CLASSES) {
+        sc_class_stats_t *cs = &st->classes[s->size_class];
+        cs->spans++;
+        cs->live_blocks += span_live_blocks(s, state, w);
+    }
 }
 
 void sc_heap_get_stats(sc_heap_t *heap, sc_heap_stats_t *out)
@@ -53,26 +73,13 @@ void sc_heap_get_stats(sc_heap_t *heap, sc_heap_stats_t *out)
     memset(out, 0, sizeof *out);
     if (!heap_check_live(heap, "sc_heap_get_stats"))
         return;
-    uint64_t allocs[SC_NUM_CLASSES], frees[SC_NUM_CLASSES];
     registry_lock();
-    for (unsigned c = 0; c < SC_NUM_CLASSES; c++) {
-        allocs[c] = atomic_load_explicit(&heap->retired_allocs[c], memory_order_relaxed);
-        frees[c] = atomic_load_explicit(&heap->retired_frees[c], memory_order_relaxed);
-    }
-    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next) {
-        for (unsigned c = 0; c < SC_NUM_CLASSES; c++) {
-            allocs[c] += atomic_load_explicit(&f->counters[c].allocs, memory_order_relaxed);
-            frees[c] += atomic_load_explicit(&f->counters[c].frees, memory_order_relaxed);
-        }
-    }
     out->frontends = heap->frontend_count;
     registry_unlock();
+    for_each_span(heap, count_span, out);
     for (unsigned c = 0; c < SC_NUM_CLASSES; c++) {
         sc_class_stats_t *cs = &out->classes[c];
         cs->block_size = size_class_block_size(c);
-        /* A free counted on one thread may be seen before the allocation
-         * counted on another while threads run: never report negatives. */
-        cs->live_blocks = allocs[c] > frees[c] ? (size_t)(allocs[c] - frees[c]) : 0;
         out->live_blocks += cs->live_blocks;
         out->live_bytes += cs->live_blocks * cs->block_size;
     }
@@ -85,7 +92,6 @@ void sc_heap_get_stats(sc_heap_t *heap, sc_heap_stats_t *out)
     out->reserved_bytes = atomic_load_explicit(&heap->reserved_bytes, memory_order_relaxed);
     out->committed_bytes = atomic_load_explicit(&heap->committed_bytes, memory_order_relaxed);
     out->resident_bytes = arena_resident_bytes(heap);
-    for_each_span(heap, count_span, out);
 }
 
 void sc_heap_print_stats(sc_heap_t *heap, FILE *f, sc_stats_format_t format)

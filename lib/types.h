@@ -119,41 +119,52 @@ struct sc_heap_s;
 struct sc_frontend_s;
 
 typedef struct span_s {
-    /* --- line 0: the owner's line. Fields below `free`/`bump` are written
-     * only by the frontend that holds the span HOT (or under a state that
-     * gives exclusive ownership: POOLED taken from the pool, EMPTY popped).
-     * The immutable facts (kind, class, sizes, heap) are set before the span
-     * is published by a release CAS and read by anyone after an acquire. */
+    /* --- line 0: what the fast paths read. `free`, `bump`, `carved` and
+     * `used` are written only by the frontend that holds the span HOT (or
+     * by an exclusive holder: a span taken from the pool or a stack). The
+     * immutable facts (kind, class, sizes, heap) are set before the span is
+     * published with release and read by others after an acquire. */
     block_t *free;            /* local free list: owner only */
-    /* next block never handed out. Written by the owner only; atomic
-     * (relaxed, a plain mov) because a remote free reads it to refuse
-     * pointers into the never-allocated part. */
+    /* Next block never handed out. Atomic (relaxed: a plain mov) because
+     * remote frees read it to refuse pointers into the never-used part. */
     _Atomic(char *) bump;
-    char *bump_end;           /* end of the real span's blocks */
     uint32_t block_size;      /* bytes per block (class size) */
     uint32_t capacity;        /* blocks in the real span; spans in a huge run */
-    uint64_t divide_magic;    /* ceil(2^64 / block_size): block-start test */
-    uint32_t reuse_count;     /* free blocks at which FLOATING -> REUSABLE */
+    /* Block-start test without a division: an offset r from the first block
+     * is a multiple of block_size iff r * divide_magic <= divide_limit, with
+     * divide_magic = ceil(2^64 / block_size) and divide_limit = magic - 1
+     * (exact for r < 2^32). */
+    uint64_t divide_magic;
+    uint64_t divide_limit;
+    struct sc_heap_s *heap;   /* owning heap, fixed for the span's life */
+    /* Bytes carved so far, counted from the first block: the free fast
+     * path's range check. Owner only (relaxed atomic for the same reason as
+     * bump). */
+    _Atomic uint32_t carved;
+    /* Blocks handed out and not freed locally, while HOT: owner writes with
+     * relaxed load+store (no lock prefix), statistics read it. */
+    _Atomic uint32_t used;
     uint16_t size_class;
     uint8_t kind;             /* enum span_kind */
-    uint8_t pad0;
-    struct sc_heap_s *heap;   /* owning heap, fixed for the span's life */
-    /* link on a span stack (pool or reusable); written by the span's
-     * exclusive holder before a release push, read by poppers that may
-     * race with a later push (hence atomic, relaxed) */
-    _Atomic(struct span_s *) stack_next;
-    /* --- line 1: written by any thread, only by CAS. */
+    uint8_t pad0[5];
+    /* --- line 1: written by any thread, only by CAS, or by an exclusive
+     * holder on slow paths. */
     _Alignas(CACHE_LINE) _Atomic uint64_t remote;
-    /* Written only by the span's exclusive holder (slow paths); kept here
-     * so that line 0 stays one cache line.
-     * committed: bytes from the span start charged to the heap (its
+    char *bump_end;           /* end of the real span's blocks */
+    /* Link on a span stack (pool or reusable); written by the span's
+     * exclusive holder before a release push, read by poppers that may race
+     * with a later push (hence atomic, relaxed). */
+    _Atomic(struct span_s *) stack_next;
+    uint32_t reuse_count;     /* free blocks at which FLOATING -> REUSABLE */
+    uint32_t pad1;
+    /* committed: bytes from the span start charged to the heap (its
      * committed_bytes and limit); released spans keep only the header page.
      * rw_bytes: bytes from the span start that are read-write. Released
      * pages stay read-write (MADV_DONTNEED, no VMA split), so rw_bytes can
-     * exceed committed. */
+     * exceed committed. Exclusive holder only. */
     size_t committed;
     size_t rw_bytes;
-    char pad1[CACHE_LINE - sizeof(uint64_t) - 2 * sizeof(size_t)];
+    char pad2[CACHE_LINE - 6 * sizeof(uint64_t)];
 } span_t;
 
 _Static_assert(sizeof(span_t) == SPAN_HEADER_SIZE, "span header is two cache lines");
@@ -206,9 +217,6 @@ struct sc_heap_s {
     /* Frontends of this heap, under the registry lock. */
     sc_frontend_t *frontends;
     size_t frontend_count;
-    /* Counters folded in from frontends that were torn down. */
-    _Atomic uint64_t retired_allocs[NUM_CLASSES];
-    _Atomic uint64_t retired_frees[NUM_CLASSES];
 
     /* Reusable spans, one stack per class. */
     span_stack_t reusable[NUM_CLASSES];
@@ -228,22 +236,17 @@ struct sc_heap_s {
     struct sc_heap_s *free_next;
 };
 
-/* Per class: counters of one frontend. Written only by the owner with
- * relaxed load+store (a plain add, no lock prefix); read by stats. */
-typedef struct frontend_counters_s {
-    _Atomic uint64_t allocs;
-    _Atomic uint64_t frees;
-} frontend_counters_t;
-
 typedef struct thread_state_s thread_state_t;
 
 struct sc_frontend_s {
-    span_t *hot[NUM_CLASSES];   /* never NULL: the empty span when none */
+    /* What the fast path allocates from; never NULL: the empty span when
+     * none. A checked heap keeps it all empty and uses checked_hot. */
+    span_t *hot[NUM_CLASSES];
+    span_t *checked_hot[NUM_CLASSES];
     struct sc_heap_s *heap;     /* NULL once the heap was destroyed */
     uint64_t heap_id;
     thread_state_t *thread;     /* owning thread */
     unsigned pool_slot;         /* preferred span pool slot */
-    frontend_counters_t counters[NUM_CLASSES];
     /* Links, under the registry lock. */
     sc_frontend_t *heap_next, *heap_prev;
     sc_frontend_t *thread_next;
@@ -268,9 +271,13 @@ struct thread_state_s {
     unsigned pool_slot;
 };
 
-/* The one-entry cache sc_alloc checks first. */
+/* The one-entry cache sc_alloc checks first: the heap used last and this
+ * thread's frontend for it. A heap handle can be reused after destroy, so a
+ * hit may find a dead frontend; destroy empties dead frontends' hot spans,
+ * which sends the next allocation to the slow path, where the frontend is
+ * checked against the heap. Starts as (NULL, the dead frontend). */
 typedef struct thread_cache_s {
-    uint64_t heap_id;
+    struct sc_heap_s *heap;
     sc_frontend_t *frontend;
 } thread_cache_t;
 
