@@ -262,7 +262,9 @@ Test(errors, double_free_immediate)
         sc_free(h, p);
         cr_assert_eq(atomic_load(&errlog.count), 0);
         sc_free(h, p);
-        expect_one_error(SC_ERR_DOUBLE_FREE, p, "immediate double free");
+        char what[64];
+        snprintf(what, sizeof what, "immediate double free of a %zu-byte block", sizes[i]);
+        expect_one_error(SC_ERR_DOUBLE_FREE, p, what);
         /* The block is free once, not twice: the next two allocations of
          * that size are distinct. */
         void *a = sc_alloc(h, sizes[i]);
