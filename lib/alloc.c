@@ -109,7 +109,7 @@ static span_t *block_span(sc_heap_t *heap, const void *p, const char *call)
     }
     span_t *s = tag == MAP_HUGE_ALIGNED ? huge_header_of(a, w)
                                         : (span_t *)(a & ~(uintptr_t)SPAN_MASK);
-    if (s->kind == SPAN_KIND_HUGE) {
+    if (span_kind(s) == SPAN_KIND_HUGE) {
         if (span_state(s) != SPAN_HOT || atomic_load_explicit(&s->bump, memory_order_relaxed) != p) {
             error_report(span_state(s) == SPAN_HOT ? SC_ERR_INTERIOR_POINTER : SC_ERR_DOUBLE_FREE,
                          call, heap, p);
@@ -118,9 +118,9 @@ static span_t *block_span(sc_heap_t *heap, const void *p, const char *call)
         return s;
     }
     unsigned st = span_state(s);
-    if (s->kind != SPAN_KIND_BLOCKS ||
+    if (span_kind(s) != SPAN_KIND_BLOCKS ||
         (st != SPAN_HOT && st != SPAN_FLOATING && st != SPAN_REUSABLE)) {
-        error_report(s->kind != SPAN_KIND_BLOCKS ? SC_ERR_FOREIGN_POINTER : SC_ERR_DOUBLE_FREE,
+        error_report(span_kind(s) != SPAN_KIND_BLOCKS ? SC_ERR_FOREIGN_POINTER : SC_ERR_DOUBLE_FREE,
                      call, heap, p);
         return NULL;
     }
@@ -138,7 +138,7 @@ size_t sc_usable_size(sc_heap_t *heap, const void *p)
     span_t *s = block_span(heap, p, "sc_usable_size");
     if (s == NULL)
         return 0;
-    return s->kind == SPAN_KIND_HUGE ? huge_usable_size(s) : s->block_size;
+    return span_kind(s) == SPAN_KIND_HUGE ? huge_usable_size(s) : s->block_size;
 }
 
 void *sc_calloc(sc_heap_t *heap, size_t count, size_t size)
@@ -158,7 +158,7 @@ void *sc_calloc(sc_heap_t *heap, size_t count, size_t size)
     uintptr_t w = address_map_get(a);
     span_t *s = (w & MAP_TAGS) == MAP_HUGE_ALIGNED ? huge_header_of(a, w)
                                                    : (span_t *)(a & ~(uintptr_t)SPAN_MASK);
-    if (s->kind == SPAN_KIND_HUGE) {
+    if (span_kind(s) == SPAN_KIND_HUGE) {
         uintptr_t first_page_end = (uintptr_t)s + os_page_size();
         if (a < first_page_end)
             memset(p, 0, n < first_page_end - a ? n : first_page_end - a);
@@ -208,7 +208,7 @@ void *sc_realloc(sc_heap_t *heap, void *p, size_t n)
         return q;
     }
     size_t usable;
-    if (s->kind == SPAN_KIND_HUGE) {
+    if (span_kind(s) == SPAN_KIND_HUGE) {
         if (n > SIZE_CLASS_MAX && huge_resize_in_place(heap, s, n))
             return p;
         usable = huge_usable_size(s);

@@ -23,7 +23,7 @@
 
 static uint32_t take_threshold(const span_t *s)
 {
-    uint32_t n = s->capacity / 16;
+    uint32_t n = span_capacity(s) / 16;
     return n ? n : 1;
 }
 
@@ -134,11 +134,11 @@ void frontend_free_slow(sc_frontend_t *t, void *p, const char *call)
         error_report(SC_ERR_OTHER_HEAP, call, t->heap, p);
         return;
     }
-    if (s->kind == SPAN_KIND_HUGE) {
+    if (span_kind(s) == SPAN_KIND_HUGE) {
         huge_free(t, s, p, call);
         return;
     }
-    if (s->kind != SPAN_KIND_BLOCKS) {
+    if (span_kind(s) != SPAN_KIND_BLOCKS) {
         error_report(SC_ERR_FOREIGN_POINTER, call, t->heap, p);
         return;
     }
@@ -158,7 +158,7 @@ void frontend_free_slow(sc_frontend_t *t, void *p, const char *call)
         return;
     }
     span_t **hot = frontend_hot_array(t);
-    if (word == (uintptr_t)t || hot[s->size_class] == s) {
+    if (word == (uintptr_t)t || hot[span_class(s)] == s) {
         /* Our own hot span: the fast path declined a double free, or the
          * span takes its frees here (checked heap, big class). */
         if (b == s->free) {
@@ -171,7 +171,7 @@ void frontend_free_slow(sc_frontend_t *t, void *p, const char *call)
         counter_set(&s->used, used);
         if (s->block_size > EAGER_RELEASE_MIN &&
             used == remote_count(atomic_load_explicit(&s->remote, memory_order_relaxed)))
-            frontend_drop_hot(t, hot, s->size_class); /* all free: to the pool */
+            frontend_drop_hot(t, hot, span_class(s)); /* all free: to the pool */
     } else {
         sc_error_t err = span_free_remote(s, b, t->pool_slot);
         if (err != SC_ERR_NONE) {

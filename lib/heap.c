@@ -21,18 +21,31 @@
 #define DEAD_HEAP_ID UINT64_MAX
 
 /* Heap handles live in type-stable memory and are reused oldest first, so
- * a stale handle keeps reporting "destroyed" for as long as possible. */
+ * a stale handle keeps reporting "destroyed" for as long as possible. The
+ * chunks they are cut from are listed so that fork can find every heap.
+ * All of this is under the registry lock. */
+typedef struct handle_chunk_s {
+    struct handle_chunk_s *next;
+    size_t count;
+    _Alignas(CACHE_LINE) struct sc_heap_s heaps[];
+} handle_chunk_t;
+
+#define HANDLE_CHUNK_BYTES ((size_t)256 << 10)
+
 static struct sc_heap_s *free_heaps_head, *free_heaps_tail;
+static handle_chunk_t *handle_chunks;
 
 static struct sc_heap_s *handle_alloc(void)
 {
     if (free_heaps_head == NULL) {
-        size_t chunk = (size_t)256 << 10;
-        char *mem = os_alloc_metadata(chunk);
-        if (mem == NULL)
+        handle_chunk_t *chunk = os_alloc_metadata(HANDLE_CHUNK_BYTES);
+        if (chunk == NULL)
             return NULL;
-        for (size_t off = 0; off + sizeof(struct sc_heap_s) <= chunk; off += sizeof(struct sc_heap_s)) {
-            struct sc_heap_s *h = (struct sc_heap_s *)(mem + off);
+        chunk->count = (HANDLE_CHUNK_BYTES - sizeof *chunk) / sizeof(struct sc_heap_s);
+        chunk->next = handle_chunks;
+        handle_chunks = chunk;
+        for (size_t i = 0; i < chunk->count; i++) {
+            struct sc_heap_s *h = &chunk->heaps[i];
             atomic_init(&h->id, DEAD_HEAP_ID);
             atomic_init(&h->state, HEAP_FREE_SLOT);
             h->free_next = NULL;
@@ -58,6 +71,51 @@ static void handle_free(struct sc_heap_s *h)
     else
         free_heaps_head = h;
     free_heaps_tail = h;
+}
+
+/* fork: the child must find every lock free, whatever other threads were
+ * doing. Take them all before the fork (registry first, then each live
+ * heap's huge lock before its grow lock: the order the library nests them
+ * in) and release them on both sides. Lock-free structures need nothing: an
+ * operation cut short by the fork at worst leaves a span or a block unused
+ * in the child, never a broken list, because every list change is one CAS. */
+static void for_each_live_heap(void (*fn)(struct sc_heap_s *))
+{
+    for (handle_chunk_t *c = handle_chunks; c; c = c->next)
+        for (size_t i = 0; i < c->count; i++)
+            if (atomic_load_explicit(&c->heaps[i].state, memory_order_relaxed) == HEAP_LIVE)
+                fn(&c->heaps[i]);
+}
+
+static void lock_heap(struct sc_heap_s *h)
+{
+    pthread_mutex_lock(&h->huge_lock);
+    pthread_mutex_lock(&h->grow_lock);
+}
+
+static void unlock_heap(struct sc_heap_s *h)
+{
+    pthread_mutex_unlock(&h->grow_lock);
+    pthread_mutex_unlock(&h->huge_lock);
+}
+
+static void fork_prepare(void)
+{
+    registry_lock();
+    for_each_live_heap(lock_heap);
+}
+
+static void fork_after(void)
+{
+    for_each_live_heap(unlock_heap);
+    registry_unlock();
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_handlers_install(void)
+{
+    pthread_atfork(fork_prepare, fork_after, fork_after);
 }
 
 static bool env_checked(void)
@@ -87,6 +145,7 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
         errno = ENOMEM;
         return NULL;
     }
+    pthread_once(&fork_once, fork_handlers_install);
     registry_lock();
     struct sc_heap_s *h = handle_alloc();
     registry_unlock();
@@ -193,7 +252,7 @@ void sc_heap_reset(sc_heap_t *heap)
             uintptr_t w = address_map_get((uintptr_t)start);
             span_t *s = (span_t *)start;
             bool block_span = ((w & MAP_TAGS) == 0 || (w & MAP_TAGS) == MAP_SPAN) &&
-                              s->kind == SPAN_KIND_BLOCKS;
+                              span_kind(s) == SPAN_KIND_BLOCKS;
             if (!block_span || s->committed > keep)
                 break;
             keep -= s->committed;

@@ -35,16 +35,16 @@ static void run_set_next(span_t *r, span_t *next)
 
 static char *run_end(span_t *r)
 {
-    return (char *)r + (size_t)r->capacity * SPAN_SIZE;
+    return (char *)r + (size_t)span_capacity(r) * SPAN_SIZE;
 }
 
 /* Under huge_lock: writes a free-run header at r (its first page must be
  * committed). */
 static void run_make_free(struct sc_heap_s *heap, span_t *r, size_t spans)
 {
-    r->kind = SPAN_KIND_HUGE;
+    span_set_kind(r, SPAN_KIND_HUGE);
     r->heap = heap;
-    r->capacity = (uint32_t)spans;
+    span_set_capacity(r, (uint32_t)spans);
     r->free = NULL;
     atomic_store_explicit(&r->bump, NULL, memory_order_relaxed);
     r->bump_end = NULL;
@@ -64,14 +64,14 @@ static void run_insert(struct sc_heap_s *heap, span_t *r, size_t spans)
     }
     if (next && run_end(r) == (char *)next) {
         span_t *after = run_next(next);
-        r->capacity += next->capacity;
+        span_set_capacity(r, span_capacity(r) + (span_capacity(next)));
         address_map_set(next, (uintptr_t)heap | MAP_RESERVED);
         os_decommit(next, os_page_size());
         atomic_fetch_sub_explicit(&heap->committed_bytes, os_page_size(), memory_order_relaxed);
         next = after;
     }
     if (prev && run_end(prev) == (char *)r) {
-        prev->capacity += r->capacity;
+        span_set_capacity(prev, span_capacity(prev) + (span_capacity(r)));
         address_map_set(r, (uintptr_t)heap | MAP_RESERVED);
         os_decommit(r, os_page_size());
         atomic_fetch_sub_explicit(&heap->committed_bytes, os_page_size(), memory_order_relaxed);
@@ -90,11 +90,11 @@ static void run_insert(struct sc_heap_s *heap, span_t *r, size_t spans)
 static bool run_split_front(struct sc_heap_s *heap, span_t *prev, span_t *r, size_t spans)
 {
     span_t *next = run_next(r);
-    if (r->capacity > spans) {
+    if (span_capacity(r) > spans) {
         span_t *rest = (span_t *)((char *)r + spans * SPAN_SIZE);
         if (!arena_commit_header(heap, rest))
             return false;
-        run_make_free(heap, rest, r->capacity - spans);
+        run_make_free(heap, rest, span_capacity(r) - spans);
         run_set_next(rest, next);
         next = rest;
     }
@@ -102,7 +102,7 @@ static bool run_split_front(struct sc_heap_s *heap, span_t *prev, span_t *r, siz
         run_set_next(prev, next);
     else
         heap->huge_free_runs = next;
-    r->capacity = (uint32_t)spans;
+    span_set_capacity(r, (uint32_t)spans);
     return true;
 }
 
@@ -111,7 +111,7 @@ static span_t *run_take_free(struct sc_heap_s *heap, size_t spans)
 {
     span_t *prev = NULL;
     for (span_t *r = heap->huge_free_runs; r; prev = r, r = run_next(r)) {
-        if (r->capacity >= spans)
+        if (span_capacity(r) >= spans)
             return run_split_front(heap, prev, r, spans) ? r : NULL;
     }
     return NULL;
@@ -147,7 +147,7 @@ void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
             errno = ENOMEM;
             return NULL;
         }
-        r->capacity = (uint32_t)total;
+        span_set_capacity(r, (uint32_t)total);
     }
     if (extra) {
         /* Move the header so that header + one span is aligned; the spans
@@ -170,18 +170,18 @@ void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
             else
                 spans += after;
         }
-        r->capacity = (uint32_t)spans;
+        span_set_capacity(r, (uint32_t)spans);
     }
     char *data = (char *)r + lead;
     char *end = (char *)round_up((uintptr_t)data + n, page);
     size_t bytes = (size_t)(end - (char *)r);
     if (!arena_commit(heap, r, bytes)) {
-        run_insert(heap, r, r->capacity);
+        run_insert(heap, r, span_capacity(r));
         pthread_mutex_unlock(&heap->huge_lock);
         errno = ENOMEM;
         return NULL;
     }
-    r->kind = SPAN_KIND_HUGE;
+    span_set_kind(r, SPAN_KIND_HUGE);
     r->heap = heap;
     atomic_store_explicit(&r->bump, data, memory_order_relaxed);
     r->bump_end = end;
@@ -229,7 +229,7 @@ void huge_free(sc_frontend_t *t, span_t *s, void *p, const char *call)
         s->rw_bytes = page;
     }
     arena_uncommit(heap, s, page);
-    run_insert(heap, s, s->capacity);
+    run_insert(heap, s, span_capacity(s));
     pthread_mutex_unlock(&heap->huge_lock);
 }
 
@@ -243,7 +243,7 @@ bool huge_contains(struct sc_heap_s *heap, uintptr_t a)
             return false;
         if ((w & MAP_TAGS) == MAP_SPAN) {
             span_t *s = (span_t *)span;
-            if (s->kind != SPAN_KIND_HUGE || span_state(s) != SPAN_HOT)
+            if (span_kind(s) != SPAN_KIND_HUGE || span_state(s) != SPAN_HOT)
                 return false;
             return a < (uintptr_t)s->bump_end;
         }
@@ -264,7 +264,7 @@ bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n)
     size_t lead = (size_t)(data - (char *)s);
     size_t spans = (lead + n + SPAN_SIZE - 1) / SPAN_SIZE;
     char *end = (char *)round_up((uintptr_t)data + n, page);
-    if (spans <= s->capacity) {
+    if (spans <= span_capacity(s)) {
         /* Shrink (or grow within the run): give back whole spans past the
          * new end as a free run and pages past it within the last span. */
         size_t keep = (size_t)(end - (char *)s);
@@ -275,11 +275,11 @@ bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n)
         } else if (!arena_commit(heap, s, keep)) {
             goto out;
         }
-        if (spans < s->capacity) {
+        if (spans < span_capacity(s)) {
             span_t *tail = (span_t *)((char *)s + spans * SPAN_SIZE);
-            size_t tail_spans = s->capacity - spans;
+            size_t tail_spans = span_capacity(s) - spans;
             if (arena_commit_header(heap, tail)) {
-                s->capacity = (uint32_t)spans;
+                span_set_capacity(s, (uint32_t)spans);
                 run_insert(heap, tail, tail_spans);
             }
         }
@@ -291,21 +291,21 @@ bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n)
             prev = r;
             r = run_next(r);
         }
-        size_t more = spans - s->capacity;
-        if (r && (char *)r == run_end(s) && r->capacity >= more &&
+        size_t more = spans - span_capacity(s);
+        if (r && (char *)r == run_end(s) && span_capacity(r) >= more &&
             run_split_front(heap, prev, r, more)) {
             address_map_set(r, (uintptr_t)heap | MAP_RESERVED);
             /* r's header page is charged on its own; arena_commit below
              * charges it again as part of the block. */
             atomic_fetch_sub_explicit(&heap->committed_bytes, page, memory_order_relaxed);
-            s->capacity += (uint32_t)more;
+            span_set_capacity(s, span_capacity(s) + ((uint32_t)more));
             if (arena_commit(heap, s, (size_t)(end - (char *)s))) {
                 ok = true;
             } else {
                 /* Give the spans back; the block keeps its old size. */
                 span_t *tail = r;
                 if (arena_commit_header(heap, tail)) {
-                    s->capacity -= (uint32_t)more;
+                    span_set_capacity(s, span_capacity(s) - ((uint32_t)more));
                     run_insert(heap, tail, more);
                 }
             }

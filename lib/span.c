@@ -54,13 +54,13 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
     counter_set(&s->used, 0);
     s->bump_end = (char *)s + SPAN_HEADER_SIZE + (size_t)cap * bs;
     s->block_size = (uint32_t)bs;
-    s->capacity = cap;
+    span_set_capacity(s, cap);
     s->divide_magic = UINT64_MAX / bs + 1;
     s->divide_limit = s->divide_magic - 1;
     uint64_t reuse = ((uint64_t)cap * heap->reuse_threshold + 99) / 100;
     s->reuse_count = (uint32_t)(reuse ? reuse : 1);
-    s->size_class = (uint16_t)cls;
-    s->kind = SPAN_KIND_BLOCKS;
+    span_set_class(s, (uint16_t)cls);
+    span_set_kind(s, SPAN_KIND_BLOCKS);
     s->heap = heap;
     if (checked)
         check_span_init(s);
@@ -134,11 +134,11 @@ uint32_t span_list_length(const block_t *b, const block_t **tail)
 static unsigned settled_state(const span_t *s, unsigned state, uint32_t count)
 {
     if (state == SPAN_FLOATING) {
-        if (count == s->capacity)
+        if (count == span_capacity(s))
             return SPAN_POOLED;
         if (count >= s->reuse_count)
             return SPAN_REUSABLE;
-    } else if (state == SPAN_REUSABLE && count == s->capacity) {
+    } else if (state == SPAN_REUSABLE && count == span_capacity(s)) {
         return SPAN_RELEASING;
     }
     return state;
@@ -156,7 +156,7 @@ static void span_settle(span_t *s, unsigned from, unsigned to, unsigned pool_slo
         span_pool_put(heap, s, pool_slot);
         break;
     case SPAN_REUSABLE:
-        span_stack_push(&heap->reusable[s->size_class], s);
+        span_stack_push(&heap->reusable[span_class(s)], s);
         break;
     case SPAN_RELEASING: {
         /* The span is on the reusable stack, where a popper may find it at
@@ -173,7 +173,7 @@ static void span_settle(span_t *s, unsigned from, unsigned to, unsigned pool_slo
             }
             /* release: the popper that sees EMPTY sees a released span. */
             if (atomic_compare_exchange_weak_explicit(
-                    &s->remote, &w, remote_word(SPAN_EMPTY, s, NULL, s->capacity),
+                    &s->remote, &w, remote_word(SPAN_EMPTY, s, NULL, span_capacity(s)),
                     memory_order_release, memory_order_relaxed))
                 return;
         }
@@ -248,7 +248,7 @@ span_t *span_adopt_reusable(struct sc_heap_s *heap, unsigned cls)
                 } else {
                     /* Every block not counted free is live. */
                     s->free = remote_head(s, w);
-                    counter_set(&s->used, s->capacity - remote_count(w));
+                    counter_set(&s->used, span_capacity(s) - remote_count(w));
                 }
                 return s;
             }
@@ -266,7 +266,7 @@ sc_error_t span_free_remote(span_t *s, block_t *b, unsigned pool_slot)
             return SC_ERR_DOUBLE_FREE; /* every block of the span is free */
         uint32_t count = remote_count(w) + 1;
         block_t *head = remote_head(s, w);
-        if (count > s->capacity || head == b)
+        if (count > span_capacity(s) || head == b)
             return SC_ERR_DOUBLE_FREE;
         b->next = head;
         to = st == SPAN_HOT ? st : settled_state(s, st, count);

@@ -41,7 +41,7 @@ static size_t span_live_blocks(span_t *s, unsigned state, uint64_t w)
         return used > remote_count(w) ? used - remote_count(w) : 0;
     }
     if (state == SPAN_FLOATING || state == SPAN_REUSABLE)
-        return s->capacity > remote_count(w) ? s->capacity - remote_count(w) : 0;
+        return span_capacity(s) > remote_count(w) ? span_capacity(s) - remote_count(w) : 0;
     return 0;
 }
 
@@ -53,7 +53,7 @@ static void count_span(span_t *s, uintptr_t word, void *arg)
      * before the state that publishes them. */
     uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
     unsigned state = remote_state(w);
-    if (state == 0 || s->kind != SPAN_KIND_BLOCKS)
+    if (state == 0 || span_kind(s) != SPAN_KIND_BLOCKS)
         return;
     switch (state) {
     case SPAN_HOT: st->spans_hot++; break;
@@ -61,8 +61,8 @@ static void count_span(span_t *s, uintptr_t word, void *arg)
     case SPAN_REUSABLE: st->spans_reusable++; break;
     default: st->spans_free++; return;
     }
-    if (s->size_class < SC_NUM_CLASSES) {
-        sc_class_stats_t *cs = &st->classes[s->size_class];
+    if (span_class(s) < SC_NUM_CLASSES) {
+        sc_class_stats_t *cs = &st->classes[span_class(s)];
         cs->spans++;
         cs->live_blocks += span_live_blocks(s, state, w);
     }
@@ -160,15 +160,15 @@ static void visit_span(span_t *s, uintptr_t word, void *arg)
     if (v->stopped)
         return;
     unsigned st = span_state(s);
-    if (s->kind == SPAN_KIND_HUGE) {
+    if (span_kind(s) == SPAN_KIND_HUGE) {
         if (st == SPAN_HOT)
             v->stopped = v->fn(atomic_load_explicit(&s->bump, memory_order_relaxed),
                                huge_usable_size(s), v->arg);
         return;
     }
-    if (s->kind != SPAN_KIND_BLOCKS || (st != SPAN_HOT && st != SPAN_FLOATING && st != SPAN_REUSABLE))
+    if (span_kind(s) != SPAN_KIND_BLOCKS || (st != SPAN_HOT && st != SPAN_FLOATING && st != SPAN_REUSABLE))
         return;
-    size_t words = (s->capacity + 63) / 64;
+    size_t words = (span_capacity(s) + 63) / 64;
     memset(v->bits, 0, words * sizeof(uint64_t));
     mark_free(s, s->free, v->bits);
     mark_free(s, remote_head(s, atomic_load_explicit(&s->remote, memory_order_acquire)), v->bits);

@@ -129,7 +129,10 @@ typedef struct span_s {
      * remote frees read it to refuse pointers into the never-used part. */
     _Atomic(char *) bump;
     uint32_t block_size;      /* bytes per block (class size) */
-    uint32_t capacity;        /* blocks in the real span; spans in a huge run */
+    /* capacity, size_class and kind are set by the span's exclusive holder
+     * and read by statistics while other threads run: relaxed atomics
+     * (plain movs), read through span_capacity() and friends. */
+    _Atomic uint32_t capacity; /* blocks in the real span; spans in a huge run */
     /* Block-start test without a division: an offset r from the first block
      * is a multiple of block_size iff r * divide_magic <= divide_limit, with
      * divide_magic = ceil(2^64 / block_size) and divide_limit = magic - 1
@@ -144,8 +147,8 @@ typedef struct span_s {
     /* Blocks handed out and not freed locally, while HOT: owner writes with
      * relaxed load+store (no lock prefix), statistics read it. */
     _Atomic uint32_t used;
-    uint16_t size_class;
-    uint8_t kind;             /* enum span_kind */
+    _Atomic uint16_t size_class;
+    _Atomic uint8_t kind;     /* enum span_kind */
     uint8_t pad0[5];
     /* --- line 1: written by any thread, only by CAS, or by an exclusive
      * holder on slow paths. */
@@ -168,6 +171,36 @@ typedef struct span_s {
 } span_t;
 
 _Static_assert(sizeof(span_t) == SPAN_HEADER_SIZE, "span header is two cache lines");
+
+static inline uint32_t span_capacity(const span_t *s)
+{
+    return atomic_load_explicit(&((span_t *)s)->capacity, memory_order_relaxed);
+}
+
+static inline void span_set_capacity(span_t *s, uint32_t v)
+{
+    atomic_store_explicit(&s->capacity, v, memory_order_relaxed);
+}
+
+static inline unsigned span_class(const span_t *s)
+{
+    return atomic_load_explicit(&((span_t *)s)->size_class, memory_order_relaxed);
+}
+
+static inline void span_set_class(span_t *s, unsigned v)
+{
+    atomic_store_explicit(&s->size_class, (uint16_t)v, memory_order_relaxed);
+}
+
+static inline unsigned span_kind(const span_t *s)
+{
+    return atomic_load_explicit(&((span_t *)s)->kind, memory_order_relaxed);
+}
+
+static inline void span_set_kind(span_t *s, unsigned v)
+{
+    atomic_store_explicit(&s->kind, (uint8_t)v, memory_order_relaxed);
+}
 
 /* A lock-free LIFO of spans: head is (span address | tag). */
 typedef struct span_stack_s {
