@@ -141,6 +141,13 @@ size_t sc_usable_size(sc_heap_t *heap, const void *p)
     return span_kind(s) == SPAN_KIND_HUGE ? huge_usable_size(s) : s->block_size;
 }
 
+size_t sc_good_size(size_t n)
+{
+    if (n <= SIZE_CLASS_MAX)
+        return size_class_block_size(size_class_of(n));
+    return huge_good_size(n);
+}
+
 void *sc_calloc(sc_heap_t *heap, size_t count, size_t size)
 {
     size_t n;

@@ -117,6 +117,15 @@ static span_t *run_take_free(struct sc_heap_s *heap, size_t spans)
     return NULL;
 }
 
+size_t huge_good_size(size_t n)
+{
+    if (n > HUGE_MAX)
+        return 0;
+    size_t page = os_page_size();
+    /* Data starts after the header, the block ends at a page boundary. */
+    return round_up(SPAN_HEADER_SIZE + n, page) - SPAN_HEADER_SIZE;
+}
+
 void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
 {
     if (n > HUGE_MAX || align > HUGE_MAX) {

@@ -21,6 +21,10 @@ static inline void *huge_alloc(sc_frontend_t *t, size_t n)
     return huge_alloc_aligned(t->heap, 16, n);
 }
 
+/* Usable size of a huge block of n bytes with default alignment; 0 if n is
+ * beyond any huge block. */
+size_t huge_good_size(size_t n);
+
 /* Frees the huge block at p whose header is s (reports misuse). */
 void huge_free(sc_frontend_t *t, span_t *s, void *p, const char *call);
 

@@ -94,18 +94,35 @@ void sc_heap_get_stats(sc_heap_t *heap, sc_heap_stats_t *out)
     out->resident_bytes = arena_resident_bytes(heap);
 }
 
+/* Writes s as the body of a JSON string (quotes, backslashes and control
+ * characters escaped). */
+static void json_string_body(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+}
+
 void sc_heap_print_stats(sc_heap_t *heap, FILE *f, sc_stats_format_t format)
 {
     sc_heap_stats_t st;
     sc_heap_get_stats(heap, &st);
     const char *name = sc_heap_name(heap);
     if (format == SC_STATS_JSON) {
-        fprintf(f, "{\"heap\":\"%s\",\"live_blocks\":%zu,\"live_bytes\":%zu,"
+        fputs("{\"heap\":\"", f);
+        json_string_body(f, name);
+        fprintf(f, "\",\"live_blocks\":%zu,\"live_bytes\":%zu,"
                    "\"requested_bytes\":%zu,\"huge_blocks\":%zu,\"huge_bytes\":%zu,"
                    "\"reserved_bytes\":%zu,\"committed_bytes\":%zu,\"resident_bytes\":%zu,"
                    "\"spans\":{\"hot\":%zu,\"floating\":%zu,\"reusable\":%zu,\"free\":%zu},"
                    "\"frontends\":%zu,\"classes\":[",
-                name, st.live_blocks, st.live_bytes, st.requested_bytes, st.huge_blocks,
+                st.live_blocks, st.live_bytes, st.requested_bytes, st.huge_blocks,
                 st.huge_bytes, st.reserved_bytes, st.committed_bytes, st.resident_bytes,
                 st.spans_hot, st.spans_floating, st.spans_reusable, st.spans_free, st.frontends);
         bool first = true;

@@ -154,8 +154,14 @@ SC_API void *sc_realloc(sc_heap_t *heap, void *p, size_t n);
  * NULL with errno = EINVAL. Freed with sc_free. */
 SC_API SC_MALLOC_LIKE void *sc_aligned_alloc(sc_heap_t *heap, size_t alignment, size_t n);
 
-/* Bytes usable at p (at least what was requested). */
+/* Bytes usable at p (at least what was requested). Reports misuse for a
+ * pointer that is not a live block of heap, and returns 0 then. */
 SC_API size_t sc_usable_size(sc_heap_t *heap, const void *p);
+
+/* The usable size sc_alloc(heap, n) would give: n rounded up to its size
+ * class (or to the page for huge sizes). Lets callers such as SQLite's
+ * xRoundup ask for exactly what they will get. 0 if n cannot be met. */
+SC_API size_t sc_good_size(size_t n);
 
 /* Whether p lies in a block or region of heap. O(1); any pointer value is
  * safe to ask about (NULL, libc pointers, stack, garbage). */
@@ -208,7 +214,10 @@ typedef struct sc_class_stats_s {
 typedef struct sc_heap_stats_s {
     size_t live_blocks;      /* blocks allocated and not freed */
     size_t live_bytes;       /* usable bytes of those blocks */
-    size_t requested_bytes;  /* bytes asked for by the caller for those */
+    /* Bytes asked for: exact for huge blocks; class blocks carry no header
+     * to remember their request, so they count at their usable size
+     * (sc_good_size of the request). */
+    size_t requested_bytes;
     size_t huge_blocks;      /* live blocks above the largest class */
     size_t huge_bytes;
     size_t reserved_bytes;   /* address space reserved for the heap */
