@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include "address_map.h"
+#include "annotate.h"
 #include "os.h"
 
 #define REGION_MIN_SIZE ((size_t)8 << 20)
@@ -158,6 +159,7 @@ bool arena_commit_header(struct sc_heap_s *heap, span_t *s)
         uncharge(heap, page);
         return false;
     }
+    annotate_owned(s, SPAN_HEADER_SIZE);
     s->committed = page;
     s->rw_bytes = page;
     return true;
@@ -214,6 +216,7 @@ void arena_destroy(struct sc_heap_s *heap)
         char *base = r->base;
         size_t size = r->size;
         address_map_set_range(base, size, 0);
+        annotate_owned(base, size);
         os_unreserve(base, size);
         r = next;
     }

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "annotate.h"
 #include "span.h"
 
 static _Atomic uint64_t *bitmap_of(span_t *s)
@@ -20,13 +21,14 @@ static size_t block_index(const span_t *s, const block_t *b)
 void check_span_init(span_t *s)
 {
     _Atomic uint64_t *bits = bitmap_of(s);
+    annotate_owned((void *)bits, check_bitmap_bytes(span_capacity(s)));
     for (size_t i = 0; i < check_bitmap_bytes(span_capacity(s)) / 8; i++)
         atomic_store_explicit(&bits[i], 0, memory_order_relaxed);
 }
 
 bool check_block_allocate(span_t *s, block_t *b)
 {
-    block_t *next = b->next;
+    block_t *next = block_next(b);
     if (next != NULL && !span_is_block_start(s, (uintptr_t)next))
         return false;
     size_t i = block_index(s, b);

@@ -88,8 +88,9 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
                     error_report(SC_ERR_CORRUPTION, "sc_alloc", t->heap, b);
                     continue;
                 }
-                s->free = b->next;
+                s->free = block_next(b);
                 counter_set(&s->used, counter_get(&s->used) + 1);
+                annotate_alloc(t->heap, b, s->block_size);
                 return b;
             }
         }
@@ -165,7 +166,8 @@ void frontend_free_slow(sc_frontend_t *t, void *p, const char *call)
             error_report(SC_ERR_DOUBLE_FREE, call, t->heap, p);
             return;
         }
-        b->next = s->free;
+        annotate_free(t->heap, b, s->block_size);
+        block_set_next(b, s->free);
         s->free = b;
         uint32_t used = counter_get(&s->used) - 1;
         counter_set(&s->used, used);

@@ -6,6 +6,7 @@
 #define SCALLOC_FRONTEND_H
 
 #include "address_map.h"
+#include "annotate.h"
 #include "size_class.h"
 #include "span.h"
 #include "types.h"
@@ -45,8 +46,9 @@ static inline void *frontend_alloc_fast(sc_frontend_t *t, size_t n)
         span_t *s = t->hot[cls];
         block_t *b = s->free;
         if (likely(b != NULL)) {
-            s->free = b->next;
+            s->free = block_next(b);
             counter_set(&s->used, counter_get(&s->used) + 1);
+            annotate_alloc(t->heap, b, s->block_size);
             return b;
         }
     }
@@ -82,7 +84,8 @@ static inline bool frontend_free_fast(sc_frontend_t *t, void *p)
     if (unlikely(rel >= counter_get(&s->carved) ||
                  rel * s->divide_magic > s->divide_limit || b == s->free))
         return false;
-    b->next = s->free;
+    annotate_free(t->heap, b, s->block_size);
+    block_set_next(b, s->free);
     s->free = b;
     counter_set(&s->used, counter_get(&s->used) - 1);
     return true;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "address_map.h"
+#include "annotate.h"
 #include "arena.h"
 #include "error.h"
 #include "frontend.h"
@@ -184,6 +185,7 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
         errno = ENOMEM;
         return NULL;
     }
+    annotate_heap_create(h);
     /* release: a thread that sees the heap live sees it initialised. */
     atomic_store_explicit(&h->id, registry_next_heap_id(), memory_order_release);
     atomic_store_explicit(&h->state, HEAP_LIVE, memory_order_release);
@@ -206,6 +208,7 @@ void sc_heap_destroy(sc_heap_t *heap)
     atomic_store_explicit(&heap->id, DEAD_HEAP_ID, memory_order_release);
     registry_detach_heap(heap);
     registry_unlock();
+    annotate_heap_drop_all(heap, false);
     /* One munmap per region, whatever the number of live blocks. */
     arena_destroy(heap);
     pthread_mutex_destroy(&heap->grow_lock);
@@ -230,6 +233,7 @@ void sc_heap_reset(sc_heap_t *heap)
     registry_lock();
     registry_forget_hot_spans(heap);
     registry_unlock();
+    annotate_heap_drop_all(heap, true);
     for (unsigned c = 0; c < NUM_CLASSES; c++)
         atomic_store_explicit(&heap->reusable[c].head, 0, memory_order_relaxed);
     for (unsigned i = 0; i < POOL_SLOTS; i++)
@@ -257,11 +261,13 @@ void sc_heap_reset(sc_heap_t *heap)
                 break;
             keep -= s->committed;
             committed += s->committed;
+            annotate_no_access((char *)s + SPAN_HEADER_SIZE, s->rw_bytes - SPAN_HEADER_SIZE);
             address_map_set(s, (uintptr_t)heap | MAP_SPAN);
             pool_put_warm(heap, s, slot++);
             start += SPAN_SIZE;
         }
         if (used_end > start) {
+            annotate_owned(start, (size_t)(used_end - start));
             os_decommit(start, (size_t)(used_end - start));
             address_map_set_range(start, (size_t)(used_end - start), (uintptr_t)heap | MAP_RESERVED);
         }

@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include "address_map.h"
+#include "annotate.h"
 #include "arena.h"
 #include "error.h"
 #include "frontend.h"
@@ -42,6 +43,7 @@ static char *run_end(span_t *r)
  * committed). */
 static void run_make_free(struct sc_heap_s *heap, span_t *r, size_t spans)
 {
+    annotate_owned(r, SPAN_HEADER_SIZE);
     span_set_kind(r, SPAN_KIND_HUGE);
     r->heap = heap;
     span_set_capacity(r, (uint32_t)spans);
@@ -190,6 +192,7 @@ void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
         errno = ENOMEM;
         return NULL;
     }
+    annotate_owned(r, SPAN_HEADER_SIZE);
     span_set_kind(r, SPAN_KIND_HUGE);
     r->heap = heap;
     atomic_store_explicit(&r->bump, data, memory_order_relaxed);
@@ -200,6 +203,7 @@ void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
     address_map_set(r, (uintptr_t)heap | MAP_SPAN);
     if (lead >= SPAN_SIZE)
         address_map_set(data, (uintptr_t)heap | MAP_HUGE_ALIGNED);
+    annotate_alloc(heap, data, (size_t)(end - data));
     heap->huge_blocks++;
     heap->huge_bytes += (size_t)(end - data);
     heap->huge_requested += n;
@@ -226,6 +230,7 @@ void huge_free(sc_frontend_t *t, span_t *s, void *p, const char *call)
         error_report(st == SPAN_HOT ? SC_ERR_INTERIOR_POINTER : SC_ERR_DOUBLE_FREE, call, heap, p);
         return;
     }
+    annotate_free(heap, data, huge_usable_size(s));
     heap->huge_blocks--;
     heap->huge_bytes -= huge_usable_size(s);
     heap->huge_requested -= huge_requested(s);
@@ -321,6 +326,7 @@ bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n)
         }
     }
     if (ok) {
+        annotate_resize(heap, data, huge_usable_size(s), (size_t)(end - data));
         heap->huge_bytes -= huge_usable_size(s);
         heap->huge_requested -= huge_requested(s);
         s->bump_end = end;

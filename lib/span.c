@@ -1,6 +1,7 @@
 /* Span header setup and the span life cycle (span.h, types.h). */
 #include "span.h"
 
+#include "annotate.h"
 #include "arena.h"
 #include "check.h"
 #include "frontend.h"
@@ -80,11 +81,13 @@ bool span_carve(span_t *s)
     size_t left = (size_t)(s->bump_end - p) / bs;
     if (n > left)
         n = left;
-    /* Link the batch in address order so allocation walks memory forward. */
+    /* Link the batch in address order so allocation walks memory forward.
+     * Never-used blocks are off limits to the caller until handed out. */
     block_t *first = (block_t *)p;
+    annotate_no_access(p, n * bs);
     for (size_t i = 0; i + 1 < n; i++)
-        ((block_t *)(p + i * bs))->next = (block_t *)(p + (i + 1) * bs);
-    ((block_t *)(p + (n - 1) * bs))->next = s->free;
+        block_set_next((block_t *)(p + i * bs), (block_t *)(p + (i + 1) * bs));
+    block_set_next((block_t *)(p + (n - 1) * bs), s->free);
     s->free = first;
     span_set_bump(s, p + n * bs);
     counter_set(&s->carved, (uint32_t)(p + n * bs - ((char *)s + SPAN_HEADER_SIZE)));
@@ -110,7 +113,7 @@ bool span_take_remote(span_t *s, uint32_t min_count)
     if (s->free) {
         const block_t *tail;
         span_list_length(s->free, &tail);
-        ((block_t *)tail)->next = head;
+        block_set_next((block_t *)tail, head);
     } else {
         s->free = head;
     }
@@ -121,7 +124,7 @@ uint32_t span_list_length(const block_t *b, const block_t **tail)
 {
     uint32_t n = 0;
     const block_t *last = NULL;
-    for (; b; b = b->next) {
+    for (; b; b = block_next((block_t *)b)) {
         last = b;
         n++;
     }
@@ -199,7 +202,7 @@ void span_give_up(span_t *s, unsigned pool_slot)
         uint32_t count = remote_count(w) + local_count + uncarved;
         block_t *head = remote_head(s, w);
         if (local) {
-            ((block_t *)tail)->next = head;
+            block_set_next((block_t *)tail, head);
             head = local;
         }
         to = settled_state(s, SPAN_FLOATING, count);
@@ -268,7 +271,8 @@ sc_error_t span_free_remote(span_t *s, block_t *b, unsigned pool_slot)
         block_t *head = remote_head(s, w);
         if (count > span_capacity(s) || head == b)
             return SC_ERR_DOUBLE_FREE;
-        b->next = head;
+        annotate_free(s->heap, b, s->block_size);
+        block_set_next(b, head);
         to = st == SPAN_HOT ? st : settled_state(s, st, count);
         uint64_t next = to == SPAN_POOLED ? remote_word(SPAN_POOLED, s, NULL, 0)
                                           : remote_word(to, s, b, count);
@@ -289,6 +293,7 @@ void span_release(span_t *s)
     /* Everything committed past the header page: the span may have served
      * a bigger class before, and madvise skips pages never touched. */
     size_t page = os_page_size();
+    annotate_no_access((char *)s + SPAN_HEADER_SIZE, s->rw_bytes - SPAN_HEADER_SIZE);
     if (s->rw_bytes > page)
         os_release((char *)s + page, s->rw_bytes - page);
     arena_uncommit(s->heap, s, page);

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include "address_map.h"
+#include "annotate.h"
 #include "arena.h"
 #include "error.h"
 #include "heap.h"
@@ -164,7 +165,7 @@ struct visit_state {
 static void mark_free(const span_t *s, const block_t *b, uint64_t *bits)
 {
     char *first = (char *)s + SPAN_HEADER_SIZE;
-    for (; b; b = b->next) {
+    for (; b; b = block_next((block_t *)b)) {
         size_t i = (size_t)((const char *)b - first) / s->block_size;
         bits[i / 64] |= (uint64_t)1 << (i % 64);
     }
