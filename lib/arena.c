@@ -208,15 +208,44 @@ span_t *arena_take_run(struct sc_heap_s *heap, size_t count, size_t bytes)
     return s;
 }
 
+void arena_unpoison_used(struct sc_heap_s *heap)
+{
+#if defined(SCALLOC_SANITIZE_ADDRESS)
+    /* ASan keeps a range's shadow through munmap, so whatever scalloc
+     * poisoned must be opened again before the range goes back, or the
+     * next mapping there would report false errors. Only the parts that
+     * can be poisoned are walked: block spans' real spans and huge runs. */
+    for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r; r = r->next) {
+        char *end = atomic_load_explicit(&r->bump, memory_order_relaxed);
+        for (char *p = r->base + SPAN_SIZE; p < end; p += SPAN_SIZE) {
+            uintptr_t w = address_map_get((uintptr_t)p);
+            unsigned tag = (unsigned)(w & MAP_TAGS);
+            if (w == 0 || tag == MAP_RESERVED || tag == MAP_HUGE_ALIGNED)
+                continue;
+            span_t *s = (span_t *)p;
+            if (span_kind(s) == SPAN_KIND_HUGE) {
+                size_t spans = span_capacity(s);
+                annotate_owned(s, spans * SPAN_SIZE);
+                p += (spans ? spans - 1 : 0) * SPAN_SIZE;
+            } else if (s->rw_bytes > SPAN_HEADER_SIZE) {
+                annotate_owned((char *)s + SPAN_HEADER_SIZE, s->rw_bytes - SPAN_HEADER_SIZE);
+            }
+        }
+    }
+#else
+    (void)heap;
+#endif
+}
+
 void arena_destroy(struct sc_heap_s *heap)
 {
+    arena_unpoison_used(heap);
     region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire);
     while (r) {
         region_t *next = r->next;
         char *base = r->base;
         size_t size = r->size;
         address_map_set_range(base, size, 0);
-        annotate_owned(base, size);
         os_unreserve(base, size);
         r = next;
     }

@@ -33,6 +33,10 @@ void arena_uncommit(struct sc_heap_s *heap, span_t *s, size_t keep);
  * inside a huge run), charging the limit; sets its `committed`. */
 bool arena_commit_header(struct sc_heap_s *heap, span_t *s);
 
+/* ASan builds: opens every range scalloc poisoned in the heap's regions
+ * (before they are unmapped or rewound). Nothing in other builds. */
+void arena_unpoison_used(struct sc_heap_s *heap);
+
 /* Gives every region of the heap back to the kernel and clears their map
  * words. The heap must be unused. */
 void arena_destroy(struct sc_heap_s *heap);

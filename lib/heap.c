@@ -246,6 +246,7 @@ void sc_heap_reset(sc_heap_t *heap)
      * to reset_keep_bytes of block spans at the start of the newest region
      * stay resident in the pool for the next round. */
     size_t page = os_page_size();
+    arena_unpoison_used(heap);
     size_t keep = heap->reset_keep_bytes;
     size_t committed = 0;
     unsigned slot = 0;
@@ -267,7 +268,6 @@ void sc_heap_reset(sc_heap_t *heap)
             start += SPAN_SIZE;
         }
         if (used_end > start) {
-            annotate_owned(start, (size_t)(used_end - start));
             os_decommit(start, (size_t)(used_end - start));
             address_map_set_range(start, (size_t)(used_end - start), (uintptr_t)heap | MAP_RESERVED);
         }

@@ -282,6 +282,8 @@ bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n)
         /* Shrink (or grow within the run): give back whole spans past the
          * new end as a free run and pages past it within the last span. */
         size_t keep = (size_t)(end - (char *)s);
+        /* Before the tail becomes a free run: its header must stay open. */
+        annotate_resize(heap, data, huge_usable_size(s), (size_t)(end - data));
         if (s->rw_bytes > keep) {
             os_decommit((char *)s + keep, s->rw_bytes - keep);
             s->rw_bytes = keep;
@@ -314,6 +316,7 @@ bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n)
             atomic_fetch_sub_explicit(&heap->committed_bytes, page, memory_order_relaxed);
             span_set_capacity(s, span_capacity(s) + ((uint32_t)more));
             if (arena_commit(heap, s, (size_t)(end - (char *)s))) {
+                annotate_resize(heap, data, huge_usable_size(s), (size_t)(end - data));
                 ok = true;
             } else {
                 /* Give the spans back; the block keeps its old size. */
@@ -326,7 +329,6 @@ bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n)
         }
     }
     if (ok) {
-        annotate_resize(heap, data, huge_usable_size(s), (size_t)(end - data));
         heap->huge_bytes -= huge_usable_size(s);
         heap->huge_requested -= huge_requested(s);
         s->bump_end = end;
