@@ -1,0 +1,1078 @@
+/*
+ * Heap lifecycle at scale (issue 4: many heaps, destroy, reset, trim,
+ * limits) and the edges of the allocation API (issue 3: huge realloc in
+ * place, calloc overflow, bad alignments, ownership of any pointer value).
+ * Thread exit is test_mt_exit.c, fork is test_fork.c.
+ *
+ * Contract lines checked here:
+ *  - 10,000 heaps exist at once with default settings, each with live
+ *    blocks (of one size class, and of four), every block attributed to
+ *    its own heap; destroying them leaves nothing that grows from one
+ *    round to the next                         [ten_thousand_heaps*]
+ *  - sc_heap_destroy of a heap that held 64 MiB (small, big and huge
+ *    blocks, allocated by several threads) brings the process's RSS back
+ *    within 1 MiB of what it was before the heap was created, and its
+ *    address space back too                                  [destroy_gives_rss_back]
+ *  - after sc_heap_destroy, threads that used the old heap and live on use
+ *    a NEW heap (often at the old one's address) normally: their blocks
+ *    belong to the new heap, stats count them, no misuse is reported
+ *                                                 [new_heap_in_threads_of_old_one]
+ *  - sc_heap_reset frees every block (huge ones too) and keeps the heap and
+ *    its frontends usable, in this and other threads; without
+ *    reset_keep_bytes nearly nothing stays committed; with it, at most that
+ *    much (plus a small allowance) stays committed, and some stays warm
+ *                                                 [reset_*]
+ *  - sc_heap_trim after every block is freed (by owners and by other
+ *    threads, frontends still alive): resident below 1 MiB plus a small
+ *    allowance per frontend                                  [trim_after_free_all]
+ *  - limit_bytes: beyond it NULL/ENOMEM for small, big, huge, aligned and
+ *    realloc requests; committed never passes it; the heap stays usable
+ *    and freeing makes room again                            [limit_*]
+ *  - sc_calloc overflow -> NULL/ENOMEM; sc_aligned_alloc with a bad
+ *    alignment -> NULL/EINVAL; valid alignments up to 1 GiB work
+ *                                                 [calloc_overflow, aligned_*]
+ *  - a huge block grows in place when the spans after it are free, keeps
+ *    its contents, and later blocks do not overlap it       [huge_realloc_in_place]
+ *  - sc_heap_of / sc_heap_owns on NULL, libc and stack pointers, globals,
+ *    code, garbage ((void *)1, (void *)-1, 0xdeadbeefdeadbeef, non-canonical
+ *    and kernel addresses, random words), interior pointers of huge blocks
+ *    and a destroyed heap's old range: never crash, right answers
+ *                                                 [ownership_of_any_value]
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define GiB ((size_t)1 << 30)
+
+/* ------------------------------------------------------------------------ */
+/* Process figures                                                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct proc_sizes_s {
+    size_t virt;
+    size_t rss;
+} proc_sizes_t;
+
+/* The process's address space and resident memory from /proc/self/statm. */
+static proc_sizes_t proc_sizes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    cr_assert_not_null(f);
+    unsigned long pages_virt = 0, pages_rss = 0;
+    int got = fscanf(f, "%lu %lu", &pages_virt, &pages_rss);
+    fclose(f);
+    cr_assert_eq(got, 2);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (proc_sizes_t){pages_virt * page, pages_rss * page};
+}
+
+static size_t round_up(size_t x, size_t a)
+{
+    return (x + a - 1) / a * a;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Many heaps                                                               */
+/* ------------------------------------------------------------------------ */
+
+enum { MANY_HEAPS = 10000, MANY_MAX_BLOCKS = 4 };
+
+/* Creates MANY_HEAPS heaps with default settings, allocates blocks of
+ * `kinds` sizes in each (and a huge block in every 100th), checks them all
+ * while they coexist, destroys them all. Returns the process's RSS after
+ * the destroy. */
+static size_t many_heaps_cycle(unsigned kinds, int cycle)
+{
+    static sc_heap_t *heaps[MANY_HEAPS];
+    static unsigned char *blocks[MANY_HEAPS][MANY_MAX_BLOCKS];
+    static const size_t kind_sizes[MANY_MAX_BLOCKS] = {24, 300, 5000, 70000};
+    proc_sizes_t before = proc_sizes();
+    for (size_t i = 0; i < MANY_HEAPS; i++) {
+        errno = 0;
+        heaps[i] = sc_heap_create(NULL);
+        cr_assert_not_null(heaps[i], "heap %zu of %d could not be created (errno %d)", i,
+                           MANY_HEAPS, errno);
+        for (unsigned k = 0; k < kinds; k++) {
+            size_t n = k == 0 && i % 100 == 99 ? 3 * MiB : kind_sizes[k];
+            errno = 0;
+            blocks[i][k] = sc_alloc(heaps[i], n);
+            cr_assert_not_null(blocks[i][k], "heap %zu of %d: sc_alloc(%zu) failed (errno %d)",
+                               i, MANY_HEAPS, n, errno);
+            test_pattern_fill(blocks[i][k], n < 4096 ? n : 4096, i * 8 + k);
+        }
+    }
+    proc_sizes_t all = proc_sizes();
+    for (size_t i = 0; i < MANY_HEAPS; i++) {
+        for (unsigned k = 0; k < kinds; k++) {
+            unsigned char *p = blocks[i][k];
+            cr_assert_eq(sc_heap_of(p), heaps[i], "block of heap %zu attributed to %p", i,
+                         (void *)sc_heap_of(p));
+            cr_assert(sc_heap_owns(heaps[i], p));
+            cr_assert_not(sc_heap_owns(heaps[(i + 1) % MANY_HEAPS], p));
+            size_t n = k == 0 && i % 100 == 99 ? 3 * MiB : kind_sizes[k];
+            size_t bad = test_pattern_check(p, n < 4096 ? n : 4096, i * 8 + k);
+            cr_assert_eq(bad, TEST_PATTERN_OK, "block %u of heap %zu corrupted at %zu", k, i,
+                         bad);
+        }
+        cr_assert_eq(test_stats(heaps[i]).live_blocks, kinds, "heap %zu: wrong live count", i);
+    }
+    /* Half freed first, half taken by the destroy. */
+    for (size_t i = 0; i < MANY_HEAPS; i++) {
+        if (i % 2)
+            for (unsigned k = 0; k < kinds; k++)
+                sc_free(heaps[i], blocks[i][k]);
+        sc_heap_destroy(heaps[i]);
+    }
+    proc_sizes_t after = proc_sizes();
+    cr_log_info("cycle %d, %d heaps with %u block sizes each: +%zu MiB resident (%zu KiB per "
+                "heap), +%zu GiB address space while alive; after destroying all %+ld KiB",
+                cycle, MANY_HEAPS, kinds, (all.rss - before.rss) >> 20,
+                (all.rss - before.rss) / MANY_HEAPS >> 10, (all.virt - before.virt) >> 30,
+                ((long)after.rss - (long)before.rss) / 1024);
+    return after.rss;
+}
+
+Test(lifecycle, ten_thousand_heaps, .timeout = 240)
+{
+    size_t rss[3];
+    for (int cycle = 0; cycle < 3; cycle++)
+        rss[cycle] = many_heaps_cycle(1, cycle);
+    /* What destroyed heaps leave behind (bookkeeping in type-stable memory)
+     * is reused by the next heaps: the third cycle ends where the second
+     * did. */
+    cr_assert_leq(rss[2], rss[1] + MiB, "RSS after destroying 10,000 heaps grew from %zu to "
+                                        "%zu MiB between cycles",
+                  rss[1] >> 20, rss[2] >> 20);
+}
+
+/* The same with blocks of four size classes in every heap: a heap per
+ * tenant uses several classes, and 10,000 of them must not run into a
+ * system limit (e.g. vm.max_map_count, 65,530 mappings by default). */
+Test(lifecycle, ten_thousand_heaps_several_classes, .timeout = 240)
+{
+    many_heaps_cycle(MANY_MAX_BLOCKS, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Destroy gives memory back                                                */
+/* ------------------------------------------------------------------------ */
+
+typedef struct filler_arg_s {
+    sc_heap_t *heap;
+    size_t bytes;
+    uint64_t seed;
+} filler_arg_t;
+
+/* Allocates about `bytes` in blocks of every kind and writes every page,
+ * leaving all of it live. */
+static void *filler_main(void *arg)
+{
+    filler_arg_t *a = arg;
+    test_rng_t rng = {a->seed};
+    size_t done = 0;
+    while (done < a->bytes) {
+        unsigned pick = (unsigned)(test_rng_next(&rng) % 100);
+        size_t n;
+        if (pick < 70)
+            n = test_rng_range(&rng, 1, 256);
+        else if (pick < 95)
+            n = test_rng_range(&rng, 257, 16384);
+        else if (pick < 99)
+            n = test_rng_range(&rng, 16385, SC_MAX_CLASS_SIZE);
+        else
+            n = test_rng_range(&rng, SC_MAX_CLASS_SIZE + 1, 6 * MiB);
+        unsigned char *p = sc_alloc(a->heap, n);
+        TEST_CHECK(p != NULL, "sc_alloc(%zu) failed", n);
+        memset(p, 0x5a, n);
+        done += n;
+    }
+    return NULL;
+}
+
+/* Fills a fresh heap with `bytes` from `threads` threads (joined). */
+static sc_heap_t *filled_heap(size_t bytes, unsigned threads, uint64_t seed)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    pthread_t tids[8];
+    filler_arg_t args[8];
+    cr_assert_leq(threads, 8);
+    for (unsigned i = 0; i < threads; i++) {
+        args[i] = (filler_arg_t){h, bytes / (threads + 1), seed * 16 + i};
+        cr_assert_eq(pthread_create(&tids[i], NULL, filler_main, &args[i]), 0);
+    }
+    for (unsigned i = 0; i < threads; i++)
+        pthread_join(tids[i], NULL);
+    /* The calling thread's share: it stays alive across the destroy. */
+    filler_arg_t own = {h, bytes / (threads + 1), seed * 16 + 15};
+    filler_main(&own);
+    return h;
+}
+
+Test(lifecycle, destroy_gives_rss_back, .timeout = 120)
+{
+    const size_t held = 64 * MiB;
+    /* One round first, so that what the process keeps once for good (the
+     * library's global tables, glibc's thread stacks and arenas of the
+     * filler threads, Criterion's buffers) is in place before measuring. */
+    sc_heap_destroy(filled_heap(held, 3, 99));
+
+    for (int round = 0; round < 3; round++) {
+        proc_sizes_t before = proc_sizes();
+        sc_heap_t *h = filled_heap(held, 3, (uint64_t)round + 1);
+        sc_heap_stats_t st = test_stats(h);
+        proc_sizes_t full = proc_sizes();
+        cr_assert_geq(st.live_bytes, held - held / 8, "heap holds only %zu MiB",
+                      st.live_bytes >> 20);
+        cr_assert_geq(full.rss, before.rss + held - held / 8,
+                      "RSS grew by only %zu MiB with %zu MiB written",
+                      (full.rss - before.rss) >> 20, held >> 20);
+        sc_heap_destroy(h);
+        proc_sizes_t after = proc_sizes();
+        cr_log_info("round %d: RSS %zu KiB before create, %zu KiB full (%zu live blocks), "
+                    "%zu KiB after destroy; address space %+ld KiB",
+                    round, before.rss >> 10, full.rss >> 10, st.live_blocks, after.rss >> 10,
+                    ((long)after.virt - (long)before.virt) / 1024);
+        cr_assert_leq(after.rss, before.rss + MiB,
+                      "round %d: RSS %zu KiB after destroy, %zu KiB before create", round,
+                      after.rss >> 10, before.rss >> 10);
+        cr_assert_leq(after.virt, before.virt + MiB,
+                      "round %d: address space %zu MiB after destroy, %zu MiB before create",
+                      round, after.virt >> 20, before.virt >> 20);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* A new heap in threads that used a destroyed one                          */
+/* ------------------------------------------------------------------------ */
+
+enum { REUSE_WORKERS = 4, REUSE_BLOCKS = 200 };
+
+typedef struct reuse_item_s {
+    unsigned char *p;
+    size_t n;
+    uint64_t key;
+} reuse_item_t;
+
+/* The heap of the current round: written by the main thread between
+ * barriers, read by the workers after them. */
+static sc_heap_t *reuse_heap;
+static size_t reuse_rounds;
+static pthread_barrier_t reuse_go, reuse_allocated, reuse_counted, reuse_freed, reuse_destroyed;
+static reuse_item_t reuse_shared[REUSE_WORKERS][REUSE_BLOCKS];
+
+static void *reuse_worker(void *arg)
+{
+    unsigned index = (unsigned)(uintptr_t)arg;
+    static _Thread_local reuse_item_t kept[REUSE_BLOCKS];
+    for (size_t round = 0; round < reuse_rounds; round++) {
+        pthread_barrier_wait(&reuse_go);
+        sc_heap_t *h = reuse_heap;
+        /* Alternate between the implicit lookup and an explicit frontend,
+         * both of which a stale cache could answer wrongly. */
+        sc_thread_t *t = (round + index) % 2 ? sc_heap_thread(h) : NULL;
+        TEST_CHECK((round + index) % 2 == 0 || t != NULL, "round %zu: sc_heap_thread failed",
+                   round);
+        test_rng_t rng = {round * 100 + index};
+        for (size_t i = 0; i < REUSE_BLOCKS; i++) {
+            reuse_item_t *it[2] = {&reuse_shared[index][i], &kept[i]};
+            for (int k = 0; k < 2; k++) {
+                size_t n = test_mixed_size(&rng);
+                if (i == 0 && k == 1)
+                    n = 3 * MiB; /* one huge block each */
+                it[k]->p = t ? sc_thread_alloc(t, n) : sc_alloc(h, n);
+                TEST_CHECK(it[k]->p != NULL, "round %zu worker %u: alloc of %zu failed", round,
+                           index, n);
+                TEST_CHECK(sc_heap_of(it[k]->p) == h && sc_heap_owns(h, it[k]->p),
+                           "round %zu worker %u: new block %p not attributed to the new heap",
+                           round, index, (void *)it[k]->p);
+                it[k]->n = n;
+                it[k]->key = (round << 40) | ((uint64_t)index << 32) | (i << 1) | (uint64_t)k;
+                test_pattern_fill(it[k]->p, n, it[k]->key);
+            }
+        }
+        pthread_barrier_wait(&reuse_allocated);
+        pthread_barrier_wait(&reuse_counted); /* main has read the stats */
+        /* Free the neighbour's shared blocks (remote frees) and half of
+         * our own (local frees). */
+        reuse_item_t *theirs = reuse_shared[(index + 1) % REUSE_WORKERS];
+        for (size_t i = 0; i < REUSE_BLOCKS; i++) {
+            TEST_CHECK(test_pattern_check(theirs[i].p, theirs[i].n, theirs[i].key) ==
+                           TEST_PATTERN_OK,
+                       "round %zu worker %u: neighbour's block %zu corrupted", round, index, i);
+            sc_free(h, theirs[i].p);
+        }
+        for (size_t i = 0; i < REUSE_BLOCKS; i += 2) {
+            TEST_CHECK(test_pattern_check(kept[i].p, kept[i].n, kept[i].key) == TEST_PATTERN_OK,
+                       "round %zu worker %u: own block %zu corrupted", round, index, i);
+            if (t)
+                sc_thread_free(t, kept[i].p);
+            else
+                sc_free(h, kept[i].p);
+        }
+        pthread_barrier_wait(&reuse_freed);
+        /* Alive and idle, with live blocks in h, while it is destroyed. */
+        pthread_barrier_wait(&reuse_destroyed);
+    }
+    return NULL;
+}
+
+Test(lifecycle, new_heap_in_threads_of_old_one, .timeout = 120)
+{
+    test_error_log_t log;
+    test_error_log_install(&log);
+    reuse_rounds = test_scaled(40, 8);
+    pthread_barrier_init(&reuse_go, NULL, REUSE_WORKERS + 1);
+    pthread_barrier_init(&reuse_allocated, NULL, REUSE_WORKERS + 1);
+    pthread_barrier_init(&reuse_counted, NULL, REUSE_WORKERS + 1);
+    pthread_barrier_init(&reuse_freed, NULL, REUSE_WORKERS + 1);
+    pthread_barrier_init(&reuse_destroyed, NULL, REUSE_WORKERS + 1);
+    pthread_t tids[REUSE_WORKERS];
+    for (unsigned i = 0; i < REUSE_WORKERS; i++)
+        cr_assert_eq(pthread_create(&tids[i], NULL, reuse_worker, (void *)(uintptr_t)i), 0);
+
+    sc_heap_t *previous = NULL;
+    uintptr_t previous_block = 0;
+    size_t same_handle = 0, same_range = 0;
+    for (size_t round = 0; round < reuse_rounds; round++) {
+        reuse_heap = sc_heap_create(NULL);
+        cr_assert_not_null(reuse_heap, "round %zu: sc_heap_create failed", round);
+        same_handle += reuse_heap == previous;
+        /* The main thread uses each heap too, before and after the workers. */
+        void *mine = sc_alloc(reuse_heap, 100);
+        cr_assert_not_null(mine);
+        cr_assert_eq(sc_heap_of(mine), reuse_heap);
+        same_range += previous_block != 0 && ((uintptr_t)mine >> 21) == (previous_block >> 21);
+        pthread_barrier_wait(&reuse_go);
+        pthread_barrier_wait(&reuse_allocated);
+        sc_heap_stats_t st = test_stats(reuse_heap);
+        cr_assert_eq(st.live_blocks, (size_t)REUSE_WORKERS * REUSE_BLOCKS * 2 + 1,
+                     "round %zu: %zu live blocks", round, st.live_blocks);
+        cr_assert_eq(st.frontends, REUSE_WORKERS + 1, "round %zu: %zu frontends", round,
+                     st.frontends);
+        pthread_barrier_wait(&reuse_counted);
+        pthread_barrier_wait(&reuse_freed);
+        st = test_stats(reuse_heap);
+        cr_assert_eq(st.live_blocks, (size_t)REUSE_WORKERS * REUSE_BLOCKS / 2 + 1,
+                     "round %zu: %zu live blocks after frees", round, st.live_blocks);
+        cr_assert_eq(atomic_load(&log.count), 0, "round %zu: misuse reported: %s in %s (%p)",
+                     round, sc_error_string(log.last_err), log.last_call, log.last_p);
+        previous_block = (uintptr_t)mine;
+        sc_heap_destroy(reuse_heap);
+        previous = reuse_heap;
+        pthread_barrier_wait(&reuse_destroyed);
+    }
+    for (unsigned i = 0; i < REUSE_WORKERS; i++)
+        pthread_join(tids[i], NULL);
+    cr_assert_eq(atomic_load(&log.count), 0, "misuse reported: %s in %s",
+                 sc_error_string(log.last_err), log.last_call);
+    sc_set_error_handler(NULL, NULL);
+    pthread_barrier_destroy(&reuse_go);
+    pthread_barrier_destroy(&reuse_allocated);
+    pthread_barrier_destroy(&reuse_counted);
+    pthread_barrier_destroy(&reuse_freed);
+    pthread_barrier_destroy(&reuse_destroyed);
+    cr_log_info("%zu rounds: new heap at the old handle %zu times, at the old address range "
+                "%zu times",
+                reuse_rounds, same_handle, same_range);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reset                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* What a heap with nothing live may keep committed: span headers, region
+ * descriptors, a frontend's empty hot spans. 1 MiB is far below the tens
+ * of MiB a reset that forgot its spans would keep. */
+#define EMPTY_ALLOWANCE MiB
+
+typedef struct reset_peer_s {
+    sc_heap_t *heap;
+    pthread_barrier_t *step;
+    size_t rounds;
+} reset_peer_t;
+
+/* A second thread that allocates in every round and lives across each
+ * reset, so its frontend must survive them. */
+static void *reset_peer_main(void *arg)
+{
+    reset_peer_t *a = arg;
+    sc_thread_t *t = sc_heap_thread(a->heap);
+    TEST_CHECK(t != NULL, "peer: sc_heap_thread failed");
+    for (size_t r = 0; r < a->rounds; r++) {
+        test_rng_t rng = {1000 + r};
+        for (int i = 0; i < 2000; i++) {
+            size_t n = test_mixed_size(&rng);
+            unsigned char *p = i % 2 ? sc_thread_alloc(t, n) : sc_alloc(a->heap, n);
+            TEST_CHECK(p != NULL, "peer round %zu: alloc of %zu failed after reset", r, n);
+            TEST_CHECK(sc_heap_of(p) == a->heap, "peer: block attributed elsewhere");
+            memset(p, 0x33, n);
+        }
+        pthread_barrier_wait(a->step); /* allocated */
+        pthread_barrier_wait(a->step); /* main reset the heap */
+    }
+    return NULL;
+}
+
+static void reset_rounds(size_t keep, size_t *committed_after, size_t *resident_after)
+{
+    sc_heap_config_t cfg = {.name = "reset", .reset_keep_bytes = keep};
+    sc_heap_t *h = sc_heap_create(&cfg);
+    cr_assert_not_null(h);
+    const size_t rounds = 6;
+    pthread_barrier_t step;
+    pthread_barrier_init(&step, NULL, 2);
+    reset_peer_t peer = {h, &step, rounds};
+    pthread_t tid;
+    cr_assert_eq(pthread_create(&tid, NULL, reset_peer_main, &peer), 0);
+    size_t committed_max = 0;
+    for (size_t r = 0; r < rounds; r++) {
+        /* 48 MiB of class blocks and two huge blocks from this thread. */
+        sc_heap_t *other = sc_heap_create(NULL); /* an unrelated heap must not change */
+        cr_assert_not_null(other);
+        void *unrelated = sc_alloc(other, 1000);
+        cr_assert_not_null(unrelated);
+        memset(unrelated, 0x77, 1000);
+        filler_arg_t fill = {h, 48 * MiB, 500 + r};
+        filler_main(&fill);
+        void *huge1 = sc_alloc(h, 9 * MiB), *huge2 = sc_calloc(h, 1, 5 * MiB);
+        cr_assert(huge1 && huge2);
+        memset(huge1, 1, 9 * MiB);
+        pthread_barrier_wait(&step); /* the peer has allocated too */
+        sc_heap_stats_t full = test_stats(h);
+        cr_assert_geq(full.live_bytes, 48 * MiB);
+
+        sc_heap_reset(h);
+        sc_heap_stats_t st = test_stats(h);
+        cr_assert_eq(st.live_blocks, 0, "round %zu: %zu live blocks after reset", r,
+                     st.live_blocks);
+        cr_assert_eq(st.live_bytes, 0);
+        cr_assert_eq(st.huge_blocks, 0);
+        cr_assert_eq(st.huge_bytes, 0);
+        for (unsigned c = 0; c < SC_NUM_CLASSES; c++)
+            cr_assert_eq(st.classes[c].live_blocks, 0, "class %u: live blocks after reset", c);
+        cr_assert_leq(st.committed_bytes, keep + EMPTY_ALLOWANCE,
+                      "round %zu: %zu KiB committed after reset (keep %zu KiB)", r,
+                      st.committed_bytes >> 10, keep >> 10);
+        cr_assert_leq(st.resident_bytes, st.committed_bytes);
+        committed_after[r] = st.committed_bytes;
+        resident_after[r] = st.resident_bytes;
+        if (st.committed_bytes > committed_max)
+            committed_max = st.committed_bytes;
+        cr_log_info("reset keep %zu KiB round %zu: before reset %zu KiB committed / %zu KiB "
+                    "resident; after %zu KiB / %zu KiB",
+                    keep >> 10, r, full.committed_bytes >> 10, full.resident_bytes >> 10,
+                    st.committed_bytes >> 10, st.resident_bytes >> 10);
+
+        /* The heap is usable at once, and calloc still zeroes. */
+        unsigned char *z = sc_calloc(h, 1, 3000);
+        cr_assert_not_null(z);
+        for (size_t i = 0; i < 3000; i++)
+            cr_assert_eq(z[i], 0, "calloc after reset: byte %zu not zero", i);
+        sc_free(h, z);
+        for (size_t i = 0; i < 1000; i++)
+            cr_assert_eq(((unsigned char *)unrelated)[i], 0x77, "other heap's block changed");
+        sc_free(other, unrelated);
+        sc_heap_destroy(other);
+        pthread_barrier_wait(&step); /* the peer may allocate again */
+    }
+    pthread_join(tid, NULL);
+    pthread_barrier_destroy(&step);
+    sc_heap_destroy(h);
+}
+
+Test(lifecycle, reset_without_keep, .timeout = 120)
+{
+    size_t committed[6], resident[6];
+    reset_rounds(0, committed, resident);
+    /* Repeated resets do not accumulate anything. */
+    cr_assert_leq(committed[5], committed[0] + EMPTY_ALLOWANCE);
+}
+
+Test(lifecycle, reset_keeps_up_to_keep_bytes, .timeout = 120)
+{
+    const size_t keep = 8 * MiB;
+    size_t committed[6], resident[6];
+    reset_rounds(keep, committed, resident);
+    /* The option exists to keep memory warm: the heap held 60+ MiB, so some
+     * of the 8 MiB must have stayed. */
+    size_t committed_none[6], resident_none[6];
+    reset_rounds(0, committed_none, resident_none);
+    cr_assert_gt(committed[5], committed_none[5] + keep / 4,
+                 "reset_keep_bytes = %zu KiB kept %zu KiB committed, no keep %zu KiB",
+                 keep >> 10, committed[5] >> 10, committed_none[5] >> 10);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Trim                                                                     */
+/* ------------------------------------------------------------------------ */
+
+enum { TRIM_THREADS = 3, TRIM_BLOCKS = 20000 };
+
+/* What a live frontend may keep resident after trim when nothing is live:
+ * a page for each size class it holds a hot span of (the span header and
+ * the first blocks), 64 x 4 KiB. Keeping the real span of each hot span
+ * (32 KiB to over 1 MiB each) is not "a small per-frontend amount". */
+#define TRIM_PER_FRONTEND (256 * KiB)
+
+static reuse_item_t trim_items[TRIM_THREADS][TRIM_BLOCKS];
+static pthread_barrier_t trim_step;
+
+typedef struct trim_arg_s {
+    sc_heap_t *heap;
+    unsigned index;
+} trim_arg_t;
+
+static void *trim_worker(void *arg)
+{
+    trim_arg_t *a = arg;
+    test_rng_t rng = {77 + a->index};
+    for (size_t i = 0; i < TRIM_BLOCKS; i++) {
+        size_t n = i % 1000 == 999 ? 2 * MiB + i : test_mixed_size(&rng);
+        trim_items[a->index][i].p = sc_alloc(a->heap, n);
+        TEST_CHECK(trim_items[a->index][i].p != NULL, "alloc of %zu failed", n);
+        trim_items[a->index][i].n = n;
+        memset(trim_items[a->index][i].p, 0x44, n);
+    }
+    pthread_barrier_wait(&trim_step); /* all allocated */
+    /* Free even blocks of our own and odd blocks of the neighbour. */
+    for (size_t i = 0; i < TRIM_BLOCKS; i += 2)
+        sc_free(a->heap, trim_items[a->index][i].p);
+    reuse_item_t *theirs = trim_items[(a->index + 1) % TRIM_THREADS];
+    for (size_t i = 1; i < TRIM_BLOCKS; i += 2)
+        sc_free(a->heap, theirs[i].p);
+    pthread_barrier_wait(&trim_step); /* all freed */
+    pthread_barrier_wait(&trim_step); /* main trimmed and measured */
+    return NULL;
+}
+
+Test(lifecycle, trim_after_free_all, .timeout = 120)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    pthread_barrier_init(&trim_step, NULL, TRIM_THREADS + 1);
+    pthread_t tids[TRIM_THREADS];
+    trim_arg_t args[TRIM_THREADS];
+    for (unsigned i = 0; i < TRIM_THREADS; i++) {
+        args[i] = (trim_arg_t){h, i};
+        cr_assert_eq(pthread_create(&tids[i], NULL, trim_worker, &args[i]), 0);
+    }
+    /* The main thread is a frontend too, with its own blocks. */
+    static void *mine[4096];
+    test_rng_t rng = {4243};
+    for (size_t i = 0; i < 4096; i++) {
+        size_t n = test_mixed_size(&rng);
+        mine[i] = sc_alloc(h, n);
+        cr_assert_not_null(mine[i]);
+        memset(mine[i], 0x55, n);
+    }
+    pthread_barrier_wait(&trim_step);
+    sc_heap_stats_t peak = test_stats(h);
+    for (size_t i = 0; i < 4096; i++)
+        sc_free(h, mine[i]);
+    pthread_barrier_wait(&trim_step);
+
+    sc_heap_trim(h);
+    sc_heap_stats_t st = test_stats(h);
+    size_t allowance = MiB + st.frontends * TRIM_PER_FRONTEND;
+    cr_log_info("trim with %zu frontends alive: resident %zu KiB at peak (%zu KiB live), "
+                "%zu KiB after freeing all and trimming (allowance %zu KiB); committed %zu KiB; "
+                "spans hot %zu floating %zu reusable %zu free %zu",
+                st.frontends, peak.resident_bytes >> 10, peak.live_bytes >> 10,
+                st.resident_bytes >> 10, allowance >> 10, st.committed_bytes >> 10,
+                st.spans_hot, st.spans_floating, st.spans_reusable, st.spans_free);
+    pthread_barrier_wait(&trim_step);
+    for (unsigned i = 0; i < TRIM_THREADS; i++)
+        pthread_join(tids[i], NULL);
+    pthread_barrier_destroy(&trim_step);
+    cr_assert_eq(st.live_blocks, 0);
+    cr_assert_eq(st.frontends, TRIM_THREADS + 1);
+    cr_assert_leq(st.resident_bytes, allowance,
+                  "%zu KiB resident after freeing everything and trimming, allowed %zu KiB "
+                  "(1 MiB + %zu KiB for each of %zu frontends)",
+                  st.resident_bytes >> 10, allowance >> 10, TRIM_PER_FRONTEND >> 10,
+                  st.frontends);
+
+    /* Once the threads are gone, trim takes the rest too. */
+    sc_heap_trim(h);
+    sc_heap_stats_t gone = test_stats(h);
+    cr_log_info("after the threads exited and another trim: %zu KiB resident, %zu frontends",
+                gone.resident_bytes >> 10, gone.frontends);
+    cr_assert_leq(gone.resident_bytes, MiB + gone.frontends * TRIM_PER_FRONTEND);
+    sc_heap_destroy(h);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Limit                                                                    */
+/* ------------------------------------------------------------------------ */
+
+#define LIMIT ((size_t)32 << 20)
+
+static void assert_under_limit(sc_heap_t *h, const char *when)
+{
+    sc_heap_stats_t st = test_stats(h);
+    cr_assert_leq(st.committed_bytes, LIMIT, "%s: committed %zu KiB over the %zu KiB limit",
+                  when, st.committed_bytes >> 10, LIMIT >> 10);
+}
+
+/* Allocates blocks of sizes in [lo, hi] until the heap refuses; checks the
+ * refusal and the limit; returns how many it got. */
+static size_t fill_to_limit(sc_heap_t *h, void **blocks, size_t max, size_t lo, size_t hi,
+                            uint64_t seed)
+{
+    test_rng_t rng = {seed};
+    size_t got = 0;
+    for (; got < max; got++) {
+        size_t n = test_rng_range(&rng, lo, hi);
+        errno = 0;
+        blocks[got] = sc_alloc(h, n);
+        if (blocks[got] == NULL) {
+            cr_assert_eq(errno, ENOMEM, "sc_alloc(%zu) at the limit: errno %d", n, errno);
+            break;
+        }
+        memset(blocks[got], 0x11, n < 4096 ? n : 4096);
+        if (got % 512 == 0)
+            assert_under_limit(h, "filling");
+    }
+    cr_assert_lt(got, max, "no refusal after %zu blocks of %zu..%zu bytes under a %zu MiB limit",
+                 got, lo, hi, LIMIT >> 20);
+    assert_under_limit(h, "at the limit");
+    return got;
+}
+
+Test(lifecycle, limit_bytes_every_kind, .timeout = 120)
+{
+    sc_heap_config_t cfg = {.name = "capped", .limit_bytes = LIMIT};
+    sc_heap_t *h = sc_heap_create(&cfg);
+    cr_assert_not_null(h);
+    enum { MAX = 1 << 20 };
+    static void *blocks[MAX];
+    static const struct {
+        size_t lo, hi;
+    } kinds[] = {
+        {1, 256},                                       /* small classes */
+        {4097, 65536},                                  /* medium */
+        {65537, SC_MAX_CLASS_SIZE},                     /* big classes */
+        {SC_MAX_CLASS_SIZE + 1, 7 * MiB},               /* huge */
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        for (int pass = 0; pass < 2; pass++) {
+            size_t got = fill_to_limit(h, blocks, MAX, kinds[k].lo, kinds[k].hi, k * 10 + pass);
+            sc_heap_stats_t st = test_stats(h);
+            cr_log_info("limit %zu MiB, sizes %zu..%zu, pass %d: %zu blocks, %zu KiB live, "
+                        "%zu KiB committed",
+                        LIMIT >> 20, kinds[k].lo, kinds[k].hi, pass, got, st.live_bytes >> 10,
+                        st.committed_bytes >> 10);
+            /* The cap is on committed bytes, not a much lower hidden one.
+             * Each big class commits its own real span (up to ~1 MiB with
+             * one block in it), so random big sizes waste up to half. */
+            cr_assert_geq(st.live_bytes, LIMIT / 3, "only %zu KiB live at a %zu KiB limit",
+                          st.live_bytes >> 10, LIMIT >> 10);
+            /* Still usable: a request of another kind that fits is refused or
+             * met cleanly, and freeing makes room for the same kind again. */
+            for (size_t i = 0; i < got; i += 2)
+                sc_free(h, blocks[i]);
+            void *again = sc_alloc(h, kinds[k].lo);
+            cr_assert_not_null(again, "sc_alloc(%zu) refused after freeing half", kinds[k].lo);
+            sc_free(h, again);
+            for (size_t i = 1; i < got; i += 2)
+                sc_free(h, blocks[i]);
+            cr_assert_eq(test_stats(h).live_blocks, 0);
+        }
+    }
+
+    /* Single requests that can never fit. */
+    errno = 0;
+    cr_assert_null(sc_alloc(h, LIMIT + MiB));
+    cr_assert_eq(errno, ENOMEM);
+    errno = 0;
+    cr_assert_null(sc_calloc(h, 64, LIMIT / 32));
+    cr_assert_eq(errno, ENOMEM);
+    errno = 0;
+    cr_assert_null(sc_aligned_alloc(h, 4 * MiB, LIMIT));
+    cr_assert_eq(errno, ENOMEM);
+    assert_under_limit(h, "after refused huge requests");
+
+    /* An alignment far above the limit costs address space, not committed
+     * memory: a small block at 1 GiB alignment fits under 32 MiB. */
+    void *aligned = sc_aligned_alloc(h, GiB, 100);
+    cr_assert_not_null(aligned, "sc_aligned_alloc(1 GiB, 100) refused under a 32 MiB limit");
+    cr_assert_eq((uintptr_t)aligned % GiB, 0);
+    assert_under_limit(h, "after a 1 GiB-aligned block");
+    sc_free(h, aligned);
+
+    /* realloc past the limit fails and keeps the block. */
+    unsigned char *p = sc_alloc(h, 20 * MiB);
+    cr_assert_not_null(p);
+    test_pattern_fill(p, 20 * MiB, 7);
+    errno = 0;
+    cr_assert_null(sc_realloc(h, p, 40 * MiB));
+    cr_assert_eq(errno, ENOMEM);
+    cr_assert_eq(test_pattern_check(p, 20 * MiB, 7), TEST_PATTERN_OK);
+    cr_assert_eq(sc_usable_size(h, p) >= 20 * MiB, 1);
+    assert_under_limit(h, "after a refused realloc");
+    /* While it is live, a second 20 MiB cannot fit; small blocks still can. */
+    errno = 0;
+    cr_assert_null(sc_alloc(h, 20 * MiB));
+    cr_assert_eq(errno, ENOMEM);
+    void *small = sc_alloc(h, 64);
+    cr_assert_not_null(small);
+    sc_free(h, small);
+    sc_free(h, p);
+    /* And with it gone, the second one fits. */
+    p = sc_alloc(h, 20 * MiB);
+    cr_assert_not_null(p, "20 MiB refused with nothing live under a 32 MiB limit");
+    sc_free(h, p);
+    cr_assert_eq(test_stats(h).live_blocks, 0);
+    sc_heap_destroy(h);
+}
+
+typedef struct limit_thread_s {
+    sc_heap_t *heap;
+    unsigned index;
+    size_t refused;
+    size_t allocated;
+} limit_thread_t;
+
+/* Hammers a capped heap: allocate until refused, free, repeat. */
+static void *limit_thread_main(void *arg)
+{
+    limit_thread_t *a = arg;
+    enum { MAXB = 20000 };
+    static _Thread_local void *mine[MAXB];
+    test_rng_t rng = {a->index + 31};
+    for (int round = 0; round < 6; round++) {
+        size_t got = 0;
+        while (got < MAXB) {
+            size_t n = test_rng_next(&rng) % 50 == 0 ? test_rng_range(&rng, MiB, 4 * MiB)
+                                                     : test_mixed_size(&rng);
+            errno = 0;
+            void *p = sc_alloc(a->heap, n);
+            if (p == NULL) {
+                TEST_CHECK(errno == ENOMEM, "errno %d at the limit", errno);
+                a->refused++;
+                break;
+            }
+            memset(p, 0x66, n < 256 ? n : 256);
+            mine[got++] = p;
+        }
+        a->allocated += got;
+        for (size_t i = 0; i < got; i++)
+            sc_free(a->heap, mine[i]);
+    }
+    return NULL;
+}
+
+Test(lifecycle, limit_bytes_with_threads, .timeout = 120)
+{
+    sc_heap_config_t cfg = {.name = "capped-mt", .limit_bytes = LIMIT};
+    sc_heap_t *h = sc_heap_create(&cfg);
+    cr_assert_not_null(h);
+    enum { T = 3 };
+    pthread_t tids[T];
+    limit_thread_t args[T];
+    for (unsigned i = 0; i < T; i++) {
+        args[i] = (limit_thread_t){h, i, 0, 0};
+        cr_assert_eq(pthread_create(&tids[i], NULL, limit_thread_main, &args[i]), 0);
+    }
+    for (unsigned i = 0; i < T; i++)
+        pthread_join(tids[i], NULL);
+    size_t refused = 0;
+    for (unsigned i = 0; i < T; i++)
+        refused += args[i].refused;
+    sc_heap_stats_t st = test_stats(h);
+    cr_log_info("%d threads under a %zu MiB limit: %zu refusals; afterwards %zu KiB committed",
+                T, LIMIT >> 20, refused, st.committed_bytes >> 10);
+    cr_assert_gt(refused, 0, "the limit was never reached");
+    cr_assert_eq(st.live_blocks, 0);
+    assert_under_limit(h, "after the threads");
+    /* Everything is free: the whole limit is available again. */
+    void *p = sc_alloc(h, LIMIT - 4 * MiB);
+    cr_assert_not_null(p, "%zu MiB refused with nothing live under a %zu MiB limit",
+                       (LIMIT >> 20) - 4, LIMIT >> 20);
+    sc_free(h, p);
+    sc_heap_destroy(h);
+}
+
+/* ------------------------------------------------------------------------ */
+/* calloc overflow, alignments                                              */
+/* ------------------------------------------------------------------------ */
+
+Test(lifecycle, calloc_overflow)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    static const size_t pairs[][2] = {
+        {SIZE_MAX, SIZE_MAX},
+        {SIZE_MAX / 3 + 1, 3},
+        {3, SIZE_MAX / 3 + 1},
+        {(size_t)1 << 33, (size_t)1 << 31},
+        {65537, SIZE_MAX / 65536},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        errno = 0;
+        void *p = sc_calloc(h, pairs[i][0], pairs[i][1]);
+        cr_assert_null(p, "sc_calloc(%zu, %zu) = %p", pairs[i][0], pairs[i][1], p);
+        cr_assert_eq(errno, ENOMEM, "sc_calloc(%zu, %zu): errno %d", pairs[i][0], pairs[i][1],
+                     errno);
+    }
+    /* No overflow, but too big for anything: also ENOMEM. */
+    errno = 0;
+    cr_assert_null(sc_calloc(h, SIZE_MAX / 2, 1));
+    cr_assert_eq(errno, ENOMEM);
+    /* The heap is fine afterwards. */
+    unsigned char *p = sc_calloc(h, 3, 1000);
+    cr_assert_not_null(p);
+    for (size_t i = 0; i < 3000; i++)
+        cr_assert_eq(p[i], 0);
+    sc_free(h, p);
+    cr_assert_eq(test_stats(h).live_blocks, 0);
+    sc_heap_destroy(h);
+}
+
+Test(lifecycle, aligned_bad_alignment)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    static const size_t bad[] = {0,       5,           12,          96,
+                                 4097,    3 * MiB,     GiB + 16,    3 * GiB,
+                                 SIZE_MAX, SIZE_MAX - 1, ((size_t)1 << 63) + 1};
+    static const size_t sizes[] = {0, 1, 100, 5 * MiB};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            errno = 0;
+            void *p = sc_aligned_alloc(h, bad[i], sizes[k]);
+            cr_assert_null(p, "alignment %zu size %zu accepted", bad[i], sizes[k]);
+            cr_assert_eq(errno, EINVAL, "alignment %zu size %zu: errno %d, expected EINVAL",
+                         bad[i], sizes[k], errno);
+        }
+    }
+    cr_assert_eq(test_stats(h).live_blocks, 0);
+    sc_heap_destroy(h);
+}
+
+Test(lifecycle, aligned_up_to_1_gib, .timeout = 60)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    /* Every power of two from 1 to 1 GiB, small and huge sizes, two blocks
+     * at a time so the second cannot reuse the first's place. */
+    static const size_t sizes[] = {1, 4096, 3 * MiB};
+    for (size_t align = 1; align <= GiB; align <<= 1) {
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            unsigned char *a = sc_aligned_alloc(h, align, sizes[k]);
+            unsigned char *b = sc_aligned_alloc(h, align, sizes[k]);
+            cr_assert(a && b, "sc_aligned_alloc(%zu, %zu) failed (errno %d)", align, sizes[k],
+                      errno);
+            cr_assert_eq((uintptr_t)a % align, 0, "%p not aligned to %zu", (void *)a, align);
+            cr_assert_eq((uintptr_t)b % align, 0, "%p not aligned to %zu", (void *)b, align);
+            cr_assert_geq(sc_usable_size(h, a), sizes[k]);
+            cr_assert_eq(sc_heap_of(a), h);
+            cr_assert_eq(sc_heap_of(a + sizes[k] - 1), h);
+            test_pattern_fill(a, sizes[k], align);
+            test_pattern_fill(b, sizes[k], align + 1);
+            /* Aligned blocks resize like any other. */
+            unsigned char *c = sc_realloc(h, a, sizes[k] * 2);
+            cr_assert_not_null(c);
+            cr_assert_eq(test_pattern_check(c, sizes[k], align), TEST_PATTERN_OK);
+            cr_assert_eq(test_pattern_check(b, sizes[k], align + 1), TEST_PATTERN_OK);
+            sc_free(h, c);
+            sc_free(h, b);
+        }
+    }
+    sc_heap_stats_t st = test_stats(h);
+    cr_assert_eq(st.live_blocks, 0);
+    cr_assert_eq(st.huge_blocks, 0);
+    sc_heap_destroy(h);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Huge realloc in place                                                    */
+/* ------------------------------------------------------------------------ */
+
+Test(lifecycle, huge_realloc_in_place)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    const size_t first = 4 * MiB, second = 12 * MiB;
+    unsigned char *a = sc_alloc(h, first);
+    unsigned char *b = sc_alloc(h, second);
+    unsigned char *guard = sc_alloc(h, 3 * MiB); /* keeps b's spans bounded */
+    cr_assert(a && b && guard);
+    test_pattern_fill(a, first, 1);
+    /* Consecutive huge blocks of a fresh heap are carved one after the
+     * other; b's spans are then exactly the ones following a's. */
+    size_t a_span_end = round_up((uintptr_t)a + sc_usable_size(h, a), 2 * MiB);
+    cr_assert((uintptr_t)b > (uintptr_t)a && (uintptr_t)b < a_span_end + 2 * MiB,
+              "layout: a %p (%zu usable), b %p: b does not follow a", (void *)a,
+              sc_usable_size(h, a), (void *)b);
+    sc_free(h, b);
+
+    /* Grow into b's freed spans, in steps, without moving. */
+    size_t room = (size_t)((uintptr_t)guard - (uintptr_t)a) - 2 * MiB;
+    size_t sizes[] = {first + 1, first + 2 * MiB, first + 7 * MiB, room};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *q = sc_realloc(h, a, sizes[i]);
+        cr_assert_eq(q, a, "growing %p to %zu bytes moved it to %p although the following "
+                           "spans are free", (void *)a, sizes[i], (void *)q);
+        cr_assert_geq(sc_usable_size(h, a), sizes[i]);
+        cr_assert_eq(test_pattern_check(a, first, 1), TEST_PATTERN_OK,
+                     "contents lost growing in place to %zu", sizes[i]);
+        /* The new part is writable. */
+        memset(a + first, 0x42, sizes[i] - first);
+    }
+    sc_heap_stats_t st = test_stats(h);
+    cr_assert_eq(st.huge_blocks, 2);
+    cr_assert_geq(st.huge_bytes, room + 3 * MiB);
+
+    /* Blocks allocated now do not overlap the grown one. */
+    unsigned char *c = sc_alloc(h, 5 * MiB);
+    cr_assert_not_null(c);
+    uintptr_t a_end = (uintptr_t)a + sc_usable_size(h, a);
+    cr_assert((uintptr_t)c >= a_end || (uintptr_t)c + 5 * MiB <= (uintptr_t)a,
+              "new block %p overlaps the grown block %p..%#lx", (void *)c, (void *)a,
+              (unsigned long)a_end);
+    memset(c, 0x17, 5 * MiB);
+    for (size_t i = first; i < room; i += 4096)
+        cr_assert_eq(a[i], 0x42, "grown block overwritten at %zu", i);
+
+    /* Shrinking gives the tail back in place, and the tail is reusable. */
+    unsigned char *s = sc_realloc(h, a, first);
+    cr_assert_eq(s, a, "huge shrink moved the block");
+    cr_assert_eq(test_pattern_check(a, first, 1), TEST_PATTERN_OK);
+    sc_free(h, c);
+    sc_free(h, guard);
+    sc_free(h, a);
+    st = test_stats(h);
+    cr_assert_eq(st.live_blocks, 0);
+    cr_assert_eq(st.huge_bytes, 0);
+
+    /* Not asserted (the contract only promises it when the following spans
+     * are free): whether the newest huge block of a region grows in place
+     * into spans never used yet. */
+    unsigned char *tail = sc_alloc(h, 4 * MiB);
+    cr_assert_not_null(tail);
+    unsigned char *grown = sc_realloc(h, tail, 40 * MiB);
+    cr_assert_not_null(grown);
+    cr_log_info("growing the newest huge block into unused spans: %s",
+                grown == tail ? "in place" : "moved");
+    sc_free(h, grown);
+    sc_heap_destroy(h);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Ownership of any pointer value                                           */
+/* ------------------------------------------------------------------------ */
+
+static int a_global;
+
+static void assert_foreign(sc_heap_t *h, sc_heap_t *other, const void *p, const char *what)
+{
+    cr_assert_null(sc_heap_of(p), "sc_heap_of(%s %p) = %p", what, p, (void *)sc_heap_of(p));
+    cr_assert_not(sc_heap_owns(h, p), "heap owns %s %p", what, p);
+    cr_assert_not(sc_heap_owns(other, p), "other heap owns %s %p", what, p);
+}
+
+Test(lifecycle, ownership_of_any_value, .timeout = 60)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    sc_heap_t *other = sc_heap_create(NULL);
+    cr_assert(h && other);
+    unsigned char *small = sc_alloc(h, 48);
+    unsigned char *huge = sc_alloc(h, 9 * MiB + 5);
+    unsigned char *giant_aligned = sc_aligned_alloc(h, GiB, 6 * MiB);
+    void *theirs = sc_alloc(other, 48);
+    cr_assert(small && huge && giant_aligned && theirs);
+
+    /* Values that are no heap's. */
+    int on_stack = 0;
+    void *libc_small = malloc(32);
+    void *libc_big = malloc(64 * MiB); /* an mmap of its own */
+    cr_assert(libc_small && libc_big);
+    const void *foreign[] = {
+        NULL,
+        (void *)1,
+        (void *)16,
+        (void *)4096,
+        (void *)(uintptr_t)-1,
+        (void *)(uintptr_t)-4096,
+        (void *)(uintptr_t)0xdeadbeefdeadbeefull,
+        (void *)(uintptr_t)0x00007fffffffffffull,
+        (void *)(uintptr_t)0x0000800000000000ull, /* first non-canonical */
+        (void *)(uintptr_t)0xffff800000000000ull, /* kernel half */
+        (void *)(uintptr_t)0x8000000000000000ull,
+        &on_stack,
+        &a_global,
+        libc_small,
+        libc_big,
+        (char *)libc_big + 33 * MiB,
+        (const void *)(uintptr_t)&assert_foreign,
+    };
+    for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++)
+        assert_foreign(h, other, foreign[i], "foreign value");
+
+    /* Every byte range of a huge block belongs to its heap: first, last,
+     * and a pointer in every span and page boundary in between. */
+    size_t usable = sc_usable_size(h, huge);
+    for (size_t off = 0; off < usable; off += 64 * KiB) {
+        cr_assert_eq(sc_heap_of(huge + off), h, "interior %zu of a huge block: %p", off,
+                     (void *)sc_heap_of(huge + off));
+        cr_assert(sc_heap_owns(h, huge + off));
+        cr_assert_not(sc_heap_owns(other, huge + off));
+    }
+    cr_assert_eq(sc_heap_of(huge + usable - 1), h);
+    usable = sc_usable_size(h, giant_aligned);
+    for (size_t off = 0; off < usable; off += 256 * KiB)
+        cr_assert_eq(sc_heap_of(giant_aligned + off), h);
+    cr_assert_eq(sc_heap_of(small + 47), h);
+    cr_assert_eq(sc_heap_of(theirs), other);
+
+    /* Random words, and every 2 MiB around both heaps' blocks: never a
+     * crash, and an answer is always one of the two live heaps. */
+    test_rng_t rng = {0xabcdef};
+    for (int i = 0; i < 200000; i++) {
+        uint64_t w = test_rng_next(&rng);
+        if (i % 2)
+            w &= 0x00007fffffffffffull; /* user half, where heaps live */
+        sc_heap_t *o = sc_heap_of((void *)(uintptr_t)w);
+        cr_assert(o == NULL || o == h || o == other, "sc_heap_of(%#llx) = %p",
+                  (unsigned long long)w, (void *)o);
+        (void)sc_heap_owns(h, (void *)(uintptr_t)w);
+    }
+    const unsigned char *anchors[] = {small, huge, giant_aligned, theirs};
+    for (size_t k = 0; k < 4; k++) {
+        uintptr_t base = (uintptr_t)anchors[k];
+        for (intptr_t d = -(intptr_t)(2 * GiB); d <= (intptr_t)(2 * GiB); d += 2 * MiB) {
+            const void *p = (const void *)(base + (uintptr_t)d);
+            sc_heap_t *o = sc_heap_of(p);
+            cr_assert(o == NULL || o == h || o == other, "sc_heap_of(%p) = %p", p, (void *)o);
+            (void)sc_heap_owns(other, p);
+        }
+    }
+
+    /* A destroyed heap's range belongs to nobody (no heap was created
+     * since, so nothing can have taken it over). */
+    uintptr_t old[3] = {(uintptr_t)small, (uintptr_t)huge + 3 * MiB, (uintptr_t)giant_aligned};
+    sc_heap_destroy(h);
+    for (size_t k = 0; k < 3; k++) {
+        cr_assert_null(sc_heap_of((void *)old[k]), "destroyed heap's address %#lx still "
+                                                   "attributed to %p",
+                       (unsigned long)old[k], (void *)sc_heap_of((void *)old[k]));
+        cr_assert_not(sc_heap_owns(other, (void *)old[k]));
+    }
+    cr_assert_eq(sc_heap_of(theirs), other);
+    free(libc_small);
+    free(libc_big);
+    sc_free(other, theirs);
+    sc_heap_destroy(other);
+}
