@@ -43,6 +43,10 @@ static inline void address_map_set(const void *span, uintptr_t word)
  * the map's pages writable first where needed. false if they cannot be. */
 bool address_map_set_range(const void *base, size_t size, uintptr_t word);
 
+/* Holds off range changes (fork takes every lock before it forks). */
+void address_map_lock_ranges(void);
+void address_map_unlock_ranges(void);
+
 /* The heap of a map word, whatever its tag. */
 static inline struct sc_heap_s *address_map_heap(uintptr_t word, uintptr_t a)
 {

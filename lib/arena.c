@@ -29,7 +29,7 @@ static region_t *region_reserve(struct sc_heap_s *heap, size_t size, size_t min)
     if (base == NULL)
         return NULL;
     size_t page = os_page_size();
-    if (!os_commit(base, page)) {
+    if (!os_commit(base, arena_writable_extent(page, 1))) {
         os_unreserve(base, size);
         return NULL;
     }
@@ -142,6 +142,28 @@ bool arena_commit(struct sc_heap_s *heap, span_t *s, size_t bytes)
     return true;
 }
 
+size_t arena_writable_extent(size_t bytes, size_t spans)
+{
+    return os_strict_commit() ? bytes : spans * SPAN_SIZE;
+}
+
+void arena_give_back(struct sc_heap_s *heap, span_t *s, size_t from)
+{
+    /* Read the header before the pages go: `from` may be 0 (a header that
+     * is merged away), and released pages read back as zeros. */
+    size_t rw = s->rw_bytes;
+    arena_uncommit(heap, s, from);
+    if (rw > from) {
+        if (os_strict_commit()) {
+            if (from > 0)
+                s->rw_bytes = from;
+            os_decommit((char *)s + from, rw - from);
+        } else {
+            os_release((char *)s + from, rw - from);
+        }
+    }
+}
+
 void arena_uncommit(struct sc_heap_s *heap, span_t *s, size_t keep)
 {
     if (s->committed > keep) {
@@ -173,7 +195,8 @@ span_t *arena_take_span(struct sc_heap_s *heap)
         return NULL;
     }
     char *p = arena_bump(heap, 1);
-    if (p == NULL || !os_commit(p, page)) {
+    size_t rw = arena_writable_extent(page, 1);
+    if (p == NULL || !os_commit(p, rw)) {
         /* A bumped span that cannot be committed is lost address space
          * only; the kernel refused memory, so say so. */
         uncharge(heap, page);
@@ -182,7 +205,7 @@ span_t *arena_take_span(struct sc_heap_s *heap)
     }
     span_t *s = (span_t *)p;
     s->committed = page;
-    s->rw_bytes = page;
+    s->rw_bytes = rw;
     s->heap = heap;
     atomic_init(&s->bump, p + SPAN_HEADER_SIZE);
     address_map_set(s, (uintptr_t)heap | MAP_SPAN);
@@ -196,14 +219,15 @@ span_t *arena_take_run(struct sc_heap_s *heap, size_t count, size_t bytes)
         return NULL;
     }
     char *p = arena_bump(heap, count);
-    if (p == NULL || !os_commit(p, bytes)) {
+    size_t rw = arena_writable_extent(bytes, count);
+    if (p == NULL || !os_commit(p, rw)) {
         uncharge(heap, bytes);
         errno = ENOMEM;
         return NULL;
     }
     span_t *s = (span_t *)p;
     s->committed = bytes;
-    s->rw_bytes = bytes;
+    s->rw_bytes = rw;
     s->heap = heap;
     return s;
 }

@@ -25,6 +25,15 @@ span_t *arena_take_run(struct sc_heap_s *heap, size_t count, size_t bytes);
  * false if the limit or the kernel refuses; nothing changed then. */
 bool arena_commit(struct sc_heap_s *heap, span_t *s, size_t bytes);
 
+/* Gives the pages of [s + from, s + rw_bytes) back to the OS and stops
+ * charging them: with a strict commit limit they become inaccessible again
+ * (rw_bytes = from), otherwise they stay writable so mappings do not split. */
+void arena_give_back(struct sc_heap_s *heap, span_t *s, size_t from);
+
+/* Writable bytes to make a fresh span or run of `bytes` (see
+ * os_strict_commit). */
+size_t arena_writable_extent(size_t bytes, size_t spans);
+
 /* Stops charging s's committed bytes beyond `keep` (its pages were given
  * back with os_release or os_decommit). */
 void arena_uncommit(struct sc_heap_s *heap, span_t *s, size_t keep);

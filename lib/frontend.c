@@ -8,6 +8,7 @@
 #include "check.h"
 #include "error.h"
 #include "huge.h"
+#include "os.h"
 #include "span.h"
 #include "span_pool.h"
 
@@ -67,8 +68,33 @@ static void frontend_drop_hot(sc_frontend_t *t, span_t **hot, unsigned cls)
     span_give_up(s, t->pool_slot);
 }
 
+/* Trims t if sc_heap_trim ran since it last looked. */
+static void frontend_trim_if_asked(sc_frontend_t *t)
+{
+    /* relaxed: a late look only delays the trim to the next slow path. */
+    uint64_t epoch = atomic_load_explicit(&t->heap->trim_epoch, memory_order_relaxed);
+    if (unlikely(epoch != t->trim_epoch)) {
+        t->trim_epoch = epoch;
+        frontend_trim(t);
+    }
+}
+
+/* A freed big block keeps only the page holding its free-list link: its
+ * other pages go back to the OS at once, by whichever thread frees it. */
+static void release_block_pages(const span_t *s, block_t *b)
+{
+    if (s->block_size <= EAGER_RELEASE_MIN)
+        return;
+    size_t page = os_page_size();
+    uintptr_t lo = ((uintptr_t)b + sizeof(block_t) + page - 1) & ~(uintptr_t)(page - 1);
+    uintptr_t hi = ((uintptr_t)b + s->block_size) & ~(uintptr_t)(page - 1);
+    if (hi > lo)
+        os_release((void *)lo, hi - lo);
+}
+
 void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
 {
+    frontend_trim_if_asked(t);
     if (n > SIZE_CLASS_MAX)
         return huge_alloc(t, n);
     unsigned cls = size_class_of(n);
@@ -158,6 +184,8 @@ void frontend_free_slow(sc_frontend_t *t, void *p, const char *call)
         error_report(SC_ERR_DOUBLE_FREE, call, t->heap, p);
         return;
     }
+    release_block_pages(s, b);
+    frontend_trim_if_asked(t);
     span_t **hot = frontend_hot_array(t);
     if (word == (uintptr_t)t || hot[span_class(s)] == s) {
         /* Our own hot span: the fast path declined a double free, or the

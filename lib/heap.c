@@ -104,10 +104,12 @@ static void fork_prepare(void)
 {
     registry_lock();
     for_each_live_heap(lock_heap);
+    address_map_lock_ranges();
 }
 
 static void fork_after(void)
 {
+    address_map_unlock_ranges();
     for_each_live_heap(unlock_heap);
     registry_unlock();
 }
@@ -167,6 +169,7 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     pthread_mutex_init(&h->grow_lock, NULL);
     pthread_mutex_init(&h->huge_lock, NULL);
     atomic_init(&h->reserved_bytes, 0);
+    atomic_init(&h->trim_epoch, 0);
     atomic_init(&h->committed_bytes, 0);
     h->frontends = NULL;
     h->frontend_count = 0;
@@ -281,8 +284,10 @@ void sc_heap_trim(sc_heap_t *heap)
 {
     if (!heap_check_live(heap, "sc_heap_trim"))
         return;
-    /* The calling thread's own hot spans that hold nothing go first (other
-     * threads' hot spans are theirs alone to touch). */
+    /* The calling thread's own hot spans that hold nothing go first. Other
+     * threads' hot spans are theirs alone to touch: they trim themselves on
+     * their next slow path (or when they exit), seeing the epoch move. */
+    atomic_fetch_add_explicit(&heap->trim_epoch, 1, memory_order_relaxed);
     sc_frontend_t *own = registry_thread_cache.frontend;
     if (registry_thread_cache.heap == heap && registry_frontend_valid(own, heap))
         frontend_trim(own);

@@ -39,6 +39,16 @@ static char *run_end(span_t *r)
     return (char *)r + (size_t)span_capacity(r) * SPAN_SIZE;
 }
 
+/* After a run shrank to its current capacity: its writable extent must
+ * not reach into the spans now owned by another run, or giving r's pages
+ * back would take theirs (a split-off run's header among them). */
+static void run_clamp(span_t *r)
+{
+    size_t bytes = (size_t)span_capacity(r) * SPAN_SIZE;
+    if (r->rw_bytes > bytes)
+        r->rw_bytes = bytes;
+}
+
 /* Under huge_lock: writes a free-run header at r (its first page must be
  * committed). */
 static void run_make_free(struct sc_heap_s *heap, span_t *r, size_t spans)
@@ -68,15 +78,13 @@ static void run_insert(struct sc_heap_s *heap, span_t *r, size_t spans)
         span_t *after = run_next(next);
         span_set_capacity(r, span_capacity(r) + (span_capacity(next)));
         address_map_set(next, (uintptr_t)heap | MAP_RESERVED);
-        os_decommit(next, os_page_size());
-        atomic_fetch_sub_explicit(&heap->committed_bytes, os_page_size(), memory_order_relaxed);
+        arena_give_back(heap, next, 0);
         next = after;
     }
     if (prev && run_end(prev) == (char *)r) {
         span_set_capacity(prev, span_capacity(prev) + (span_capacity(r)));
         address_map_set(r, (uintptr_t)heap | MAP_RESERVED);
-        os_decommit(r, os_page_size());
-        atomic_fetch_sub_explicit(&heap->committed_bytes, os_page_size(), memory_order_relaxed);
+        arena_give_back(heap, r, 0);
         run_set_next(prev, next);
         return;
     }
@@ -105,6 +113,7 @@ static bool run_split_front(struct sc_heap_s *heap, span_t *prev, span_t *r, siz
     else
         heap->huge_free_runs = next;
     span_set_capacity(r, (uint32_t)spans);
+    run_clamp(r);
     return true;
 }
 
@@ -168,6 +177,8 @@ void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
         size_t before = (size_t)((char *)h - (char *)r) / SPAN_SIZE;
         size_t after = total - before - spans;
         if (before && arena_commit_header(heap, h)) {
+            span_set_capacity(r, (uint32_t)before);
+            run_clamp(r);
             run_insert(heap, r, before);
             r = h;
         } else if (before) {
@@ -182,6 +193,7 @@ void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
                 spans += after;
         }
         span_set_capacity(r, (uint32_t)spans);
+        run_clamp(r);
     }
     char *data = (char *)r + lead;
     char *end = (char *)round_up((uintptr_t)data + n, page);
@@ -237,12 +249,7 @@ void huge_free(sc_frontend_t *t, span_t *s, void *p, const char *call)
     if ((uintptr_t)data - (uintptr_t)s >= SPAN_SIZE)
         address_map_set(data, (uintptr_t)heap | MAP_RESERVED);
     /* Give everything but the header page back, memory and commit charge. */
-    size_t page = os_page_size();
-    if (s->rw_bytes > page) {
-        os_decommit((char *)s + page, s->rw_bytes - page);
-        s->rw_bytes = page;
-    }
-    arena_uncommit(heap, s, page);
+    arena_give_back(heap, s, os_page_size());
     run_insert(heap, s, span_capacity(s));
     pthread_mutex_unlock(&heap->huge_lock);
 }
@@ -284,10 +291,8 @@ bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n)
         size_t keep = (size_t)(end - (char *)s);
         /* Before the tail becomes a free run: its header must stay open. */
         annotate_resize(heap, data, huge_usable_size(s), (size_t)(end - data));
-        if (s->rw_bytes > keep) {
-            os_decommit((char *)s + keep, s->rw_bytes - keep);
-            s->rw_bytes = keep;
-            arena_uncommit(heap, s, keep);
+        if (s->committed > keep) {
+            arena_give_back(heap, s, keep);
         } else if (!arena_commit(heap, s, keep)) {
             goto out;
         }
@@ -296,6 +301,7 @@ bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n)
             size_t tail_spans = span_capacity(s) - spans;
             if (arena_commit_header(heap, tail)) {
                 span_set_capacity(s, (uint32_t)spans);
+                run_clamp(s);
                 run_insert(heap, tail, tail_spans);
             }
         }
@@ -323,6 +329,7 @@ bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n)
                 span_t *tail = r;
                 if (arena_commit_header(heap, tail)) {
                     span_set_capacity(s, span_capacity(s) - ((uint32_t)more));
+                    run_clamp(s);
                     run_insert(heap, tail, more);
                 }
             }

@@ -2,6 +2,7 @@
 #include "os.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -12,6 +13,22 @@ size_t os_page_size(void)
     if (page == 0)
         page = (size_t)sysconf(_SC_PAGESIZE);
     return page;
+}
+
+bool os_strict_commit(void)
+{
+    static int strict = -1;
+    if (strict < 0) {
+        int mode = 0;
+        FILE *f = fopen("/proc/sys/vm/overcommit_memory", "r");
+        if (f) {
+            if (fscanf(f, "%d", &mode) != 1)
+                mode = 0;
+            fclose(f);
+        }
+        strict = mode == 2;
+    }
+    return strict != 0;
 }
 
 void *os_reserve_aligned(size_t size, size_t align)

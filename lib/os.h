@@ -11,6 +11,12 @@
 
 size_t os_page_size(void);
 
+/* Whether the kernel enforces its commit limit strictly
+ * (vm.overcommit_memory = 2). Then address space is made writable only as
+ * it is used; otherwise whole spans are made writable at once, which keeps
+ * one mapping per region instead of one per span (vm.max_map_count). */
+bool os_strict_commit(void);
+
 /* Reserves `size` bytes aligned to `align` (a power of two), inaccessible
  * and not charged to the commit limit. NULL if the kernel refuses. */
 void *os_reserve_aligned(size_t size, size_t align);

@@ -256,6 +256,7 @@ static sc_frontend_t *frontend_create(struct sc_heap_s *heap, thread_state_t *ts
     frontend_forget_spans(f);
     f->heap = heap;
     f->heap_id = id;
+    f->trim_epoch = atomic_load_explicit(&heap->trim_epoch, memory_order_relaxed);
     f->thread = ts;
     f->pool_slot = ts->pool_slot;
     f->heap_prev = NULL;

@@ -20,6 +20,11 @@ span_t span_empty;
 #define REAL_SPAN_MIN ((size_t)32 << 10)
 #define REAL_SPAN_MIN_BLOCKS 8
 
+/* A span's real span is committed (made read-write and charged to the
+ * heap's limit) in steps of this many bytes as carving reaches it, so a
+ * class with 1 MiB real spans does not charge 1 MiB for its first block. */
+#define COMMIT_STEP ((size_t)64 << 10)
+
 /* Carving hands out at most this many bytes of new blocks at a time, so a
  * fresh span's pages are touched as they are needed, not all at once. */
 #define CARVE_BYTES ((size_t)4096)
@@ -46,7 +51,15 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
     uint32_t cap = class_capacity(bs, checked);
     size_t page = os_page_size();
     size_t bitmap = checked ? check_bitmap_bytes(cap) + 8 : 0;
-    size_t need = (SPAN_HEADER_SIZE + (size_t)cap * bs + bitmap + page - 1) & ~(page - 1);
+    size_t real = (SPAN_HEADER_SIZE + (size_t)cap * bs + bitmap + page - 1) & ~(page - 1);
+    /* A checked span's bitmap lies past its blocks: commit it all now.
+     * Otherwise the first step; carving commits the rest as it goes. */
+    size_t need = real;
+    if (!checked) {
+        size_t first = (SPAN_HEADER_SIZE + bs + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
+        if (first < need)
+            need = first;
+    }
     if (!arena_commit(heap, s, need))
         return false;
     s->free = NULL;
@@ -81,6 +94,24 @@ bool span_carve(span_t *s)
     size_t left = (size_t)(s->bump_end - p) / bs;
     if (n > left)
         n = left;
+    size_t end = (size_t)(p + n * bs - (char *)s);
+    if (end > s->committed) {
+        /* Commit the next step (never past the real span); at the heap's
+         * limit, carve only what is committed already, if anything. */
+        size_t page = os_page_size();
+        size_t real = ((size_t)(s->bump_end - (char *)s) + page - 1) & ~(page - 1);
+        size_t want = (end + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
+        if (want > real)
+            want = real;
+        if (!arena_commit(s->heap, s, want)) {
+            size_t fits = s->committed > (size_t)(p - (char *)s)
+                              ? (s->committed - (size_t)(p - (char *)s)) / bs
+                              : 0;
+            if (fits == 0)
+                return false;
+            n = fits;
+        }
+    }
     /* Link the batch in address order so allocation walks memory forward.
      * Never-used blocks are off limits to the caller until handed out. */
     block_t *first = (block_t *)p;

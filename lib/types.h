@@ -247,6 +247,11 @@ struct sc_heap_s {
     _Atomic size_t reserved_bytes;
     _Atomic size_t committed_bytes;
 
+    /* Bumped by sc_heap_trim; each frontend compares it with the value it
+     * saw last on its slow paths and trims its own hot spans when it moved
+     * (hot spans are theirs alone to touch). */
+    _Atomic uint64_t trim_epoch;
+
     /* Frontends of this heap, under the registry lock. */
     sc_frontend_t *frontends;
     size_t frontend_count;
@@ -280,6 +285,7 @@ struct sc_frontend_s {
     uint64_t heap_id;
     thread_state_t *thread;     /* owning thread */
     unsigned pool_slot;         /* preferred span pool slot */
+    uint64_t trim_epoch;        /* heap's trim_epoch when last trimmed */
     /* Links, under the registry lock. */
     sc_frontend_t *heap_next, *heap_prev;
     sc_frontend_t *thread_next;
