@@ -927,7 +927,11 @@ static void write_gnuplot(const char *dir)
         fprintf(f, "set multiplot layout %d,%d title \"scalloc benchmark: %s — %ld cores\"\n",
                 rows, cols, title[m], sysconf(_SC_NPROCESSORS_ONLN));
         for (int w = 0; w < nworkloads; w++) {
-            fprintf(f, "set title '%s'\nplot", workloads[w]);
+            /* destroy rates differ by orders of magnitude between allocators */
+            int log_y = m == 0 && strcmp(workloads[w], "destroy") == 0;
+            if (log_y)
+                fprintf(f, "set logscale y\nset yrange [*:*]\n");
+            fprintf(f, "set title '%s%s'\nplot", workloads[w], log_y ? " (log scale)" : "");
             int lines = 0;
             for (int a = 0; a < nallocs; a++) {
                 int has_data = 0;
@@ -944,6 +948,8 @@ static void write_gnuplot(const char *dir)
             }
             /* a panel without data still needs a plot to keep the layout */
             fprintf(f, "%s\n", lines ? "" : " NaN notitle");
+            if (log_y)
+                fprintf(f, "unset logscale y\nset yrange [0:*]\n");
         }
         fprintf(f, "unset multiplot\n");
     }
