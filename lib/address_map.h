@@ -17,7 +17,7 @@
 #define MAP_HUGE_ALIGNED ((uintptr_t)3)
 #define MAP_TAGS ((uintptr_t)3)
 
-extern _Atomic uintptr_t *address_map;
+extern SC_INTERNAL _Atomic uintptr_t *address_map;
 
 /* Makes lookups possible; idempotent, thread-safe. false if the map's
  * address space cannot be reserved. */

@@ -61,33 +61,48 @@ sc_thread_t *sc_heap_thread(sc_heap_t *heap)
     return frontend_of(heap, "sc_heap_thread");
 }
 
-/* A frontend is only usable by its thread, and only while its heap lives. */
-static bool thread_frontend_ok(sc_thread_t *t, const char *call)
+/* A frontend is only usable by its thread (checked on every call: a
+ * foreign thread would race with the owner on the hot spans), and only
+ * while its heap lives (checked on the slow paths: a destroyed heap's
+ * frontends have no hot span, so every call reaches them). */
+static __attribute__((noinline, cold)) void thread_frontend_misuse(sc_thread_t *t, const char *call)
 {
-    if (unlikely(!registry_owns_frontend(t))) {
-        error_report(SC_ERR_WRONG_THREAD, call, t ? t->heap : NULL, NULL);
+    error_report(SC_ERR_WRONG_THREAD, call, t ? t->heap : NULL, NULL);
+}
+
+static bool thread_frontend_dead(sc_thread_t *t, const char *call)
+{
+    if (likely(t->heap != NULL))
         return false;
-    }
-    if (unlikely(t->heap == NULL)) {
-        error_report(SC_ERR_DESTROYED_HEAP, call, NULL, NULL);
-        return false;
-    }
+    error_report(SC_ERR_DESTROYED_HEAP, call, NULL, NULL);
     return true;
 }
 
 void *sc_thread_alloc(sc_thread_t *t, size_t n)
 {
-    if (!thread_frontend_ok(t, "sc_thread_alloc"))
+    if (unlikely(!registry_owns_frontend(t))) {
+        thread_frontend_misuse(t, "sc_thread_alloc");
         return NULL;
-    return frontend_alloc(t, n);
+    }
+    void *b = frontend_alloc_fast(t, n);
+    if (likely(b != NULL))
+        return b;
+    if (thread_frontend_dead(t, "sc_thread_alloc"))
+        return NULL;
+    return frontend_alloc_slow(t, n);
 }
 
 void sc_thread_free(sc_thread_t *t, void *p)
 {
-    if (!thread_frontend_ok(t, "sc_thread_free"))
+    if (unlikely(!registry_owns_frontend(t))) {
+        thread_frontend_misuse(t, "sc_thread_free");
         return;
-    if (!frontend_free_fast(t, p))
-        frontend_free_slow(t, p, "sc_thread_free");
+    }
+    if (likely(frontend_free_fast(t, p)))
+        return;
+    if (p == NULL || thread_frontend_dead(t, "sc_thread_free"))
+        return;
+    frontend_free_slow(t, p, "sc_thread_free");
 }
 
 /* The span header of a valid block p of heap (reporting misuse for `call`

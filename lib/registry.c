@@ -25,7 +25,8 @@ static char no_heap;
 
 _Thread_local thread_cache_t registry_thread_cache __attribute__((tls_model("initial-exec"))) = {
     NO_HEAP, &registry_dead_frontend};
-static _Thread_local thread_state_t *current_thread __attribute__((tls_model("initial-exec")));
+_Thread_local thread_state_t *registry_current_thread __attribute__((tls_model("initial-exec")));
+#define current_thread registry_current_thread
 
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t thread_exit_key;
@@ -42,11 +43,6 @@ void registry_unlock(void) { pthread_mutex_unlock(&registry_mutex); }
 uint64_t registry_next_heap_id(void)
 {
     return atomic_fetch_add_explicit(&heap_id_counter, 1, memory_order_relaxed) + 1;
-}
-
-bool registry_owns_frontend(const sc_frontend_t *t)
-{
-    return t && current_thread && t->thread == current_thread;
 }
 
 /* Empties both hot arrays without touching the spans. */

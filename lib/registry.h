@@ -12,14 +12,18 @@
 
 /* initial-exec: a fixed offset from the thread pointer, no call to
  * __tls_get_addr on the fast path. */
-extern _Thread_local thread_cache_t registry_thread_cache
+extern SC_INTERNAL _Thread_local thread_cache_t registry_thread_cache
+    __attribute__((tls_model("initial-exec")));
+
+/* The calling thread's state (NULL before its first frontend). */
+extern SC_INTERNAL _Thread_local thread_state_t *registry_current_thread
     __attribute__((tls_model("initial-exec")));
 
 /* A frontend of no heap, all hot spans empty: what the thread cache holds
  * before a thread's first lookup, and what destroyed heaps' frontends look
  * like. Every allocation from it and every free through it takes the slow
  * path. */
-extern sc_frontend_t registry_dead_frontend;
+extern SC_INTERNAL sc_frontend_t registry_dead_frontend;
 
 /* The calling thread's frontend for heap, created if needed. NULL if the
  * heap is not live (reported for `call`) or memory ran out (errno). */
@@ -33,7 +37,13 @@ static inline bool registry_frontend_valid(const sc_frontend_t *t, const struct 
 }
 
 /* Whether t belongs to the calling thread. */
-bool registry_owns_frontend(const sc_frontend_t *t);
+static inline bool registry_owns_frontend(const sc_frontend_t *t)
+{
+    /* A frontend on the free list has no thread: it matches only a thread
+     * that never used scalloc, and then its empty hot spans and missing heap
+     * send every call to a slow path that reports the destroyed heap. */
+    return t != NULL && t->thread == registry_current_thread;
+}
 
 void registry_lock(void);
 void registry_unlock(void);

@@ -16,8 +16,10 @@
 #define SIZE_CLASS_TABLE_MAX 1024
 #define SIZE_CLASS_MAX ((size_t)1 << 20)
 
-extern const uint32_t size_class_sizes[SIZE_CLASS_COUNT];
-extern const uint8_t size_class_small_table[SIZE_CLASS_TABLE_MAX / 16 + 1];
+extern const uint32_t size_class_sizes[SIZE_CLASS_COUNT]
+    __attribute__((visibility("hidden")));
+extern const uint8_t size_class_small_table[SIZE_CLASS_TABLE_MAX / 16 + 1]
+    __attribute__((visibility("hidden")));
 
 /* Class of a request of n bytes; n <= SIZE_CLASS_MAX. n = 0 is class 0. */
 static inline unsigned size_class_of(size_t n)

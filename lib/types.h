@@ -71,6 +71,9 @@
 
 #include "scalloc/scalloc.h"
 
+/* Library-internal symbols: direct (not GOT) access from the fast paths. */
+#define SC_INTERNAL __attribute__((visibility("hidden")))
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
