@@ -76,6 +76,16 @@ static proc_sizes_t proc_sizes(void)
     return (proc_sizes_t){pages_virt * page, pages_rss * page};
 }
 
+/* Under ASan the process's RSS also holds shadow memory (an eighth of
+ * every range the heap touched, kept after the range is gone) and the
+ * sanitizer's own allocator with its quarantine, so process-wide figures
+ * say nothing about the heap there. The heap's own figures still do. */
+#if defined(SCALLOC_SANITIZE_ADDRESS) || defined(SCALLOC_SANITIZE_THREAD)
+#define PROCESS_FIGURES_DISTORTED 1
+#else
+#define PROCESS_FIGURES_DISTORTED 0
+#endif
+
 static size_t round_up(size_t x, size_t a)
 {
     return (x + a - 1) / a * a;
@@ -150,9 +160,12 @@ Test(lifecycle, ten_thousand_heaps, .timeout = 240)
     /* What destroyed heaps leave behind (bookkeeping in type-stable memory)
      * is reused by the next heaps: the third cycle ends where the second
      * did. */
+    (void)rss;
+#if !PROCESS_FIGURES_DISTORTED
     cr_assert_leq(rss[2], rss[1] + MiB, "RSS after destroying 10,000 heaps grew from %zu to "
                                         "%zu MiB between cycles",
                   rss[1] >> 20, rss[2] >> 20);
+#endif
 }
 
 /* The same with blocks of four size classes in every heap: a heap per
@@ -243,12 +256,14 @@ Test(lifecycle, destroy_gives_rss_back, .timeout = 120)
                     "%zu KiB after destroy; address space %+ld KiB",
                     round, before.rss >> 10, full.rss >> 10, st.live_blocks, after.rss >> 10,
                     ((long)after.virt - (long)before.virt) / 1024);
+#if !PROCESS_FIGURES_DISTORTED
         cr_assert_leq(after.rss, before.rss + MiB,
                       "round %d: RSS %zu KiB after destroy, %zu KiB before create", round,
                       after.rss >> 10, before.rss >> 10);
         cr_assert_leq(after.virt, before.virt + MiB,
                       "round %d: address space %zu MiB after destroy, %zu MiB before create",
                       round, after.virt >> 20, before.virt >> 20);
+#endif
     }
 }
 

@@ -229,9 +229,9 @@ static size_t pick_alignment(model_t *m)
 /* Checks                                                                   */
 /* ------------------------------------------------------------------------ */
 
-#define MODEL_ASSERT(m, cond, ...)                                                             \
-    cr_assert(cond, "seed %llu step %lu: " __VA_ARGS__, (unsigned long long)(m)->seed,         \
-              (m)->step)
+#define MODEL_ASSERT(m, cond, fmt, ...)                                                        \
+    cr_assert(cond, "seed %llu step %lu: " fmt, (unsigned long long)(m)->seed, (m)->step,      \
+              __VA_ARGS__)
 
 /* The usable size a fresh block of n bytes gets: its class's block size
  * (or the huge rounding). Asked of the heap itself with a probe block, so
