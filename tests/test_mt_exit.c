@@ -24,7 +24,7 @@
  *    and trim brings resident memory down                     [ten_thousand_threads]
  *
  * Runs under the standalone runner of test_util.h (also under TSan):
- * `PROGRAM [NAME...] [--no-fork]`. Sanitizer builds run 2,000 threads.
+ * `PROGRAM [NAME...] [--no-fork]`. Sanitizer builds run 4,000 threads.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -155,7 +155,7 @@ static unsigned wave_size(unsigned w)
 static void mt_exit_ten_thousand_threads(void)
 {
 #if defined(SCALLOC_SANITIZE_THREAD) || defined(SCALLOC_SANITIZE_ADDRESS)
-    size_t total_threads = test_scaled(2000, 1400);
+    size_t total_threads = test_scaled(4000, 1400);
 #else
     size_t total_threads = test_scaled(10000, 1400);
 #endif
