@@ -5,6 +5,7 @@
 #   tsan       the multi-thread tests (label mt) under TSan      (clang)
 #   packaging  install to a temporary prefix, build consumers    (tests/packaging/run.sh)
 #   bench      quick benchmark smoke run, if tests/bench/quick.sh exists
+#   fuzz       libFuzzer target: replay the seeds, fuzz 120 s     (tests/fuzz/run.sh, clang)
 #
 # usage: bash tests/run_all.sh [STEP...]     (default: all steps, in order)
 # Builds go to build-ci/<step>/ (override with SCALLOC_CI_BUILD_ROOT);
@@ -17,7 +18,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 1
 build_root=${SCALLOC_CI_BUILD_ROOT:-$root/build-ci}
 jobs=${SCALLOC_CI_JOBS:-2}
-all_steps=(release asan tsan packaging bench)
+all_steps=(release asan tsan packaging bench fuzz)
 
 # A test that hangs must fail the run, not stall it.
 ctest_args=(--output-on-failure -j "$jobs" --timeout 300)
@@ -125,6 +126,11 @@ step_bench() {
     bash "$root/tests/bench/quick.sh" "$dir"
 }
 
+# Skipped (exit 77) when clang or its libFuzzer runtime is missing.
+step_fuzz() {
+    bash "$root/tests/fuzz/run.sh" "$build_root/fuzz" "${SCALLOC_FUZZ_SECONDS:-120}"
+}
+
 steps=("$@")
 [[ ${#steps[@]} -eq 0 ]] && steps=("${all_steps[@]}")
 for s in "${steps[@]}"; do
@@ -149,7 +155,7 @@ for s in "${steps[@]}"; do
     if [[ $rc -eq 0 ]]; then
         result=passed
         passed=$((passed + 1))
-    elif [[ $rc -eq 77 && $s == bench ]]; then
+    elif [[ $rc -eq 77 && ($s == bench || $s == fuzz) ]]; then
         result=skipped
         skipped=$((skipped + 1))
     else
