@@ -133,8 +133,7 @@ static span_t *block_span(sc_heap_t *heap, const void *p, const char *call)
         return s;
     }
     unsigned st = span_state(s);
-    if (span_kind(s) != SPAN_KIND_BLOCKS ||
-        (st != SPAN_HOT && st != SPAN_FLOATING && st != SPAN_REUSABLE)) {
+    if (span_kind(s) != SPAN_KIND_BLOCKS || !span_state_in_use(st)) {
         error_report(span_kind(s) != SPAN_KIND_BLOCKS ? SC_ERR_FOREIGN_POINTER : SC_ERR_DOUBLE_FREE,
                      call, heap, p);
         return NULL;

@@ -15,25 +15,108 @@
 /* An exhausted hot span takes its remote frees back when at least this
  * share of it is waiting; fewer would mean coming back here almost at
  * once, so the span floats instead and refills in peace. */
-/* Hot spans of classes above this give their memory back as soon as their
- * last block is freed, instead of staying warm for the next allocation:
- * each block is big enough (80 KiB and up) that touching fresh pages costs
- * little next to using it, and a few idle hot spans would otherwise hold
- * megabytes. */
-#define EAGER_RELEASE_MIN ((uint32_t)64 << 10)
-
 static uint32_t take_threshold(const span_t *s)
 {
     uint32_t n = span_capacity(s) / 16;
     return n ? n : 1;
 }
 
-/* A span for class cls, HOT for t: a reusable one first, then the pool,
- * then a fresh virtual span. */
+/* How many floating spans a refill looks at: enough to find reusable ones
+ * soon, few enough that a thread holding thousands of long-lived spans
+ * pays a bounded price per refill. Spans looked at go to the back. */
+#define FLOATING_SCAN 8
+
+/* The map word of a span t holds hot: t, so that t's frees take the fast
+ * path, except in checked heaps, whose frees all go through the slow path. */
+static uintptr_t owned_word(sc_frontend_t *t)
+{
+    return check_enabled(t->heap) ? (uintptr_t)t->heap | MAP_SPAN : (uintptr_t)t;
+}
+
+/* The map word of t's floating spans: an address inside t that is not t
+ * (frontends are far bigger than a cache line apart), so it is unique to t
+ * and the fast path's compare with t fails. */
+static uintptr_t floating_word(sc_frontend_t *t)
+{
+    return check_enabled(t->heap) ? (uintptr_t)t->heap | MAP_SPAN
+                                  : (uintptr_t)t + CACHE_LINE;
+}
+
+static void floating_push(sc_frontend_t *t, unsigned cls, span_t *s)
+{
+    span_t *head = t->floating[cls];
+    if (head == NULL) {
+        s->set_next = s->set_prev = s;
+        t->floating[cls] = s;
+    } else {
+        s->set_next = head;
+        s->set_prev = head->set_prev;
+        head->set_prev->set_next = s;
+        head->set_prev = s;
+    }
+}
+
+static void floating_remove(sc_frontend_t *t, unsigned cls, span_t *s)
+{
+    if (s->set_next == s) {
+        t->floating[cls] = NULL;
+    } else {
+        s->set_prev->set_next = s->set_next;
+        s->set_next->set_prev = s->set_prev;
+        if (t->floating[cls] == s)
+            t->floating[cls] = s->set_next;
+    }
+    s->set_next = s->set_prev = NULL;
+}
+
+static span_t *floating_pop(sc_frontend_t *t, unsigned cls)
+{
+    span_t *s = t->floating[cls];
+    if (s)
+        floating_remove(t, cls, s);
+    return s;
+}
+
+/* An owned span none of whose blocks is allocated: to the pool. */
+static void owned_to_pool(sc_frontend_t *t, span_t *s)
+{
+    address_map_set(s, (uintptr_t)t->heap | MAP_SPAN);
+    span_give_up(s, t->pool_slot);
+}
+
+/* Looks at the oldest floating spans of cls: empty ones go to the pool, the
+ * first with enough free blocks becomes HOT and is returned. */
+static span_t *floating_reuse(sc_frontend_t *t, unsigned cls)
+{
+    for (unsigned i = 0; i < FLOATING_SCAN; i++) {
+        span_t *s = floating_pop(t, cls);
+        if (s == NULL)
+            return NULL;
+        unsigned st = span_state(s);
+        uint32_t live = span_owned_live(s);
+        if (st == SPAN_DRAINED || (st == SPAN_FLOATING && live == 0)) {
+            owned_to_pool(t, s);
+        } else if (st == SPAN_FLOATING && span_capacity(s) - live >= s->reuse_count &&
+                   span_set_owned_state(s, SPAN_FLOATING, SPAN_HOT)) {
+            address_map_set(s, owned_word(t));
+            return s;
+        } else {
+            /* Not yet, or being drained right now: look again later. */
+            floating_push(t, cls, s);
+        }
+    }
+    return NULL;
+}
+
+/* A span for class cls, HOT for t: one of t's own floating spans, then a
+ * reusable one of the heap, then the pool, then a fresh virtual span. */
 static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
 {
     struct sc_heap_s *heap = t->heap;
-    span_t *s = span_adopt_reusable(heap, cls);
+    span_t *s = floating_reuse(t, cls);
+    if (s)
+        return s;
+    s = span_adopt_reusable(heap, cls);
     if (s == NULL) {
         s = span_pool_take(heap, t->pool_slot);
         if (s == NULL)
@@ -46,10 +129,8 @@ static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
             return NULL;
         }
     }
-    /* Frees of a checked heap, and of big blocks, never take the fast
-     * path: their spans keep the heap's word. */
-    bool slow_frees = check_enabled(heap) || s->block_size > EAGER_RELEASE_MIN;
-    address_map_set(s, slow_frees ? (uintptr_t)heap | MAP_SPAN : (uintptr_t)t);
+    span_set_owner(s, t);
+    address_map_set(s, owned_word(t));
     return s;
 }
 
@@ -59,13 +140,14 @@ static span_t **frontend_hot_array(sc_frontend_t *t)
     return check_enabled(t->heap) ? t->checked_hot : t->hot;
 }
 
-/* Gives up the hot span of cls (exhausted). */
-static void frontend_drop_hot(sc_frontend_t *t, span_t **hot, unsigned cls)
+/* The hot span of cls is exhausted: it joins t's floating set. */
+static void frontend_float_hot(sc_frontend_t *t, span_t **hot, unsigned cls)
 {
     span_t *s = hot[cls];
     hot[cls] = &span_empty;
-    address_map_set(s, (uintptr_t)t->heap | MAP_SPAN);
-    span_give_up(s, t->pool_slot);
+    span_set_owned_state(s, SPAN_HOT, SPAN_FLOATING);
+    address_map_set(s, floating_word(t));
+    floating_push(t, cls, s);
 }
 
 /* Trims t if sc_heap_trim ran since it last looked. */
@@ -79,32 +161,28 @@ static void frontend_trim_if_asked(sc_frontend_t *t)
     }
 }
 
-/* A freed big block keeps only the page holding its free-list link: its
- * other pages go back to the OS at once, by whichever thread frees it. */
-static void release_block_pages(const span_t *s, block_t *b)
-{
-    if (s->block_size <= EAGER_RELEASE_MIN)
-        return;
-    size_t page = os_page_size();
-    uintptr_t lo = ((uintptr_t)b + sizeof(block_t) + page - 1) & ~(uintptr_t)(page - 1);
-    uintptr_t hi = ((uintptr_t)b + s->block_size) & ~(uintptr_t)(page - 1);
-    if (hi > lo)
-        os_release((void *)lo, hi - lo);
-}
-
 void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
 {
     frontend_trim_if_asked(t);
-    if (n > SIZE_CLASS_MAX)
-        return huge_alloc(t, n);
+    if (n > SIZE_CLASS_MAX) {
+        void *p = huge_alloc(t, n);
+        if (p == NULL) {
+            /* At the heap's limit, t's own empty spans may be what is in
+             * the way: give them back and try once more. */
+            frontend_trim(t);
+            p = huge_alloc(t, n);
+        }
+        return p;
+    }
     unsigned cls = size_class_of(n);
     span_t **hot = frontend_hot_array(t);
+    bool trimmed = false;
     for (;;) {
         span_t *s = hot[cls];
         if (s != &span_empty) {
             if (s->free == NULL && !span_take_remote(s, take_threshold(s)) &&
                 !span_carve(s)) {
-                frontend_drop_hot(t, hot, cls);
+                frontend_float_hot(t, hot, cls);
             } else if (s->free != NULL) {
                 block_t *b = s->free;
                 if (hot == t->checked_hot && !check_block_allocate(s, b)) {
@@ -122,6 +200,11 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
         }
         s = frontend_new_span(t, cls);
         if (s == NULL) {
+            if (!trimmed) {
+                trimmed = true;
+                frontend_trim(t); /* as for huge blocks above */
+                continue;
+            }
             errno = ENOMEM;
             return NULL;
         }
@@ -170,7 +253,7 @@ void frontend_free_slow(sc_frontend_t *t, void *p, const char *call)
         return;
     }
     unsigned st = span_state(s);
-    if (st != SPAN_HOT && st != SPAN_FLOATING && st != SPAN_REUSABLE) {
+    if (!span_state_in_use(st)) {
         /* The span holds no allocated block: p was freed already. */
         error_report(SC_ERR_DOUBLE_FREE, call, t->heap, p);
         return;
@@ -184,12 +267,10 @@ void frontend_free_slow(sc_frontend_t *t, void *p, const char *call)
         error_report(SC_ERR_DOUBLE_FREE, call, t->heap, p);
         return;
     }
-    release_block_pages(s, b);
     frontend_trim_if_asked(t);
-    span_t **hot = frontend_hot_array(t);
-    if (word == (uintptr_t)t || hot[span_class(s)] == s) {
-        /* Our own hot span: the fast path declined a double free, or the
-         * span takes its frees here (checked heap, big class). */
+    if (word == (uintptr_t)t || span_owner(s) == t) {
+        /* A span t owns: the fast path declined a double free, or the span
+         * takes its frees here (checked heap). */
         if (b == s->free) {
             error_report(SC_ERR_DOUBLE_FREE, call, t->heap, p);
             return;
@@ -197,11 +278,12 @@ void frontend_free_slow(sc_frontend_t *t, void *p, const char *call)
         annotate_free(t->heap, b, s->block_size);
         block_set_next(b, s->free);
         s->free = b;
-        uint32_t used = counter_get(&s->used) - 1;
-        counter_set(&s->used, used);
-        if (s->block_size > EAGER_RELEASE_MIN &&
-            used == remote_count(atomic_load_explicit(&s->remote, memory_order_relaxed)))
-            frontend_drop_hot(t, hot, span_class(s)); /* all free: to the pool */
+        counter_set(&s->used, counter_get(&s->used) - 1);
+        if (span_state(s) == SPAN_FLOATING && span_owned_live(s) == 0) {
+            /* The owner freed the last block: to the pool, at once. */
+            floating_remove(t, span_class(s), s);
+            owned_to_pool(t, s);
+        }
     } else {
         sc_error_t err = span_free_remote(s, b, t->pool_slot);
         if (err != SC_ERR_NONE) {
@@ -216,10 +298,26 @@ void frontend_trim(sc_frontend_t *t)
     span_t **hot = frontend_hot_array(t);
     for (unsigned c = 0; c < NUM_CLASSES; c++) {
         span_t *s = hot[c];
-        if (s == &span_empty)
+        if (s != &span_empty && span_owned_live(s) == 0) {
+            hot[c] = &span_empty;
+            owned_to_pool(t, s); /* every block free: to the pool */
+        }
+        /* Every floating span once: empty ones to the pool. */
+        span_t *head = t->floating[c];
+        if (head == NULL)
             continue;
-        uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
-        if (counter_get(&s->used) == remote_count(w))
-            frontend_drop_hot(t, hot, c); /* every block free: to the pool */
+        span_t *last = head->set_prev;
+        for (s = head;;) {
+            span_t *next = s->set_next;
+            bool done = s == last;
+            unsigned st = span_state(s);
+            if (st == SPAN_DRAINED || (st == SPAN_FLOATING && span_owned_live(s) == 0)) {
+                floating_remove(t, c, s);
+                owned_to_pool(t, s);
+            }
+            if (done)
+                break;
+            s = next;
+        }
     }
 }

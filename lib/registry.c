@@ -51,6 +51,7 @@ static void frontend_forget_spans(sc_frontend_t *f)
     for (unsigned c = 0; c < NUM_CLASSES; c++) {
         f->hot[c] = &span_empty;
         f->checked_hot[c] = &span_empty;
+        f->floating[c] = NULL;
     }
 }
 
@@ -99,6 +100,20 @@ static void frontend_teardown(sc_frontend_t *f)
                 arrays[a][c] = &span_empty;
             }
         }
+    }
+    /* Floating spans too: they become DETACHED, reusable, or pooled. */
+    for (unsigned c = 0; c < NUM_CLASSES; c++) {
+        span_t *head = f->floating[c];
+        if (head == NULL)
+            continue;
+        head->set_prev->set_next = NULL; /* open the circle */
+        for (span_t *s = head; s;) {
+            span_t *next = s->set_next;
+            address_map_set(s, (uintptr_t)heap | MAP_SPAN);
+            span_give_up(s, f->pool_slot);
+            s = next;
+        }
+        f->floating[c] = NULL;
     }
     if (f->heap_prev)
         f->heap_prev->heap_next = f->heap_next;

@@ -167,7 +167,7 @@ uint32_t span_list_length(const block_t *b, const block_t **tail)
 /* The state a non-hot span moves to when its free count becomes `count`. */
 static unsigned settled_state(const span_t *s, unsigned state, uint32_t count)
 {
-    if (state == SPAN_FLOATING) {
+    if (state == SPAN_DETACHED) {
         if (count == span_capacity(s))
             return SPAN_POOLED;
         if (count >= s->reuse_count)
@@ -178,6 +178,17 @@ static unsigned settled_state(const span_t *s, unsigned state, uint32_t count)
     return state;
 }
 
+/* The thread whose free drained an owned floating span gives its pages
+ * back. It may touch nothing else of the span: the header belongs to the
+ * owner, which pools the span when it next looks. rw_bytes does not change
+ * while the span floats. */
+static void span_drain(span_t *s)
+{
+    size_t page = os_page_size();
+    if (s->rw_bytes > page)
+        os_release((char *)s + page, s->rw_bytes - page);
+}
+
 /* Completes a transition made by CAS: puts the span where its new state
  * says. Called by the one thread whose CAS made the transition. */
 static void span_settle(span_t *s, unsigned from, unsigned to, unsigned pool_slot)
@@ -186,6 +197,23 @@ static void span_settle(span_t *s, unsigned from, unsigned to, unsigned pool_slo
         return;
     struct sc_heap_s *heap = s->heap;
     switch (to) {
+    case SPAN_DRAINING: {
+        /* Until DRAINED is set the owner leaves the span alone, so the
+         * pages go back before anyone can reuse them. */
+        span_drain(s);
+        uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+        for (;;) {
+            if (remote_state(w) == SPAN_ORPHANED) {
+                span_pool_put(heap, s, pool_slot); /* the owner exited */
+                return;
+            }
+            /* release: the owner that sees DRAINED sees the pages gone. */
+            if (atomic_compare_exchange_weak_explicit(
+                    &s->remote, &w, (w & ~REMOTE_STATE_MASK) | SPAN_DRAINED,
+                    memory_order_release, memory_order_relaxed))
+                return;
+        }
+    }
     case SPAN_POOLED:
         span_pool_put(heap, s, pool_slot);
         break;
@@ -227,16 +255,31 @@ void span_give_up(span_t *s, unsigned pool_slot)
     uint32_t local_count = span_list_length(local, &tail);
     uint32_t uncarved = (uint32_t)((size_t)(s->bump_end - span_bump(s)) / s->block_size);
     s->free = NULL;
+    span_set_owner(s, NULL);
     uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
     unsigned to;
     for (;;) {
+        if (remote_state(w) == SPAN_DRAINED) {
+            /* Emptied and released by another thread: only pooling is
+             * left, and only the owner (we) could do it. */
+            span_pool_put(s->heap, s, pool_slot);
+            return;
+        }
+        if (remote_state(w) == SPAN_DRAINING) {
+            /* Still being released: hand it to the draining thread. */
+            if (atomic_compare_exchange_weak_explicit(
+                    &s->remote, &w, (w & ~REMOTE_STATE_MASK) | SPAN_ORPHANED,
+                    memory_order_acq_rel, memory_order_relaxed))
+                return;
+            continue;
+        }
         uint32_t count = remote_count(w) + local_count + uncarved;
         block_t *head = remote_head(s, w);
         if (local) {
             block_set_next((block_t *)tail, head);
             head = local;
         }
-        to = settled_state(s, SPAN_FLOATING, count);
+        to = settled_state(s, SPAN_DETACHED, count);
         uint64_t next = remote_word(to == SPAN_POOLED ? SPAN_POOLED : to, s,
                                     to == SPAN_POOLED ? NULL : head, count);
         /* release: whoever takes the span next sees our header and links;
@@ -246,7 +289,22 @@ void span_give_up(span_t *s, unsigned pool_slot)
                                                   memory_order_relaxed))
             break;
     }
-    span_settle(s, SPAN_FLOATING, to, pool_slot);
+    span_settle(s, SPAN_DETACHED, to, pool_slot);
+}
+
+bool span_set_owned_state(span_t *s, unsigned from, unsigned to)
+{
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    for (;;) {
+        if (remote_state(w) != from)
+            return false;
+        /* relaxed: only the state bits change; the list and count that
+         * remote frees publish are left as they are and not read here. */
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &w,
+                                                  (w & ~REMOTE_STATE_MASK) | to,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            return true;
+    }
 }
 
 span_t *span_adopt_reusable(struct sc_heap_s *heap, unsigned cls)
@@ -296,7 +354,7 @@ sc_error_t span_free_remote(span_t *s, block_t *b, unsigned pool_slot)
     unsigned st, to;
     for (;;) {
         st = remote_state(w);
-        if (st != SPAN_HOT && st != SPAN_FLOATING && st != SPAN_REUSABLE)
+        if (!span_state_in_use(st))
             return SC_ERR_DOUBLE_FREE; /* every block of the span is free */
         uint32_t count = remote_count(w) + 1;
         block_t *head = remote_head(s, w);
@@ -304,7 +362,17 @@ sc_error_t span_free_remote(span_t *s, block_t *b, unsigned pool_slot)
             return SC_ERR_DOUBLE_FREE;
         annotate_free(s->heap, b, s->block_size);
         block_set_next(b, head);
-        to = st == SPAN_HOT ? st : settled_state(s, st, count);
+        /* An owned span only counts; its owner decides what becomes of it,
+         * except that the free emptying a FLOATING span drains it. Its
+         * owner no longer allocates from it, so `used` only falls; a stale
+         * read is too high and can only delay the drain, never drain a
+         * span with a live block. */
+        if (st == SPAN_HOT)
+            to = st;
+        else if (st == SPAN_FLOATING)
+            to = count >= atomic_load_explicit(&s->used, memory_order_relaxed) ? SPAN_DRAINING : st;
+        else
+            to = settled_state(s, st, count);
         uint64_t next = to == SPAN_POOLED ? remote_word(SPAN_POOLED, s, NULL, 0)
                                           : remote_word(to, s, b, count);
         /* release: b's link is visible to whoever takes the list;

@@ -52,6 +52,35 @@ static inline void span_set_bump(span_t *s, char *p)
     atomic_store_explicit(&s->bump, p, memory_order_relaxed);
 }
 
+static inline sc_frontend_t *span_owner(const span_t *s)
+{
+    return atomic_load_explicit(&((span_t *)s)->owner, memory_order_relaxed);
+}
+
+static inline void span_set_owner(span_t *s, sc_frontend_t *t)
+{
+    atomic_store_explicit(&s->owner, t, memory_order_relaxed);
+}
+
+/* Whether a span in this state may hold allocated blocks. */
+static inline bool span_state_in_use(unsigned st)
+{
+    return st == SPAN_HOT || st == SPAN_FLOATING || st == SPAN_DETACHED || st == SPAN_REUSABLE;
+}
+
+/* Owner: moves its span from state `from` to `to` (HOT <-> FLOATING), the
+ * remote list and count staying as they are. false if another thread
+ * drained it first. */
+bool span_set_owned_state(span_t *s, unsigned from, unsigned to);
+
+/* Owner: blocks of s still allocated (for HOT and FLOATING spans). */
+static inline uint32_t span_owned_live(const span_t *s)
+{
+    uint32_t used = atomic_load_explicit(&((span_t *)s)->used, memory_order_relaxed);
+    uint32_t freed = remote_count(atomic_load_explicit(&((span_t *)s)->remote, memory_order_acquire));
+    return used > freed ? used - freed : 0;
+}
+
 static inline unsigned span_state(span_t *s)
 {
     return remote_state(atomic_load_explicit(&s->remote, memory_order_acquire));
@@ -86,9 +115,10 @@ bool span_carve(span_t *s);
  * onto the local free list with one exchange. */
 bool span_take_remote(span_t *s, uint32_t min_count);
 
-/* Owner: gives a HOT span up (exhausted, or the thread exits): its local
- * free blocks and uncarved blocks are counted into the remote word and the
- * span floats, or becomes reusable, or goes to the pool if all is free. */
+/* Owner: gives a HOT or FLOATING span up (its thread exits, or a trim): its
+ * local free blocks and uncarved blocks are counted into the remote word
+ * and the span is DETACHED, or reusable, or goes to the pool if all is
+ * free. */
 void span_give_up(span_t *s, unsigned pool_slot);
 
 /* Any thread: takes a reusable span of class cls from the heap and makes it

@@ -10,6 +10,7 @@ void span_pool_put(struct sc_heap_s *heap, span_t *s, unsigned slot)
      * released is not in use. Big classes touch up to 2 MiB per span, so
      * this is where RSS falls when a program frees what it allocated. */
     span_release(s);
+    span_set_owner(s, NULL);
     /* relaxed: the push below publishes with release. */
     atomic_store_explicit(&s->remote, remote_word(SPAN_POOLED, s, NULL, 0),
                           memory_order_relaxed);

@@ -37,11 +37,11 @@ static void for_each_span(struct sc_heap_s *heap, span_fn *fn, void *arg)
  * states count every block not counted free in the remote word. */
 static size_t span_live_blocks(span_t *s, unsigned state, uint64_t w)
 {
-    if (state == SPAN_HOT) {
+    if (state == SPAN_HOT || state == SPAN_FLOATING) {
         uint32_t used = atomic_load_explicit(&s->used, memory_order_relaxed);
         return used > remote_count(w) ? used - remote_count(w) : 0;
     }
-    if (state == SPAN_FLOATING || state == SPAN_REUSABLE)
+    if (state == SPAN_DETACHED || state == SPAN_REUSABLE)
         return span_capacity(s) > remote_count(w) ? span_capacity(s) - remote_count(w) : 0;
     return 0;
 }
@@ -58,7 +58,8 @@ static void count_span(span_t *s, uintptr_t word, void *arg)
         return;
     switch (state) {
     case SPAN_HOT: st->spans_hot++; break;
-    case SPAN_FLOATING: st->spans_floating++; break;
+    case SPAN_FLOATING:
+    case SPAN_DETACHED: st->spans_floating++; break;
     case SPAN_REUSABLE: st->spans_reusable++; break;
     default: st->spans_free++; return;
     }
@@ -184,7 +185,7 @@ static void visit_span(span_t *s, uintptr_t word, void *arg)
                                huge_usable_size(s), v->arg);
         return;
     }
-    if (span_kind(s) != SPAN_KIND_BLOCKS || (st != SPAN_HOT && st != SPAN_FLOATING && st != SPAN_REUSABLE))
+    if (span_kind(s) != SPAN_KIND_BLOCKS || !span_state_in_use(st))
         return;
     size_t words = (span_capacity(s) + 63) / 64;
     memset(v->bits, 0, words * sizeof(uint64_t));

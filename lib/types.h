@@ -31,10 +31,21 @@
  * THE SPAN LIFE CYCLE. `remote` packs the span state, the remote free list
  * head (as an offset in the span) and a count of free blocks the owner does
  * not hold; every transition is one CAS on it:
- *   HOT       a frontend allocates from it; its frees are local (no atomics),
- *             other threads push onto the remote list.
- *   FLOATING  exhausted and given up by its frontend; every free is remote
- *             and counted. Reaching the reuse threshold makes it
+ *   HOT       a frontend allocates from it. The owner's frees are local (no
+ *             atomics), other threads push onto the remote list.
+ *   FLOATING  exhausted; it stays with its owner, in the owner's floating
+ *             set for the class. The owner's frees stay local (no atomics)
+ *             and the one that empties the span sends it to the pool. When
+ *             the owner needs a span it looks at the oldest few floating
+ *             ones first: one past the reuse threshold becomes HOT again
+ *             A free from another thread that empties a floating span
+ *             (its count reaches the owner's frozen `used`) marks it
+ *             DRAINING, gives its memory back at once and marks it DRAINED;
+ *             the owner pools it when it next looks (an owner that exits
+ *             meanwhile marks it ORPHANED and the draining thread pools it). So memory comes back even from idle
+ *             owners; only their hot spans wait for them.
+ *   DETACHED  its owner's thread exited: every free is remote and counted.
+ *             Reaching the reuse threshold makes it
  *   REUSABLE  it is pushed on its heap's reusable stack for the class and is
  *             taken (made HOT by CAS) before any fresh span.
  *   RELEASING a REUSABLE span whose last block was freed: the freeing thread
@@ -44,8 +55,8 @@
  *             RELEASING it marks it ORPHANED and the releasing thread puts it
  *             in the pool when done (so a span is never on two stacks).
  *   POOLED    in the heap's span pool, usable for any class.
- * A FLOATING span whose count reaches its capacity goes straight to the pool,
- * from the thread that freed the last block, in constant time.
+ * A DETACHED span whose count reaches its capacity goes straight to the
+ * pool, from the thread that freed the last block, in constant time.
  *
  * THE SPAN POOL. Per heap, several lock-free Treiber stacks ("slots"), each
  * on its own cache line; a thread pushes and pops its own slot first. Stack
@@ -98,13 +109,17 @@ typedef struct block_s {
 
 /* Span states, kept in the low bits of span_t.remote. */
 enum span_state {
-    SPAN_HOT = 1,
-    SPAN_FLOATING = 2,
-    SPAN_REUSABLE = 3,
+    SPAN_HOT = 1,       /* owned; its frontend allocates from it */
+    SPAN_FLOATING = 2,  /* owned; exhausted, refilling in its owner's set */
+    SPAN_REUSABLE = 3,  /* ownerless, on the heap's reusable stack */
     SPAN_RELEASING = 4,
     SPAN_ORPHANED = 5,
     SPAN_EMPTY = 6,
     SPAN_POOLED = 7,
+    SPAN_DETACHED = 8,  /* ownerless (its thread exited), refilling */
+    SPAN_DRAINING = 9,  /* owned, emptied by another thread's free, which
+                           is giving its memory back */
+    SPAN_DRAINED = 10,  /* ... and has: the owner pools it when it looks */
 };
 
 /* What a span is used for (immutable while it is). */
@@ -152,7 +167,8 @@ typedef struct span_s {
     _Atomic uint32_t used;
     _Atomic uint16_t size_class;
     _Atomic uint8_t kind;     /* enum span_kind */
-    uint8_t pad0[5];
+    uint8_t pad0;
+    uint32_t reuse_count;     /* free blocks at which a span is reusable */
     /* --- line 1: written by any thread, only by CAS, or by an exclusive
      * holder on slow paths. */
     _Alignas(CACHE_LINE) _Atomic uint64_t remote;
@@ -161,16 +177,19 @@ typedef struct span_s {
      * exclusive holder before a release push, read by poppers that may race
      * with a later push (hence atomic, relaxed). */
     _Atomic(struct span_s *) stack_next;
-    uint32_t reuse_count;     /* free blocks at which FLOATING -> REUSABLE */
-    uint32_t pad1;
+    /* The frontend that owns the span (HOT or FLOATING), else NULL. Set by
+     * the owner or an exclusive holder; read by frees on other threads only
+     * to compare with their own frontend (relaxed). */
+    _Atomic(struct sc_frontend_s *) owner;
+    /* Links in the owner's floating set for the class (owner only). */
+    struct span_s *set_next, *set_prev;
     /* committed: bytes from the span start charged to the heap (its
      * committed_bytes and limit); released spans keep only the header page.
      * rw_bytes: bytes from the span start that are read-write. Released
      * pages stay read-write (MADV_DONTNEED, no VMA split), so rw_bytes can
      * exceed committed. Exclusive holder only. */
     size_t committed;
-    size_t rw_bytes;
-    char pad2[CACHE_LINE - 6 * sizeof(uint64_t)];
+    size_t rw_bytes; /* line 1 is now exactly full */
 } span_t;
 
 _Static_assert(sizeof(span_t) == SPAN_HEADER_SIZE, "span header is two cache lines");
@@ -284,6 +303,14 @@ struct sc_frontend_s {
      * none. A checked heap keeps it all empty and uses checked_hot. */
     span_t *hot[NUM_CLASSES];
     span_t *checked_hot[NUM_CLASSES];
+    /* Per class, the owner's floating spans, oldest first: a circular
+     * doubly linked list through span_t.set_next/set_prev (the tail is
+     * head->set_prev), so an emptied span leaves it in O(1). Taken before
+     * any span from elsewhere once enough of their blocks are free. Owner
+     * only. The map word of a floating span is FLOATING_WORD(t), not t, so
+     * that the fast path leaves its frees to the slow path, where the owner
+     * frees without atomics and sees the span become empty. */
+    span_t *floating[NUM_CLASSES];
     struct sc_heap_s *heap;     /* NULL once the heap was destroyed */
     uint64_t heap_id;
     thread_state_t *thread;     /* owning thread */
