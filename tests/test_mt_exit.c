@@ -37,6 +37,7 @@
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
+#define RUNAWAY ((size_t)400 << 20)
 
 enum {
     MIN_WAVE = 16,
@@ -174,6 +175,7 @@ static void mt_exit_ten_thousand_threads(void)
 
     size_t started = 0;
     unsigned waves = 0, prev_size = 0;
+    double early_mean = 0;
     double t0 = test_now_seconds();
     while (started < total_threads) {
         TEST_CHECK(waves < MAX_WAVES, "too many waves");
@@ -204,6 +206,21 @@ static void mt_exit_ten_thousand_threads(void)
         TEST_CHECK(sst.live_blocks == 0 && sst.frontends == 0,
                    "wave %u: side heap has %zu live blocks, %zu frontends", waves,
                    sst.live_blocks, sst.frontends);
+        /* A leak makes the heap run away long before the end (and would
+         * take the machine's memory with it, and make every stats call
+         * slower): stop at once past a fixed ceiling, ten times what the
+         * live set (~1 MiB) and the spans it spreads over need here, and
+         * after warm-up at four times the warm-up figure. */
+        TEST_CHECK(st.committed_bytes <= RUNAWAY,
+                   "wave %u (%zu threads so far): committed %zu MiB, past %zu MiB", waves,
+                   started, st.committed_bytes >> 20, RUNAWAY >> 20);
+        if (waves == WARMUP_WAVE + WINDOW) {
+            for (unsigned w = WARMUP_WAVE; w < waves; w++)
+                early_mean += (double)committed[w] / WINDOW;
+        }
+        TEST_CHECK(early_mean == 0 || (double)st.committed_bytes <= 4 * early_mean + 64.0 * MiB,
+                   "wave %u: committed %zu KiB, four times the warm-up figure of %.0f KiB",
+                   waves, st.committed_bytes >> 10, early_mean / 1024);
         prev_size = size;
         waves++;
     }
