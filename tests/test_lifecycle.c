@@ -450,7 +450,6 @@ static void reset_rounds(size_t keep, size_t *committed_after, size_t *resident_
     reset_peer_t peer = {h, &step, rounds};
     pthread_t tid;
     cr_assert_eq(pthread_create(&tid, NULL, reset_peer_main, &peer), 0);
-    size_t committed_max = 0;
     for (size_t r = 0; r < rounds; r++) {
         /* 48 MiB of class blocks and two huge blocks from this thread. */
         sc_heap_t *other = sc_heap_create(NULL); /* an unrelated heap must not change */
@@ -482,8 +481,6 @@ static void reset_rounds(size_t keep, size_t *committed_after, size_t *resident_
         cr_assert_leq(st.resident_bytes, st.committed_bytes);
         committed_after[r] = st.committed_bytes;
         resident_after[r] = st.resident_bytes;
-        if (st.committed_bytes > committed_max)
-            committed_max = st.committed_bytes;
         cr_log_info("reset keep %zu KiB round %zu: before reset %zu KiB committed / %zu KiB "
                     "resident; after %zu KiB / %zu KiB",
                     keep >> 10, r, full.committed_bytes >> 10, full.resident_bytes >> 10,
