@@ -38,8 +38,7 @@ static uintptr_t owned_word(sc_frontend_t *t)
  * and the fast path's compare with t fails. */
 static uintptr_t floating_word(sc_frontend_t *t)
 {
-    return check_enabled(t->heap) ? (uintptr_t)t->heap | MAP_SPAN
-                                  : (uintptr_t)t + CACHE_LINE;
+    return check_enabled(t->heap) ? (uintptr_t)t->heap | MAP_SPAN : frontend_floating_word(t);
 }
 
 static void floating_push(sc_frontend_t *t, unsigned cls, span_t *s)
@@ -150,6 +149,28 @@ static void frontend_float_hot(sc_frontend_t *t, span_t **hot, unsigned cls)
     floating_push(t, cls, s);
 }
 
+bool frontend_free_floating(sc_frontend_t *t, span_t *s, void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    uint64_t rel = (uint64_t)(a - ((uintptr_t)s + SPAN_HEADER_SIZE));
+    block_t *b = p;
+    /* The fast path's checks, plus the state: a drained span is all free. */
+    if (rel >= counter_get(&s->carved) || rel * s->divide_magic > s->divide_limit ||
+        b == s->free || span_state(s) != SPAN_FLOATING)
+        return false;
+    annotate_free(t->heap, b, s->block_size);
+    block_set_next(b, s->free);
+    s->free = b;
+    uint32_t used = counter_get(&s->used) - 1;
+    counter_set(&s->used, used);
+    if (used == remote_count(atomic_load_explicit(&s->remote, memory_order_acquire))) {
+        /* The owner freed the last block: to the pool, at once. */
+        floating_remove(t, span_class(s), s);
+        owned_to_pool(t, s);
+    }
+    return true;
+}
+
 /* Trims t if sc_heap_trim ran since it last looked. */
 static void frontend_trim_if_asked(sc_frontend_t *t)
 {
@@ -167,9 +188,10 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
     if (n > SIZE_CLASS_MAX) {
         void *p = huge_alloc(t, n);
         if (p == NULL) {
-            /* At the heap's limit, t's own empty spans may be what is in
-             * the way: give them back and try once more. */
+            /* At the heap's limit, t's own empty spans and the pool's warm
+             * ones may be what is in the way: give them back, try again. */
             frontend_trim(t);
+            span_pool_cool(t->heap);
             p = huge_alloc(t, n);
         }
         return p;
@@ -203,6 +225,7 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
             if (!trimmed) {
                 trimmed = true;
                 frontend_trim(t); /* as for huge blocks above */
+                span_pool_cool(t->heap);
                 continue;
             }
             errno = ENOMEM;

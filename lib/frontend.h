@@ -61,8 +61,18 @@ static inline void *frontend_alloc(sc_frontend_t *t, size_t n)
     return likely(b != NULL) ? b : frontend_alloc_slow(t, n);
 }
 
-/* Frees p if it is a block of a span t holds hot and nothing is wrong;
- * false sends the caller to the slow path. */
+/* The map word of t's floating spans (see frontend_t.floating). */
+static inline uintptr_t frontend_floating_word(const sc_frontend_t *t)
+{
+    return (uintptr_t)t + CACHE_LINE;
+}
+
+/* Frees block p of t's floating span s (owner, no atomics); false if p is
+ * not a block t may free there (the slow path reports why). */
+bool frontend_free_floating(sc_frontend_t *t, span_t *s, void *p);
+
+/* Frees p if it is a block of a span t owns and nothing is wrong; false
+ * sends the caller to the slow path. */
 static inline bool frontend_free_fast(sc_frontend_t *t, void *p)
 {
     uintptr_t a = (uintptr_t)p;
@@ -73,9 +83,13 @@ static inline bool frontend_free_fast(sc_frontend_t *t, void *p)
      * huge, misuse) goes to the slow path. */
     uintptr_t idx = (a >> SPAN_SHIFT) & (MAP_ENTRIES - 1);
     /* relaxed: t wrote this word itself, nothing to synchronise with. */
-    if (unlikely(atomic_load_explicit(&address_map[idx], memory_order_relaxed) != (uintptr_t)t))
-        return false;
+    uintptr_t word = atomic_load_explicit(&address_map[idx], memory_order_relaxed);
     span_t *s = (span_t *)(idx << SPAN_SHIFT);
+    if (unlikely(word != (uintptr_t)t)) {
+        if (word == frontend_floating_word(t))
+            return frontend_free_floating(t, s, p);
+        return false;
+    }
     uint64_t rel = (uint64_t)(a - ((uintptr_t)s + SPAN_HEADER_SIZE));
     block_t *b = p;
     /* A carved block start (not the header, not an interior pointer, not

@@ -170,6 +170,7 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     pthread_mutex_init(&h->huge_lock, NULL);
     atomic_init(&h->reserved_bytes, 0);
     atomic_init(&h->trim_epoch, 0);
+    atomic_init(&h->warm_bytes, 0);
     atomic_init(&h->committed_bytes, 0);
     h->frontends = NULL;
     h->frontend_count = 0;
@@ -225,6 +226,7 @@ void sc_heap_destroy(sc_heap_t *heap)
 static void pool_put_warm(struct sc_heap_s *heap, span_t *s, unsigned slot)
 {
     s->free = NULL;
+    s->warm = 0; /* kept by reset_keep_bytes, outside the pool's budget */
     atomic_store_explicit(&s->remote, remote_word(SPAN_POOLED, s, NULL, 0), memory_order_relaxed);
     span_stack_push(&heap->pool[slot % POOL_SLOTS].stack, s);
 }
@@ -241,6 +243,7 @@ void sc_heap_reset(sc_heap_t *heap)
         atomic_store_explicit(&heap->reusable[c].head, 0, memory_order_relaxed);
     for (unsigned i = 0; i < POOL_SLOTS; i++)
         atomic_store_explicit(&heap->pool[i].stack.head, 0, memory_order_relaxed);
+    atomic_store_explicit(&heap->warm_bytes, 0, memory_order_relaxed);
     heap->huge_free_runs = NULL;
     heap->huge_blocks = heap->huge_bytes = heap->huge_requested = 0;
 
@@ -291,6 +294,7 @@ void sc_heap_trim(sc_heap_t *heap)
     sc_frontend_t *own = registry_thread_cache.frontend;
     if (registry_thread_cache.heap == heap && registry_frontend_valid(own, heap))
         frontend_trim(own);
+    span_pool_cool(heap);
     /* Pool spans and free huge runs were released when they got there;
      * what can still hold memory is a fully free span on a reusable stack
      * whose release is in progress or done. Take each stack, pool the empty

@@ -60,6 +60,11 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
         if (first < need)
             need = first;
     }
+    if (s->committed > real && s->committed > need) {
+        /* A warm span from the pool that served a bigger class: what this
+         * class will never touch goes back, so committed stays exact. */
+        arena_give_back(heap, s, real > need ? real : need);
+    }
     if (!arena_commit(heap, s, need))
         return false;
     s->free = NULL;

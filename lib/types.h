@@ -167,7 +167,7 @@ typedef struct span_s {
     _Atomic uint32_t used;
     _Atomic uint16_t size_class;
     _Atomic uint8_t kind;     /* enum span_kind */
-    uint8_t pad0;
+    uint8_t warm;             /* pooled with its memory kept (span_pool.c) */
     uint32_t reuse_count;     /* free blocks at which a span is reusable */
     /* --- line 1: written by any thread, only by CAS, or by an exclusive
      * holder on slow paths. */
@@ -283,6 +283,8 @@ struct sc_heap_s {
 
     /* The span pool. */
     pool_slot_t pool[POOL_SLOTS];
+    /* Committed bytes of pooled spans that kept their memory. */
+    _Atomic size_t warm_bytes;
 
     /* Huge blocks: free runs of spans, address ordered, coalesced; huge
      * allocation is rare and expensive anyway, so a mutex guards them. */
