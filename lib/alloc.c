@@ -50,9 +50,15 @@ static __attribute__((noinline)) void free_slow(sc_heap_t *heap, void *p)
 
 void sc_free(sc_heap_t *heap, void *p)
 {
-    if (likely(registry_thread_cache.heap == heap) &&
-        likely(frontend_free_fast(registry_thread_cache.frontend, p)))
-        return;
+    if (likely(registry_thread_cache.heap == heap)) {
+        sc_frontend_t *t = registry_thread_cache.frontend;
+        if (likely(frontend_free_fast(t, p)))
+            return;
+        /* A live frontend (a dead one has no heap) freeing another's
+         * block: the one-CAS path. */
+        if (t->heap == heap && frontend_free_remote(t, p))
+            return;
+    }
     free_slow(heap, p);
 }
 
@@ -101,6 +107,8 @@ void sc_thread_free(sc_thread_t *t, void *p)
     if (likely(frontend_free_fast(t, p)))
         return;
     if (p == NULL || thread_frontend_dead(t, "sc_thread_free"))
+        return;
+    if (frontend_free_remote(t, p))
         return;
     frontend_free_slow(t, p, "sc_thread_free");
 }

@@ -171,6 +171,23 @@ bool frontend_free_floating(sc_frontend_t *t, span_t *s, void *p)
     return true;
 }
 
+bool frontend_free_remote(sc_frontend_t *t, void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    uintptr_t idx = (a >> SPAN_SHIFT) & (MAP_ENTRIES - 1);
+    /* acquire: the span header behind a published word is initialised. */
+    uintptr_t word = atomic_load_explicit(&address_map[idx], memory_order_acquire);
+    uintptr_t tag = word & MAP_TAGS;
+    if (word == 0 || tag == MAP_RESERVED || tag == MAP_HUGE_ALIGNED)
+        return false;
+    span_t *s = (span_t *)(idx << SPAN_SHIFT);
+    struct sc_heap_s *heap = t->heap;
+    if (s->heap != heap || span_kind(s) != SPAN_KIND_BLOCKS || check_enabled(heap) ||
+        span_owner(s) == t || !span_is_block_start(s, a))
+        return false;
+    return span_free_remote(s, (block_t *)p, t->pool_slot) == SC_ERR_NONE;
+}
+
 /* Trims t if sc_heap_trim ran since it last looked. */
 static void frontend_trim_if_asked(sc_frontend_t *t)
 {

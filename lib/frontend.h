@@ -71,6 +71,11 @@ static inline uintptr_t frontend_floating_word(const sc_frontend_t *t)
  * not a block t may free there (the slow path reports why). */
 bool frontend_free_floating(sc_frontend_t *t, span_t *s, void *p);
 
+/* Frees p, a block of a span another frontend owns (or none does), with
+ * one CAS; false if p is anything else or wrong (the slow path reports
+ * why). */
+bool frontend_free_remote(sc_frontend_t *t, void *p);
+
 /* Frees p if it is a block of a span t owns and nothing is wrong; false
  * sends the caller to the slow path. */
 static inline bool frontend_free_fast(sc_frontend_t *t, void *p)

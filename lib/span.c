@@ -388,7 +388,8 @@ sc_error_t span_free_remote(span_t *s, block_t *b, unsigned pool_slot)
                                                   memory_order_relaxed))
             break;
     }
-    span_settle(s, st, to, pool_slot);
+    if (to != st)
+        span_settle(s, st, to, pool_slot);
     return SC_ERR_NONE;
 }
 
