@@ -236,17 +236,18 @@ void *sc_realloc(sc_heap_t *heap, void *p, size_t n)
             sc_free(heap, p);
         return q;
     }
-    size_t usable;
-    if (span_kind(s) == SPAN_KIND_HUGE) {
-        if (n > SIZE_CLASS_MAX && huge_resize_in_place(heap, s, n))
-            return p;
-        usable = huge_usable_size(s);
-    } else {
-        usable = s->block_size;
-        /* Same class (or smaller, but not by more than half): in place. */
-        if (n <= usable && (n > usable / 2 || n <= 256))
-            return p;
-    }
+    bool huge = span_kind(s) == SPAN_KIND_HUGE;
+    size_t usable = huge ? huge_usable_size(s) : s->block_size;
+    /* Fits, and more than half of the block stays in use: in place. (A
+     * much smaller request moves to a smaller class to free the memory, and
+     * a huge block shrunk to a class size moves to that class, unless it is
+     * huge only for its alignment.) */
+    bool aligned_huge = huge && (uintptr_t)p - (uintptr_t)s != SPAN_HEADER_SIZE;
+    if (n <= usable && (n > usable / 2 || n <= 256) &&
+        (!huge || n > SIZE_CLASS_MAX || aligned_huge))
+        return p;
+    if (huge && n > SIZE_CLASS_MAX && huge_resize_in_place(heap, s, n))
+        return p;
     void *q = sc_alloc(heap, n);
     if (q == NULL)
         return NULL;

@@ -219,8 +219,23 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
     for (;;) {
         span_t *s = hot[cls];
         if (s != &span_empty) {
-            if (s->free == NULL && !span_take_remote(s, take_threshold(s)) &&
-                !span_carve(s)) {
+            enum carve_result carved = CARVE_OK;
+            if (s->free == NULL && !span_take_remote(s, take_threshold(s)))
+                carved = span_carve(s);
+            if (carved == CARVE_NO_COMMIT) {
+                /* At the heap's limit with blocks left to carve: floating
+                 * the span would only have it adopted again. Make room
+                 * once, else refuse. */
+                if (!trimmed) {
+                    trimmed = true;
+                    frontend_trim(t);
+                    span_pool_cool(t->heap);
+                    continue;
+                }
+                errno = ENOMEM;
+                return NULL;
+            }
+            if (carved == CARVE_FULL) {
                 frontend_float_hot(t, hot, cls);
             } else if (s->free != NULL) {
                 block_t *b = s->free;

@@ -87,11 +87,11 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
     return true;
 }
 
-bool span_carve(span_t *s)
+enum carve_result span_carve(span_t *s)
 {
     char *p = span_bump(s);
     if (p >= s->bump_end)
-        return false;
+        return CARVE_FULL;
     size_t bs = s->block_size;
     size_t n = CARVE_BYTES / bs;
     if (n == 0)
@@ -113,7 +113,7 @@ bool span_carve(span_t *s)
                               ? (s->committed - (size_t)(p - (char *)s)) / bs
                               : 0;
             if (fits == 0)
-                return false;
+                return CARVE_NO_COMMIT;
             n = fits;
         }
     }
@@ -127,7 +127,7 @@ bool span_carve(span_t *s)
     s->free = first;
     span_set_bump(s, p + n * bs);
     counter_set(&s->carved, (uint32_t)(p + n * bs - ((char *)s + SPAN_HEADER_SIZE)));
-    return true;
+    return CARVE_OK;
 }
 
 bool span_take_remote(span_t *s, uint32_t min_count)

@@ -107,9 +107,14 @@ static inline bool span_is_block_start(const span_t *s, uintptr_t a)
  * kernel refuses the commit. */
 bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls);
 
-/* Owner: moves a batch of never-used blocks onto the local free list.
- * false if the real span is fully carved. */
-bool span_carve(span_t *s);
+/* Owner: moves a batch of never-used blocks onto the local free list. */
+enum carve_result {
+    CARVE_OK,
+    CARVE_FULL,      /* the real span is fully carved */
+    CARVE_NO_COMMIT, /* blocks are left, but the heap's limit (or the
+                        kernel) refused to commit the next step */
+};
+enum carve_result span_carve(span_t *s);
 
 /* Owner: if at least min_count blocks were freed remotely, takes them all
  * onto the local free list with one exchange. */

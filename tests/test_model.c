@@ -520,8 +520,9 @@ static void step_realloc(model_t *m, size_t i)
                  "sc_realloc(%p -> %p, %zu -> %zu bytes): byte %zu of the kept %zu lost",
                  (void *)old_p, (void *)q, old_n, n, bad, keep);
     m->live_requested += n - old_n;
-    /* A resized block promises 16-byte alignment only. */
-    fill_slot(m, i, q, n, 16);
+    /* A moved block promises 16-byte alignment only; one resized in place
+     * keeps the alignment (and, if huge for it, stays huge). */
+    fill_slot(m, i, q, n, q == old_p ? s->align : 16);
     if (q != old_p || n != old_n)
         m->huge_allocs += n > SC_MAX_CLASS_SIZE;
     check_slot(m, i, "after realloc");

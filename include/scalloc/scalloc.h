@@ -145,9 +145,16 @@ SC_API SC_MALLOC_LIKE void *sc_calloc(sc_heap_t *heap, size_t count, size_t size
 
 /* Resizes p to n bytes, preserving contents up to the smaller size.
  * p = NULL allocates. n = 0 frees p and returns a fresh minimal block (as
- * sc_alloc(heap, 0)), so the result is never NULL on success. Stays in place
- * when n fits the block's usable size. On failure returns NULL with
- * errno = ENOMEM and p is untouched. */
+ * sc_alloc(heap, 0)), so the result is never NULL on success. The block
+ * stays in place when n fits its usable size and is more than half of it
+ * (or at most 256 bytes), except that a huge block shrunk to a class size
+ * moves to that class (unless it is huge only for its alignment); a huge
+ * block (above SC_MAX_CLASS_SIZE) also grows or shrinks in place when the
+ * spans after it allow. Otherwise it moves:
+ * a much smaller request goes to a smaller block, and a moved block has the
+ * default 16-byte alignment (as with realloc, an sc_aligned_alloc block
+ * keeps its alignment only while it stays in place). On failure returns
+ * NULL with errno = ENOMEM and p is untouched. */
 SC_API void *sc_realloc(sc_heap_t *heap, void *p, size_t n);
 
 /* n bytes aligned to `alignment`, any power of two. Not a power of two:
