@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "address_map.h"
+#include "annotate.h"
 #include "error.h"
 #include "frontend.h"
 #include "heap.h"
@@ -191,6 +192,7 @@ void *sc_calloc(sc_heap_t *heap, size_t count, size_t size)
         uintptr_t first_page_end = (uintptr_t)s + os_page_size();
         if (a < first_page_end)
             memset(p, 0, n < first_page_end - a ? n : first_page_end - a);
+        annotate_defined(p, n);
         return p;
     }
     memset(p, 0, n);

@@ -97,6 +97,18 @@ static inline void annotate_owned(void *p, size_t size)
 #endif
 }
 
+/* A block's bytes are known to hold zeros (fresh pages of a calloc'd huge
+ * block): memcheck must not call them undefined. */
+static inline void annotate_defined(void *p, size_t size)
+{
+#if defined(ANNOTATE_POOLS)
+    VALGRIND_MAKE_MEM_DEFINED(p, size);
+#else
+    (void)p;
+    (void)size;
+#endif
+}
+
 /* A live block changes size in place (huge realloc). */
 static inline void annotate_resize(struct sc_heap_s *heap, void *p, size_t old_size,
                                    size_t new_size)
@@ -104,7 +116,12 @@ static inline void annotate_resize(struct sc_heap_s *heap, void *p, size_t old_s
     (void)heap;
 #if defined(ANNOTATE_POOLS)
     VALGRIND_MEMPOOL_CHANGE(heap, p, p, new_size);
-    (void)old_size;
+    /* The chunk's new bytes are addressable but undefined; its old tail is
+     * off limits. */
+    if (new_size > old_size)
+        VALGRIND_MAKE_MEM_UNDEFINED((char *)p + old_size, new_size - old_size);
+    else
+        VALGRIND_MAKE_MEM_NOACCESS((char *)p + new_size, old_size - new_size);
 #else
     if (new_size > old_size)
         ANNOTATE_UNPOISON((char *)p + old_size, new_size - old_size);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "address_map.h"
 #include "annotate.h"
@@ -17,6 +18,22 @@
 #include "span_stack.h"
 
 #define DEFAULT_REGION_SIZE ((size_t)256 << 20)
+#define SMALLEST_DEFAULT_REGION ((size_t)8 << 20)
+
+/* The first region of a heap with no region_size set: 256 MiB of address
+ * space, or 1/64 of the address-space limit when one is set (ulimit -v),
+ * so that a limited process still gets many heaps before regions have to
+ * fall back to their smallest size. */
+static size_t default_region_size(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        size_t share = (size_t)rl.rlim_cur / 64;
+        if (share < DEFAULT_REGION_SIZE)
+            return share > SMALLEST_DEFAULT_REGION ? share : SMALLEST_DEFAULT_REGION;
+    }
+    return DEFAULT_REGION_SIZE;
+}
 #define DEFAULT_REUSE_THRESHOLD 80u
 /* Id of a handle that is not a live heap; never matches a thread cache. */
 #define DEAD_HEAP_ID UINT64_MAX
@@ -162,7 +179,7 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     h->reuse_threshold = cfg->reuse_threshold ? cfg->reuse_threshold : DEFAULT_REUSE_THRESHOLD;
     h->limit_bytes = cfg->limit_bytes;
     h->reset_keep_bytes = cfg->reset_keep_bytes;
-    h->first_region_size = cfg->region_size ? cfg->region_size : DEFAULT_REGION_SIZE;
+    h->first_region_size = cfg->region_size ? cfg->region_size : default_region_size();
     h->first_region_size = (h->first_region_size + SPAN_SIZE - 1) & ~(SPAN_SIZE - 1);
     snprintf(h->name, sizeof h->name, "%s", cfg->name ? cfg->name : "heap");
     atomic_init(&h->regions, NULL);

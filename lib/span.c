@@ -357,6 +357,7 @@ sc_error_t span_free_remote(span_t *s, block_t *b, unsigned pool_slot)
 {
     uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
     unsigned st, to;
+    bool annotated = false;
     for (;;) {
         st = remote_state(w);
         if (!span_state_in_use(st))
@@ -365,7 +366,10 @@ sc_error_t span_free_remote(span_t *s, block_t *b, unsigned pool_slot)
         block_t *head = remote_head(s, w);
         if (count > span_capacity(s) || head == b)
             return SC_ERR_DOUBLE_FREE;
-        annotate_free(s->heap, b, s->block_size);
+        if (!annotated) { /* once, however often the CAS is retried */
+            annotate_free(s->heap, b, s->block_size);
+            annotated = true;
+        }
         block_set_next(b, head);
         /* An owned span only counts; its owner decides what becomes of it,
          * except that the free emptying a FLOATING span drains it. Its

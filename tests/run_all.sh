@@ -6,6 +6,9 @@
 #   packaging  install to a temporary prefix, build consumers    (tests/packaging/run.sh)
 #   bench      quick benchmark smoke run, if tests/bench/quick.sh exists
 #   fuzz       libFuzzer target: replay the seeds, fuzz 120 s     (tests/fuzz/run.sh, clang)
+#   memcheck   examples and mt tests under valgrind memcheck, and the
+#              valgrind annotations catch misuse         (tests/memcheck/run.sh)
+#   ulimit     part of the suite with `ulimit -v 4000000`  (tests/memcheck/run.sh)
 #
 # usage: bash tests/run_all.sh [STEP...]     (default: all steps, in order)
 # Builds go to build-ci/<step>/ (override with SCALLOC_CI_BUILD_ROOT);
@@ -18,7 +21,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 1
 build_root=${SCALLOC_CI_BUILD_ROOT:-$root/build-ci}
 jobs=${SCALLOC_CI_JOBS:-2}
-all_steps=(release asan tsan packaging bench fuzz)
+all_steps=(release asan tsan packaging bench fuzz memcheck ulimit)
 
 # A test that hangs must fail the run, not stall it.
 ctest_args=(--output-on-failure -j "$jobs" --timeout 300)
@@ -131,6 +134,24 @@ step_fuzz() {
     bash "$root/tests/fuzz/run.sh" "$build_root/fuzz" "${SCALLOC_FUZZ_SECONDS:-120}"
 }
 
+# Skipped (exit 77) when valgrind is missing.
+step_memcheck() {
+    local dir="$build_root/memcheck"
+    configure "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSCALLOC_VALGRIND=ON \
+        -DSCALLOC_BUILD_BENCH=OFF
+    build "$dir"
+    bash "$root/tests/memcheck/run.sh" memcheck "$dir"
+}
+
+step_ulimit() {
+    local dir="$build_root/release"
+    if [[ ! -f "$dir/CMakeCache.txt" ]]; then
+        configure "$dir" -DCMAKE_BUILD_TYPE=Release
+    fi
+    build "$dir"
+    bash "$root/tests/memcheck/run.sh" ulimit "$dir"
+}
+
 steps=("$@")
 [[ ${#steps[@]} -eq 0 ]] && steps=("${all_steps[@]}")
 for s in "${steps[@]}"; do
@@ -155,7 +176,7 @@ for s in "${steps[@]}"; do
     if [[ $rc -eq 0 ]]; then
         result=passed
         passed=$((passed + 1))
-    elif [[ $rc -eq 77 && ($s == bench || $s == fuzz) ]]; then
+    elif [[ $rc -eq 77 && ($s == bench || $s == fuzz || $s == memcheck) ]]; then
         result=skipped
         skipped=$((skipped + 1))
     else

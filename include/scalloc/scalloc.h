@@ -72,7 +72,8 @@ typedef struct sc_heap_config_s {
     /* Shown in statistics and error messages; copied. NULL = "heap". */
     const char *name;
     /* Bytes of address space to reserve for the heap's first arena region;
-     * 0 = default (256 MiB). Only address space: nothing is committed or
+     * 0 = default (256 MiB, or 1/64 of an address-space limit set with
+     * ulimit -v when that is smaller). Only address space: nothing is committed or
      * resident until used. The heap adds regions as it grows, so this is
      * not a cap; where the address space is limited (ulimit -v, valgrind)
      * smaller regions are taken instead. */
