@@ -208,7 +208,7 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
             /* At the heap's limit, t's own empty spans and the pool's warm
              * ones may be what is in the way: give them back, try again. */
             frontend_trim(t);
-            span_pool_cool(t->heap);
+            span_pool_cool(t->heap, false);
             p = huge_alloc(t, n);
         }
         return p;
@@ -229,7 +229,7 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
                 if (!trimmed) {
                     trimmed = true;
                     frontend_trim(t);
-                    span_pool_cool(t->heap);
+                    span_pool_cool(t->heap, false);
                     continue;
                 }
                 errno = ENOMEM;
@@ -257,7 +257,7 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
             if (!trimmed) {
                 trimmed = true;
                 frontend_trim(t); /* as for huge blocks above */
-                span_pool_cool(t->heap);
+                span_pool_cool(t->heap, false);
                 continue;
             }
             errno = ENOMEM;

@@ -109,10 +109,12 @@ static void lock_heap(struct sc_heap_s *h)
 {
     pthread_mutex_lock(&h->huge_lock);
     pthread_mutex_lock(&h->grow_lock);
+    pthread_mutex_lock(&h->cold_lock);
 }
 
 static void unlock_heap(struct sc_heap_s *h)
 {
+    pthread_mutex_unlock(&h->cold_lock);
     pthread_mutex_unlock(&h->grow_lock);
     pthread_mutex_unlock(&h->huge_lock);
 }
@@ -185,6 +187,9 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     atomic_init(&h->regions, NULL);
     pthread_mutex_init(&h->grow_lock, NULL);
     pthread_mutex_init(&h->huge_lock, NULL);
+    pthread_mutex_init(&h->cold_lock, NULL);
+    h->cold = NULL;
+    h->cold_count = h->cold_capacity = 0;
     atomic_init(&h->reserved_bytes, 0);
     atomic_init(&h->trim_epoch, 0);
     atomic_init(&h->warm_bytes, 0);
@@ -200,6 +205,7 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     if (!arena_init(h)) {
         pthread_mutex_destroy(&h->grow_lock);
         pthread_mutex_destroy(&h->huge_lock);
+        pthread_mutex_destroy(&h->cold_lock);
         registry_lock();
         handle_free(h);
         registry_unlock();
@@ -232,8 +238,10 @@ void sc_heap_destroy(sc_heap_t *heap)
     annotate_heap_drop_all(heap, false);
     /* One munmap per region, whatever the number of live blocks. */
     arena_destroy(heap);
+    span_pool_free_cold(heap);
     pthread_mutex_destroy(&heap->grow_lock);
     pthread_mutex_destroy(&heap->huge_lock);
+    pthread_mutex_destroy(&heap->cold_lock);
     registry_lock();
     handle_free(heap);
     registry_unlock();
@@ -261,6 +269,7 @@ void sc_heap_reset(sc_heap_t *heap)
     for (unsigned i = 0; i < POOL_SLOTS; i++)
         atomic_store_explicit(&heap->pool[i].stack.head, 0, memory_order_relaxed);
     atomic_store_explicit(&heap->warm_bytes, 0, memory_order_relaxed);
+    heap->cold_count = 0; /* the regions are rewound below */
     heap->huge_free_runs = NULL;
     heap->huge_blocks = heap->huge_bytes = heap->huge_requested = 0;
 
@@ -311,7 +320,7 @@ void sc_heap_trim(sc_heap_t *heap)
     sc_frontend_t *own = registry_thread_cache.frontend;
     if (registry_thread_cache.heap == heap && registry_frontend_valid(own, heap))
         frontend_trim(own);
-    span_pool_cool(heap);
+    span_pool_cool(heap, true);
     /* Pool spans and free huge runs were released when they got there;
      * what can still hold memory is a fully free span on a reusable stack
      * whose release is in progress or done. Take each stack, pool the empty

@@ -1,6 +1,13 @@
 /* The span pool (span_pool.h). */
 #include "span_pool.h"
 
+#include <string.h>
+#include <sys/mman.h>
+
+#include "address_map.h"
+#include "annotate.h"
+#include "arena.h"
+#include "os.h"
 #include "span.h"
 #include "types.h"
 #include "span_stack.h"
@@ -41,6 +48,20 @@ static void take_warm(struct sc_heap_s *heap, span_t *s)
     }
 }
 
+/* A cold span made usable again: its header page committed and charged
+ * afresh, its map word back to a span with a header. */
+static span_t *revive_cold(struct sc_heap_s *heap, span_t *s)
+{
+    if (!arena_commit_header(heap, s))
+        return NULL;
+    s->rw_bytes = arena_writable_extent(os_page_size(), 1);
+    s->heap = heap;
+    s->warm = 0;
+    span_set_bump(s, (char *)s + SPAN_HEADER_SIZE);
+    address_map_set(s, (uintptr_t)heap | MAP_SPAN);
+    return s;
+}
+
 span_t *span_pool_take(struct sc_heap_s *heap, unsigned slot)
 {
     for (unsigned i = 0; i < POOL_SLOTS; i++) {
@@ -50,14 +71,54 @@ span_t *span_pool_take(struct sc_heap_s *heap, unsigned slot)
             return s;
         }
     }
-    return NULL;
+    span_t *s = NULL;
+    pthread_mutex_lock(&heap->cold_lock);
+    if (heap->cold_count > 0)
+        s = heap->cold[--heap->cold_count];
+    pthread_mutex_unlock(&heap->cold_lock);
+    if (s && revive_cold(heap, s) == NULL) {
+        pthread_mutex_lock(&heap->cold_lock);
+        heap->cold[heap->cold_count++] = s; /* the limit refused: keep it */
+        pthread_mutex_unlock(&heap->cold_lock);
+        s = NULL;
+    }
+    return s;
 }
 
-void span_pool_cool(struct sc_heap_s *heap)
+/* Makes room for `more` cold spans (under cold_lock). */
+static bool cold_reserve(struct sc_heap_s *heap, size_t more)
+{
+    if (heap->cold_count + more <= heap->cold_capacity)
+        return true;
+    size_t cap = heap->cold_capacity ? heap->cold_capacity : 512;
+    while (cap < heap->cold_count + more)
+        cap *= 2;
+    span_t **bigger = os_alloc_metadata(cap * sizeof(span_t *));
+    if (bigger == NULL)
+        return false;
+    if (heap->cold) {
+        memcpy(bigger, heap->cold, heap->cold_count * sizeof(span_t *));
+        munmap(heap->cold, heap->cold_capacity * sizeof(span_t *));
+    }
+    heap->cold = bigger;
+    heap->cold_capacity = cap;
+    return true;
+}
+
+void span_pool_free_cold(struct sc_heap_s *heap)
+{
+    if (heap->cold)
+        munmap(heap->cold, heap->cold_capacity * sizeof(span_t *));
+    heap->cold = NULL;
+    heap->cold_count = heap->cold_capacity = 0;
+}
+
+void span_pool_cool(struct sc_heap_s *heap, bool release_headers)
 {
     /* Take every slot's stack whole, release the warm spans, push all back.
      * Concurrent takers may find a slot empty meanwhile and bump a fresh
      * span instead: a trim is allowed to cost that. */
+    size_t page = os_page_size();
     for (unsigned i = 0; i < POOL_SLOTS; i++) {
         span_t *list = NULL, *s;
         while ((s = span_stack_pop(&heap->pool[i].stack)) != NULL) {
@@ -70,7 +131,23 @@ void span_pool_cool(struct sc_heap_s *heap)
         }
         while (list) {
             span_t *next = atomic_load_explicit(&list->stack_next, memory_order_relaxed);
-            span_stack_push(&heap->pool[i].stack, list);
+            bool cooled = false;
+            if (release_headers) {
+                /* Cold: the header page goes too, so the span is only an
+                 * address in the cold list until it is taken again. */
+                pthread_mutex_lock(&heap->cold_lock);
+                if (cold_reserve(heap, 1)) {
+                    heap->cold[heap->cold_count++] = list;
+                    address_map_set(list, (uintptr_t)heap | MAP_RESERVED);
+                    arena_uncommit(heap, list, 0);
+                    annotate_owned(list, SPAN_HEADER_SIZE);
+                    os_release(list, page);
+                    cooled = true;
+                }
+                pthread_mutex_unlock(&heap->cold_lock);
+            }
+            if (!cooled)
+                span_stack_push(&heap->pool[i].stack, list);
             list = next;
         }
     }

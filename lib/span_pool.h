@@ -15,7 +15,11 @@ void span_pool_put(struct sc_heap_s *heap, span_t *s, unsigned slot);
  * caller's slot, then the others, in constant time. */
 span_t *span_pool_take(struct sc_heap_s *heap, unsigned slot);
 
-/* Gives back the memory of every pooled span that kept it (trim, limit). */
-void span_pool_cool(struct sc_heap_s *heap);
+/* Gives back the memory of every pooled span that kept it (trim, limit);
+ * with release_headers, their header pages too (the spans become cold). */
+void span_pool_cool(struct sc_heap_s *heap, bool release_headers);
+
+/* Frees the cold list's own memory (destroy). */
+void span_pool_free_cold(struct sc_heap_s *heap);
 
 #endif /* SCALLOC_SPAN_POOL_H */

@@ -285,6 +285,12 @@ struct sc_heap_s {
     pool_slot_t pool[POOL_SLOTS];
     /* Committed bytes of pooled spans that kept their memory. */
     _Atomic size_t warm_bytes;
+    /* Cold spans: empty spans whose header page was given back too (by
+     * sc_heap_trim), so they cannot sit on a stack; taken when the pool is
+     * empty, before fresh address space. Rare events: a mutex guards them. */
+    pthread_mutex_t cold_lock;
+    span_t **cold;
+    size_t cold_count, cold_capacity;
 
     /* Huge blocks: free runs of spans, address ordered, coalesced; huge
      * allocation is rare and expensive anyway, so a mutex guards them. */

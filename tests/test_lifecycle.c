@@ -564,6 +564,11 @@ static void *trim_worker(void *arg)
     for (size_t i = 1; i < TRIM_BLOCKS; i += 2)
         sc_free(a->heap, theirs[i].p);
     pthread_barrier_wait(&trim_step); /* all freed */
+    /* A thread's hot spans are its own to give back (scalloc.h,
+     * sc_heap_trim): a trim from this thread does it now; otherwise its next
+     * allocation slow path or its exit would. */
+    sc_heap_trim(a->heap);
+    pthread_barrier_wait(&trim_step); /* workers trimmed their own */
     pthread_barrier_wait(&trim_step); /* main trimmed and measured */
     return NULL;
 }
@@ -592,7 +597,8 @@ Test(lifecycle, trim_after_free_all, .timeout = 120)
     sc_heap_stats_t peak = test_stats(h);
     for (size_t i = 0; i < 4096; i++)
         sc_free(h, mine[i]);
-    pthread_barrier_wait(&trim_step);
+    pthread_barrier_wait(&trim_step); /* all freed */
+    pthread_barrier_wait(&trim_step); /* workers trimmed their own */
 
     sc_heap_trim(h);
     sc_heap_stats_t st = test_stats(h);
