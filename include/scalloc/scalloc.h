@@ -101,18 +101,38 @@ SC_API sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg);
 
 /* Frees every block of the heap at once and gives its memory and address
  * range back to the OS. The cost does not depend on the number of live
- * blocks. The caller must ensure that no other thread uses the heap during
- * or after the call; threads that used it may keep running and use other
- * heaps. Using the handle afterwards is reported as misuse. NULL: no-op. */
+ * blocks (one munmap per region).
+ *
+ * Lifecycle rules (also for sc_heap_reset):
+ *  - the caller guarantees that no other thread allocates from, frees into,
+ *    or otherwise uses the heap while the call runs, and (for destroy) that
+ *    nothing uses it afterwards: blocks and frontends of a destroyed heap
+ *    are gone;
+ *  - threads that used the heap may keep running, use other heaps, create
+ *    new heaps (a new heap may reuse the old one's address and handle) and
+ *    exit at any time, also during the call: scalloc handles their
+ *    per-thread state itself;
+ *  - using the handle after destroy is reported (SC_ERR_DESTROYED_HEAP) for
+ *    as long as the handle's memory has not been reused by a new heap;
+ *    handles are reused oldest first to make that window long.
+ * NULL: no-op. */
 SC_API void sc_heap_destroy(sc_heap_t *heap);
 
 /* Frees every block of the heap and keeps it usable (its frontends too).
  * Up to cfg.reset_keep_bytes of free spans stay resident; the rest is given
- * back to the OS. Same concurrency rule as sc_heap_destroy: no other thread
- * may use the heap during the call. */
+ * back to the OS and the heap's address space is rewound. Same rules as
+ * sc_heap_destroy: no other thread may use the heap during the call;
+ * afterwards every thread may use it again. Pointers into the heap from
+ * before the reset are dangling. */
 SC_API void sc_heap_reset(sc_heap_t *heap);
 
-/* Gives the physical memory of every free span back to the OS now.
+/* Gives the physical memory of the heap's free spans back to the OS now:
+ * the span pool (including header pages), empty reusable spans, free huge
+ * runs, and the calling thread's own empty hot and floating spans. Another
+ * live thread's hot spans are that thread's alone to touch: it gives back
+ * its empty ones on its next allocation slow path after this call, or when
+ * it calls sc_heap_trim itself, or when it exits. (Floating spans emptied
+ * by frees from other threads have given their memory back already.)
  * Thread-safe; may run while other threads allocate from the heap. */
 SC_API void sc_heap_trim(sc_heap_t *heap);
 
@@ -120,7 +140,12 @@ SC_API void sc_heap_trim(sc_heap_t *heap);
 SC_API const char *sc_heap_name(const sc_heap_t *heap);
 
 /* The calling thread's frontend for the heap, created on first use.
- * Returns NULL with errno = ENOMEM if it cannot be created. */
+ * Returns NULL with errno = ENOMEM if it cannot be created. Threads are not
+ * limited in number: a frontend is created per thread and heap on first
+ * use and torn down when its thread exits (its spans are handed on, none
+ * leaked) or when the heap is destroyed. fork: the child may keep using
+ * (and destroy) the heaps it inherited, whatever other threads were doing;
+ * their frontends' spans stay theirs in the child. */
 SC_API sc_thread_t *sc_heap_thread(sc_heap_t *heap);
 
 /* ------------------------------------------------------------------------ */
