@@ -65,14 +65,14 @@ static int heap_size(void *p)
     return n > INT_MAX ? INT_MAX : (int)n;
 }
 
-/* SQLite asks how much a request would really get, to use the slack.
- * The public API has no size-class query, so round to the 16-byte grain
- * that every class is a multiple of: never more than the block holds. */
+/* SQLite asks how much a request would really get, to use the slack:
+ * exactly the size class's block size (sc_good_size). */
 static int heap_roundup(int n)
 {
-    if (n <= 0 || n > INT_MAX - 15)
+    if (n <= 0)
         return n;
-    return (n + 15) & ~15;
+    size_t good = sc_good_size((size_t)n);
+    return good == 0 || good > INT_MAX ? n : (int)good;
 }
 
 static int heap_init(void *app_data)

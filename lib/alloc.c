@@ -46,20 +46,14 @@ static __attribute__((noinline)) void free_slow(sc_heap_t *heap, void *p)
         return;
     sc_frontend_t *t = frontend_of(heap, "sc_free");
     if (t)
-        frontend_free_slow(t, p, "sc_free");
+        frontend_free_other(t, p, "sc_free");
 }
 
 void sc_free(sc_heap_t *heap, void *p)
 {
-    if (likely(registry_thread_cache.heap == heap)) {
-        sc_frontend_t *t = registry_thread_cache.frontend;
-        if (likely(frontend_free_fast(t, p)))
-            return;
-        /* A live frontend (a dead one has no heap) freeing another's
-         * block: the one-CAS path. */
-        if (t->heap == heap && frontend_free_remote(t, p))
-            return;
-    }
+    if (likely(registry_thread_cache.heap == heap) &&
+        likely(frontend_free_fast(registry_thread_cache.frontend, p)))
+        return;
     free_slow(heap, p);
 }
 
@@ -109,9 +103,7 @@ void sc_thread_free(sc_thread_t *t, void *p)
         return;
     if (p == NULL || thread_frontend_dead(t, "sc_thread_free"))
         return;
-    if (frontend_free_remote(t, p))
-        return;
-    frontend_free_slow(t, p, "sc_thread_free");
+    frontend_free_other(t, p, "sc_thread_free");
 }
 
 /* The span header of a valid block p of heap (reporting misuse for `call`

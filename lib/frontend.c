@@ -188,6 +188,19 @@ bool frontend_free_remote(sc_frontend_t *t, void *p)
     return span_free_remote(s, (block_t *)p, t->pool_slot) == SC_ERR_NONE;
 }
 
+void frontend_free_other(sc_frontend_t *t, void *p, const char *call)
+{
+    uintptr_t a = (uintptr_t)p;
+    uintptr_t idx = (a >> SPAN_SHIFT) & (MAP_ENTRIES - 1);
+    uintptr_t word = atomic_load_explicit(&address_map[idx], memory_order_relaxed);
+    if (word == frontend_floating_word(t) &&
+        frontend_free_floating(t, (span_t *)(idx << SPAN_SHIFT), p))
+        return;
+    if (frontend_free_remote(t, p))
+        return;
+    frontend_free_slow(t, p, call);
+}
+
 /* Trims t if sc_heap_trim ran since it last looked. */
 static void frontend_trim_if_asked(sc_frontend_t *t)
 {

@@ -76,6 +76,11 @@ bool frontend_free_floating(sc_frontend_t *t, span_t *s, void *p);
  * why). */
 bool frontend_free_remote(sc_frontend_t *t, void *p);
 
+/* The frees the fast path leaves, cheapest first: into t's floating spans
+ * (no atomics), into others' spans (one CAS), then everything else with
+ * its checks and error reports. t must be live. */
+void frontend_free_other(sc_frontend_t *t, void *p, const char *call);
+
 /* Frees p if it is a block of a span t owns and nothing is wrong; false
  * sends the caller to the slow path. */
 static inline bool frontend_free_fast(sc_frontend_t *t, void *p)
@@ -88,13 +93,9 @@ static inline bool frontend_free_fast(sc_frontend_t *t, void *p)
      * huge, misuse) goes to the slow path. */
     uintptr_t idx = (a >> SPAN_SHIFT) & (MAP_ENTRIES - 1);
     /* relaxed: t wrote this word itself, nothing to synchronise with. */
-    uintptr_t word = atomic_load_explicit(&address_map[idx], memory_order_relaxed);
-    span_t *s = (span_t *)(idx << SPAN_SHIFT);
-    if (unlikely(word != (uintptr_t)t)) {
-        if (word == frontend_floating_word(t))
-            return frontend_free_floating(t, s, p);
+    if (unlikely(atomic_load_explicit(&address_map[idx], memory_order_relaxed) != (uintptr_t)t))
         return false;
-    }
+    span_t *s = (span_t *)(idx << SPAN_SHIFT);
     uint64_t rel = (uint64_t)(a - ((uintptr_t)s + SPAN_HEADER_SIZE));
     block_t *b = p;
     /* A carved block start (not the header, not an interior pointer, not
