@@ -187,31 +187,6 @@ bool arena_commit_header(struct sc_heap_s *heap, span_t *s)
     return true;
 }
 
-span_t *arena_take_span(struct sc_heap_s *heap)
-{
-    size_t page = os_page_size();
-    if (!charge(heap, page)) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    char *p = arena_bump(heap, 1);
-    size_t rw = arena_writable_extent(page, 1);
-    if (p == NULL || !os_commit(p, rw)) {
-        /* A bumped span that cannot be committed is lost address space
-         * only; the kernel refused memory, so say so. */
-        uncharge(heap, page);
-        errno = ENOMEM;
-        return NULL;
-    }
-    span_t *s = (span_t *)p;
-    s->committed = page;
-    s->rw_bytes = rw;
-    s->heap = heap;
-    atomic_init(&s->bump, p + SPAN_HEADER_SIZE);
-    address_map_set(s, (uintptr_t)heap | MAP_SPAN);
-    return s;
-}
-
 span_t *arena_take_run(struct sc_heap_s *heap, size_t count, size_t bytes)
 {
     if (!charge(heap, bytes)) {
@@ -221,6 +196,8 @@ span_t *arena_take_run(struct sc_heap_s *heap, size_t count, size_t bytes)
     char *p = arena_bump(heap, count);
     size_t rw = arena_writable_extent(bytes, count);
     if (p == NULL || !os_commit(p, rw)) {
+        /* A bumped run that cannot be committed is lost address space
+         * only; the kernel refused memory, so say so. */
         uncharge(heap, bytes);
         errno = ENOMEM;
         return NULL;
@@ -229,6 +206,16 @@ span_t *arena_take_run(struct sc_heap_s *heap, size_t count, size_t bytes)
     s->committed = bytes;
     s->rw_bytes = rw;
     s->heap = heap;
+    return s;
+}
+
+span_t *arena_take_span(struct sc_heap_s *heap)
+{
+    span_t *s = arena_take_run(heap, 1, os_page_size());
+    if (s == NULL)
+        return NULL;
+    atomic_init(&s->bump, (char *)s + SPAN_HEADER_SIZE);
+    address_map_set(s, (uintptr_t)heap | MAP_SPAN);
     return s;
 }
 
