@@ -90,6 +90,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Failure reports                                                          */
 /* ------------------------------------------------------------------------ */
 
+/* FUZZ_HEAP_TRACE=1 prints each operation as it starts and the main
+ * thread's blocks as they come and go (for triage and for turning an input
+ * into a C reproducer). FUZZ_HEAP_STRICT=1 drops the workarounds for known
+ * library issues (avoid_limit_spin, relax_realloc_in_place), to check a
+ * fix. */
+static bool trace;
+
 /* What the main thread is doing, for failure messages. */
 static size_t current_op_index;
 static const char *current_op_name = "setup";
@@ -513,6 +520,9 @@ static model_block_t take_block(size_t i)
 static void new_block(unsigned char *p, size_t n, size_t align, int hi, const char *what)
 {
     model_block_t b = {p, n, next_id++, align, hi};
+    if (trace)
+        fprintf(stderr, "fuzz_heap:   %s(heap %d, %zu bytes, align %zu) = %p, id %llu\n", what, hi,
+                n, align, (void *)p, (unsigned long long)b.id);
     check_block_facts(&b, heaps[hi].h, true, what);
     pattern_apply(b.p, b.n, b.n, mix64(b.id), false);
     add_block(b, what);
@@ -870,10 +880,6 @@ static void check_no_overlap(void)
 /* ------------------------------------------------------------------------ */
 
 static FILE *null_out;
-/* FUZZ_HEAP_TRACE=1 prints each operation as it starts (for triage).
- * FUZZ_HEAP_STRICT=1 drops the workarounds for known library issues
- * (avoid_limit_spin, relax_realloc_in_place), to check a fix. */
-static bool trace;
 
 static int create_heap(uint8_t cfg, uint8_t cfg2)
 {
@@ -1063,6 +1069,9 @@ static bool limit_spin_risk(int hi, size_t n, size_t align)
 /* A failed request on heap hi: allowed only as ENOMEM on a limited heap. */
 static void refused(int hi, size_t n, size_t align, const char *what)
 {
+    if (trace)
+        fprintf(stderr, "fuzz_heap:   %s(heap %d, %zu bytes, align %zu) refused, errno %d\n", what,
+                hi, n, align, errno);
     if (heaps[hi].limit == 0 || errno != ENOMEM)
         fail("%s of %zu bytes (align %zu) on heap %d failed, errno %d", what, n, align, hi, errno);
     check_refusal(hi, n, align, what);
@@ -1204,6 +1213,9 @@ static void op_realloc(reader_t *r)
     sc_heap_t *h = heaps[old.heap].h;
     verify_contents(&old, "before sc_realloc");
     size_t old_usable = sc_usable_size(h, old.p);
+    if (trace)
+        fprintf(stderr, "fuzz_heap:   sc_realloc(heap %d, %p, %zu), id %llu\n", old.heap,
+                (void *)old.p, n, (unsigned long long)old.id);
     errno = 0;
     unsigned char *q = sc_realloc(h, old.p, n);
     char d[160];
@@ -1235,6 +1247,9 @@ static void op_free(reader_t *r)
         return;
     verify_contents(&blocks[i], "before sc_free");
     model_block_t b = take_block(i);
+    if (trace)
+        fprintf(stderr, "fuzz_heap:   sc_free(heap %d, %p), id %llu\n", b.heap, (void *)b.p,
+                (unsigned long long)b.id);
     if (variant & 1)
         sc_thread_free(main_front(b.heap), b.p);
     else
