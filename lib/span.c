@@ -206,7 +206,9 @@ static void span_settle(span_t *s, unsigned from, unsigned to, unsigned pool_slo
         /* Until DRAINED is set the owner leaves the span alone, so the
          * pages go back before anyone can reuse them. */
         span_drain(s);
-        uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+        /* acquire (load and failed CAS): an ORPHANED mark hands us the span
+         * with everything its owner wrote to it before letting go. */
+        uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
         for (;;) {
             if (remote_state(w) == SPAN_ORPHANED) {
                 span_pool_put(heap, s, pool_slot); /* the owner exited */
@@ -215,7 +217,7 @@ static void span_settle(span_t *s, unsigned from, unsigned to, unsigned pool_slo
             /* release: the owner that sees DRAINED sees the pages gone. */
             if (atomic_compare_exchange_weak_explicit(
                     &s->remote, &w, (w & ~REMOTE_STATE_MASK) | SPAN_DRAINED,
-                    memory_order_release, memory_order_relaxed))
+                    memory_order_release, memory_order_acquire))
                 return;
         }
     }
@@ -231,7 +233,9 @@ static void span_settle(span_t *s, unsigned from, unsigned to, unsigned pool_slo
          * memory here is safe. Then hand it over: EMPTY if it is still on
          * the stack, or to the pool if a popper already dropped it. */
         span_release(s);
-        uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+        /* acquire: as for DRAINING above, an ORPHANED mark hands the span
+         * over with what the popper wrote. */
+        uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
         for (;;) {
             unsigned st = remote_state(w);
             if (st == SPAN_ORPHANED) {
@@ -241,7 +245,7 @@ static void span_settle(span_t *s, unsigned from, unsigned to, unsigned pool_slo
             /* release: the popper that sees EMPTY sees a released span. */
             if (atomic_compare_exchange_weak_explicit(
                     &s->remote, &w, remote_word(SPAN_EMPTY, s, NULL, span_capacity(s)),
-                    memory_order_release, memory_order_relaxed))
+                    memory_order_release, memory_order_acquire))
                 return;
         }
     }
