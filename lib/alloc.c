@@ -238,8 +238,11 @@ void *sc_realloc(sc_heap_t *heap, void *p, size_t n)
      * huge only for its alignment.) */
     bool aligned_huge = huge && (uintptr_t)p - (uintptr_t)s != SPAN_HEADER_SIZE;
     if (n <= usable && (n > usable / 2 || n <= 256) &&
-        (!huge || n > SIZE_CLASS_MAX || aligned_huge))
+        (!huge || n > SIZE_CLASS_MAX || aligned_huge)) {
+        if (huge)
+            huge_set_requested(heap, s, n);
         return p;
+    }
     if (huge && n > SIZE_CLASS_MAX && huge_resize_in_place(heap, s, n))
         return p;
     void *q = sc_alloc(heap, n);

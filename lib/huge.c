@@ -176,14 +176,19 @@ void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
         span_t *h = (span_t *)(data - SPAN_SIZE);
         size_t before = (size_t)((char *)h - (char *)r) / SPAN_SIZE;
         size_t after = total - before - spans;
-        if (before && arena_commit_header(heap, h)) {
+        if (before && !arena_commit_header(heap, h)) {
+            /* No page for the moved header (the heap's limit): the block
+             * cannot be placed at its alignment. Give the run back. */
+            run_insert(heap, r, total);
+            pthread_mutex_unlock(&heap->huge_lock);
+            errno = ENOMEM;
+            return NULL;
+        }
+        if (before) {
             span_set_capacity(r, (uint32_t)before);
             run_clamp(r);
             run_insert(heap, r, before);
             r = h;
-        } else if (before) {
-            before = 0; /* cannot commit a header: keep the slack inside */
-            spans = total;
         }
         if (after) {
             span_t *tail = (span_t *)((char *)r + spans * SPAN_SIZE);
@@ -352,6 +357,15 @@ bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n)
 out:
     pthread_mutex_unlock(&heap->huge_lock);
     return ok;
+}
+
+void huge_set_requested(struct sc_heap_s *heap, span_t *s, size_t n)
+{
+    pthread_mutex_lock(&heap->huge_lock);
+    heap->huge_requested -= huge_requested(s);
+    huge_requested(s) = n;
+    heap->huge_requested += n;
+    pthread_mutex_unlock(&heap->huge_lock);
 }
 
 void huge_stats(struct sc_heap_s *heap, size_t *blocks, size_t *bytes, size_t *requested)

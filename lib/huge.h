@@ -46,6 +46,9 @@ static inline size_t huge_usable_size(const span_t *s)
  * directly follows. false if it would have to move. */
 bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n);
 
+/* A huge block kept in place by sc_realloc now holds n requested bytes. */
+void huge_set_requested(struct sc_heap_s *heap, span_t *s, size_t n);
+
 /* Live huge blocks, usable and requested bytes (under the huge lock). */
 void huge_stats(struct sc_heap_s *heap, size_t *blocks, size_t *bytes, size_t *requested);
 
