@@ -92,14 +92,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* FUZZ_HEAP_TRACE=1 prints each operation as it starts and the main
  * thread's blocks as they come and go (for triage and for turning an input
- * into a C reproducer). FUZZ_HEAP_STRICT=1 drops the workarounds for known
- * library bugs (see `workarounds`), to check a fix. */
+ * into a C reproducer). FUZZ_HEAP_WORKAROUNDS=1 steps around library bugs
+ * the fuzzer found and that are fixed now (see `workarounds`), to fuzz an
+ * older library past them. */
 static bool trace;
 
-/* Known library bugs that would stop every fuzzing run are stepped around
- * while this is set (each place says which bug; the inputs that found them
- * are in tests/fuzz/crashes/). */
-static bool workarounds = true;
+/* While set, known library bugs that would stop every fuzzing run are
+ * stepped around (each place says which; the inputs that found them are in
+ * tests/fuzz/crashes/, and replaying them checks the fixes). All of them
+ * are fixed in lib/ now, so this is off unless asked for. */
+static bool workarounds = false;
 
 /* What the main thread is doing, for failure messages. */
 static size_t current_op_index;
@@ -801,9 +803,9 @@ static void check_stats(int hi)
     sc_heap_get_stats(m->h, &st);
     if (st.live_blocks != m->blocks)
         fail("heap %d: stats say %zu live blocks, the model has %zu", hi, st.live_blocks, m->blocks);
-    /* Library bug (crashes/stats-requested-stale-after-realloc.bin): a huge
-     * block that sc_realloc keeps in place keeps its old requested size in
-     * the statistics, so requested_bytes can fall below the model's. */
+    /* Library bug, fixed (crashes/stats-requested-stale-after-realloc.bin):
+     * a huge block that sc_realloc kept in place kept its old requested size
+     * in the statistics, so requested_bytes could fall below the model's. */
     if ((st.requested_bytes < m->requested && !workarounds) || st.live_bytes < st.requested_bytes)
         fail("heap %d: stats say %zu requested and %zu live bytes, the model has %zu requested",
              hi, st.requested_bytes, st.live_bytes, m->requested);
@@ -1078,19 +1080,19 @@ static bool room_for(size_t n)
     return nblocks + ntasks < MAX_BLOCKS && n <= MAX_REQUEST && live_bytes + n <= LIVE_BYTES_CAP;
 }
 
-/* Library bugs near a heap's limit, avoided until they are fixed:
+/* Library bugs near a heap's limit (fixed; stepped around with workarounds):
  * - (tests/fuzz/crashes/limit-spin-class-alloc.bin) a class-sized
- *   allocation whose span cannot commit its next carve step spins forever
- *   in frontend_alloc_slow (the span is given up as reusable and adopted
+ *   allocation whose span could not commit its next carve step spun forever
+ *   in frontend_alloc_slow (the span was given up as reusable and adopted
  *   again);
  * - (tests/fuzz/crashes/aligned-limit-free-run-loop.bin) an alignment above
- *   a span whose moved header page cannot be committed makes
+ *   a span whose moved header page could not be committed made
  *   huge_alloc_aligned keep the slack inside the run but still cut `after`
- *   spans from past the run's end: free runs overlap or link to themselves
- *   and a later huge allocation loops in run_take_free (depends on where
- *   the region lies, so only some runs of that input hang).
- * Such requests are skipped when the heap is within reach of its limit,
- * and workers do not allocate on limited heaps. */
+ *   spans from past the run's end: free runs overlapped or linked to
+ *   themselves and a later huge allocation looped in run_take_free (only
+ *   where the region lay so that there was slack, so only some runs hung).
+ * With workarounds, such requests are skipped when the heap is within
+ * reach of its limit, and workers do not allocate on limited heaps. */
 static bool limit_spin_risk(int hi, size_t n, size_t align)
 {
     model_heap_t *m = &heaps[hi];
@@ -1646,9 +1648,8 @@ static void setup_once(void)
     sc_set_error_handler(on_error, NULL);
     const char *t = getenv("FUZZ_HEAP_TRACE");
     trace = t && *t && strcmp(t, "0") != 0;
-    const char *strict = getenv("FUZZ_HEAP_STRICT");
-    if (strict && *strict && strcmp(strict, "0") != 0)
-        workarounds = false;
+    const char *w = getenv("FUZZ_HEAP_WORKAROUNDS");
+    workarounds = w && *w && strcmp(w, "0") != 0;
     null_out = fopen("/dev/null", "w");
     if (null_out == NULL)
         fail("cannot open /dev/null");
