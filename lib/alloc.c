@@ -237,7 +237,7 @@ void *sc_realloc(sc_heap_t *heap, void *p, size_t n)
      * a huge block shrunk to a class size moves to that class, unless it is
      * huge only for its alignment.) */
     bool aligned_huge = huge && (uintptr_t)p - (uintptr_t)s != SPAN_HEADER_SIZE;
-    if (n <= usable && (n > usable / 2 || n <= 256) &&
+    if (n <= usable && (n > usable / 2 || usable <= 256) &&
         (!huge || n > SIZE_CLASS_MAX || aligned_huge)) {
         if (huge)
             huge_set_requested(heap, s, n);

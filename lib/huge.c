@@ -139,7 +139,7 @@ size_t huge_good_size(size_t n)
 
 void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
 {
-    if (n > HUGE_MAX || align > HUGE_MAX) {
+    if (n > HUGE_MAX || align > HUGE_MAX || n > os_memory_total()) {
         errno = ENOMEM;
         return NULL;
     }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 size_t os_page_size(void)
@@ -29,6 +30,19 @@ bool os_strict_commit(void)
         strict = mode == 2;
     }
     return strict != 0;
+}
+
+size_t os_memory_total(void)
+{
+    static size_t total;
+    if (total == 0) {
+        struct sysinfo si;
+        if (sysinfo(&si) == 0)
+            total = ((size_t)si.totalram + (size_t)si.totalswap) * si.mem_unit;
+        if (total == 0)
+            total = SIZE_MAX;
+    }
+    return total;
 }
 
 void *os_reserve_aligned(size_t size, size_t align)

@@ -17,6 +17,11 @@ size_t os_page_size(void);
  * one mapping per region instead of one per span (vm.max_map_count). */
 bool os_strict_commit(void);
 
+/* Physical memory plus swap: no single block larger than this can ever be
+ * backed, so such requests fail at once (the kernel's own overcommit check
+ * does not apply to scalloc's NORESERVE reservations). */
+size_t os_memory_total(void);
+
 /* Reserves `size` bytes aligned to `align` (a power of two), inaccessible
  * and not charged to the commit limit. NULL if the kernel refuses. */
 void *os_reserve_aligned(size_t size, size_t align);

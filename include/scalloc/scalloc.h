@@ -154,7 +154,8 @@ SC_API sc_thread_t *sc_heap_thread(sc_heap_t *heap);
 
 /* Allocates n bytes, 16-byte aligned. n = 0 returns a unique pointer that
  * must be freed. Returns NULL with errno = ENOMEM when the request cannot be
- * met (too large, over the heap's limit, address space exhausted). */
+ * met (larger than the machine's memory and swap, over the heap's limit,
+ * address space exhausted). */
 SC_API SC_MALLOC_LIKE void *sc_alloc(sc_heap_t *heap, size_t n);
 
 /* Frees p, allocated from heap by any thread. NULL is a no-op. A pointer the
@@ -173,7 +174,7 @@ SC_API SC_MALLOC_LIKE void *sc_calloc(sc_heap_t *heap, size_t count, size_t size
  * p = NULL allocates. n = 0 frees p and returns a fresh minimal block (as
  * sc_alloc(heap, 0)), so the result is never NULL on success. The block
  * stays in place when n fits its usable size and is more than half of it
- * (or at most 256 bytes), except that a huge block shrunk to a class size
+ * (any n that fits, for blocks of at most 256 bytes), except that a huge block shrunk to a class size
  * moves to that class (unless it is huge only for its alignment); a huge
  * block (above SC_MAX_CLASS_SIZE) also grows or shrinks in place when the
  * spans after it allow. Otherwise it moves:

@@ -1214,7 +1214,7 @@ static size_t pick_block(uint8_t b)
  * the library moving blocks the header then promised to keep.) */
 static bool realloc_must_stay(const model_block_t *old, size_t usable, size_t n)
 {
-    if (n == 0 || n > usable || !(n > usable / 2 || n <= 256))
+    if (n == 0 || n > usable || !(n > usable / 2 || usable <= 256))
         return false;
     return !old->huge || n > SC_MAX_CLASS_SIZE || old->aligned_huge;
 }
