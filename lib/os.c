@@ -1,6 +1,7 @@
 /* Virtual memory calls: mmap, mprotect, madvise, munmap, mincore. */
 #include "os.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,18 +9,24 @@
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
+/* The facts below are read once and cached. Threads may race to fill a
+ * cache; they all store the same value, so relaxed atomics suffice. */
 size_t os_page_size(void)
 {
-    static size_t page;
-    if (page == 0)
-        page = (size_t)sysconf(_SC_PAGESIZE);
-    return page;
+    static _Atomic size_t page;
+    size_t v = atomic_load_explicit(&page, memory_order_relaxed);
+    if (v == 0) {
+        v = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&page, v, memory_order_relaxed);
+    }
+    return v;
 }
 
 bool os_strict_commit(void)
 {
-    static int strict = -1;
-    if (strict < 0) {
+    static _Atomic int strict = -1;
+    int v = atomic_load_explicit(&strict, memory_order_relaxed);
+    if (v < 0) {
         int mode = 0;
         FILE *f = fopen("/proc/sys/vm/overcommit_memory", "r");
         if (f) {
@@ -27,22 +34,25 @@ bool os_strict_commit(void)
                 mode = 0;
             fclose(f);
         }
-        strict = mode == 2;
+        v = mode == 2;
+        atomic_store_explicit(&strict, v, memory_order_relaxed);
     }
-    return strict != 0;
+    return v != 0;
 }
 
 size_t os_memory_total(void)
 {
-    static size_t total;
-    if (total == 0) {
+    static _Atomic size_t total;
+    size_t v = atomic_load_explicit(&total, memory_order_relaxed);
+    if (v == 0) {
         struct sysinfo si;
         if (sysinfo(&si) == 0)
-            total = ((size_t)si.totalram + (size_t)si.totalswap) * si.mem_unit;
-        if (total == 0)
-            total = SIZE_MAX;
+            v = ((size_t)si.totalram + (size_t)si.totalswap) * si.mem_unit;
+        if (v == 0)
+            v = SIZE_MAX;
+        atomic_store_explicit(&total, v, memory_order_relaxed);
     }
-    return total;
+    return v;
 }
 
 void *os_reserve_aligned(size_t size, size_t align)
