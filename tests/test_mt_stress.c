@@ -222,7 +222,9 @@ static void mt_stress_ring_handoff(void)
              frees, handed, received);
     TEST_CHECK(allocs == frees, "%zu allocations but %zu frees", allocs, frees);
     TEST_CHECK((allocs + frees) >= MIN_OPS, "only %zu operations", allocs + frees);
-    TEST_CHECK(received > (allocs / 20), "too few cross-thread frees (%zu) to test them", received);
+    /* How many blocks cross over depends on scheduling (under valgrind
+     * threads run one at a time): require that some did, never a share. */
+    TEST_CHECK(received > 0, "no cross-thread frees (%zu allocations)", allocs);
 
     sc_heap_stats_t st = test_stats(h);
     TEST_CHECK(st.live_blocks == 0, "live blocks %zu after all frees", st.live_blocks);
