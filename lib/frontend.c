@@ -151,12 +151,9 @@ static void frontend_float_hot(sc_frontend_t *t, span_t **hot, unsigned cls)
 
 bool frontend_free_floating(sc_frontend_t *t, span_t *s, void *p)
 {
-    uintptr_t a = (uintptr_t)p;
-    uint64_t rel = (uint64_t)(a - ((uintptr_t)s + SPAN_HEADER_SIZE));
     block_t *b = p;
     /* The fast path's checks, plus the state: a drained span is all free. */
-    if (rel >= counter_get(&s->carved) || rel * s->divide_magic > s->divide_limit ||
-        b == s->free || span_state(s) != SPAN_FLOATING)
+    if (!span_is_block_start(s, (uintptr_t)p) || b == s->free || span_state(s) != SPAN_FLOATING)
         return false;
     annotate_free(t->heap, b, s->block_size);
     block_set_next(b, s->free);

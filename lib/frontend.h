@@ -96,13 +96,11 @@ static inline bool frontend_free_fast(sc_frontend_t *t, void *p)
     if (unlikely(atomic_load_explicit(&address_map[idx], memory_order_relaxed) != (uintptr_t)t))
         return false;
     span_t *s = (span_t *)(idx << SPAN_SHIFT);
-    uint64_t rel = (uint64_t)(a - ((uintptr_t)s + SPAN_HEADER_SIZE));
     block_t *b = p;
     /* A carved block start (not the header, not an interior pointer, not
      * the never-used part), and not already the head of the free list (the
      * cheap double free). */
-    if (unlikely(rel >= counter_get(&s->carved) ||
-                 rel * s->divide_magic > s->divide_limit || b == s->free))
+    if (unlikely(!span_is_block_start(s, a) || b == s->free))
         return false;
     annotate_free(t->heap, b, s->block_size);
     block_set_next(b, s->free);
