@@ -12,6 +12,7 @@
 #include "huge.h"
 #include "os.h"
 #include "registry.h"
+#include "requested.h"
 #include "span.h"
 
 /* The calling thread's live frontend for heap: the cached one if it is
@@ -207,9 +208,14 @@ void *sc_aligned_alloc(sc_heap_t *heap, size_t alignment, size_t n)
      * blocks: pick the first such class that fits, and frees stay ordinary.
      * Larger alignments get a huge block placed at the alignment. */
     if (alignment <= SPAN_HEADER_SIZE && n <= SIZE_CLASS_MAX) {
-        for (unsigned c = size_class_of(n); c < SIZE_CLASS_COUNT; c++)
-            if (size_class_block_size(c) % alignment == 0)
-                return frontend_alloc(t, size_class_block_size(c));
+        for (unsigned c = size_class_of(n); c < SIZE_CLASS_COUNT; c++) {
+            if (size_class_block_size(c) % alignment != 0)
+                continue;
+            void *p = frontend_alloc(t, size_class_block_size(c));
+            if (p && requested_enabled(t->heap))
+                requested_on_resize(t, (span_t *)((uintptr_t)p & ~(uintptr_t)SPAN_MASK), p, n);
+            return p;
+        }
     }
     return huge_alloc_aligned(t->heap, alignment, n);
 }
@@ -239,8 +245,14 @@ void *sc_realloc(sc_heap_t *heap, void *p, size_t n)
     bool aligned_huge = huge && (uintptr_t)p - (uintptr_t)s != SPAN_HEADER_SIZE;
     if (n <= usable && (n > usable / 2 || usable <= 256) &&
         (!huge || n > SIZE_CLASS_MAX || aligned_huge)) {
-        if (huge)
+        if (huge) {
             huge_set_requested(heap, s, n);
+        } else if (requested_enabled(heap)) {
+            sc_frontend_t *t = frontend_of(heap, "sc_realloc");
+            if (t == NULL)
+                return NULL;
+            requested_on_resize(t, s, p, n);
+        }
         return p;
     }
     if (huge && n > SIZE_CLASS_MAX && huge_resize_in_place(heap, s, n))

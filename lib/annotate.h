@@ -79,6 +79,14 @@ static inline void annotate_free(struct sc_heap_s *heap, void *p, size_t size)
 #endif
 }
 
+/* Metadata past a span's blocks (checked bitmap, requested-size table)
+ * that the allocator writes before it reads: accessible, contents
+ * undefined. Earlier blocks there may have left it poisoned. */
+static inline void annotate_span_tail(void *p, size_t size)
+{
+    ANNOTATE_UNPOISON(p, size);
+}
+
 /* Memory that holds no block the caller may touch (never used, released). */
 static inline void annotate_no_access(void *p, size_t size)
 {

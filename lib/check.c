@@ -21,7 +21,7 @@ static size_t block_index(const span_t *s, const block_t *b)
 void check_span_init(span_t *s)
 {
     _Atomic uint64_t *bits = bitmap_of(s);
-    annotate_owned((void *)bits, check_bitmap_bytes(span_capacity(s)));
+    annotate_span_tail((void *)bits, check_bitmap_bytes(span_capacity(s)));
     for (size_t i = 0; i < check_bitmap_bytes(span_capacity(s)) / 8; i++)
         atomic_store_explicit(&bits[i], 0, memory_order_relaxed);
 }

@@ -9,6 +9,7 @@
 #include "error.h"
 #include "huge.h"
 #include "os.h"
+#include "requested.h"
 #include "span.h"
 #include "span_pool.h"
 
@@ -26,11 +27,19 @@ static uint32_t take_threshold(const span_t *s)
  * pays a bounded price per refill. Spans looked at go to the back. */
 #define FLOATING_SCAN 8
 
+/* Checked and tracking heaps do per-block work on every allocation and
+ * free (check.h, requested.h): they keep the fast paths out by leaving the
+ * fast path's hot array empty and their spans' map words untagged. */
+static bool slow_only(const struct sc_heap_s *heap)
+{
+    return check_enabled(heap) || requested_enabled(heap);
+}
+
 /* The map word of a span t holds hot: t, so that t's frees take the fast
- * path, except in checked heaps, whose frees all go through the slow path. */
+ * path, except in slow-only heaps. */
 static uintptr_t owned_word(sc_frontend_t *t)
 {
-    return check_enabled(t->heap) ? (uintptr_t)t->heap | MAP_SPAN : (uintptr_t)t;
+    return slow_only(t->heap) ? (uintptr_t)t->heap | MAP_SPAN : (uintptr_t)t;
 }
 
 /* The map word of t's floating spans: an address inside t that is not t
@@ -38,7 +47,7 @@ static uintptr_t owned_word(sc_frontend_t *t)
  * and the fast path's compare with t fails. */
 static uintptr_t floating_word(sc_frontend_t *t)
 {
-    return check_enabled(t->heap) ? (uintptr_t)t->heap | MAP_SPAN : frontend_floating_word(t);
+    return slow_only(t->heap) ? (uintptr_t)t->heap | MAP_SPAN : frontend_floating_word(t);
 }
 
 static void floating_push(sc_frontend_t *t, unsigned cls, span_t *s)
@@ -136,7 +145,7 @@ static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
 /* The array of hot spans the slow path works on. */
 static span_t **frontend_hot_array(sc_frontend_t *t)
 {
-    return check_enabled(t->heap) ? t->checked_hot : t->hot;
+    return slow_only(t->heap) ? t->slow_hot : t->hot;
 }
 
 /* The hot span of cls is exhausted: it joins t's floating set. */
@@ -179,7 +188,7 @@ bool frontend_free_remote(sc_frontend_t *t, void *p)
         return false;
     span_t *s = (span_t *)(idx << SPAN_SHIFT);
     struct sc_heap_s *heap = t->heap;
-    if (s->heap != heap || span_kind(s) != SPAN_KIND_BLOCKS || check_enabled(heap) ||
+    if (s->heap != heap || span_kind(s) != SPAN_KIND_BLOCKS || slow_only(heap) ||
         span_owner(s) == t || !span_is_block_start(s, a))
         return false;
     return span_free_remote(s, (block_t *)p, t->pool_slot) == SC_ERR_NONE;
@@ -249,7 +258,7 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
                 frontend_float_hot(t, hot, cls);
             } else if (s->free != NULL) {
                 block_t *b = s->free;
-                if (hot == t->checked_hot && !check_block_allocate(s, b)) {
+                if (hot == t->slow_hot && check_enabled(t->heap) && !check_block_allocate(s, b)) {
                     /* The list cannot be trusted past here: drop it (its
                      * blocks are lost to this span) and go on. */
                     s->free = NULL;
@@ -259,6 +268,8 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
                 s->free = block_next(b);
                 counter_set(&s->used, counter_get(&s->used) + 1);
                 annotate_alloc(t->heap, b, s->block_size);
+                if (hot == t->slow_hot && requested_enabled(t->heap))
+                    requested_on_alloc(t, s, b, n);
                 return b;
             }
         }
@@ -333,13 +344,16 @@ void frontend_free_slow(sc_frontend_t *t, void *p, const char *call)
         return;
     }
     frontend_trim_if_asked(t);
+    bool tracked = requested_enabled(t->heap);
     if (word == (uintptr_t)t || span_owner(s) == t) {
         /* A span t owns: the fast path declined a double free, or the span
-         * takes its frees here (checked heap). */
+         * takes its frees here (slow-only heap). */
         if (b == s->free) {
             error_report(SC_ERR_DOUBLE_FREE, call, t->heap, p);
             return;
         }
+        if (tracked)
+            requested_on_free(t, requested_slack(s, b));
         annotate_free(t->heap, b, s->block_size);
         block_set_next(b, s->free);
         s->free = b;
@@ -350,11 +364,14 @@ void frontend_free_slow(sc_frontend_t *t, void *p, const char *call)
             owned_to_pool(t, s);
         }
     } else {
+        uint32_t slack = tracked ? requested_slack(s, b) : 0;
         sc_error_t err = span_free_remote(s, b, t->pool_slot);
         if (err != SC_ERR_NONE) {
             error_report(err, call, t->heap, p);
             return;
         }
+        if (tracked)
+            requested_on_free(t, slack);
     }
 }
 

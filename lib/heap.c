@@ -13,6 +13,7 @@
 #include "frontend.h"
 #include "os.h"
 #include "registry.h"
+#include "requested.h"
 #include "span.h"
 #include "span_pool.h"
 #include "span_stack.h"
@@ -140,9 +141,11 @@ static void fork_handlers_install(void)
     pthread_atfork(fork_prepare, fork_after, fork_after);
 }
 
-static bool env_checked(void)
+/* Whether the environment variable `name` turns a mode on for every heap
+ * (set, not empty, not "0"). */
+static bool env_flag(const char *name)
 {
-    const char *v = getenv("SCALLOC_CHECKED");
+    const char *v = getenv(name);
     return v && *v && strcmp(v, "0") != 0;
 }
 
@@ -159,7 +162,8 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     sc_heap_config_t defaults = {0};
     if (cfg == NULL)
         cfg = &defaults;
-    if (cfg->reuse_threshold > 100) {
+    if (cfg->reuse_threshold > 100 ||
+        (cfg->flags & ~(unsigned)(SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED)) != 0) {
         errno = EINVAL;
         return NULL;
     }
@@ -177,7 +181,8 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     }
     /* The handle is not reachable by anyone until it is returned: plain
      * initialisation of everything but the id and state words. */
-    h->flags = cfg->flags | (env_checked() ? SC_HEAP_CHECKED : 0);
+    h->flags = cfg->flags | (env_flag("SCALLOC_CHECKED") ? SC_HEAP_CHECKED : 0) |
+               (env_flag("SCALLOC_TRACK_REQUESTED") ? SC_HEAP_TRACK_REQUESTED : 0);
     h->reuse_threshold = cfg->reuse_threshold ? cfg->reuse_threshold : DEFAULT_REUSE_THRESHOLD;
     h->limit_bytes = cfg->limit_bytes;
     h->reset_keep_bytes = cfg->reset_keep_bytes;
@@ -202,6 +207,7 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
         atomic_init(&h->pool[i].stack.head, 0);
     h->huge_free_runs = NULL;
     h->huge_blocks = h->huge_bytes = h->huge_requested = 0;
+    h->retired_slack = 0;
     if (!arena_init(h)) {
         pthread_mutex_destroy(&h->grow_lock);
         pthread_mutex_destroy(&h->huge_lock);
@@ -262,6 +268,7 @@ void sc_heap_reset(sc_heap_t *heap)
         return;
     registry_lock();
     registry_forget_hot_spans(heap);
+    requested_reset(heap);
     registry_unlock();
     annotate_heap_drop_all(heap, true);
     for (unsigned c = 0; c < NUM_CLASSES; c++)

@@ -143,6 +143,7 @@ void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
         errno = ENOMEM;
         return NULL;
     }
+    size_t requested = n; /* for statistics; a 0-byte block still needs a byte */
     if (n == 0)
         n = 1;
     size_t page = os_page_size();
@@ -214,7 +215,7 @@ void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
     r->heap = heap;
     atomic_store_explicit(&r->bump, data, memory_order_relaxed);
     r->bump_end = end;
-    huge_requested(r) = n;
+    huge_requested(r) = requested;
     /* release: statistics read the header after acquiring the state. */
     atomic_store_explicit(&r->remote, remote_word(SPAN_HOT, r, NULL, 0), memory_order_release);
     address_map_set(r, (uintptr_t)heap | MAP_SPAN);
@@ -229,7 +230,7 @@ void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
     annotate_alloc(heap, data, (size_t)(end - data));
     heap->huge_blocks++;
     heap->huge_bytes += (size_t)(end - data);
-    heap->huge_requested += n;
+    heap->huge_requested += requested;
     pthread_mutex_unlock(&heap->huge_lock);
     return data;
 }

@@ -8,13 +8,14 @@
 #include "address_map.h"
 #include "error.h"
 #include "os.h"
+#include "requested.h"
 #include "span.h"
 
 #define HOT_EMPTY4 &span_empty, &span_empty, &span_empty, &span_empty
 #define HOT_EMPTY16 HOT_EMPTY4, HOT_EMPTY4, HOT_EMPTY4, HOT_EMPTY4
 sc_frontend_t registry_dead_frontend = {
     .hot = {HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16},
-    .checked_hot = {HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16},
+    .slow_hot = {HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16},
 };
 _Static_assert(NUM_CLASSES == 64, "registry_dead_frontend lists 64 hot spans");
 
@@ -50,7 +51,7 @@ static void frontend_forget_spans(sc_frontend_t *f)
 {
     for (unsigned c = 0; c < NUM_CLASSES; c++) {
         f->hot[c] = &span_empty;
-        f->checked_hot[c] = &span_empty;
+        f->slow_hot[c] = &span_empty;
         f->floating[c] = NULL;
     }
 }
@@ -88,7 +89,7 @@ static void frontend_free_struct(sc_frontend_t *f)
 static void frontend_teardown(sc_frontend_t *f)
 {
     struct sc_heap_s *heap = f->heap;
-    span_t **arrays[2] = {f->hot, f->checked_hot};
+    span_t **arrays[2] = {f->hot, f->slow_hot};
     for (unsigned a = 0; a < 2; a++) {
         for (unsigned c = 0; c < NUM_CLASSES; c++) {
             span_t *s = arrays[a][c];
@@ -115,6 +116,7 @@ static void frontend_teardown(sc_frontend_t *f)
         }
         f->floating[c] = NULL;
     }
+    requested_retire(f);
     if (f->heap_prev)
         f->heap_prev->heap_next = f->heap_next;
     else
@@ -265,6 +267,7 @@ static sc_frontend_t *frontend_create(struct sc_heap_s *heap, thread_state_t *ts
         return NULL;
     }
     frontend_forget_spans(f);
+    atomic_store_explicit(&f->slack, 0, memory_order_relaxed);
     f->heap = heap;
     f->heap_id = id;
     f->trim_epoch = atomic_load_explicit(&heap->trim_epoch, memory_order_relaxed);

@@ -6,6 +6,7 @@
 #include "check.h"
 #include "frontend.h"
 #include "os.h"
+#include "requested.h"
 #include "size_class.h"
 #include "span_pool.h"
 #include "span_stack.h"
@@ -29,7 +30,20 @@ span_t span_empty;
  * fresh span's pages are touched as they are needed, not all at once. */
 #define CARVE_BYTES ((size_t)4096)
 
-static uint32_t class_capacity(size_t bs, bool checked)
+/* Bytes a span of cap blocks of bs bytes keeps after its blocks: the
+ * checked-mode bitmap and the requested-size table, each 8-aligned (plus 8
+ * for aligning the first). */
+static size_t span_tail_bytes(const struct sc_heap_s *heap, size_t bs, uint32_t cap)
+{
+    size_t bytes = 0;
+    if (check_enabled(heap))
+        bytes += check_bitmap_bytes(cap);
+    if (requested_enabled(heap))
+        bytes += requested_table_bytes(bs, cap);
+    return bytes ? bytes + 8 : 0;
+}
+
+static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs)
 {
     size_t target = REAL_SPAN_MIN;
     if (bs * REAL_SPAN_MIN_BLOCKS > target)
@@ -37,9 +51,8 @@ static uint32_t class_capacity(size_t bs, bool checked)
     if (target > SPAN_SIZE)
         target = SPAN_SIZE;
     size_t cap = (target - SPAN_HEADER_SIZE) / bs;
-    /* A checked span's bitmap must fit after its blocks. */
-    while (checked && cap > 1 &&
-           SPAN_HEADER_SIZE + cap * bs + check_bitmap_bytes((uint32_t)cap) + 8 > SPAN_SIZE)
+    /* What a checked or tracking span keeps after its blocks must fit. */
+    while (cap > 1 && SPAN_HEADER_SIZE + cap * bs + span_tail_bytes(heap, bs, (uint32_t)cap) > SPAN_SIZE)
         cap--;
     return (uint32_t)(cap ? cap : 1);
 }
@@ -48,14 +61,15 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
 {
     size_t bs = size_class_block_size(cls);
     bool checked = check_enabled(heap);
-    uint32_t cap = class_capacity(bs, checked);
+    uint32_t cap = class_capacity(heap, bs);
     size_t page = os_page_size();
-    size_t bitmap = checked ? check_bitmap_bytes(cap) + 8 : 0;
-    size_t real = (SPAN_HEADER_SIZE + (size_t)cap * bs + bitmap + page - 1) & ~(page - 1);
-    /* A checked span's bitmap lies past its blocks: commit it all now.
-     * Otherwise the first step; carving commits the rest as it goes. */
+    size_t tail = span_tail_bytes(heap, bs, cap);
+    size_t real = (SPAN_HEADER_SIZE + (size_t)cap * bs + tail + page - 1) & ~(page - 1);
+    /* A checked span's bitmap and a tracking span's table lie past its
+     * blocks: commit it all now. Otherwise the first step; carving commits
+     * the rest as it goes. */
     size_t need = real;
-    if (!checked) {
+    if (tail == 0) {
         size_t first = (SPAN_HEADER_SIZE + bs + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
         if (first < need)
             need = first;
@@ -83,6 +97,8 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
     s->heap = heap;
     if (checked)
         check_span_init(s);
+    if (requested_enabled(heap))
+        requested_span_init(s);
     atomic_store_explicit(&s->remote, remote_word(SPAN_HOT, s, NULL, 0), memory_order_release);
     return true;
 }

@@ -11,6 +11,7 @@
 #include "huge.h"
 #include "os.h"
 #include "registry.h"
+#include "requested.h"
 #include "size_class.h"
 #include "span.h"
 
@@ -75,8 +76,14 @@ void sc_heap_get_stats(sc_heap_t *heap, sc_heap_stats_t *out)
     memset(out, 0, sizeof *out);
     if (!heap_check_live(heap, "sc_heap_get_stats"))
         return;
+    bool tracked = requested_enabled(heap);
+    /* The slack counters before the spans: while other threads run, a
+     * block allocated in between adds usable bytes but no slack, so the
+     * snapshot errs towards more requested bytes, never towards a wrapped
+     * sum (clamped below). */
     registry_lock();
     out->frontends = heap->frontend_count;
+    size_t slack = tracked ? requested_heap_slack(heap) : 0;
     registry_unlock();
     for_each_span(heap, count_span, out);
     for (unsigned c = 0; c < SC_NUM_CLASSES; c++) {
@@ -86,9 +93,10 @@ void sc_heap_get_stats(sc_heap_t *heap, sc_heap_stats_t *out)
         out->live_bytes += cs->live_blocks * cs->block_size;
     }
     huge_stats(heap, &out->huge_blocks, &out->huge_bytes, &out->requested_bytes);
-    /* Class blocks carry no header, so their requested size is not kept:
-     * requested_bytes counts them at their usable size. */
-    out->requested_bytes += out->live_bytes;
+    /* Class blocks: usable bytes less their slack in tracking heaps; at
+     * their usable size elsewhere (nothing is stored per block). */
+    out->requested_bytes += out->live_bytes - (slack < out->live_bytes ? slack : out->live_bytes);
+    out->requested_exact = tracked;
     out->live_blocks += out->huge_blocks;
     out->live_bytes += out->huge_bytes;
     out->reserved_bytes = atomic_load_explicit(&heap->reserved_bytes, memory_order_relaxed);
@@ -120,11 +128,13 @@ void sc_heap_print_stats(sc_heap_t *heap, FILE *f, sc_stats_format_t format)
         fputs("{\"heap\":\"", f);
         json_string_body(f, name);
         fprintf(f, "\",\"live_blocks\":%zu,\"live_bytes\":%zu,"
-                   "\"requested_bytes\":%zu,\"huge_blocks\":%zu,\"huge_bytes\":%zu,"
+                   "\"requested_bytes\":%zu,\"requested_exact\":%s,"
+                   "\"huge_blocks\":%zu,\"huge_bytes\":%zu,"
                    "\"reserved_bytes\":%zu,\"committed_bytes\":%zu,\"resident_bytes\":%zu,"
                    "\"spans\":{\"hot\":%zu,\"floating\":%zu,\"reusable\":%zu,\"free\":%zu},"
                    "\"frontends\":%zu,\"classes\":[",
-                st.live_blocks, st.live_bytes, st.requested_bytes, st.huge_blocks,
+                st.live_blocks, st.live_bytes, st.requested_bytes,
+                st.requested_exact ? "true" : "false", st.huge_blocks,
                 st.huge_bytes, st.reserved_bytes, st.committed_bytes, st.resident_bytes,
                 st.spans_hot, st.spans_floating, st.spans_reusable, st.spans_free, st.frontends);
         bool first = true;
@@ -141,6 +151,8 @@ void sc_heap_print_stats(sc_heap_t *heap, FILE *f, sc_stats_format_t format)
     }
     fprintf(f, "heap \"%s\": %zu live blocks, %zu live bytes (%zu huge in %zu blocks), %zu frontends\n",
             name, st.live_blocks, st.live_bytes, st.huge_bytes, st.huge_blocks, st.frontends);
+    fprintf(f, "  requested: %zu bytes%s\n", st.requested_bytes,
+            st.requested_exact ? "" : " (class blocks at usable size: not a tracking heap)");
     fprintf(f, "  memory: %zu reserved, %zu committed, %zu resident\n", st.reserved_bytes,
             st.committed_bytes, st.resident_bytes);
     fprintf(f, "  spans: %zu hot, %zu floating, %zu reusable, %zu free\n", st.spans_hot,

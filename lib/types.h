@@ -299,6 +299,10 @@ struct sc_heap_s {
     size_t huge_blocks;         /* under huge_lock */
     size_t huge_bytes;          /* usable bytes, under huge_lock */
     size_t huge_requested;      /* under huge_lock */
+    /* Tracking heaps: the slack counters of frontends that left, and the
+     * offset that makes the sum zero after a reset (requested.h). Under
+     * the registry lock. */
+    size_t retired_slack;
 
     /* Link in the global list of free heap handles. */
     struct sc_heap_s *free_next;
@@ -308,9 +312,10 @@ typedef struct thread_state_s thread_state_t;
 
 struct sc_frontend_s {
     /* What the fast path allocates from; never NULL: the empty span when
-     * none. A checked heap keeps it all empty and uses checked_hot. */
+     * none. A checked or tracking heap keeps it all empty and allocates
+     * from slow_hot on its slow path (check.h, requested.h). */
     span_t *hot[NUM_CLASSES];
-    span_t *checked_hot[NUM_CLASSES];
+    span_t *slow_hot[NUM_CLASSES];
     /* Per class, the owner's floating spans, oldest first: a circular
      * doubly linked list through span_t.set_next/set_prev (the tail is
      * head->set_prev), so an emptied span leaves it in O(1). Taken before
@@ -324,6 +329,10 @@ struct sc_frontend_s {
     thread_state_t *thread;     /* owning thread */
     unsigned pool_slot;         /* preferred span pool slot */
     uint64_t trim_epoch;        /* heap's trim_epoch when last trimmed */
+    /* Tracking heaps: slack of the blocks this frontend allocated less the
+     * slack of those it freed, modulo 2^64 (requested.h). Written by the
+     * owner only (relaxed load + store), read by statistics. */
+    _Atomic size_t slack;
     /* Links, under the registry lock. */
     sc_frontend_t *heap_next, *heap_prev;
     sc_frontend_t *thread_next;

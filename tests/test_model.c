@@ -28,6 +28,11 @@
  *    beyond memory) return NULL/ENOMEM and leave the model intact  [sequences]
  *  - a heap emptied by the sequence has no live blocks and destroys cleanly
  *                                                                  [sequences]
+ *  - in a tracking heap (SC_HEAP_TRACK_REQUESTED, and in a checked heap),
+ *    stats requested_bytes equals the sum of the model's requests, through
+ *    callocs, aligned allocations and reallocs in place; in a plain heap
+ *    it is between that sum and live_bytes, and says it is not exact
+ *                                                        [tracked_*, checked_*]
  */
 #include <criterion/criterion.h>
 
@@ -71,6 +76,7 @@ typedef struct model_s {
     size_t live_requested;
     test_rng_t rng;
     uint64_t seed;
+    unsigned flags; /* the heap's SC_HEAP_* flags */
     unsigned long step;
     uint64_t next_key;
     /* What the sequence exercised, so a run that never reached a case is
@@ -353,6 +359,16 @@ static void verify_model(model_t *m, int visit)
     MODEL_ASSERT(m, class_live + st.huge_blocks == st.live_blocks,
                  "per-class live %zu + huge %zu != live %zu", class_live, st.huge_blocks,
                  st.live_blocks);
+    if (m->flags & (SC_HEAP_TRACK_REQUESTED | SC_HEAP_CHECKED)) {
+        MODEL_ASSERT(m, st.requested_exact && st.requested_bytes == m->live_requested,
+                     "stats requested_bytes %zu (exact %d), model %zu", st.requested_bytes,
+                     st.requested_exact, m->live_requested);
+    } else {
+        MODEL_ASSERT(m, !st.requested_exact && st.requested_bytes >= m->live_requested &&
+                            st.requested_bytes <= st.live_bytes,
+                     "stats requested_bytes %zu (exact %d), model %zu, live %zu",
+                     st.requested_bytes, st.requested_exact, m->live_requested, st.live_bytes);
+    }
     MODEL_ASSERT(m, st.committed_bytes >= st.live_bytes - st.huge_bytes,
                  "committed %zu < live class bytes %zu", st.committed_bytes,
                  st.live_bytes - st.huge_bytes);
@@ -543,14 +559,15 @@ static void step_impossible(model_t *m)
     m->enomem++;
 }
 
-static void run_sequence(uint64_t seed, unsigned long steps)
+static void run_sequence(uint64_t seed, unsigned long steps, unsigned flags)
 {
     static model_t m;
     memset(&m, 0, sizeof m);
     m.seed = seed;
     m.rng.state = seed;
     m.next_key = seed << 32;
-    sc_heap_config_t cfg = {.name = "model"};
+    m.flags = flags;
+    sc_heap_config_t cfg = {.name = "model", .flags = flags};
     m.heap = sc_heap_create(&cfg);
     cr_assert_not_null(m.heap);
     sc_heap_config_t other_cfg = {.name = "model-other"};
@@ -611,6 +628,7 @@ static void run_sequence(uint64_t seed, unsigned long steps)
     cr_assert_eq(st.live_bytes, 0);
     cr_assert_eq(st.huge_blocks, 0);
     cr_assert_eq(st.huge_bytes, 0);
+    cr_assert_eq(st.requested_bytes, 0);
     for (int k = 0; k < 4; k++)
         sc_free(m.other, other_blocks[k]);
     sc_heap_destroy(m.heap);
@@ -629,20 +647,37 @@ static unsigned long sequence_steps(void)
 
 Test(model, sequence_seed_1, .timeout = 240)
 {
-    run_sequence(1, sequence_steps());
+    run_sequence(1, sequence_steps(), 0);
 }
 
 Test(model, sequence_seed_2, .timeout = 240)
 {
-    run_sequence(0x5ca110c5ull, sequence_steps());
+    run_sequence(0x5ca110c5ull, sequence_steps(), 0);
 }
 
 Test(model, sequence_seed_3, .timeout = 240)
 {
-    run_sequence(20240601, sequence_steps());
+    run_sequence(20240601, sequence_steps(), 0);
 }
 
 Test(model, sequence_seed_4, .timeout = 240)
 {
-    run_sequence(0xdeadbeefcafef00dull, sequence_steps());
+    run_sequence(0xdeadbeefcafef00dull, sequence_steps(), 0);
+}
+
+/* The same sequences in a tracking heap and in a checked one: requested
+ * bytes exact after every verification. */
+Test(model, tracked_seed_1, .timeout = 240)
+{
+    run_sequence(1, sequence_steps(), SC_HEAP_TRACK_REQUESTED);
+}
+
+Test(model, tracked_seed_2, .timeout = 240)
+{
+    run_sequence(0x5ca110c5ull, sequence_steps(), SC_HEAP_TRACK_REQUESTED);
+}
+
+Test(model, checked_seed_3, .timeout = 240)
+{
+    run_sequence(20240601, sequence_steps(), SC_HEAP_CHECKED);
 }

@@ -21,6 +21,10 @@
  *    resized by another thread keeps its prefix                  [handoff_*]
  *  - whenever the threads are quiet, stats live_blocks / live_bytes
  *    equal the model exactly                                     [handoff_*]
+ *  - in a tracking heap (SC_HEAP_TRACK_REQUESTED), stats requested_bytes
+ *    equals the sum of the model's requests whenever the threads are
+ *    quiet, with frees and reallocs from other threads, and still after
+ *    the workers exited (their counters fold into the heap)  [tracked_*]
  *
  * Runs under the standalone runner of test_util.h (also under TSan):
  * `PROGRAM [NAME...] [--no-fork]`.
@@ -285,6 +289,7 @@ typedef struct model_s {
     block_t slots[SLOTS];
     size_t live;
     size_t live_requested;
+    unsigned flags; /* the heap's SC_HEAP_* flags */
     test_rng_t rng;
     uint64_t next_key;
     unsigned workers;
@@ -354,6 +359,10 @@ static void verify_model(model_t *m, unsigned long step)
                st.live_blocks, count);
     TEST_CHECK(st.live_bytes == usable_total, "step %lu: stats live_bytes %zu, model %zu", step,
                st.live_bytes, usable_total);
+    if (m->flags & SC_HEAP_TRACK_REQUESTED)
+        TEST_CHECK(st.requested_exact && st.requested_bytes == m->live_requested,
+                   "step %lu: stats requested_bytes %zu (exact %d), model %zu", step,
+                   st.requested_bytes, st.requested_exact, m->live_requested);
 }
 
 static void main_allocate(model_t *m, size_t i)
@@ -415,14 +424,15 @@ static void main_realloc(model_t *m, size_t i)
     check_block(shared.heap, b, "main resized");
 }
 
-static void run_handoff(unsigned workers, uint64_t seed)
+static void run_handoff(unsigned workers, uint64_t seed, unsigned flags)
 {
     static model_t m;
     memset(&m, 0, sizeof m);
     m.rng.state = seed;
     m.next_key = seed << 32;
     m.workers = workers;
-    sc_heap_config_t cfg = {.name = "mt-model"};
+    m.flags = flags;
+    sc_heap_config_t cfg = {.name = "mt-model", .flags = flags};
     shared.heap = sc_heap_create(&cfg);
     TEST_ASSERT(shared.heap != NULL);
     for (unsigned w = 0; w < workers; w++)
@@ -508,17 +518,22 @@ static void run_handoff(unsigned workers, uint64_t seed)
 
 static void mt_model_handoff_2_workers(void)
 {
-    run_handoff(2, 11);
+    run_handoff(2, 11, 0);
 }
 
 static void mt_model_handoff_3_workers(void)
 {
-    run_handoff(3, 0xc0ffee);
+    run_handoff(3, 0xc0ffee, 0);
 }
 
 static void mt_model_handoff_4_workers(void)
 {
-    run_handoff(4, 4444);
+    run_handoff(4, 4444, 0);
+}
+
+static void mt_model_tracked_3_workers(void)
+{
+    run_handoff(3, 0x7ac4, SC_HEAP_TRACK_REQUESTED);
 }
 
 int main(int argc, char **argv)
@@ -527,6 +542,7 @@ int main(int argc, char **argv)
         {"mt_model::handoff_2_workers", mt_model_handoff_2_workers},
         {"mt_model::handoff_3_workers", mt_model_handoff_3_workers},
         {"mt_model::handoff_4_workers", mt_model_handoff_4_workers},
+        {"mt_model::tracked_3_workers", mt_model_tracked_3_workers},
     };
     return test_run_cases(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

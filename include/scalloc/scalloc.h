@@ -66,6 +66,14 @@ enum sc_heap_flags {
      * any block is reported, not only the cheap cases). Slower. The
      * environment variable SCALLOC_CHECKED=1 turns it on for every heap. */
     SC_HEAP_CHECKED = 1u << 0,
+    /* Exact requested bytes: every class block remembers the size it was
+     * asked for, so sc_heap_get_stats reports requested_bytes exactly
+     * (requested_exact = 1). Costs a table of 1 byte per block below 256
+     * bytes (2 below 64 KiB, 4 above) and sends every allocation and free
+     * of the heap through the slow path (README, "Performance"). Checked
+     * heaps track requested sizes too. The environment variable
+     * SCALLOC_TRACK_REQUESTED=1 turns it on for every heap. */
+    SC_HEAP_TRACK_REQUESTED = 1u << 1,
 };
 
 typedef struct sc_heap_config_s {
@@ -86,7 +94,8 @@ typedef struct sc_heap_config_s {
     size_t limit_bytes;
     /* Bytes of free spans sc_heap_reset keeps resident for reuse; 0 = none. */
     size_t reset_keep_bytes;
-    /* SC_HEAP_* flags. */
+    /* SC_HEAP_* flags; an unknown flag makes sc_heap_create fail with
+     * EINVAL. */
     unsigned flags;
 } sc_heap_config_t;
 
@@ -248,10 +257,13 @@ typedef struct sc_class_stats_s {
 typedef struct sc_heap_stats_s {
     size_t live_blocks;      /* blocks allocated and not freed */
     size_t live_bytes;       /* usable bytes of those blocks */
-    /* Bytes asked for: exact for huge blocks; class blocks carry no header
-     * to remember their request, so they count at their usable size
-     * (sc_good_size of the request). */
+    /* Bytes asked for by the live blocks (for a block resized in place by
+     * sc_realloc: the latest size). Exact when requested_exact is 1: for
+     * heaps with SC_HEAP_TRACK_REQUESTED or SC_HEAP_CHECKED. Other heaps
+     * keep requests exactly for huge blocks only and count class blocks at
+     * their usable size (their fast paths store nothing per block). */
     size_t requested_bytes;
+    int requested_exact;
     size_t huge_blocks;      /* live blocks above the largest class */
     size_t huge_bytes;
     size_t reserved_bytes;   /* address space reserved for the heap */
