@@ -179,6 +179,9 @@ bool frontend_free_floating(sc_frontend_t *t, span_t *s, void *p)
 
 bool frontend_free_remote(sc_frontend_t *t, void *p)
 {
+    struct sc_heap_s *heap = t->heap;
+    if (slow_only(heap))
+        return false; /* all their frees take the slow path */
     uintptr_t a = (uintptr_t)p;
     uintptr_t idx = (a >> SPAN_SHIFT) & (MAP_ENTRIES - 1);
     /* acquire: the span header behind a published word is initialised. */
@@ -187,15 +190,41 @@ bool frontend_free_remote(sc_frontend_t *t, void *p)
     if (word == 0 || tag == MAP_RESERVED || tag == MAP_HUGE_ALIGNED)
         return false;
     span_t *s = (span_t *)(idx << SPAN_SHIFT);
-    struct sc_heap_s *heap = t->heap;
-    if (s->heap != heap || span_kind(s) != SPAN_KIND_BLOCKS || slow_only(heap) ||
-        span_owner(s) == t || !span_is_block_start(s, a))
+    if (s->heap != heap || span_kind(s) != SPAN_KIND_BLOCKS || span_owner(s) == t || !span_is_block_start(s, a))
         return false;
     return span_free_remote(s, (block_t *)p, t->pool_slot) == SC_ERR_NONE;
 }
 
+/* A tracking (not checked) heap's free into a span t holds HOT: the fast
+ * path's checks, then the slack recorded. false sends p to the slow path
+ * with its full checks. */
+static bool free_tracked_local(sc_frontend_t *t, void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (address_map_get(a) != ((uintptr_t)t->heap | MAP_SPAN))
+        return false;
+    span_t *s = (span_t *)(a & ~(uintptr_t)SPAN_MASK);
+    block_t *b = p;
+    /* Only t makes a span HOT with itself as owner, so both together mean
+     * the span is t's to free into without atomics. */
+    if (span_owner(s) != t || span_kind(s) != SPAN_KIND_BLOCKS || span_state(s) != SPAN_HOT ||
+        !span_is_block_start(s, a) || b == s->free)
+        return false;
+    requested_on_free(t, requested_slack(s, b));
+    annotate_free(t->heap, b, s->block_size);
+    block_set_next(b, s->free);
+    s->free = b;
+    counter_set(&s->used, counter_get(&s->used) - 1);
+    return true;
+}
+
 void frontend_free_other(sc_frontend_t *t, void *p, const char *call)
 {
+    if (unlikely(slow_only(t->heap))) {
+        if (check_enabled(t->heap) || !free_tracked_local(t, p))
+            frontend_free_slow(t, p, call);
+        return;
+    }
     uintptr_t a = (uintptr_t)p;
     uintptr_t idx = (a >> SPAN_SHIFT) & (MAP_ENTRIES - 1);
     uintptr_t word = atomic_load_explicit(&address_map[idx], memory_order_relaxed);
@@ -218,8 +247,31 @@ static void frontend_trim_if_asked(sc_frontend_t *t)
     }
 }
 
+/* A tracking (not checked) heap's allocation from its hot span: what the
+ * fast path does, plus the slack recorded. NULL when the slow path's work
+ * is needed. */
+static void *alloc_tracked_local(sc_frontend_t *t, size_t n)
+{
+    if (n > SIZE_CLASS_MAX || check_enabled(t->heap))
+        return NULL;
+    span_t *s = t->slow_hot[size_class_of(n)];
+    block_t *b = s->free;
+    if (b == NULL)
+        return NULL;
+    s->free = block_next(b);
+    counter_set(&s->used, counter_get(&s->used) + 1);
+    annotate_alloc(t->heap, b, s->block_size);
+    requested_on_alloc(t, s, b, n);
+    return b;
+}
+
 void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
 {
+    if (requested_enabled(t->heap)) {
+        void *b = alloc_tracked_local(t, n);
+        if (b != NULL)
+            return b;
+    }
     frontend_trim_if_asked(t);
     if (n > SIZE_CLASS_MAX) {
         void *p = huge_alloc(t, n);

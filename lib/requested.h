@@ -32,6 +32,8 @@
 #ifndef SCALLOC_REQUESTED_H
 #define SCALLOC_REQUESTED_H
 
+#include "check.h"
+#include "span.h"
 #include "types.h"
 
 static inline bool requested_enabled(const struct sc_heap_s *heap)
@@ -39,27 +41,98 @@ static inline bool requested_enabled(const struct sc_heap_s *heap)
     return (heap->flags & (SC_HEAP_TRACK_REQUESTED | SC_HEAP_CHECKED)) != 0;
 }
 
+/* Entry width for a block size: a block's slack is below its size (a
+ * request of 0 bytes gets the smallest class, 16 bytes), so it fits the
+ * smallest unsigned type that holds the block size itself. */
+static inline size_t requested_entry_bytes(size_t block_size)
+{
+    if (block_size <= UINT8_MAX)
+        return 1;
+    if (block_size <= UINT16_MAX)
+        return 2;
+    return 4;
+}
+
 /* Bytes of table a span of `capacity` blocks of block_size bytes needs (a
  * multiple of 8). */
-size_t requested_table_bytes(size_t block_size, uint32_t capacity);
+static inline size_t requested_table_bytes(size_t block_size, uint32_t capacity)
+{
+    return (requested_entry_bytes(block_size) * capacity + 7) & ~(size_t)7;
+}
+
+/* The table: past the blocks, 8-aligned, after the checked-mode bitmap. */
+static inline char *requested_table_of(const span_t *s)
+{
+    uintptr_t end = ((uintptr_t)s->bump_end + 7) & ~(uintptr_t)7;
+    if (check_enabled(s->heap))
+        end += check_bitmap_bytes(span_capacity(s));
+    return (char *)end;
+}
+
+static inline size_t requested_block_index(const span_t *s, const block_t *b)
+{
+    return (size_t)((const char *)b - ((const char *)s + SPAN_HEADER_SIZE)) / s->block_size;
+}
 
 /* Exclusive holder: makes the table of a span being set up writable. */
 void requested_span_init(span_t *s);
 
-/* Records that b, just handed out by owner t, holds n requested bytes. */
-void requested_on_alloc(sc_frontend_t *t, span_t *s, const block_t *b, size_t n);
-
 /* The slack recorded for live block b (read before b is freed: once it is,
  * the owner may hand it out again and overwrite the entry). */
-uint32_t requested_slack(const span_t *s, const block_t *b);
+static inline uint32_t requested_slack(const span_t *s, const block_t *b)
+{
+    char *table = requested_table_of(s);
+    size_t i = requested_block_index(s, b);
+    switch (requested_entry_bytes(s->block_size)) {
+    case 1: return ((uint8_t *)table)[i];
+    case 2: return ((uint16_t *)(void *)table)[i];
+    default: return ((uint32_t *)(void *)table)[i];
+    }
+}
+
+static inline void requested_entry_set(const span_t *s, const block_t *b, uint32_t slack)
+{
+    char *table = requested_table_of(s);
+    size_t i = requested_block_index(s, b);
+    switch (requested_entry_bytes(s->block_size)) {
+    case 1: ((uint8_t *)table)[i] = (uint8_t)slack; break;
+    case 2: ((uint16_t *)(void *)table)[i] = (uint16_t)slack; break;
+    default: ((uint32_t *)(void *)table)[i] = slack; break;
+    }
+}
+
+/* Adds delta to t's counter: a relaxed load and store, no read-modify-
+ * write (only t writes it; statistics read it). Sums wrap modulo 2^64 on
+ * purpose: a frontend that frees more than it allocated goes "negative". */
+static inline void requested_counter_add(sc_frontend_t *t, size_t delta)
+{
+    size_t v = atomic_load_explicit(&t->slack, memory_order_relaxed);
+    atomic_store_explicit(&t->slack, v + delta, memory_order_relaxed);
+}
+
+/* Records that b, just handed out by owner t, holds n requested bytes. */
+static inline void requested_on_alloc(sc_frontend_t *t, span_t *s, const block_t *b, size_t n)
+{
+    uint32_t slack = (uint32_t)(s->block_size - n);
+    requested_entry_set(s, b, slack);
+    requested_counter_add(t, slack);
+}
 
 /* Records that t (any thread's frontend) freed a block of that slack. */
-void requested_on_free(sc_frontend_t *t, uint32_t slack);
+static inline void requested_on_free(sc_frontend_t *t, uint32_t slack)
+{
+    requested_counter_add(t, 0 - (size_t)slack);
+}
 
 /* Records that live block b now holds n requested bytes (resized in place,
- * or handed out for an aligned request bigger than n); t is the caller's
- * frontend. */
-void requested_on_resize(sc_frontend_t *t, span_t *s, const block_t *b, size_t n);
+ * or handed out for an aligned request smaller than its class); t is the
+ * caller's frontend. */
+static inline void requested_on_resize(sc_frontend_t *t, span_t *s, const block_t *b, size_t n)
+{
+    uint32_t slack = (uint32_t)(s->block_size - n);
+    requested_counter_add(t, (size_t)slack - requested_slack(s, b));
+    requested_entry_set(s, b, slack);
+}
 
 /* Slack of the heap's live class blocks (usable minus requested bytes):
  * the frontends' counters plus the retired ones. Under the registry lock. */
