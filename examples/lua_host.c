@@ -7,8 +7,9 @@
  * pointer. Every byte the interpreter allocates for that state (the state
  * itself, strings, tables, closures, stacks) then comes from its heap, so:
  *   - the heap's statistics are the state's memory use: the program checks
- *     them against the blocks the hook handed out, and shows them beside
- *     Lua's own count of the bytes it asked for;
+ *     them against the blocks the hook handed out, and, since each heap
+ *     tracks requested sizes (SC_HEAP_TRACK_REQUESTED), checks that its
+ *     requested bytes equal Lua's own count of the bytes it asked for;
  *   - states on different threads never share allocator memory;
  *   - when the state is closed the heap is destroyed and everything it held
  *     goes back to the OS at once.
@@ -261,7 +262,9 @@ static void *run_state(void *arg)
 
     char name[16];
     snprintf(name, sizeof name, "lua-%d", run->id);
-    sc_heap_config_t cfg = {.name = name};
+    /* Tracking requested sizes makes the heap's requested_bytes exact, so
+     * it can be held against Lua's own count below. */
+    sc_heap_config_t cfg = {.name = name, .flags = SC_HEAP_TRACK_REQUESTED};
     struct lua_heap lh = {.heap = sc_heap_create(&cfg)};
     sc_heap_t *heap = lh.heap;
     if (heap == NULL) {
@@ -311,16 +314,18 @@ static void *run_state(void *arg)
     }
     lua_settop(L, 0);
 
-    /* Lua counts the bytes it asked for; the heap counts blocks at their
-     * usable size (the request rounded up to its size class). The hook
-     * counted the same blocks on the side: the heap's figures must agree
-     * with it exactly. */
+    /* Lua counts the bytes it asked for: the heap's requested bytes must
+     * be exactly that. Its live bytes count blocks at their usable size
+     * (the request rounded up to its size class); the hook counted the
+     * same blocks on the side, and the two must agree exactly. */
     run->lua_bytes = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
     sc_heap_get_stats(heap, &run->before);
     if (run->before.live_blocks != lh.blocks)
         fail(run, "heap live blocks differ from the blocks Lua holds");
     if (run->before.live_bytes != lh.usable_bytes)
         fail(run, "heap live bytes differ from the usable size of Lua's blocks");
+    if (!run->before.requested_exact || run->before.requested_bytes != run->lua_bytes)
+        fail(run, "heap requested bytes differ from Lua's count of the bytes it asked for");
     if (run->before.live_bytes < run->lua_bytes)
         fail(run, "heap live bytes below what Lua asked for");
     if (verbose) {
@@ -356,15 +361,15 @@ int main(int argc, char **argv)
 
     printf("lua_host: %d Lua states on %d threads, one scalloc heap each\n\n",
            NUM_STATES, NUM_STATES);
-    printf("  %-6s %-12s %10s %11s %11s %11s %11s  %s\n", "state", "gc",
-           "lua bytes", "live blocks", "live bytes", "committed", "resident",
+    printf("  %-6s %-12s %10s %10s %11s %11s %11s %11s  %s\n", "state", "gc",
+           "lua bytes", "requested", "live blocks", "live bytes", "committed", "resident",
            "after close");
     int failed = 0;
     for (int i = 0; i < NUM_STATES; i++) {
         const struct state_run *r = &runs[i];
-        printf("  lua-%-2d %-12s %10zu %11zu %11zu %11zu %11zu  %zu blocks\n", r->id,
+        printf("  lua-%-2d %-12s %10zu %10zu %11zu %11zu %11zu %11zu  %zu blocks\n", r->id,
                r->id % 2 ? "generational" : "incremental", r->lua_bytes,
-               r->before.live_blocks, r->before.live_bytes, r->before.committed_bytes,
+               r->before.requested_bytes, r->before.live_blocks, r->before.live_bytes, r->before.committed_bytes,
                r->before.resident_bytes, r->after.live_blocks);
     }
     for (int i = 0; i < NUM_STATES; i++) {
