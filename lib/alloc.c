@@ -203,7 +203,8 @@ void *sc_aligned_alloc(sc_heap_t *heap, size_t alignment, size_t n)
     sc_frontend_t *t = frontend_of(heap, "sc_aligned_alloc");
     if (t == NULL)
         return NULL;
-    /* Blocks start 128 bytes into a 2 MiB-aligned span, so a class whose
+    /* Blocks start a multiple of 128 bytes into a 2 MiB-aligned span (128,
+     * or past a checked or tracking span's metadata), so a class whose
      * block size is a multiple of an alignment up to 128 only has aligned
      * blocks: pick the first such class that fits, and frees stay ordinary.
      * Larger alignments get a huge block placed at the alignment. */

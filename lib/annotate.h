@@ -79,10 +79,11 @@ static inline void annotate_free(struct sc_heap_s *heap, void *p, size_t size)
 #endif
 }
 
-/* Metadata past a span's blocks (checked bitmap, requested-size table)
- * that the allocator writes before it reads: accessible, contents
- * undefined. Earlier blocks there may have left it poisoned. */
-static inline void annotate_span_tail(void *p, size_t size)
+/* Metadata between a span's header and its blocks (checked bitmap,
+ * requested-size table) that the allocator writes before it reads:
+ * accessible, contents undefined. Blocks of the class the span served
+ * before may have left it poisoned. */
+static inline void annotate_span_meta(void *p, size_t size)
 {
     ANNOTATE_UNPOISON(p, size);
 }

@@ -8,20 +8,19 @@
 
 static _Atomic uint64_t *bitmap_of(span_t *s)
 {
-    /* Right after the real span; span_init_blocks committed it. */
-    uintptr_t end = ((uintptr_t)s->bump_end + 7) & ~(uintptr_t)7;
-    return (_Atomic uint64_t *)end;
+    /* Right after the header, before the blocks (span.c). */
+    return (_Atomic uint64_t *)(void *)((char *)s + SPAN_HEADER_SIZE);
 }
 
 static size_t block_index(const span_t *s, const block_t *b)
 {
-    return (size_t)((const char *)b - ((const char *)s + SPAN_HEADER_SIZE)) / s->block_size;
+    return (size_t)((const char *)b - span_first_block(s)) / s->block_size;
 }
 
 void check_span_init(span_t *s)
 {
     _Atomic uint64_t *bits = bitmap_of(s);
-    annotate_span_tail((void *)bits, check_bitmap_bytes(span_capacity(s)));
+    annotate_span_meta((void *)bits, check_bitmap_bytes(span_capacity(s)));
     for (size_t i = 0; i < check_bitmap_bytes(span_capacity(s)) / 8; i++)
         atomic_store_explicit(&bits[i], 0, memory_order_relaxed);
 }

@@ -4,7 +4,7 @@
  * A checked heap's frontends keep their fast-path hot array empty and their
  * map words untagged-free, so every allocation and free of a checked heap
  * takes the slow path; unchecked heaps pay nothing. There, each block span
- * carries an allocation bitmap right after its real span: allocation sets
+ * carries an allocation bitmap between its header and its blocks: allocation sets
  * the block's bit, free clears it, so a double free or a free of a block
  * never handed out is caught wherever the block sits (any list, any
  * thread). Free-list links are validated when a block is handed out: the

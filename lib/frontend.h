@@ -100,7 +100,7 @@ static inline bool frontend_free_fast(sc_frontend_t *t, void *p)
     /* A carved block start (not the header, not an interior pointer, not
      * the never-used part), and not already the head of the free list (the
      * cheap double free). */
-    if (unlikely(!span_is_block_start(s, a) || b == s->free))
+    if (unlikely(!span_is_block_start_plain(s, a) || b == s->free))
         return false;
     annotate_free(t->heap, b, s->block_size);
     block_set_next(b, s->free);

@@ -4,7 +4,8 @@
  *
  * Class blocks have no header, so the size a caller asked for is lost once
  * the class is picked. A tracking heap keeps it: each block span carries a
- * table after its blocks (after the checked-mode bitmap, if any) with one
+ * table between its header and its blocks (after the checked-mode bitmap,
+ * if any; span.c sizes both) with one
  * entry per block holding the block's slack, usable size minus requested
  * size. Entries are 1 byte for blocks below 256 bytes, 2 below 64 KiB and
  * 4 above, so the table costs at most 1/16 of the span (16-byte blocks) and
@@ -60,18 +61,19 @@ static inline size_t requested_table_bytes(size_t block_size, uint32_t capacity)
     return (requested_entry_bytes(block_size) * capacity + 7) & ~(size_t)7;
 }
 
-/* The table: past the blocks, 8-aligned, after the checked-mode bitmap. */
+/* The table: after the header and the checked-mode bitmap, before the
+ * blocks (span.c). */
 static inline char *requested_table_of(const span_t *s)
 {
-    uintptr_t end = ((uintptr_t)s->bump_end + 7) & ~(uintptr_t)7;
+    char *table = (char *)s + SPAN_HEADER_SIZE;
     if (check_enabled(s->heap))
-        end += check_bitmap_bytes(span_capacity(s));
-    return (char *)end;
+        table += check_bitmap_bytes(span_capacity(s));
+    return table;
 }
 
 static inline size_t requested_block_index(const span_t *s, const block_t *b)
 {
-    return (size_t)((const char *)b - ((const char *)s + SPAN_HEADER_SIZE)) / s->block_size;
+    return (size_t)((const char *)b - span_first_block(s)) / s->block_size;
 }
 
 /* Exclusive holder: makes the table of a span being set up writable. */

@@ -30,17 +30,21 @@ span_t span_empty;
  * fresh span's pages are touched as they are needed, not all at once. */
 #define CARVE_BYTES ((size_t)4096)
 
-/* Bytes a span of cap blocks of bs bytes keeps after its blocks: the
- * checked-mode bitmap and the requested-size table, each 8-aligned (plus 8
- * for aligning the first). */
-static size_t span_tail_bytes(const struct sc_heap_s *heap, size_t bs, uint32_t cap)
+/* Bytes a span of cap blocks of bs bytes keeps between its header and its
+ * first block: the checked-mode bitmap and the requested-size table (each a
+ * multiple of 8), rounded up to SPAN_HEADER_SIZE so that blocks keep the
+ * alignment aligned allocation relies on. At most a few KiB (16-byte blocks
+ * in a 32 KiB real span: 2 KiB of table), so the metadata lies in the first
+ * commit step and the rest of the real span is committed as carving
+ * reaches it, as in a plain heap. */
+static size_t span_meta_bytes(const struct sc_heap_s *heap, size_t bs, uint32_t cap)
 {
     size_t bytes = 0;
     if (check_enabled(heap))
         bytes += check_bitmap_bytes(cap);
     if (requested_enabled(heap))
         bytes += requested_table_bytes(bs, cap);
-    return bytes ? bytes + 8 : 0;
+    return (bytes + SPAN_HEADER_SIZE - 1) & ~(SPAN_HEADER_SIZE - 1);
 }
 
 static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs)
@@ -51,8 +55,8 @@ static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs)
     if (target > SPAN_SIZE)
         target = SPAN_SIZE;
     size_t cap = (target - SPAN_HEADER_SIZE) / bs;
-    /* What a checked or tracking span keeps after its blocks must fit. */
-    while (cap > 1 && SPAN_HEADER_SIZE + cap * bs + span_tail_bytes(heap, bs, (uint32_t)cap) > SPAN_SIZE)
+    /* What a checked or tracking span keeps before its blocks must fit. */
+    while (cap > 1 && SPAN_HEADER_SIZE + span_meta_bytes(heap, bs, (uint32_t)cap) + cap * bs > SPAN_SIZE)
         cap--;
     return (uint32_t)(cap ? cap : 1);
 }
@@ -63,17 +67,13 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
     bool checked = check_enabled(heap);
     uint32_t cap = class_capacity(heap, bs);
     size_t page = os_page_size();
-    size_t tail = span_tail_bytes(heap, bs, cap);
-    size_t real = (SPAN_HEADER_SIZE + (size_t)cap * bs + tail + page - 1) & ~(page - 1);
-    /* A checked span's bitmap and a tracking span's table lie past its
-     * blocks: commit it all now. Otherwise the first step; carving commits
+    size_t first = SPAN_HEADER_SIZE + span_meta_bytes(heap, bs, cap);
+    size_t real = (first + (size_t)cap * bs + page - 1) & ~(page - 1);
+    /* The first step (metadata and first block included); carving commits
      * the rest as it goes. */
-    size_t need = real;
-    if (tail == 0) {
-        size_t first = (SPAN_HEADER_SIZE + bs + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
-        if (first < need)
-            need = first;
-    }
+    size_t need = (first + bs + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
+    if (need > real)
+        need = real;
     if (s->committed > real && s->committed > need) {
         /* A warm span from the pool that served a bigger class: what this
          * class will never touch goes back, so committed stays exact. */
@@ -82,10 +82,10 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
     if (!arena_commit(heap, s, need))
         return false;
     s->free = NULL;
-    span_set_bump(s, (char *)s + SPAN_HEADER_SIZE);
+    span_set_bump(s, (char *)s + first);
     counter_set(&s->carved, 0);
     counter_set(&s->used, 0);
-    s->bump_end = (char *)s + SPAN_HEADER_SIZE + (size_t)cap * bs;
+    s->bump_end = (char *)s + first + (size_t)cap * bs;
     s->block_size = (uint32_t)bs;
     span_set_capacity(s, cap);
     s->divide_magic = UINT64_MAX / bs + 1;
@@ -142,7 +142,7 @@ enum carve_result span_carve(span_t *s)
     block_set_next((block_t *)(p + (n - 1) * bs), s->free);
     s->free = first;
     span_set_bump(s, p + n * bs);
-    counter_set(&s->carved, (uint32_t)(p + n * bs - ((char *)s + SPAN_HEADER_SIZE)));
+    counter_set(&s->carved, (uint32_t)(p + n * bs - span_first_block(s)));
     return CARVE_OK;
 }
 

@@ -91,16 +91,39 @@ static inline unsigned span_state(span_t *s)
  * no NULL test. Never written. */
 extern span_t span_empty;
 
-/* Whether a is the start of a block this span has handed out: inside the
- * carved part and a whole number of blocks from the first. The divisibility
- * test multiplies by ceil(2^64 / block_size) instead of dividing (exact for
- * offsets below 2^32). */
-static inline bool span_is_block_start(const span_t *s, uintptr_t a)
+/* Whether a is the start of a block this span has handed out, given the
+ * offset of its first block: inside the carved part and a whole number of blocks
+ * from the first. The divisibility test multiplies by ceil(2^64 /
+ * block_size) instead of dividing (exact for offsets below 2^32). */
+static inline bool span_is_block_start_at(const span_t *s, uintptr_t a, size_t blocks_offset)
 {
-    uint64_t rel = (uint64_t)(a - ((uintptr_t)s + SPAN_HEADER_SIZE));
+    uint64_t rel = (uint64_t)(a - ((uintptr_t)s + blocks_offset));
     return rel < atomic_load_explicit(&s->carved, memory_order_relaxed) &&
            rel * s->divide_magic <= s->divide_limit;
 }
+
+/* The first block of a block span: after the header and, in a checked or
+ * tracking heap, the span's metadata (span.c). Derived from facts fixed
+ * while the span serves its class, so the header needs no field for it. */
+static inline char *span_first_block(const span_t *s)
+{
+    return s->bump_end - (size_t)span_capacity(s) * s->block_size;
+}
+
+static inline bool span_is_block_start(const span_t *s, uintptr_t a)
+{
+    return span_is_block_start_at(s, a, (size_t)(span_first_block(s) - (const char *)s));
+}
+
+/* The same for a span whose blocks follow the header directly: every span
+ * of a heap that is neither checked nor tracking. The free fast path only
+ * meets those (other heaps' spans are never tagged for it) and saves
+ * computing the first block. */
+static inline bool span_is_block_start_plain(const span_t *s, uintptr_t a)
+{
+    return span_is_block_start_at(s, a, SPAN_HEADER_SIZE);
+}
+
 
 /* Exclusive holder: makes s a HOT span of class cls for heap (committing
  * its real span). false with nothing changed when the heap's limit or the

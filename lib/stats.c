@@ -177,7 +177,7 @@ struct visit_state {
 
 static void mark_free(const span_t *s, const block_t *b, uint64_t *bits)
 {
-    char *first = (char *)s + SPAN_HEADER_SIZE;
+    char *first = span_first_block(s);
     for (; b; b = block_next((block_t *)b)) {
         size_t i = (size_t)((const char *)b - first) / s->block_size;
         bits[i / 64] |= (uint64_t)1 << (i % 64);
@@ -203,7 +203,7 @@ static void visit_span(span_t *s, uintptr_t word, void *arg)
     memset(v->bits, 0, words * sizeof(uint64_t));
     mark_free(s, s->free, v->bits);
     mark_free(s, remote_head(s, atomic_load_explicit(&s->remote, memory_order_acquire)), v->bits);
-    char *first = (char *)s + SPAN_HEADER_SIZE;
+    char *first = span_first_block(s);
     size_t carved = (size_t)(span_bump(s) - first) / s->block_size;
     for (size_t i = 0; i < carved && !v->stopped; i++)
         if (!(v->bits[i / 64] >> (i % 64) & 1))

@@ -94,7 +94,9 @@
 #define SPAN_SHIFT 21
 #define SPAN_SIZE ((size_t)1 << SPAN_SHIFT)
 #define SPAN_MASK (SPAN_SIZE - 1)
-/* Blocks start after the two header cache lines. */
+/* The span header: two cache lines. Blocks follow it, after the checked
+ * bitmap and requested-size table of a checked or tracking heap's span
+ * (span.c, span_first_block). */
 #define SPAN_HEADER_SIZE ((size_t)2 * CACHE_LINE)
 /* User addresses are below 2^47 on x86-64 and aarch64 (48-bit VA). */
 #define ADDRESS_BITS 47
@@ -172,7 +174,9 @@ typedef struct span_s {
     /* --- line 1: written by any thread, only by CAS, or by an exclusive
      * holder on slow paths. */
     _Alignas(CACHE_LINE) _Atomic uint64_t remote;
-    char *bump_end;           /* end of the real span's blocks */
+    /* End of the real span's blocks; less capacity * block_size, the first
+     * block (span_first_block). */
+    char *bump_end;
     /* Link on a span stack (pool or reusable); written by the span's
      * exclusive holder before a release push, read by poppers that may race
      * with a later push (hence atomic, relaxed). */

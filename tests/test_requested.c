@@ -18,6 +18,8 @@
  *    an unknown flag is refused with EINVAL                  [flags_*]
  *  - text and JSON output carry the figure and whether it is exact
  *                                                            [print]
+ *  - a tracking (and checked) heap commits no more than a plain heap plus
+ *    a page per span for the same blocks           [commit_like_plain_heap]
  */
 #include <criterion/criterion.h>
 
@@ -25,6 +27,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test_util.h"
 
@@ -257,6 +260,41 @@ Test(requested, plain)
     st = test_stats(h);
     cr_assert_eq(st.requested_bytes, 0);
     sc_heap_destroy(h);
+}
+
+/* The table costs its own bytes, not the span's: a tracking heap commits
+ * as carving goes, like a plain heap. One block of every class in each kind
+ * of heap: the tracking heap may commit at most one page more per span
+ * (its table, and the page the blocks are pushed onto), not whole real
+ * spans (up to 2 MiB each for the big classes). */
+static void one_block_per_class(sc_heap_t *h, void **blocks)
+{
+    for (unsigned c = 0; c < SC_NUM_CLASSES; c++) {
+        size_t bs = test_stats(h).classes[c].block_size;
+        blocks[c] = bs ? sc_alloc(h, bs) : NULL;
+        cr_assert(bs == 0 || blocks[c] != NULL, "class %u (%zu bytes)", c, bs);
+    }
+}
+
+Test(requested, commit_like_plain_heap)
+{
+    static void *plain_blocks[SC_NUM_CLASSES], *tracked_blocks[SC_NUM_CLASSES];
+    sc_heap_t *plain = sc_heap_create(NULL);
+    cr_assert_not_null(plain);
+    sc_heap_config_t cfg = {.name = "tracked", .flags = SC_HEAP_TRACK_REQUESTED | SC_HEAP_CHECKED};
+    sc_heap_t *tracked = sc_heap_create(&cfg);
+    cr_assert_not_null(tracked);
+    one_block_per_class(plain, plain_blocks);
+    one_block_per_class(tracked, tracked_blocks);
+    sc_heap_stats_t p = test_stats(plain), t = test_stats(tracked);
+    size_t spans = t.spans_hot + t.spans_floating + t.spans_reusable;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    cr_assert_gt(spans, 40, "one span per class: %zu", spans);
+    cr_assert_leq(t.committed_bytes, p.committed_bytes + spans * page,
+                  "tracking heap committed %zu bytes, plain heap %zu, %zu spans", t.committed_bytes,
+                  p.committed_bytes, spans);
+    sc_heap_destroy(plain);
+    sc_heap_destroy(tracked);
 }
 
 Test(requested, flags_checked_tracks)

@@ -69,11 +69,9 @@ enum sc_heap_flags {
     /* Exact requested bytes: every class block remembers the size it was
      * asked for, so sc_heap_get_stats reports requested_bytes exactly
      * (requested_exact = 1). Costs a table of 1 byte per block below 256
-     * bytes (2 below 64 KiB, 4 above), commits each span's pages when it
-     * starts serving a class instead of as blocks are carved (higher
-     * committed_bytes against limit_bytes; resident memory is unchanged),
-     * and sends every allocation and free of the heap through the slow
-     * path (README, "Performance"). Checked
+     * bytes (2 below 64 KiB, 4 above; at most a page more per span) and
+     * sends every allocation and free of the heap through the slow path
+     * (README, "Performance"). Checked
      * heaps track requested sizes too. The environment variable
      * SCALLOC_TRACK_REQUESTED=1 turns it on for every heap. */
     SC_HEAP_TRACK_REQUESTED = 1u << 1,
