@@ -164,11 +164,7 @@ bool frontend_free_floating(sc_frontend_t *t, span_t *s, void *p)
     /* The fast path's checks, plus the state: a drained span is all free. */
     if (!span_is_block_start(s, (uintptr_t)p) || b == s->free || span_state(s) != SPAN_FLOATING)
         return false;
-    annotate_free(t->heap, b, s->block_size);
-    block_set_next(b, s->free);
-    s->free = b;
-    uint32_t used = counter_get(&s->used) - 1;
-    counter_set(&s->used, used);
+    uint32_t used = frontend_local_push(t, s, b);
     if (used == remote_count(atomic_load_explicit(&s->remote, memory_order_acquire))) {
         /* The owner freed the last block: to the pool, at once. */
         floating_remove(t, span_class(s), s);
@@ -211,10 +207,7 @@ static bool free_tracked_local(sc_frontend_t *t, void *p)
         !span_is_block_start(s, a) || b == s->free)
         return false;
     requested_on_free(t, requested_slack(s, b));
-    annotate_free(t->heap, b, s->block_size);
-    block_set_next(b, s->free);
-    s->free = b;
-    counter_set(&s->used, counter_get(&s->used) - 1);
+    frontend_local_push(t, s, b);
     return true;
 }
 
@@ -255,12 +248,9 @@ static void *alloc_tracked_local(sc_frontend_t *t, size_t n)
     if (n > SIZE_CLASS_MAX || check_enabled(t->heap))
         return NULL;
     span_t *s = t->slow_hot[size_class_of(n)];
-    block_t *b = s->free;
-    if (b == NULL)
+    if (s->free == NULL)
         return NULL;
-    s->free = block_next(b);
-    counter_set(&s->used, counter_get(&s->used) + 1);
-    annotate_alloc(t->heap, b, s->block_size);
+    block_t *b = frontend_local_pop(t, s);
     requested_on_alloc(t, s, b, n);
     return b;
 }
@@ -310,17 +300,15 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
                 frontend_float_hot(t, hot, cls);
             } else if (s->free != NULL) {
                 block_t *b = s->free;
-                if (hot == t->slow_hot && check_enabled(t->heap) && !check_block_allocate(s, b)) {
+                if (check_enabled(t->heap) && !check_block_allocate(s, b)) {
                     /* The list cannot be trusted past here: drop it (its
                      * blocks are lost to this span) and go on. */
                     s->free = NULL;
                     error_report(SC_ERR_CORRUPTION, "sc_alloc", t->heap, b);
                     continue;
                 }
-                s->free = block_next(b);
-                counter_set(&s->used, counter_get(&s->used) + 1);
-                annotate_alloc(t->heap, b, s->block_size);
-                if (hot == t->slow_hot && requested_enabled(t->heap))
+                frontend_local_pop(t, s);
+                if (requested_enabled(t->heap))
                     requested_on_alloc(t, s, b, n);
                 return b;
             }
@@ -406,10 +394,7 @@ void frontend_free_slow(sc_frontend_t *t, void *p, const char *call)
         }
         if (tracked)
             requested_on_free(t, requested_slack(s, b));
-        annotate_free(t->heap, b, s->block_size);
-        block_set_next(b, s->free);
-        s->free = b;
-        counter_set(&s->used, counter_get(&s->used) - 1);
+        frontend_local_push(t, s, b);
         if (span_state(s) == SPAN_FLOATING && span_owned_live(s) == 0) {
             /* The owner freed the last block: to the pool, at once. */
             floating_remove(t, span_class(s), s);

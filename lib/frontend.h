@@ -23,6 +23,29 @@ static inline uint32_t counter_get(const _Atomic uint32_t *c)
     return atomic_load_explicit((_Atomic uint32_t *)c, memory_order_relaxed);
 }
 
+/* Owner (t holds s HOT or FLOATING): hands out the head of s's local free
+ * list, which is not empty, and counts it live. */
+static inline block_t *frontend_local_pop(sc_frontend_t *t, span_t *s)
+{
+    block_t *b = s->free;
+    s->free = block_next(b);
+    counter_set(&s->used, counter_get(&s->used) + 1);
+    annotate_alloc(t->heap, b, s->block_size);
+    return b;
+}
+
+/* Owner: puts block b of s back on s's local free list; returns the blocks
+ * of s still counted live by the owner. */
+static inline uint32_t frontend_local_push(sc_frontend_t *t, span_t *s, block_t *b)
+{
+    annotate_free(t->heap, b, s->block_size);
+    block_set_next(b, s->free);
+    s->free = b;
+    uint32_t used = counter_get(&s->used) - 1;
+    counter_set(&s->used, used);
+    return used;
+}
+
 /* Slow paths (frontend.c). `call` names the API call for error messages. */
 void *frontend_alloc_slow(sc_frontend_t *t, size_t n);
 void frontend_free_slow(sc_frontend_t *t, void *p, const char *call);
@@ -44,13 +67,8 @@ static inline void *frontend_alloc_fast(sc_frontend_t *t, size_t n)
         return NULL;
     {
         span_t *s = t->hot[cls];
-        block_t *b = s->free;
-        if (likely(b != NULL)) {
-            s->free = block_next(b);
-            counter_set(&s->used, counter_get(&s->used) + 1);
-            annotate_alloc(t->heap, b, s->block_size);
-            return b;
-        }
+        if (likely(s->free != NULL))
+            return frontend_local_pop(t, s);
     }
     return NULL;
 }
@@ -102,10 +120,7 @@ static inline bool frontend_free_fast(sc_frontend_t *t, void *p)
      * cheap double free). */
     if (unlikely(!span_is_block_start_plain(s, a) || b == s->free))
         return false;
-    annotate_free(t->heap, b, s->block_size);
-    block_set_next(b, s->free);
-    s->free = b;
-    counter_set(&s->used, counter_get(&s->used) - 1);
+    frontend_local_push(t, s, b);
     return true;
 }
 
