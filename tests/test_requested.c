@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -57,30 +58,41 @@ static const size_t sizes[] = {0,     1,      15,     16,      17,         100,
                                SC_MAX_CLASS_SIZE + 1, 3 * MiB + 5};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
 
-Test(requested, exact_every_width)
+/* Three blocks of every size in sizes[]; requested_bytes after allocating,
+ * after freeing the middle copy of each (its neighbours' entries stay) and
+ * when empty. */
+static void check_every_width(sc_heap_t *h, const char *what)
 {
-    sc_heap_t *h = tracking_heap("requested");
     enum { COPIES = 3 };
     void *p[NSIZES][COPIES];
     size_t want = 0;
     for (size_t i = 0; i < NSIZES; i++)
         for (int k = 0; k < COPIES; k++) {
             p[i][k] = sc_alloc(h, sizes[i]);
-            cr_assert_not_null(p[i][k], "sc_alloc(%zu)", sizes[i]);
+            cr_assert_not_null(p[i][k], "%s: sc_alloc(%zu)", what, sizes[i]);
             memset(p[i][k], 0xab, sizes[i]);
             want += sizes[i];
         }
-    assert_requested(h, want, "after allocating");
-    /* Free the middle copy of each: entries of the neighbours stay. */
+    char when[96];
+    snprintf(when, sizeof when, "%s, after allocating", what);
+    assert_requested(h, want, when);
     for (size_t i = 0; i < NSIZES; i++) {
         sc_free(h, p[i][1]);
         want -= sizes[i];
     }
-    assert_requested(h, want, "after freeing one copy of each");
+    snprintf(when, sizeof when, "%s, after freeing one copy of each", what);
+    assert_requested(h, want, when);
     for (size_t i = 0; i < NSIZES; i++)
         for (int k = 0; k < COPIES; k += 2)
             sc_free(h, p[i][k]);
-    assert_requested(h, 0, "after freeing all");
+    snprintf(when, sizeof when, "%s, after freeing all", what);
+    assert_requested(h, 0, when);
+}
+
+Test(requested, exact_every_width)
+{
+    sc_heap_t *h = tracking_heap("requested");
+    check_every_width(h, "tracking heap");
     sc_heap_destroy(h);
 }
 
@@ -302,17 +314,7 @@ Test(requested, flags_checked_tracks)
     sc_heap_config_t cfg = {.name = "requested-checked", .flags = SC_HEAP_CHECKED};
     sc_heap_t *h = sc_heap_create(&cfg);
     cr_assert_not_null(h);
-    void *p[NSIZES];
-    size_t want = 0;
-    for (size_t i = 0; i < NSIZES; i++) {
-        p[i] = sc_alloc(h, sizes[i]);
-        cr_assert_not_null(p[i]);
-        want += sizes[i];
-    }
-    assert_requested(h, want, "checked heap");
-    for (size_t i = 0; i < NSIZES; i++)
-        sc_free(h, p[i]);
-    assert_requested(h, 0, "checked heap, empty");
+    check_every_width(h, "checked heap");
     sc_heap_destroy(h);
 }
 
