@@ -12,11 +12,6 @@ static _Atomic uint64_t *bitmap_of(span_t *s)
     return (_Atomic uint64_t *)(void *)((char *)s + SPAN_HEADER_SIZE);
 }
 
-static size_t block_index(const span_t *s, const block_t *b)
-{
-    return (size_t)((const char *)b - span_first_block(s)) / s->block_size;
-}
-
 void check_span_init(span_t *s)
 {
     _Atomic uint64_t *bits = bitmap_of(s);
@@ -30,7 +25,7 @@ bool check_block_allocate(span_t *s, block_t *b)
     block_t *next = block_next(b);
     if (next != NULL && !span_is_block_start(s, (uintptr_t)next))
         return false;
-    size_t i = block_index(s, b);
+    size_t i = span_block_index(s, b);
     /* relaxed: the bitmap is a check, ordered with the block itself by the
      * free lists' own synchronisation. */
     uint64_t old = atomic_fetch_or_explicit(&bitmap_of(s)[i / 64], (uint64_t)1 << (i % 64),
@@ -38,7 +33,7 @@ bool check_block_allocate(span_t *s, block_t *b)
     if (old >> (i % 64) & 1)
         return false;
     if (next != NULL) {
-        size_t j = block_index(s, next);
+        size_t j = span_block_index(s, next);
         uint64_t w = atomic_load_explicit(&bitmap_of(s)[j / 64], memory_order_relaxed);
         if (w >> (j % 64) & 1) {
             /* The link points at a live block: undo and refuse. */
@@ -52,7 +47,7 @@ bool check_block_allocate(span_t *s, block_t *b)
 
 bool check_block_free(span_t *s, block_t *b)
 {
-    size_t i = block_index(s, b);
+    size_t i = span_block_index(s, b);
     uint64_t old = atomic_fetch_and_explicit(&bitmap_of(s)[i / 64], ~((uint64_t)1 << (i % 64)),
                                              memory_order_relaxed);
     return (old >> (i % 64) & 1) != 0;

@@ -71,11 +71,6 @@ static inline char *requested_table_of(const span_t *s)
     return table;
 }
 
-static inline size_t requested_block_index(const span_t *s, const block_t *b)
-{
-    return (size_t)((const char *)b - span_first_block(s)) / s->block_size;
-}
-
 /* Exclusive holder: makes the table of a span being set up writable. */
 void requested_span_init(span_t *s);
 
@@ -84,7 +79,7 @@ void requested_span_init(span_t *s);
 static inline uint32_t requested_slack(const span_t *s, const block_t *b)
 {
     char *table = requested_table_of(s);
-    size_t i = requested_block_index(s, b);
+    size_t i = span_block_index(s, b);
     switch (requested_entry_bytes(s->block_size)) {
     case 1: return ((uint8_t *)table)[i];
     case 2: return ((uint16_t *)(void *)table)[i];
@@ -95,7 +90,7 @@ static inline uint32_t requested_slack(const span_t *s, const block_t *b)
 static inline void requested_entry_set(const span_t *s, const block_t *b, uint32_t slack)
 {
     char *table = requested_table_of(s);
-    size_t i = requested_block_index(s, b);
+    size_t i = span_block_index(s, b);
     switch (requested_entry_bytes(s->block_size)) {
     case 1: ((uint8_t *)table)[i] = (uint8_t)slack; break;
     case 2: ((uint16_t *)(void *)table)[i] = (uint16_t)slack; break;

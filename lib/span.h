@@ -110,6 +110,12 @@ static inline char *span_first_block(const span_t *s)
     return s->bump_end - (size_t)span_capacity(s) * s->block_size;
 }
 
+/* Index of block b in s (0 for the first block). */
+static inline size_t span_block_index(const span_t *s, const block_t *b)
+{
+    return (size_t)((const char *)b - span_first_block(s)) / s->block_size;
+}
+
 static inline bool span_is_block_start(const span_t *s, uintptr_t a)
 {
     return span_is_block_start_at(s, a, (size_t)(span_first_block(s) - (const char *)s));
