@@ -7,6 +7,7 @@
 #include "address_map.h"
 #include "annotate.h"
 #include "error.h"
+#include "free.h"
 #include "frontend.h"
 #include "heap.h"
 #include "huge.h"
@@ -47,14 +48,20 @@ static __attribute__((noinline)) void free_slow(sc_heap_t *heap, void *p)
         return;
     sc_frontend_t *t = frontend_of(heap, "sc_free");
     if (t)
-        frontend_free_other(t, p, "sc_free");
+        free_dispatch(t, p, "sc_free");
 }
 
 void sc_free(sc_heap_t *heap, void *p)
 {
-    if (likely(registry_thread_cache.heap == heap) &&
-        likely(frontend_free_fast(registry_thread_cache.frontend, p)))
-        return;
+    if (likely(registry_thread_cache.heap == heap)) {
+        sc_frontend_t *t = registry_thread_cache.frontend;
+        span_t *s = frontend_free_target(t, p);
+        if (likely(s != NULL)) {
+            if (unlikely(frontend_local_push(t, s, p)))
+                frontend_free_event(s);
+            return;
+        }
+    }
     free_slow(heap, p);
 }
 
@@ -66,95 +73,67 @@ sc_thread_t *sc_heap_thread(sc_heap_t *heap)
 /* A frontend is only usable by its thread (checked on every call: a
  * foreign thread would race with the owner on the hot spans), and only
  * while its heap lives (checked on the slow paths: a destroyed heap's
- * frontends have no hot span, so every call reaches them). */
-static __attribute__((noinline, cold)) void thread_frontend_misuse(sc_thread_t *t, const char *call)
+ * frontends have no hot span, so every call reaches them). The fast test
+ * is that t is the thread's cached frontend, which only its own thread's
+ * frontends ever are; any other t is checked here and, if it is the
+ * thread's, becomes the cached one. */
+static __attribute__((noinline)) bool thread_frontend_check(sc_thread_t *t, const char *call)
 {
-    error_report(SC_ERR_WRONG_THREAD, call, t ? t->heap : NULL, NULL);
+    if (!registry_owns_frontend(t)) {
+        error_report(SC_ERR_WRONG_THREAD, call, t ? t->heap : NULL, NULL);
+        return false;
+    }
+    if (t->heap == NULL) {
+        error_report(SC_ERR_DESTROYED_HEAP, call, NULL, NULL);
+        return false;
+    }
+    registry_thread_cache.heap = t->heap;
+    registry_thread_cache.frontend = t;
+    return true;
 }
 
-static bool thread_frontend_dead(sc_thread_t *t, const char *call)
+static __attribute__((noinline)) void *thread_alloc_slow(sc_thread_t *t, size_t n)
 {
-    if (likely(t->heap != NULL))
-        return false;
-    error_report(SC_ERR_DESTROYED_HEAP, call, NULL, NULL);
-    return true;
+    if (!thread_frontend_check(t, "sc_thread_alloc"))
+        return NULL;
+    return frontend_alloc(t, n);
 }
 
 void *sc_thread_alloc(sc_thread_t *t, size_t n)
 {
-    if (unlikely(!registry_owns_frontend(t))) {
-        thread_frontend_misuse(t, "sc_thread_alloc");
-        return NULL;
+    if (likely(t == registry_thread_cache.frontend)) {
+        void *b = frontend_alloc_fast(t, n);
+        if (likely(b != NULL))
+            return b;
     }
-    void *b = frontend_alloc_fast(t, n);
-    if (likely(b != NULL))
-        return b;
-    if (thread_frontend_dead(t, "sc_thread_alloc"))
-        return NULL;
-    return frontend_alloc_slow(t, n);
+    return thread_alloc_slow(t, n);
+}
+
+static __attribute__((noinline)) void thread_free_slow(sc_thread_t *t, void *p)
+{
+    if (p == NULL || !thread_frontend_check(t, "sc_thread_free"))
+        return;
+    free_dispatch(t, p, "sc_thread_free");
 }
 
 void sc_thread_free(sc_thread_t *t, void *p)
 {
-    if (unlikely(!registry_owns_frontend(t))) {
-        thread_frontend_misuse(t, "sc_thread_free");
-        return;
-    }
-    if (likely(frontend_free_fast(t, p)))
-        return;
-    if (p == NULL || thread_frontend_dead(t, "sc_thread_free"))
-        return;
-    frontend_free_other(t, p, "sc_thread_free");
-}
-
-/* The span header of a valid block p of heap (reporting misuse for `call`
- * and returning NULL otherwise). */
-static span_t *block_span(sc_heap_t *heap, const void *p, const char *call)
-{
-    uintptr_t a = (uintptr_t)p;
-    uintptr_t w = address_map_get(a);
-    sc_heap_t *owner = address_map_heap(w, a);
-    if (owner != heap) {
-        error_report(owner ? SC_ERR_OTHER_HEAP : SC_ERR_FOREIGN_POINTER, call, heap, p);
-        return NULL;
-    }
-    unsigned tag = (unsigned)(w & MAP_TAGS);
-    if (tag == MAP_RESERVED) {
-        error_report(huge_contains(heap, a) ? SC_ERR_INTERIOR_POINTER : SC_ERR_FOREIGN_POINTER,
-                     call, heap, p);
-        return NULL;
-    }
-    span_t *s = tag == MAP_HUGE_ALIGNED ? huge_header_of(a, w)
-                                        : (span_t *)(a & ~(uintptr_t)SPAN_MASK);
-    if (span_kind(s) == SPAN_KIND_HUGE) {
-        if (span_state(s) != SPAN_HOT || atomic_load_explicit(&s->bump, memory_order_relaxed) != p) {
-            error_report(span_state(s) == SPAN_HOT ? SC_ERR_INTERIOR_POINTER : SC_ERR_DOUBLE_FREE,
-                         call, heap, p);
-            return NULL;
+    if (likely(t == registry_thread_cache.frontend)) {
+        span_t *s = frontend_free_target(t, p);
+        if (likely(s != NULL)) {
+            if (unlikely(frontend_local_push(t, s, p)))
+                frontend_free_event(s);
+            return;
         }
-        return s;
     }
-    unsigned st = span_state(s);
-    if (span_kind(s) != SPAN_KIND_BLOCKS || !span_state_in_use(st)) {
-        error_report(span_kind(s) != SPAN_KIND_BLOCKS ? SC_ERR_FOREIGN_POINTER : SC_ERR_DOUBLE_FREE,
-                     call, heap, p);
-        return NULL;
-    }
-    if (!span_is_block_start(s, a)) {
-        error_report(SC_ERR_INTERIOR_POINTER, call, heap, p);
-        return NULL;
-    }
-    return s;
+    thread_free_slow(t, p);
 }
 
 size_t sc_usable_size(sc_heap_t *heap, const void *p)
 {
     if (p == NULL || !heap_check_live(heap, "sc_usable_size"))
         return 0;
-    span_t *s = block_span(heap, p, "sc_usable_size");
-    if (s == NULL)
-        return 0;
-    return span_kind(s) == SPAN_KIND_HUGE ? huge_usable_size(s) : s->block_size;
+    return free_usable_size(heap, p, "sc_usable_size");
 }
 
 size_t sc_good_size(size_t n)
@@ -227,9 +206,12 @@ void *sc_realloc(sc_heap_t *heap, void *p, size_t n)
         return sc_alloc(heap, n);
     if (!heap_check_live(heap, "sc_realloc"))
         return NULL;
-    span_t *s = block_span(heap, p, "sc_realloc");
-    if (s == NULL)
+    block_ref_t r = block_lookup(heap, NULL, p);
+    if (r.kind == BLOCK_BAD) {
+        error_report(r.error, "sc_realloc", heap, p);
         return NULL;
+    }
+    span_t *s = r.span;
     if (n == 0) {
         /* Documented: frees p and returns a fresh minimal block. */
         void *q = sc_alloc(heap, 0);
@@ -237,7 +219,7 @@ void *sc_realloc(sc_heap_t *heap, void *p, size_t n)
             sc_free(heap, p);
         return q;
     }
-    bool huge = span_kind(s) == SPAN_KIND_HUGE;
+    bool huge = r.kind == BLOCK_HUGE;
     size_t usable = huge ? huge_usable_size(s) : s->block_size;
     /* Fits, and more than half of the block stays in use: in place. (A
      * much smaller request moves to a smaller class to free the memory, and

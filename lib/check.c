@@ -15,8 +15,8 @@ static _Atomic uint64_t *bitmap_of(span_t *s)
 void check_span_init(span_t *s)
 {
     _Atomic uint64_t *bits = bitmap_of(s);
-    annotate_span_meta((void *)bits, check_bitmap_bytes(span_capacity(s)));
-    for (size_t i = 0; i < check_bitmap_bytes(span_capacity(s)) / 8; i++)
+    annotate_span_meta((void *)bits, span_bitmap_bytes(span_capacity(s)));
+    for (size_t i = 0; i < span_bitmap_bytes(span_capacity(s)) / 8; i++)
         atomic_store_explicit(&bits[i], 0, memory_order_relaxed);
 }
 

@@ -15,17 +15,12 @@
 #ifndef SCALLOC_CHECK_H
 #define SCALLOC_CHECK_H
 
+#include "span.h"
 #include "types.h"
 
 static inline bool check_enabled(const struct sc_heap_s *heap)
 {
     return (heap->flags & SC_HEAP_CHECKED) != 0;
-}
-
-/* Bytes of bitmap a span of `capacity` blocks needs (a multiple of 8). */
-static inline size_t check_bitmap_bytes(uint32_t capacity)
-{
-    return ((size_t)capacity + 63) / 64 * 8;
 }
 
 /* Clears the bitmap of a span being set up (exclusive holder). */

@@ -45,9 +45,11 @@ void error_report(sc_error_t err, const char *call, const struct sc_heap_s *heap
     abort();
 }
 
-void error_fatal(const char *what)
+#ifdef SCALLOC_DEBUG
+_Noreturn void sc_assert_fail(const char *cond, const char *file, int line)
 {
-    fprintf(stderr, "scalloc: internal error: %s\n", what);
+    fprintf(stderr, "scalloc: internal invariant broken at %s:%d: %s\n", file, line, cond);
     fflush(stderr);
     abort();
 }
+#endif

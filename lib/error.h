@@ -10,6 +10,5 @@ void error_report(sc_error_t err, const char *call, const struct sc_heap_s *heap
                   const void *p) __attribute__((cold, noinline));
 
 /* An internal invariant broke: print and abort, whatever the handler. */
-_Noreturn void error_fatal(const char *what) __attribute__((cold, noinline));
 
 #endif /* SCALLOC_ERROR_H */

@@ -1,5 +1,6 @@
-/* Frontend slow paths: refilling a class's hot span, and every free that
- * is not a local free into a hot span. */
+/* Frontend slow paths: refilling a class's hot span, the owner's floating
+ * spans, the owner's frees the fast path leaves, and batches of remote
+ * frees. */
 #include "frontend.h"
 
 #include <errno.h>
@@ -8,8 +9,8 @@
 #include "check.h"
 #include "error.h"
 #include "huge.h"
-#include "os.h"
 #include "requested.h"
+#include "reusable.h"
 #include "span.h"
 #include "span_pool.h"
 
@@ -29,26 +30,58 @@ static uint32_t take_threshold(const span_t *s)
 
 /* Checked and tracking heaps do per-block work on every allocation and
  * free (check.h, requested.h): they keep the fast paths out by leaving the
- * fast path's hot array empty and their spans' map words untagged. */
+ * fast path's tables empty and their spans' map words untagged. */
 static bool slow_only(const struct sc_heap_s *heap)
 {
     return check_enabled(heap) || requested_enabled(heap);
 }
 
-/* The map word of a span t holds hot: t, so that t's frees take the fast
- * path, except in slow-only heaps. */
+/* The map word of a span t owns (hot or floating): t, so that t's frees
+ * take the fast path, except in slow-only heaps. */
 static uintptr_t owned_word(sc_frontend_t *t)
 {
     return slow_only(t->heap) ? (uintptr_t)t->heap | MAP_SPAN : (uintptr_t)t;
 }
 
-/* The map word of t's floating spans: an address inside t that is not t
- * (frontends are far bigger than a cache line apart), so it is unique to t
- * and the fast path's compare with t fails. */
-static uintptr_t floating_word(sc_frontend_t *t)
+/* The array of hot spans the slow path works on. */
+static span_t **frontend_hot_array(sc_frontend_t *t)
 {
-    return slow_only(t->heap) ? (uintptr_t)t->heap | MAP_SPAN : frontend_floating_word(t);
+    return slow_only(t->heap) ? t->slow_hot : t->hot;
 }
+
+/* Makes s the hot span of class cls, in hot[] and in every small[] entry
+ * of the class (sizes up to SMALL_MAX), or in slow_hot[] for slow-only
+ * heaps. */
+static void frontend_set_hot(sc_frontend_t *t, unsigned cls, span_t *s)
+{
+    if (slow_only(t->heap)) {
+        t->slow_hot[cls] = s;
+        return;
+    }
+    t->hot[cls] = s;
+    size_t size = size_class_block_size(cls);
+    if (size > SMALL_MAX)
+        return;
+    /* The class serves (previous class size, size]; index i holds sizes
+     * up to 16 * i, and index 0 (size 0) belongs to the first class. */
+    size_t lo = cls == 0 ? 0 : size_class_block_size(cls - 1) / 16 + 1;
+    for (size_t i = lo; i <= size / 16; i++)
+        t->small[i] = s;
+}
+
+void frontend_forget_spans(sc_frontend_t *t)
+{
+    for (unsigned i = 0; i < SMALL_SLOTS; i++)
+        t->small[i] = &span_empty;
+    for (unsigned c = 0; c < NUM_CLASSES; c++) {
+        t->hot[c] = &span_empty;
+        t->slow_hot[c] = &span_empty;
+        t->floating[c] = NULL;
+    }
+    frontend_remote_discard(t);
+}
+
+/* --- The owner's floating set of a class: a circular list, oldest first. */
 
 static void floating_push(sc_frontend_t *t, unsigned cls, span_t *s)
 {
@@ -85,11 +118,90 @@ static span_t *floating_pop(sc_frontend_t *t, unsigned cls)
     return s;
 }
 
-/* An owned span none of whose blocks is allocated: to the pool. */
+/* Puts a span where the state it moved to says (span_give_up,
+ * span_free_remote): REUSABLE on its stack, POOLED in the pool. */
+static void place_span(struct sc_heap_s *heap, span_t *s, unsigned to, unsigned pool_slot)
+{
+    if (to == SPAN_REUSABLE)
+        reusable_push(heap, s);
+    else if (to == SPAN_POOLED)
+        span_pool_put(heap, s, pool_slot);
+}
+
+/* An owned span none of whose blocks is allocated: to the pool. The map
+ * word goes first, so that no free of t's can find the span once it is
+ * the pool's. */
 static void owned_to_pool(sc_frontend_t *t, span_t *s)
 {
+    SC_ASSERT(span_owned_live(s) == 0);
     address_map_set(s, (uintptr_t)t->heap | MAP_SPAN);
-    span_give_up(s, t->pool_slot);
+    span_pool_put(t->heap, s, t->pool_slot);
+}
+
+/* An owned span t lets go of (thread exit, trim): DETACHED, REUSABLE or
+ * POOLED by what is free in it. */
+static void owned_give_up(sc_frontend_t *t, span_t *s)
+{
+    /* The map word first: once given up, the span may be taken by another
+     * frontend that writes its own word. */
+    address_map_set(s, (uintptr_t)t->heap | MAP_SPAN);
+    place_span(t->heap, s, span_give_up(s), t->pool_slot);
+}
+
+/* THE EVENT LEVEL OF A FLOATING SPAN. The owner's frees into a floating
+ * span are fast-path frees; the one that brings `used` down to the level
+ * calls frontend_free_event. The first level is where the span has the
+ * reuse threshold of free blocks, counting the remote frees seen so far
+ * (used <= capacity - reuse_count + remote); after that, where every block
+ * is free by the remote count seen then. Remote frees only count (they may
+ * free the last block: the owner finds that span when it looks at the set
+ * on a refill, or on a trim), so the levels use the count the owner last
+ * read: later remote frees only bring the real event earlier. */
+static int32_t floating_reuse_level(const span_t *s, uint32_t remote)
+{
+    return (int32_t)(span_capacity(s) - s->reuse_count + remote);
+}
+
+/* The hot span of cls is exhausted: it joins t's floating set. */
+static void frontend_float_hot(sc_frontend_t *t, span_t **hot, unsigned cls)
+{
+    span_t *s = hot[cls];
+    frontend_set_hot(t, cls, &span_empty);
+    SC_ASSERT(s->free == NULL && span_bump(s) == s->bump_end);
+    span_set_owned_state(s, SPAN_HOT, SPAN_FLOATING);
+    uint32_t remote = remote_count(atomic_load_explicit(&s->remote, memory_order_acquire));
+    uint32_t used = span_used(s);
+    floating_push(t, cls, s);
+    if ((int32_t)used <= floating_reuse_level(s, remote))
+        span_set_used_level(s, used, (int32_t)remote); /* reusable already */
+    else
+        span_set_used_level(s, used, floating_reuse_level(s, remote));
+    if (used == remote) {
+        /* Every block was freed while it was hot. */
+        floating_remove(t, cls, s);
+        owned_to_pool(t, s);
+    }
+}
+
+void frontend_free_event(span_t *s)
+{
+    sc_frontend_t *t = span_owner(s);
+    SC_ASSERT(span_state(s) == SPAN_FLOATING && t != NULL);
+    unsigned cls = span_class(s);
+    uint32_t used = span_used(s);
+    /* acquire: remote frees counted here are complete. */
+    uint32_t remote = remote_count(atomic_load_explicit(&s->remote, memory_order_acquire));
+    SC_ASSERT(used >= remote);
+    if (used == remote) {
+        floating_remove(t, cls, s);
+        owned_to_pool(t, s);
+        return;
+    }
+    /* Reusable: first in line for the next refill of the class. */
+    floating_remove(t, cls, s);
+    floating_push(t, cls, s);
+    t->floating[cls] = s;
+    span_set_used_level(s, used, (int32_t)remote);
 }
 
 /* Looks at the oldest floating spans of cls: empty ones go to the pool, the
@@ -100,20 +212,31 @@ static span_t *floating_reuse(sc_frontend_t *t, unsigned cls)
         span_t *s = floating_pop(t, cls);
         if (s == NULL)
             return NULL;
-        unsigned st = span_state(s);
         uint32_t live = span_owned_live(s);
-        if (st == SPAN_DRAINED || (st == SPAN_FLOATING && live == 0)) {
+        if (live == 0) {
             owned_to_pool(t, s);
-        } else if (st == SPAN_FLOATING && span_capacity(s) - live >= s->reuse_count &&
-                   span_set_owned_state(s, SPAN_FLOATING, SPAN_HOT)) {
-            address_map_set(s, owned_word(t));
+        } else if (span_capacity(s) - live >= s->reuse_count) {
+            span_set_owned_state(s, SPAN_FLOATING, SPAN_HOT);
+            span_set_used_level(s, span_used(s), SPAN_LEVEL_NEVER);
             return s;
         } else {
-            /* Not yet, or being drained right now: look again later. */
-            floating_push(t, cls, s);
+            floating_push(t, cls, s); /* not yet: look again later */
         }
     }
     return NULL;
+}
+
+/* Sets up s (taken from the pool, fresh, or an EMPTY reusable span) as a
+ * HOT span of cls, with the metadata of a checked or tracking heap. */
+static bool frontend_setup_span(sc_frontend_t *t, span_t *s, unsigned cls)
+{
+    if (!span_init_blocks(s, t->heap, cls))
+        return false;
+    if (check_enabled(t->heap))
+        check_span_init(s);
+    if (requested_enabled(t->heap))
+        requested_span_init(s);
+    return true;
 }
 
 /* A span for class cls, HOT for t: one of t's own floating spans, then a
@@ -124,14 +247,16 @@ static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
     span_t *s = floating_reuse(t, cls);
     if (s)
         return s;
-    s = span_adopt_reusable(heap, cls);
-    if (s == NULL) {
-        s = span_pool_take(heap, t->pool_slot);
+    bool empty = false;
+    s = reusable_take(heap, cls, &empty);
+    if (s == NULL || empty) {
+        if (s == NULL)
+            s = span_pool_take(heap, t->pool_slot);
         if (s == NULL)
             s = arena_take_span(heap);
         if (s == NULL)
             return NULL;
-        if (!span_init_blocks(s, heap, cls)) {
+        if (!frontend_setup_span(t, s, cls)) {
             span_pool_put(heap, s, t->pool_slot);
             errno = ENOMEM;
             return NULL;
@@ -142,91 +267,107 @@ static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
     return s;
 }
 
-/* The array of hot spans the slow path works on. */
-static span_t **frontend_hot_array(sc_frontend_t *t)
+void frontend_free_owned(sc_frontend_t *t, span_t *s, block_t *b, const char *call)
 {
-    return slow_only(t->heap) ? t->slow_hot : t->hot;
-}
-
-/* The hot span of cls is exhausted: it joins t's floating set. */
-static void frontend_float_hot(sc_frontend_t *t, span_t **hot, unsigned cls)
-{
-    span_t *s = hot[cls];
-    hot[cls] = &span_empty;
-    span_set_owned_state(s, SPAN_HOT, SPAN_FLOATING);
-    address_map_set(s, floating_word(t));
-    floating_push(t, cls, s);
-}
-
-bool frontend_free_floating(sc_frontend_t *t, span_t *s, void *p)
-{
-    block_t *b = p;
-    /* The fast path's checks, plus the state: a drained span is all free. */
-    if (!span_is_block_start(s, (uintptr_t)p) || b == s->free || span_state(s) != SPAN_FLOATING)
-        return false;
-    uint32_t used = frontend_local_push(t, s, b);
-    if (used == remote_count(atomic_load_explicit(&s->remote, memory_order_acquire))) {
-        /* The owner freed the last block: to the pool, at once. */
-        floating_remove(t, span_class(s), s);
-        owned_to_pool(t, s);
+    if (b == s->free || (check_enabled(t->heap) && !check_block_free(s, b))) {
+        error_report(SC_ERR_DOUBLE_FREE, call, t->heap, b);
+        return;
     }
+    if (requested_enabled(t->heap))
+        requested_on_free(t, requested_slack(s, b));
+    if (frontend_local_push(t, s, b))
+        frontend_free_event(s);
+}
+
+/* REMOTE BATCHES. A free into a span t does not own is collected in t's
+ * batch for that span (slots are picked by the span's address, so this is
+ * a few loads and stores) and the batch is handed over with one CAS on the
+ * span's remote word: when the slot is needed for another span, when it
+ * holds REMOTE_SLOT_MAX blocks, when t holds REMOTE_PENDING_MAX blocks in
+ * all, on t's allocation slow path, on a trim and at thread exit. Until
+ * then the blocks count as live in their span (so it cannot be emptied and
+ * reused under them) and as freed in t's pending counters, which
+ * statistics subtract. */
+
+static void remote_pending_add(sc_frontend_t *t, const span_t *s, int32_t blocks)
+{
+    /* relaxed load + store: t alone writes it; statistics read. */
+    _Atomic uint32_t *c = &t->remote_pending_class[span_class(s)];
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint32_t)blocks,
+                          memory_order_relaxed);
+    t->remote_pending += (uint32_t)blocks;
+}
+
+/* A batch refused as a whole (a double free in it or in the span): frees
+ * its blocks one by one so that each bad one is reported and the others
+ * are freed. */
+static void remote_flush_each(sc_frontend_t *t, span_t *s, block_t *b)
+{
+    while (b) {
+        block_t *next = block_next(b);
+        unsigned to;
+        sc_error_t err = span_free_remote(s, b, b, 1, &to);
+        if (err != SC_ERR_NONE)
+            error_report(err, "sc_free", t->heap, b);
+        else
+            place_span(t->heap, s, to, t->pool_slot);
+        b = next;
+    }
+}
+
+static void remote_flush_slot(sc_frontend_t *t, remote_batch_t *r)
+{
+    span_t *s = r->span;
+    block_t *head = r->head, *tail = r->tail;
+    uint32_t n = r->count;
+    *r = (remote_batch_t){0};
+    remote_pending_add(t, s, -(int32_t)n);
+    unsigned to;
+    if (span_free_remote(s, head, tail, n, &to) != SC_ERR_NONE)
+        remote_flush_each(t, s, head);
+    else
+        place_span(t->heap, s, to, t->pool_slot);
+}
+
+bool frontend_remote_add(sc_frontend_t *t, span_t *s, block_t *b)
+{
+    remote_batch_t *r = &t->remote[((uintptr_t)s >> SPAN_SHIFT) % REMOTE_SLOTS];
+    if (r->span != s) {
+        if (r->span != NULL)
+            remote_flush_slot(t, r);
+        r->span = s;
+    } else if (b == r->head) {
+        return false;
+    }
+    annotate_free(t->heap, b, s->block_size);
+    block_set_next(b, r->head);
+    if (r->head == NULL)
+        r->tail = b;
+    r->head = b;
+    r->count++;
+    remote_pending_add(t, s, 1);
+    if (r->count >= REMOTE_SLOT_MAX)
+        remote_flush_slot(t, r);
+    else if (t->remote_pending >= REMOTE_PENDING_MAX)
+        frontend_remote_flush(t);
     return true;
 }
 
-bool frontend_free_remote(sc_frontend_t *t, void *p)
+void frontend_remote_flush(sc_frontend_t *t)
 {
-    struct sc_heap_s *heap = t->heap;
-    if (slow_only(heap))
-        return false; /* all their frees take the slow path */
-    uintptr_t a = (uintptr_t)p;
-    uintptr_t idx = (a >> SPAN_SHIFT) & (MAP_ENTRIES - 1);
-    /* acquire: the span header behind a published word is initialised. */
-    uintptr_t word = atomic_load_explicit(&address_map[idx], memory_order_acquire);
-    uintptr_t tag = word & MAP_TAGS;
-    if (word == 0 || tag == MAP_RESERVED || tag == MAP_HUGE_ALIGNED)
-        return false;
-    span_t *s = (span_t *)(idx << SPAN_SHIFT);
-    if (s->heap != heap || span_kind(s) != SPAN_KIND_BLOCKS || span_owner(s) == t || !span_is_block_start(s, a))
-        return false;
-    return span_free_remote(s, (block_t *)p, t->pool_slot) == SC_ERR_NONE;
-}
-
-/* A tracking (not checked) heap's free into a span t holds HOT: the fast
- * path's checks, then the slack recorded. false sends p to the slow path
- * with its full checks. */
-static bool free_tracked_local(sc_frontend_t *t, void *p)
-{
-    uintptr_t a = (uintptr_t)p;
-    if (address_map_get(a) != ((uintptr_t)t->heap | MAP_SPAN))
-        return false;
-    span_t *s = (span_t *)(a & ~(uintptr_t)SPAN_MASK);
-    block_t *b = p;
-    /* Only t makes a span HOT with itself as owner, so both together mean
-     * the span is t's to free into without atomics. */
-    if (span_owner(s) != t || span_kind(s) != SPAN_KIND_BLOCKS || span_state(s) != SPAN_HOT ||
-        !span_is_block_start(s, a) || b == s->free)
-        return false;
-    requested_on_free(t, requested_slack(s, b));
-    frontend_local_push(t, s, b);
-    return true;
-}
-
-void frontend_free_other(sc_frontend_t *t, void *p, const char *call)
-{
-    if (unlikely(slow_only(t->heap))) {
-        if (check_enabled(t->heap) || !free_tracked_local(t, p))
-            frontend_free_slow(t, p, call);
-        return;
+    for (unsigned i = 0; i < REMOTE_SLOTS && t->remote_pending > 0; i++) {
+        if (t->remote[i].span != NULL)
+            remote_flush_slot(t, &t->remote[i]);
     }
-    uintptr_t a = (uintptr_t)p;
-    uintptr_t idx = (a >> SPAN_SHIFT) & (MAP_ENTRIES - 1);
-    uintptr_t word = atomic_load_explicit(&address_map[idx], memory_order_relaxed);
-    if (word == frontend_floating_word(t) &&
-        frontend_free_floating(t, (span_t *)(idx << SPAN_SHIFT), p))
-        return;
-    if (frontend_free_remote(t, p))
-        return;
-    frontend_free_slow(t, p, call);
+}
+
+void frontend_remote_discard(sc_frontend_t *t)
+{
+    for (unsigned i = 0; i < REMOTE_SLOTS; i++)
+        t->remote[i] = (remote_batch_t){0};
+    t->remote_pending = 0;
+    for (unsigned c = 0; c < NUM_CLASSES; c++)
+        atomic_store_explicit(&t->remote_pending_class[c], 0, memory_order_relaxed);
 }
 
 /* Trims t if sc_heap_trim ran since it last looked. */
@@ -255,6 +396,18 @@ static void *alloc_tracked_local(sc_frontend_t *t, size_t n)
     return b;
 }
 
+/* At the heap's limit, t's own empty spans and the pool's warm ones may be
+ * what is in the way: give them back once before refusing. */
+static bool frontend_make_room(sc_frontend_t *t, bool *trimmed)
+{
+    if (*trimmed)
+        return false;
+    *trimmed = true;
+    frontend_trim(t);
+    span_pool_cool(t->heap, false);
+    return true;
+}
+
 void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
 {
     if (requested_enabled(t->heap)) {
@@ -262,21 +415,18 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
         if (b != NULL)
             return b;
     }
+    if (t->remote_pending > 0)
+        frontend_remote_flush(t);
     frontend_trim_if_asked(t);
+    bool trimmed = false;
     if (n > SIZE_CLASS_MAX) {
         void *p = huge_alloc(t, n);
-        if (p == NULL) {
-            /* At the heap's limit, t's own empty spans and the pool's warm
-             * ones may be what is in the way: give them back, try again. */
-            frontend_trim(t);
-            span_pool_cool(t->heap, false);
+        if (p == NULL && frontend_make_room(t, &trimmed))
             p = huge_alloc(t, n);
-        }
         return p;
     }
     unsigned cls = size_class_of(n);
     span_t **hot = frontend_hot_array(t);
-    bool trimmed = false;
     for (;;) {
         span_t *s = hot[cls];
         if (s != &span_empty) {
@@ -287,12 +437,8 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
                 /* At the heap's limit with blocks left to carve: floating
                  * the span would only have it adopted again. Make room
                  * once, else refuse. */
-                if (!trimmed) {
-                    trimmed = true;
-                    frontend_trim(t);
-                    span_pool_cool(t->heap, false);
+                if (frontend_make_room(t, &trimmed))
                     continue;
-                }
                 errno = ENOMEM;
                 return NULL;
             }
@@ -315,110 +461,23 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
         }
         s = frontend_new_span(t, cls);
         if (s == NULL) {
-            if (!trimmed) {
-                trimmed = true;
-                frontend_trim(t); /* as for huge blocks above */
-                span_pool_cool(t->heap, false);
+            if (frontend_make_room(t, &trimmed))
                 continue;
-            }
             errno = ENOMEM;
             return NULL;
         }
-        hot[cls] = s;
-    }
-}
-
-/* Why p, whose map word is `word`, is not a block t may free. */
-static sc_error_t classify_bad_pointer(sc_frontend_t *t, uintptr_t a, uintptr_t word)
-{
-    if (word == 0)
-        return SC_ERR_FOREIGN_POINTER;
-    if (address_map_heap(word, a) != t->heap)
-        return SC_ERR_OTHER_HEAP;
-    return SC_ERR_INTERIOR_POINTER;
-}
-
-void frontend_free_slow(sc_frontend_t *t, void *p, const char *call)
-{
-    if (p == NULL)
-        return;
-    uintptr_t a = (uintptr_t)p;
-    uintptr_t word = address_map_get(a);
-    if ((word & MAP_TAGS) == MAP_HUGE_ALIGNED && address_map_heap(word, a) == t->heap) {
-        huge_free(t, huge_header_of(a, word), p, call);
-        return;
-    }
-    if (word == 0 || (word & MAP_TAGS) == MAP_RESERVED) {
-        sc_error_t err = classify_bad_pointer(t, a, word);
-        if (err == SC_ERR_INTERIOR_POINTER && (a & 15) == 0 && !huge_contains(t->heap, a))
-            err = SC_ERR_FOREIGN_POINTER;
-        error_report(err, call, t->heap, p);
-        return;
-    }
-    span_t *s = (span_t *)(a & ~(uintptr_t)SPAN_MASK);
-    if (s->heap != t->heap) {
-        error_report(SC_ERR_OTHER_HEAP, call, t->heap, p);
-        return;
-    }
-    if (span_kind(s) == SPAN_KIND_HUGE) {
-        huge_free(t, s, p, call);
-        return;
-    }
-    if (span_kind(s) != SPAN_KIND_BLOCKS) {
-        error_report(SC_ERR_FOREIGN_POINTER, call, t->heap, p);
-        return;
-    }
-    unsigned st = span_state(s);
-    if (!span_state_in_use(st)) {
-        /* The span holds no allocated block: p was freed already. */
-        error_report(SC_ERR_DOUBLE_FREE, call, t->heap, p);
-        return;
-    }
-    if (!span_is_block_start(s, a)) {
-        error_report(SC_ERR_INTERIOR_POINTER, call, t->heap, p);
-        return;
-    }
-    block_t *b = p;
-    if (check_enabled(t->heap) && !check_block_free(s, b)) {
-        error_report(SC_ERR_DOUBLE_FREE, call, t->heap, p);
-        return;
-    }
-    frontend_trim_if_asked(t);
-    bool tracked = requested_enabled(t->heap);
-    if (word == (uintptr_t)t || span_owner(s) == t) {
-        /* A span t owns: the fast path declined a double free, or the span
-         * takes its frees here (slow-only heap). */
-        if (b == s->free) {
-            error_report(SC_ERR_DOUBLE_FREE, call, t->heap, p);
-            return;
-        }
-        if (tracked)
-            requested_on_free(t, requested_slack(s, b));
-        frontend_local_push(t, s, b);
-        if (span_state(s) == SPAN_FLOATING && span_owned_live(s) == 0) {
-            /* The owner freed the last block: to the pool, at once. */
-            floating_remove(t, span_class(s), s);
-            owned_to_pool(t, s);
-        }
-    } else {
-        uint32_t slack = tracked ? requested_slack(s, b) : 0;
-        sc_error_t err = span_free_remote(s, b, t->pool_slot);
-        if (err != SC_ERR_NONE) {
-            error_report(err, call, t->heap, p);
-            return;
-        }
-        if (tracked)
-            requested_on_free(t, slack);
+        frontend_set_hot(t, cls, s);
     }
 }
 
 void frontend_trim(sc_frontend_t *t)
 {
+    frontend_remote_flush(t);
     span_t **hot = frontend_hot_array(t);
     for (unsigned c = 0; c < NUM_CLASSES; c++) {
         span_t *s = hot[c];
         if (s != &span_empty && span_owned_live(s) == 0) {
-            hot[c] = &span_empty;
+            frontend_set_hot(t, c, &span_empty);
             owned_to_pool(t, s); /* every block free: to the pool */
         }
         /* Every floating span once: empty ones to the pool. */
@@ -429,8 +488,7 @@ void frontend_trim(sc_frontend_t *t)
         for (s = head;;) {
             span_t *next = s->set_next;
             bool done = s == last;
-            unsigned st = span_state(s);
-            if (st == SPAN_DRAINED || (st == SPAN_FLOATING && span_owned_live(s) == 0)) {
+            if (span_owned_live(s) == 0) {
                 floating_remove(t, c, s);
                 owned_to_pool(t, s);
             }
@@ -439,4 +497,31 @@ void frontend_trim(sc_frontend_t *t)
             s = next;
         }
     }
+}
+
+void frontend_give_up_spans(sc_frontend_t *t)
+{
+    frontend_remote_flush(t);
+    span_t **arrays[2] = {t->hot, t->slow_hot};
+    for (unsigned a = 0; a < 2; a++) {
+        for (unsigned c = 0; c < NUM_CLASSES; c++) {
+            span_t *s = arrays[a][c];
+            if (s != &span_empty)
+                owned_give_up(t, s);
+        }
+    }
+    /* Floating spans too: they become DETACHED, reusable, or pooled. */
+    for (unsigned c = 0; c < NUM_CLASSES; c++) {
+        span_t *head = t->floating[c];
+        if (head == NULL)
+            continue;
+        head->set_prev->set_next = NULL; /* open the circle */
+        for (span_t *s = head; s;) {
+            span_t *next = s->set_next;
+            s->set_next = s->set_prev = NULL;
+            owned_give_up(t, s);
+            s = next;
+        }
+    }
+    frontend_forget_spans(t);
 }

@@ -1,6 +1,7 @@
 /*
  * The thread-local frontend: the allocation and free fast paths (inline,
- * no atomic read-modify-write, no lock) and the slow paths behind them.
+ * no atomic read-modify-write, no lock, no call), the slow paths behind
+ * them, the owner's floating spans and its batches of remote frees.
  */
 #ifndef SCALLOC_FRONTEND_H
 #define SCALLOC_FRONTEND_H
@@ -11,65 +12,79 @@
 #include "span.h"
 #include "types.h"
 
-/* Update of a counter only one thread writes: a relaxed load and store, so
- * no lock prefix; other threads read a value that was current. */
-static inline void counter_set(_Atomic uint32_t *c, uint32_t v)
-{
-    atomic_store_explicit(c, v, memory_order_relaxed);
-}
-
-static inline uint32_t counter_get(const _Atomic uint32_t *c)
-{
-    return atomic_load_explicit((_Atomic uint32_t *)c, memory_order_relaxed);
-}
-
 /* Owner (t holds s HOT or FLOATING): hands out the head of s's local free
  * list, which is not empty, and counts it live. */
 static inline block_t *frontend_local_pop(sc_frontend_t *t, span_t *s)
 {
     block_t *b = s->free;
     s->free = block_next(b);
-    counter_set(&s->used, counter_get(&s->used) + 1);
+    owner_count_add(&s->room, 1);
     annotate_alloc(t->heap, b, s->block_size);
     return b;
 }
 
-/* Owner: puts block b of s back on s's local free list; returns the blocks
- * of s still counted live by the owner. */
-static inline uint32_t frontend_local_push(sc_frontend_t *t, span_t *s, block_t *b)
+/* Owner: puts block b of s back on s's local free list. true if this free
+ * reached the span's event level: the caller must then call
+ * frontend_free_event (a floating span became reusable or empty). */
+static inline bool frontend_local_push(sc_frontend_t *t, span_t *s, block_t *b)
 {
     annotate_free(t->heap, b, s->block_size);
     block_set_next(b, s->free);
     s->free = b;
-    uint32_t used = counter_get(&s->used) - 1;
-    counter_set(&s->used, used);
-    return used;
+    return owner_count_add(&s->room, -1) < 0;
 }
 
-/* Slow paths (frontend.c). `call` names the API call for error messages. */
+/* Slow path of allocation (frontend.c). */
 void *frontend_alloc_slow(sc_frontend_t *t, size_t n);
-void frontend_free_slow(sc_frontend_t *t, void *p, const char *call);
 
-/* Gives t's hot spans that hold no live block back to the pool (their
- * memory with them). Owner only. */
+/* Owner: the free just pushed onto s reached s's event level (s is
+ * FLOATING; its owner is the calling thread's frontend): an empty span
+ * goes to the pool, a reusable one to the front of the owner's floating
+ * set, where the next refill of its class looks first. */
+void frontend_free_event(span_t *s);
+
+/* Owner: frees block b of s, a span t owns, after the fast path declined
+ * it (checked and tracking heaps, or the cheap double-free test): reports
+ * a double free for `call`, else does what the fast path does. */
+void frontend_free_owned(sc_frontend_t *t, span_t *s, block_t *b, const char *call);
+
+/* Any thread: adds block b of s, a span t does not own, to t's batch for
+ * s (REMOTE BATCHES in frontend.c); a full batch is handed over at once.
+ * false if b is the batch's last block (a double free; nothing changed). */
+bool frontend_remote_add(sc_frontend_t *t, span_t *s, block_t *b);
+
+/* Owner: hands every batch of remote frees over to its span. */
+void frontend_remote_flush(sc_frontend_t *t);
+
+/* Forgets t's batches without handing them over (their heap was reset or
+ * destroyed, so their blocks are free or gone anyway). */
+void frontend_remote_discard(sc_frontend_t *t);
+
+/* Gives t's hot and floating spans that hold no live block back to the
+ * pool, after handing its remote batches over. Owner only. */
 void frontend_trim(sc_frontend_t *t);
+
+/* Points every fast-path entry of t to the empty span (t's spans are
+ * forgotten, not given up: reset, destroy, a new frontend). */
+void frontend_forget_spans(sc_frontend_t *t);
+
+/* Owner: gives up every span of t (its thread exits): remote batches are
+ * handed over first, then hot and floating spans become DETACHED,
+ * REUSABLE or POOLED. */
+void frontend_give_up_spans(sc_frontend_t *t);
 
 /* A block from t's hot span for n, or NULL when the slow path must run. */
 static inline void *frontend_alloc_fast(sc_frontend_t *t, size_t n)
 {
-    /* Small sizes first: one compare and a table load to the class. */
-    unsigned cls;
-    if (likely(n <= SIZE_CLASS_TABLE_MAX))
-        cls = size_class_small_table[(n + 15) >> 4];
+    span_t *s;
+    if (likely(n <= SMALL_MAX))
+        s = t->small[(n + 15) >> 4];
     else if (n <= SIZE_CLASS_MAX)
-        cls = size_class_of(n);
+        s = t->hot[size_class_of(n)];
     else
         return NULL;
-    {
-        span_t *s = t->hot[cls];
-        if (likely(s->free != NULL))
-            return frontend_local_pop(t, s);
-    }
+    if (likely(s->free != NULL))
+        return frontend_local_pop(t, s);
     return NULL;
 }
 
@@ -79,49 +94,27 @@ static inline void *frontend_alloc(sc_frontend_t *t, size_t n)
     return likely(b != NULL) ? b : frontend_alloc_slow(t, n);
 }
 
-/* The map word of t's floating spans (see frontend_t.floating). */
-static inline uintptr_t frontend_floating_word(const sc_frontend_t *t)
-{
-    return (uintptr_t)t + CACHE_LINE;
-}
-
-/* Frees block p of t's floating span s (owner, no atomics); false if p is
- * not a block t may free there (the slow path reports why). */
-bool frontend_free_floating(sc_frontend_t *t, span_t *s, void *p);
-
-/* Frees p, a block of a span another frontend owns (or none does), with
- * one CAS; false if p is anything else or wrong (the slow path reports
- * why). */
-bool frontend_free_remote(sc_frontend_t *t, void *p);
-
-/* The frees the fast path leaves, cheapest first: into t's floating spans
- * (no atomics), into others' spans (one CAS), then everything else with
- * its checks and error reports. t must be live. */
-void frontend_free_other(sc_frontend_t *t, void *p, const char *call);
-
-/* Frees p if it is a block of a span t owns and nothing is wrong; false
- * sends the caller to the slow path. */
-static inline bool frontend_free_fast(sc_frontend_t *t, void *p)
+/* The span of p if p is a block t may free on the fast path: a carved
+ * block start of a span t owns (hot or floating) in a heap that is neither
+ * checked nor tracking, and not the head of its free list (the cheap
+ * double-free test). NULL sends p to the free dispatcher (free.h). */
+static inline span_t *frontend_free_target(sc_frontend_t *t, void *p)
 {
     uintptr_t a = (uintptr_t)p;
-    /* The span is derived from the map index, not from p: a p above the
-     * user address space aliases some index, and then fails the range check
-     * below instead of being dereferenced. One map word tells whether t
-     * holds the span hot; anything else (NULL, foreign, another thread's,
-     * huge, misuse) goes to the slow path. */
-    uintptr_t idx = (a >> SPAN_SHIFT) & (MAP_ENTRIES - 1);
+    /* A p above the user address space has no map word (and is refused
+     * here, not aliased to one). One map word tells whether t owns the
+     * span; anything else (NULL, foreign, another thread's, huge, slow-only
+     * heaps, misuse) goes to the dispatcher. */
+    uintptr_t idx = a >> SPAN_SHIFT;
+    if (unlikely(idx >= MAP_ENTRIES))
+        return NULL;
     /* relaxed: t wrote this word itself, nothing to synchronise with. */
     if (unlikely(atomic_load_explicit(&address_map[idx], memory_order_relaxed) != (uintptr_t)t))
-        return false;
+        return NULL;
     span_t *s = (span_t *)(idx << SPAN_SHIFT);
-    block_t *b = p;
-    /* A carved block start (not the header, not an interior pointer, not
-     * the never-used part), and not already the head of the free list (the
-     * cheap double free). */
-    if (unlikely(!span_is_block_start_plain(s, a) || b == s->free))
-        return false;
-    frontend_local_push(t, s, b);
-    return true;
+    if (unlikely(!span_is_block_start_plain(s, a) || (block_t *)p == s->free))
+        return NULL;
+    return s;
 }
 
 #endif /* SCALLOC_FRONTEND_H */

@@ -11,6 +11,7 @@
 #include "arena.h"
 #include "error.h"
 #include "frontend.h"
+#include "reusable.h"
 #include "os.h"
 #include "registry.h"
 #include "requested.h"
@@ -327,46 +328,10 @@ void sc_heap_trim(sc_heap_t *heap)
     sc_frontend_t *own = registry_thread_cache.frontend;
     if (registry_thread_cache.heap == heap && registry_frontend_valid(own, heap))
         frontend_trim(own);
+    /* What can hold memory outside the pool is a fully free span on a
+     * reusable stack (EMPTY): to the pool first, released with the rest. */
+    reusable_sweep_empty(heap);
     span_pool_cool(heap, true);
-    /* Pool spans and free huge runs were released when they got there;
-     * what can still hold memory is a fully free span on a reusable stack
-     * whose release is in progress or done. Take each stack, pool the empty
-     * spans and put the others back. */
-    for (unsigned c = 0; c < NUM_CLASSES; c++) {
-        span_t *keep = NULL;
-        span_t *s;
-        while ((s = span_stack_pop(&heap->reusable[c])) != NULL) {
-            uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
-            for (;;) {
-                unsigned st = remote_state(w);
-                uint64_t next;
-                if (st == SPAN_EMPTY)
-                    next = remote_word(SPAN_POOLED, s, NULL, 0);
-                else if (st == SPAN_RELEASING)
-                    next = remote_word(SPAN_ORPHANED, s, NULL, remote_count(w));
-                else
-                    break;
-                /* acq_rel: as in span_adopt_reusable. */
-                if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next,
-                                                          memory_order_acq_rel,
-                                                          memory_order_acquire)) {
-                    if (st == SPAN_EMPTY)
-                        span_pool_put(heap, s, c);
-                    s = NULL;
-                    break;
-                }
-            }
-            if (s) {
-                atomic_store_explicit(&s->stack_next, keep, memory_order_relaxed);
-                keep = s;
-            }
-        }
-        while (keep) {
-            span_t *next = atomic_load_explicit(&keep->stack_next, memory_order_relaxed);
-            span_stack_push(&heap->reusable[c], keep);
-            keep = next;
-        }
-    }
 }
 
 const char *sc_heap_name(const sc_heap_t *heap)

@@ -7,17 +7,21 @@
 
 #include "address_map.h"
 #include "error.h"
+#include "frontend.h"
 #include "os.h"
 #include "requested.h"
 #include "span.h"
 
 #define HOT_EMPTY4 &span_empty, &span_empty, &span_empty, &span_empty
 #define HOT_EMPTY16 HOT_EMPTY4, HOT_EMPTY4, HOT_EMPTY4, HOT_EMPTY4
+#define HOT_EMPTY64 HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16
 sc_frontend_t registry_dead_frontend = {
-    .hot = {HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16},
-    .slow_hot = {HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16, HOT_EMPTY16},
+    .small = {HOT_EMPTY64, &span_empty},
+    .hot = {HOT_EMPTY64},
+    .slow_hot = {HOT_EMPTY64},
 };
 _Static_assert(NUM_CLASSES == 64, "registry_dead_frontend lists 64 hot spans");
+_Static_assert(SMALL_SLOTS == 65, "registry_dead_frontend lists 65 small entries");
 
 /* Never a heap: the cache's key before the first lookup, so that even
  * sc_alloc(NULL, n) misses it. */
@@ -44,16 +48,6 @@ void registry_unlock(void) { pthread_mutex_unlock(&registry_mutex); }
 uint64_t registry_next_heap_id(void)
 {
     return atomic_fetch_add_explicit(&heap_id_counter, 1, memory_order_relaxed) + 1;
-}
-
-/* Empties both hot arrays without touching the spans. */
-static void frontend_forget_spans(sc_frontend_t *f)
-{
-    for (unsigned c = 0; c < NUM_CLASSES; c++) {
-        f->hot[c] = &span_empty;
-        f->slow_hot[c] = &span_empty;
-        f->floating[c] = NULL;
-    }
 }
 
 /* Under the lock. */
@@ -89,33 +83,7 @@ static void frontend_free_struct(sc_frontend_t *f)
 static void frontend_teardown(sc_frontend_t *f)
 {
     struct sc_heap_s *heap = f->heap;
-    span_t **arrays[2] = {f->hot, f->slow_hot};
-    for (unsigned a = 0; a < 2; a++) {
-        for (unsigned c = 0; c < NUM_CLASSES; c++) {
-            span_t *s = arrays[a][c];
-            if (s != &span_empty) {
-                /* The map word first: once given up, the span may be taken
-                 * by another frontend that writes its own word. */
-                address_map_set(s, (uintptr_t)heap | MAP_SPAN);
-                span_give_up(s, f->pool_slot);
-                arrays[a][c] = &span_empty;
-            }
-        }
-    }
-    /* Floating spans too: they become DETACHED, reusable, or pooled. */
-    for (unsigned c = 0; c < NUM_CLASSES; c++) {
-        span_t *head = f->floating[c];
-        if (head == NULL)
-            continue;
-        head->set_prev->set_next = NULL; /* open the circle */
-        for (span_t *s = head; s;) {
-            span_t *next = s->set_next;
-            address_map_set(s, (uintptr_t)heap | MAP_SPAN);
-            span_give_up(s, f->pool_slot);
-            s = next;
-        }
-        f->floating[c] = NULL;
-    }
+    frontend_give_up_spans(f);
     requested_retire(f);
     if (f->heap_prev)
         f->heap_prev->heap_next = f->heap_next;

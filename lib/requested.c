@@ -6,7 +6,7 @@
 
 void requested_span_init(span_t *s)
 {
-    annotate_span_meta(requested_table_of(s), requested_table_bytes(s->block_size, span_capacity(s)));
+    annotate_span_meta(requested_table_of(s), span_slack_table_bytes(s->block_size, span_capacity(s)));
 }
 
 size_t requested_heap_slack(const struct sc_heap_s *heap)

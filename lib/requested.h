@@ -42,32 +42,13 @@ static inline bool requested_enabled(const struct sc_heap_s *heap)
     return (heap->flags & (SC_HEAP_TRACK_REQUESTED | SC_HEAP_CHECKED)) != 0;
 }
 
-/* Entry width for a block size: a block's slack is below its size (a
- * request of 0 bytes gets the smallest class, 16 bytes), so it fits the
- * smallest unsigned type that holds the block size itself. */
-static inline size_t requested_entry_bytes(size_t block_size)
-{
-    if (block_size <= UINT8_MAX)
-        return 1;
-    if (block_size <= UINT16_MAX)
-        return 2;
-    return 4;
-}
-
-/* Bytes of table a span of `capacity` blocks of block_size bytes needs (a
- * multiple of 8). */
-static inline size_t requested_table_bytes(size_t block_size, uint32_t capacity)
-{
-    return (requested_entry_bytes(block_size) * capacity + 7) & ~(size_t)7;
-}
-
 /* The table: after the header and the checked-mode bitmap, before the
  * blocks (span.c). */
 static inline char *requested_table_of(const span_t *s)
 {
     char *table = (char *)s + SPAN_HEADER_SIZE;
     if (check_enabled(s->heap))
-        table += check_bitmap_bytes(span_capacity(s));
+        table += span_bitmap_bytes(span_capacity(s));
     return table;
 }
 
@@ -80,7 +61,7 @@ static inline uint32_t requested_slack(const span_t *s, const block_t *b)
 {
     char *table = requested_table_of(s);
     size_t i = span_block_index(s, b);
-    switch (requested_entry_bytes(s->block_size)) {
+    switch (span_slack_entry_bytes(s->block_size)) {
     case 1: return ((uint8_t *)table)[i];
     case 2: return ((uint16_t *)(void *)table)[i];
     default: return ((uint32_t *)(void *)table)[i];
@@ -91,7 +72,7 @@ static inline void requested_entry_set(const span_t *s, const block_t *b, uint32
 {
     char *table = requested_table_of(s);
     size_t i = span_block_index(s, b);
-    switch (requested_entry_bytes(s->block_size)) {
+    switch (span_slack_entry_bytes(s->block_size)) {
     case 1: ((uint8_t *)table)[i] = (uint8_t)slack; break;
     case 2: ((uint16_t *)(void *)table)[i] = (uint16_t)slack; break;
     default: ((uint32_t *)(void *)table)[i] = slack; break;

@@ -3,13 +3,8 @@
 
 #include "annotate.h"
 #include "arena.h"
-#include "check.h"
-#include "frontend.h"
 #include "os.h"
-#include "requested.h"
 #include "size_class.h"
-#include "span_pool.h"
-#include "span_stack.h"
 
 /* bump == bump_end and free == NULL: allocation from it always falls to
  * the slow path, which replaces it. */
@@ -40,10 +35,10 @@ span_t span_empty;
 static size_t span_meta_bytes(const struct sc_heap_s *heap, size_t bs, uint32_t cap)
 {
     size_t bytes = 0;
-    if (check_enabled(heap))
-        bytes += check_bitmap_bytes(cap);
-    if (requested_enabled(heap))
-        bytes += requested_table_bytes(bs, cap);
+    if (heap->flags & SC_HEAP_CHECKED)
+        bytes += span_bitmap_bytes(cap);
+    if (heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED))
+        bytes += span_slack_table_bytes(bs, cap);
     return (bytes + SPAN_HEADER_SIZE - 1) & ~(SPAN_HEADER_SIZE - 1);
 }
 
@@ -64,7 +59,6 @@ static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs)
 bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
 {
     size_t bs = size_class_block_size(cls);
-    bool checked = check_enabled(heap);
     uint32_t cap = class_capacity(heap, bs);
     size_t page = os_page_size();
     size_t first = SPAN_HEADER_SIZE + span_meta_bytes(heap, bs, cap);
@@ -83,22 +77,17 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
         return false;
     s->free = NULL;
     span_set_bump(s, (char *)s + first);
-    counter_set(&s->carved, 0);
-    counter_set(&s->used, 0);
+    owner_word_set(&s->carved_limit, 0);
+    span_set_used_level(s, 0, SPAN_LEVEL_NEVER);
     s->bump_end = (char *)s + first + (size_t)cap * bs;
     s->block_size = (uint32_t)bs;
     span_set_capacity(s, cap);
-    s->divide_magic = UINT64_MAX / bs + 1;
-    s->divide_limit = s->divide_magic - 1;
+    s->divide_magic = span_divide_magic(bs);
     uint64_t reuse = ((uint64_t)cap * heap->reuse_threshold + 99) / 100;
     s->reuse_count = (uint32_t)(reuse ? reuse : 1);
     span_set_class(s, (uint16_t)cls);
     span_set_kind(s, SPAN_KIND_BLOCKS);
     s->heap = heap;
-    if (checked)
-        check_span_init(s);
-    if (requested_enabled(heap))
-        requested_span_init(s);
     atomic_store_explicit(&s->remote, remote_word(SPAN_HOT, s, NULL, 0), memory_order_release);
     return true;
 }
@@ -142,7 +131,8 @@ enum carve_result span_carve(span_t *s)
     block_set_next((block_t *)(p + (n - 1) * bs), s->free);
     s->free = first;
     span_set_bump(s, p + n * bs);
-    counter_set(&s->carved, (uint32_t)(p + n * bs - span_first_block(s)));
+    uint64_t carved = (uint64_t)(p + n * bs - span_first_block(s)) / bs;
+    owner_word_set(&s->carved_limit, carved * span_divide_step(s));
     return CARVE_OK;
 }
 
@@ -155,20 +145,17 @@ bool span_take_remote(span_t *s, uint32_t min_count)
         /* acquire: the freers' writes of the blocks' next links (made
          * before their release CAS) are visible before we walk the list. */
         if (atomic_compare_exchange_weak_explicit(&s->remote, &w,
-                                                  remote_word(SPAN_HOT, s, NULL, 0),
+                                                  remote_word(remote_state(w), s, NULL, 0),
                                                   memory_order_acquire,
                                                   memory_order_relaxed))
             break;
     }
     block_t *head = remote_head(s, w);
-    counter_set(&s->used, counter_get(&s->used) - remote_count(w));
-    if (s->free) {
-        const block_t *tail;
-        span_list_length(s->free, &tail);
-        block_set_next((block_t *)tail, head);
-    } else {
-        s->free = head;
-    }
+    span_set_used_level(s, span_used(s) - remote_count(w), owner_count_get(&s->event_level));
+    /* Callers take the list when the local one is empty, so it just
+     * becomes the local list. */
+    SC_ASSERT(s->free == NULL);
+    s->free = head;
     return true;
 }
 
@@ -185,7 +172,8 @@ uint32_t span_list_length(const block_t *b, const block_t **tail)
     return n;
 }
 
-/* The state a non-hot span moves to when its free count becomes `count`. */
+/* The state an ownerless span moves to when its free count becomes
+ * `count`. */
 static unsigned settled_state(const span_t *s, unsigned state, uint32_t count)
 {
     if (state == SPAN_DETACHED) {
@@ -194,83 +182,12 @@ static unsigned settled_state(const span_t *s, unsigned state, uint32_t count)
         if (count >= s->reuse_count)
             return SPAN_REUSABLE;
     } else if (state == SPAN_REUSABLE && count == span_capacity(s)) {
-        return SPAN_RELEASING;
+        return SPAN_EMPTY;
     }
     return state;
 }
 
-/* The thread whose free drained an owned floating span gives its pages
- * back. It may touch nothing else of the span: the header belongs to the
- * owner, which pools the span when it next looks. rw_bytes does not change
- * while the span floats. */
-static void span_drain(span_t *s)
-{
-    size_t page = os_page_size();
-    if (s->rw_bytes > page)
-        os_release((char *)s + page, s->rw_bytes - page);
-}
-
-/* Completes a transition made by CAS: puts the span where its new state
- * says. Called by the one thread whose CAS made the transition. */
-static void span_settle(span_t *s, unsigned from, unsigned to, unsigned pool_slot)
-{
-    if (from == to)
-        return;
-    struct sc_heap_s *heap = s->heap;
-    switch (to) {
-    case SPAN_DRAINING: {
-        /* Until DRAINED is set the owner leaves the span alone, so the
-         * pages go back before anyone can reuse them. */
-        span_drain(s);
-        /* acquire (load and failed CAS): an ORPHANED mark hands us the span
-         * with everything its owner wrote to it before letting go. */
-        uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
-        for (;;) {
-            if (remote_state(w) == SPAN_ORPHANED) {
-                span_pool_put(heap, s, pool_slot); /* the owner exited */
-                return;
-            }
-            /* release: the owner that sees DRAINED sees the pages gone. */
-            if (atomic_compare_exchange_weak_explicit(
-                    &s->remote, &w, (w & ~REMOTE_STATE_MASK) | SPAN_DRAINED,
-                    memory_order_release, memory_order_acquire))
-                return;
-        }
-    }
-    case SPAN_POOLED:
-        span_pool_put(heap, s, pool_slot);
-        break;
-    case SPAN_REUSABLE:
-        span_stack_push(&heap->reusable[span_class(s)], s);
-        break;
-    case SPAN_RELEASING: {
-        /* The span is on the reusable stack, where a popper may find it at
-         * any time; it only looks at the state word, so releasing the
-         * memory here is safe. Then hand it over: EMPTY if it is still on
-         * the stack, or to the pool if a popper already dropped it. */
-        span_release(s);
-        /* acquire: as for DRAINING above, an ORPHANED mark hands the span
-         * over with what the popper wrote. */
-        uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
-        for (;;) {
-            unsigned st = remote_state(w);
-            if (st == SPAN_ORPHANED) {
-                span_pool_put(heap, s, pool_slot);
-                return;
-            }
-            /* release: the popper that sees EMPTY sees a released span. */
-            if (atomic_compare_exchange_weak_explicit(
-                    &s->remote, &w, remote_word(SPAN_EMPTY, s, NULL, span_capacity(s)),
-                    memory_order_release, memory_order_acquire))
-                return;
-        }
-    }
-    default:
-        break;
-    }
-}
-
-void span_give_up(span_t *s, unsigned pool_slot)
+unsigned span_give_up(span_t *s)
 {
     /* Fold the local list and the never-carved blocks into the count; the
      * local list joins the remote list so the next owner finds every free
@@ -284,43 +201,36 @@ void span_give_up(span_t *s, unsigned pool_slot)
     uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
     unsigned to;
     for (;;) {
-        if (remote_state(w) == SPAN_DRAINED) {
-            /* Emptied and released by another thread: only pooling is
-             * left, and only the owner (we) could do it. */
-            span_pool_put(s->heap, s, pool_slot);
-            return;
-        }
-        if (remote_state(w) == SPAN_DRAINING) {
-            /* Still being released: hand it to the draining thread. */
-            if (atomic_compare_exchange_weak_explicit(
-                    &s->remote, &w, (w & ~REMOTE_STATE_MASK) | SPAN_ORPHANED,
-                    memory_order_acq_rel, memory_order_relaxed))
-                return;
-            continue;
-        }
+        unsigned st = remote_state(w);
+        SC_ASSERT(st == SPAN_HOT || st == SPAN_FLOATING);
+        (void)st;
         uint32_t count = remote_count(w) + local_count + uncarved;
+        SC_ASSERT(count <= span_capacity(s));
         block_t *head = remote_head(s, w);
         if (local) {
             block_set_next((block_t *)tail, head);
             head = local;
         }
         to = settled_state(s, SPAN_DETACHED, count);
-        uint64_t next = remote_word(to == SPAN_POOLED ? SPAN_POOLED : to, s,
-                                    to == SPAN_POOLED ? NULL : head, count);
-        /* release: whoever takes the span next sees our header and links;
-         * acquire on failure is not needed, the loop re-reads the word. */
+        uint64_t next = to == SPAN_POOLED ? remote_word(SPAN_POOLED, s, NULL, 0)
+                                          : remote_word(to, s, head, count);
+        /* release: whoever takes the span next (a remote freer, a taker of
+         * the reusable stack or the pool) sees our header and links;
+         * acquire: the remote freers' links we hand on are ours to pass. */
         if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next,
                                                   memory_order_acq_rel,
                                                   memory_order_relaxed))
             break;
     }
-    span_settle(s, SPAN_DETACHED, to, pool_slot);
+    return to;
 }
 
 bool span_set_owned_state(span_t *s, unsigned from, unsigned to)
 {
     uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
     for (;;) {
+        /* Owned spans change state only by their owner. */
+        SC_ASSERT(remote_state(w) == from);
         if (remote_state(w) != from)
             return false;
         /* relaxed: only the state bits change; the list and count that
@@ -332,88 +242,71 @@ bool span_set_owned_state(span_t *s, unsigned from, unsigned to)
     }
 }
 
-span_t *span_adopt_reusable(struct sc_heap_s *heap, unsigned cls)
+bool span_claim_if_empty(span_t *s)
 {
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
+    while (remote_state(w) == SPAN_EMPTY) {
+        /* acquire: what the last freer wrote is ours with the span. */
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &w, remote_word(SPAN_POOLED, s, NULL, 0),
+                                                  memory_order_acquire, memory_order_acquire))
+            return true;
+    }
+    return false;
+}
+
+enum span_claim span_claim_reusable(span_t *s)
+{
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
     for (;;) {
-        span_t *s = span_stack_pop(&heap->reusable[cls]);
-        if (s == NULL)
-            return NULL;
-        uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
-        for (;;) {
-            unsigned st = remote_state(w);
-            uint64_t next;
-            if (st == SPAN_REUSABLE || st == SPAN_EMPTY)
-                next = remote_word(SPAN_HOT, s, NULL, 0);
-            else if (st == SPAN_RELEASING)
-                next = remote_word(SPAN_ORPHANED, s, NULL, remote_count(w));
-            else
-                break; /* cannot happen: only the states above are stacked */
-            /* acquire: the freers' list links and the releaser's work are
-             * visible; release: an ORPHANED mark hands the span over. */
-            if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next,
-                                                      memory_order_acq_rel,
-                                                      memory_order_acquire)) {
-                if (st == SPAN_RELEASING)
-                    break; /* the releasing thread pools it */
-                if (st == SPAN_EMPTY) {
-                    /* Released and fully free: start over as a fresh span
-                     * (committing its real span again). */
-                    if (!span_init_blocks(s, heap, cls)) {
-                        span_pool_put(heap, s, cls);
-                        return NULL;
-                    }
-                } else {
-                    /* Every block not counted free is live. */
-                    s->free = remote_head(s, w);
-                    counter_set(&s->used, span_capacity(s) - remote_count(w));
-                }
-                return s;
-            }
+        unsigned st = remote_state(w);
+        /* Only REUSABLE and EMPTY spans are pushed on a reusable stack, and
+         * only a popper (us, now) moves them off those states. */
+        SC_ASSERT(st == SPAN_REUSABLE || st == SPAN_EMPTY);
+        if (st != SPAN_REUSABLE && st != SPAN_EMPTY)
+            return SPAN_CLAIM_LOST;
+        /* acquire: the freers' list links are visible; a REUSABLE span
+         * stays claimable against late remote frees, which this CAS
+         * orders: after it they count into a HOT span. */
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &w, remote_word(SPAN_HOT, s, NULL, 0),
+                                                  memory_order_acquire, memory_order_acquire)) {
+            if (st == SPAN_EMPTY)
+                return SPAN_CLAIM_EMPTY;
+            /* Every block not counted free is live. */
+            s->free = remote_head(s, w);
+            span_set_used_level(s, span_capacity(s) - remote_count(w), SPAN_LEVEL_NEVER);
+            return SPAN_CLAIM_BLOCKS;
         }
     }
 }
 
-sc_error_t span_free_remote(span_t *s, block_t *b, unsigned pool_slot)
+sc_error_t span_free_remote(span_t *s, block_t *head, block_t *tail, uint32_t n, unsigned *moved_to)
 {
     uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
     unsigned st, to;
-    bool annotated = false;
     for (;;) {
         st = remote_state(w);
         if (!span_state_in_use(st))
             return SC_ERR_DOUBLE_FREE; /* every block of the span is free */
-        uint32_t count = remote_count(w) + 1;
-        block_t *head = remote_head(s, w);
-        if (count > span_capacity(s) || head == b)
+        uint32_t count = remote_count(w) + n;
+        block_t *old = remote_head(s, w);
+        if (count > span_capacity(s) || old == head)
             return SC_ERR_DOUBLE_FREE;
-        if (!annotated) { /* once, however often the CAS is retried */
-            annotate_free(s->heap, b, s->block_size);
-            annotated = true;
-        }
-        block_set_next(b, head);
-        /* An owned span only counts; its owner decides what becomes of it,
-         * except that the free emptying a FLOATING span drains it. Its
-         * owner no longer allocates from it, so `used` only falls; a stale
-         * read is too high and can only delay the drain, never drain a
-         * span with a live block. */
-        if (st == SPAN_HOT)
-            to = st;
-        else if (st == SPAN_FLOATING)
-            to = count >= atomic_load_explicit(&s->used, memory_order_relaxed) ? SPAN_DRAINING : st;
-        else
-            to = settled_state(s, st, count);
+        block_set_next(tail, old);
+        /* An owned span only counts: its owner decides what becomes of it
+         * when it next looks (frontend.c). An ownerless one settles here,
+         * in constant time, by the thread that freed its last block. */
+        to = (st == SPAN_HOT || st == SPAN_FLOATING) ? st : settled_state(s, st, count);
         uint64_t next = to == SPAN_POOLED ? remote_word(SPAN_POOLED, s, NULL, 0)
-                                          : remote_word(to, s, b, count);
-        /* release: b's link is visible to whoever takes the list;
-         * acquire: a transition we make sees the header the owner wrote
-         * before floating the span. */
+                                          : remote_word(to, s, head, count);
+        /* release: the blocks' links are visible to whoever takes the list;
+         * acquire: a transition we make sees what the previous holder wrote
+         * before letting the span go. */
         if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next,
                                                   memory_order_acq_rel,
                                                   memory_order_relaxed))
             break;
     }
-    if (to != st)
-        span_settle(s, st, to, pool_slot);
+    *moved_to = to != st ? to : 0;
     return SC_ERR_NONE;
 }
 
@@ -427,7 +320,7 @@ void span_release(span_t *s)
         os_release((char *)s + page, s->rw_bytes - page);
     arena_uncommit(s->heap, s, page);
     span_set_bump(s, (char *)s + SPAN_HEADER_SIZE);
-    counter_set(&s->carved, 0);
-    counter_set(&s->used, 0);
+    owner_word_set(&s->carved_limit, 0);
+    span_set_used_level(s, 0, SPAN_LEVEL_NEVER);
     s->free = NULL;
 }

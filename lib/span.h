@@ -10,6 +10,97 @@
 
 #include "types.h"
 
+/* OWNER COUNTERS (types.h, owner_count_t). */
+static inline int32_t owner_count_get(const owner_count_t *c)
+{
+#ifdef SC_OWNER_COUNT_ATOMIC
+    return atomic_load_explicit((owner_count_t *)c, memory_order_relaxed);
+#else
+    return *c;
+#endif
+}
+
+static inline void owner_count_set(owner_count_t *c, int32_t v)
+{
+#ifdef SC_OWNER_COUNT_ATOMIC
+    atomic_store_explicit(c, v, memory_order_relaxed);
+#else
+    *c = v;
+#endif
+}
+
+/* Adds d and returns the new value: one add instruction in the plain case. */
+static inline int32_t owner_count_add(owner_count_t *c, int32_t d)
+{
+#ifdef SC_OWNER_COUNT_ATOMIC
+    int32_t v = atomic_load_explicit(c, memory_order_relaxed) + d;
+    atomic_store_explicit(c, v, memory_order_relaxed);
+    return v;
+#else
+    return *c += d;
+#endif
+}
+
+/* A read by a thread that is not the owner (statistics). */
+static inline int32_t owner_count_peek(const owner_count_t *c)
+{
+#ifdef SC_OWNER_COUNT_ATOMIC
+    return atomic_load_explicit((owner_count_t *)c, memory_order_relaxed);
+#else
+    return __atomic_load_n(c, __ATOMIC_RELAXED);
+#endif
+}
+
+static inline uint64_t owner_word_get(const owner_word_t *w)
+{
+#ifdef SC_OWNER_COUNT_ATOMIC
+    return atomic_load_explicit((owner_word_t *)w, memory_order_relaxed);
+#else
+    return *w;
+#endif
+}
+
+static inline void owner_word_set(owner_word_t *w, uint64_t v)
+{
+#ifdef SC_OWNER_COUNT_ATOMIC
+    atomic_store_explicit(w, v, memory_order_relaxed);
+#else
+    __atomic_store_n(w, v, __ATOMIC_RELAXED);
+#endif
+}
+
+static inline uint64_t owner_word_peek(const owner_word_t *w)
+{
+#ifdef SC_OWNER_COUNT_ATOMIC
+    return atomic_load_explicit((owner_word_t *)w, memory_order_relaxed);
+#else
+    return __atomic_load_n(w, __ATOMIC_RELAXED);
+#endif
+}
+
+/* The event level of HOT spans: no count reaches it, so the owner's frees
+ * into its hot spans never stop at an event. */
+#define SPAN_LEVEL_NEVER (-(INT32_C(1) << 30))
+
+/* Owner: blocks handed out and not freed locally (remote frees included). */
+static inline uint32_t span_used(const span_t *s)
+{
+    return (uint32_t)(owner_count_get(&s->room) + owner_count_get(&s->event_level) + 1);
+}
+
+/* The same, read by another thread (statistics; exact at rest). */
+static inline uint32_t span_used_peek(const span_t *s)
+{
+    return (uint32_t)(owner_count_peek(&s->room) + owner_count_peek(&s->event_level) + 1);
+}
+
+/* Owner: sets used and the event level together. */
+static inline void span_set_used_level(span_t *s, uint32_t used, int32_t level)
+{
+    owner_count_set(&s->event_level, level);
+    owner_count_set(&s->room, (int32_t)used - level - 1);
+}
+
 /* remote word: state in bits 0..3, remote list head as an offset from the
  * span start in bits 4..24 (0 = empty: offset 0 is the header), count of
  * free blocks not on the owner's local list in bits 25..45. */
@@ -69,14 +160,14 @@ static inline bool span_state_in_use(unsigned st)
 }
 
 /* Owner: moves its span from state `from` to `to` (HOT <-> FLOATING), the
- * remote list and count staying as they are. false if another thread
- * drained it first. */
+ * remote list and count staying as they are. false if the span was not in
+ * `from` (cannot happen: owned spans change state only by their owner). */
 bool span_set_owned_state(span_t *s, unsigned from, unsigned to);
 
 /* Owner: blocks of s still allocated (for HOT and FLOATING spans). */
 static inline uint32_t span_owned_live(const span_t *s)
 {
-    uint32_t used = atomic_load_explicit(&((span_t *)s)->used, memory_order_relaxed);
+    uint32_t used = span_used(s);
     uint32_t freed = remote_count(atomic_load_explicit(&((span_t *)s)->remote, memory_order_acquire));
     return used > freed ? used - freed : 0;
 }
@@ -92,14 +183,32 @@ static inline unsigned span_state(span_t *s)
 extern span_t span_empty;
 
 /* Whether a is the start of a block this span has handed out, given the
- * offset of its first block: inside the carved part and a whole number of blocks
- * from the first. The divisibility test multiplies by ceil(2^64 /
- * block_size) instead of dividing (exact for offsets below 2^32). */
+ * offset of its first block: a whole number of blocks from the first, and
+ * inside the carved part. One multiply and one compare do both. With
+ * magic = floor(2^64 / bs) + 1 and step = bs * magic mod 2^64 (between 1
+ * and bs), an offset q = k * bs has q * magic mod 2^64 = k * step, below
+ * carved_limit = carved * step exactly when k < carved; any other q of
+ * the span (0 < q mod bs, or q "negative": a before the first block) gives
+ * at least 2^64 / bs - 2^14 > 2^40, far above any carved_limit (< 2^22).
+ * Callers guarantee a lies in the span's 2 MiB. */
 static inline bool span_is_block_start_at(const span_t *s, uintptr_t a, size_t blocks_offset)
 {
-    uint64_t rel = (uint64_t)(a - ((uintptr_t)s + blocks_offset));
-    return rel < atomic_load_explicit(&s->carved, memory_order_relaxed) &&
-           rel * s->divide_magic <= s->divide_limit;
+    uint64_t q = (uint64_t)(a - ((uintptr_t)s + blocks_offset));
+    return q * s->divide_magic < owner_word_peek(&s->carved_limit);
+}
+
+/* The multiplier and the step of span_is_block_start_at for a block size. */
+static inline uint64_t span_divide_magic(size_t bs)
+{
+    uint64_t q = UINT64_MAX / bs;
+    if (UINT64_MAX % bs == bs - 1)
+        q++; /* bs divides 2^64 */
+    return q + 1;
+}
+
+static inline uint32_t span_divide_step(const span_t *s)
+{
+    return (uint32_t)((uint64_t)s->block_size * s->divide_magic);
 }
 
 /* The first block of a block span: after the header and, in a checked or
@@ -108,6 +217,31 @@ static inline bool span_is_block_start_at(const span_t *s, uintptr_t a, size_t b
 static inline char *span_first_block(const span_t *s)
 {
     return s->bump_end - (size_t)span_capacity(s) * s->block_size;
+}
+
+/* Bytes of checked-mode bitmap a span of `capacity` blocks needs (a
+ * multiple of 8; check.h). */
+static inline size_t span_bitmap_bytes(uint32_t capacity)
+{
+    return ((size_t)capacity + 63) / 64 * 8;
+}
+
+/* Entry width of a tracking span's slack table (requested.h): a block's
+ * slack is below its size (a request of 0 bytes gets the smallest class),
+ * so it fits the smallest unsigned type that holds the block size. */
+static inline size_t span_slack_entry_bytes(size_t block_size)
+{
+    if (block_size <= UINT8_MAX)
+        return 1;
+    if (block_size <= UINT16_MAX)
+        return 2;
+    return 4;
+}
+
+/* Bytes of slack table a span of `capacity` blocks needs (a multiple of 8). */
+static inline size_t span_slack_table_bytes(size_t block_size, uint32_t capacity)
+{
+    return (span_slack_entry_bytes(block_size) * capacity + 7) & ~(size_t)7;
 }
 
 /* Index of block b in s (0 for the first block). */
@@ -121,13 +255,14 @@ static inline bool span_is_block_start(const span_t *s, uintptr_t a)
     return span_is_block_start_at(s, a, (size_t)(span_first_block(s) - (const char *)s));
 }
 
-/* The same for a span whose blocks follow the header directly: every span
- * of a heap that is neither checked nor tracking. The free fast path only
- * meets those (other heaps' spans are never tagged for it) and saves
- * computing the first block. */
+/* The same, by the span's owner, for a span whose blocks follow the header
+ * directly: every span of a heap that is neither checked nor tracking. The
+ * free fast path only meets those (other heaps' spans are never tagged for
+ * it) and saves computing the first block. */
 static inline bool span_is_block_start_plain(const span_t *s, uintptr_t a)
 {
-    return span_is_block_start_at(s, a, SPAN_HEADER_SIZE);
+    uint64_t q = (uint64_t)(a - ((uintptr_t)s + SPAN_HEADER_SIZE));
+    return q * s->divide_magic < owner_word_get(&s->carved_limit);
 }
 
 
@@ -145,24 +280,38 @@ enum carve_result {
 };
 enum carve_result span_carve(span_t *s);
 
-/* Owner: if at least min_count blocks were freed remotely, takes them all
- * onto the local free list with one exchange. */
+/* Owner, with an empty local list: if at least min_count blocks were
+ * freed remotely, takes them all as the local free list with one CAS. */
 bool span_take_remote(span_t *s, uint32_t min_count);
 
-/* Owner: gives a HOT or FLOATING span up (its thread exits, or a trim): its
- * local free blocks and uncarved blocks are counted into the remote word
- * and the span is DETACHED, or reusable, or goes to the pool if all is
- * free. */
-void span_give_up(span_t *s, unsigned pool_slot);
+/* Owner: gives a HOT or FLOATING span up (its thread exits, or a trim):
+ * its local free blocks and uncarved blocks are counted into the remote
+ * word, and the span becomes DETACHED, REUSABLE or POOLED, which is
+ * returned: the caller puts a REUSABLE span on its reusable stack and a
+ * POOLED one in the pool. The owner's map word must be gone already. */
+unsigned span_give_up(span_t *s);
 
-/* Any thread: takes a reusable span of class cls from the heap and makes it
- * HOT for the caller; NULL if there is none. */
-span_t *span_adopt_reusable(struct sc_heap_s *heap, unsigned cls);
+/* Holder of a span just popped from a reusable stack: if it is EMPTY,
+ * marks it POOLED (for span_pool_put) and returns true. */
+bool span_claim_if_empty(span_t *s);
 
-/* Any thread but the owner: frees block b of s onto the remote list,
- * driving the life cycle. Returns SC_ERR_NONE or SC_ERR_DOUBLE_FREE
- * (nothing changed then). */
-sc_error_t span_free_remote(span_t *s, block_t *b, unsigned pool_slot);
+/* A span just popped from a reusable stack, made HOT for the popper. */
+enum span_claim {
+    SPAN_CLAIM_BLOCKS, /* REUSABLE: its free blocks are the local list */
+    SPAN_CLAIM_EMPTY,  /* EMPTY: every block free; set it up afresh */
+    SPAN_CLAIM_LOST,   /* not a stacked state (cannot happen) */
+};
+enum span_claim span_claim_reusable(span_t *s);
+
+/* Any thread but the owner: frees the n blocks head..tail (linked through
+ * their first word) of s onto its remote list with one CAS, driving the
+ * life cycle of an ownerless span. *moved_to is the state the span moved
+ * to (REUSABLE: the caller pushes it on its reusable stack; POOLED: the
+ * caller pools it; EMPTY: it stays on its stack), or 0. Returns
+ * SC_ERR_NONE, or SC_ERR_DOUBLE_FREE with nothing changed (the span is
+ * free already, the count would pass the capacity, or head is the remote
+ * list's head). */
+sc_error_t span_free_remote(span_t *s, block_t *head, block_t *tail, uint32_t n, unsigned *moved_to);
 
 /* Exclusive holder: gives the physical memory of the span's blocks back
  * (everything past the header page). */

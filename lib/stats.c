@@ -7,6 +7,7 @@
 #include "annotate.h"
 #include "arena.h"
 #include "error.h"
+#include "frontend.h"
 #include "heap.h"
 #include "huge.h"
 #include "os.h"
@@ -39,7 +40,7 @@ static void for_each_span(struct sc_heap_s *heap, span_fn *fn, void *arg)
 static size_t span_live_blocks(span_t *s, unsigned state, uint64_t w)
 {
     if (state == SPAN_HOT || state == SPAN_FLOATING) {
-        uint32_t used = atomic_load_explicit(&s->used, memory_order_relaxed);
+        uint32_t used = span_used_peek(s);
         return used > remote_count(w) ? used - remote_count(w) : 0;
     }
     if (state == SPAN_DETACHED || state == SPAN_REUSABLE)
@@ -77,17 +78,32 @@ void sc_heap_get_stats(sc_heap_t *heap, sc_heap_stats_t *out)
     if (!heap_check_live(heap, "sc_heap_get_stats"))
         return;
     bool tracked = requested_enabled(heap);
+    /* The caller's own remote batches go to their spans first, so that a
+     * thread that freed everything sees every span where it belongs. */
+    sc_frontend_t *own = registry_thread_cache.frontend;
+    if (registry_thread_cache.heap == heap && registry_frontend_valid(own, heap))
+        frontend_remote_flush(own);
     /* The slack counters before the spans: while other threads run, a
      * block allocated in between adds usable bytes but no slack, so the
      * snapshot errs towards more requested bytes, never towards a wrapped
      * sum (clamped below). */
+    /* Blocks waiting in frontends' remote batches are freed for the
+     * program but still counted live in their spans: subtract them, read
+     * before the spans (a batch handed over in between is then counted
+     * freed twice at worst, clamped below, while threads run). */
+    size_t pending[SC_NUM_CLASSES] = {0};
     registry_lock();
     out->frontends = heap->frontend_count;
     size_t slack = tracked ? requested_heap_slack(heap) : 0;
+    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next) {
+        for (unsigned c = 0; c < SC_NUM_CLASSES; c++)
+            pending[c] += atomic_load_explicit(&f->remote_pending_class[c], memory_order_relaxed);
+    }
     registry_unlock();
     for_each_span(heap, count_span, out);
     for (unsigned c = 0; c < SC_NUM_CLASSES; c++) {
         sc_class_stats_t *cs = &out->classes[c];
+        cs->live_blocks -= pending[c] < cs->live_blocks ? pending[c] : cs->live_blocks;
         cs->block_size = size_class_block_size(c);
         out->live_blocks += cs->live_blocks;
         out->live_bytes += cs->live_blocks * cs->block_size;

@@ -88,6 +88,16 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+/* Internal invariants: checked in a SCALLOC_DEBUG build (cmake
+ * -DSCALLOC_DEBUG=ON, and the sanitizer builds), compiled out otherwise.
+ * A failure prints the condition and its place and aborts (error.c). */
+#ifdef SCALLOC_DEBUG
+_Noreturn void sc_assert_fail(const char *cond, const char *file, int line);
+#define SC_ASSERT(c) (likely(c) ? (void)0 : sc_assert_fail(#c, __FILE__, __LINE__))
+#else
+#define SC_ASSERT(c) ((void)0)
+#endif
+
 
 #define CACHE_LINE 64
 
@@ -109,19 +119,15 @@ typedef struct block_s {
     struct block_s *next;
 } block_t;
 
-/* Span states, kept in the low bits of span_t.remote. */
+/* Span states, kept in the low bits of span_t.remote (see "THE SPAN LIFE
+ * CYCLE" above). */
 enum span_state {
     SPAN_HOT = 1,       /* owned; its frontend allocates from it */
     SPAN_FLOATING = 2,  /* owned; exhausted, refilling in its owner's set */
     SPAN_REUSABLE = 3,  /* ownerless, on the heap's reusable stack */
-    SPAN_RELEASING = 4,
-    SPAN_ORPHANED = 5,
-    SPAN_EMPTY = 6,
-    SPAN_POOLED = 7,
-    SPAN_DETACHED = 8,  /* ownerless (its thread exited), refilling */
-    SPAN_DRAINING = 9,  /* owned, emptied by another thread's free, which
-                           is giving its memory back */
-    SPAN_DRAINED = 10,  /* ... and has: the owner pools it when it looks */
+    SPAN_EMPTY = 4,     /* ownerless, every block free, still on that stack */
+    SPAN_POOLED = 5,    /* in the span pool, usable for any class */
+    SPAN_DETACHED = 6,  /* ownerless (its thread exited), refilling */
 };
 
 /* What a span is used for (immutable while it is). */
@@ -132,41 +138,69 @@ enum span_kind {
                              capacity = spans in the run, state HOT while
                              live and POOLED while free; stack_next links
                              free runs */
-    SPAN_KIND_REGION = 3, /* a region's descriptor */
 };
 
 struct sc_heap_s;
 struct sc_frontend_s;
 
+/* A counter that only its owner thread writes and that other threads only
+ * read (statistics, at rest exact). The owner's update must be one plain
+ * add, not a relaxed atomic load and store (gcc does not fuse those), so it
+ * is a plain int; readers use a relaxed atomic load of it (span.h,
+ * owner_count_peek). On x86-64 and aarch64 an aligned 32-bit store is
+ * single-copy atomic, so a reader sees an old or a new value, never a torn
+ * one; a stale value is what any concurrent reader of a moving count gets.
+ * ThreadSanitizer builds use a C11 atomic instead so that the tool sees
+ * every access as atomic and keeps checking everything else. */
+#if defined(__SANITIZE_THREAD__)
+#define SC_OWNER_COUNT_ATOMIC 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SC_OWNER_COUNT_ATOMIC 1
+#endif
+#endif
+#ifdef SC_OWNER_COUNT_ATOMIC
+typedef _Atomic int32_t owner_count_t;
+typedef _Atomic uint64_t owner_word_t;
+#else
+typedef int32_t owner_count_t;
+typedef uint64_t owner_word_t; /* the same for a 64-bit value */
+#endif
+
 typedef struct span_s {
-    /* --- line 0: what the fast paths read. `free`, `bump`, `carved` and
-     * `used` are written only by the frontend that holds the span HOT (or
-     * by an exclusive holder: a span taken from the pool or a stack). The
-     * immutable facts (kind, class, sizes, heap) are set before the span is
-     * published with release and read by others after an acquire. */
+    /* --- line 0: what the fast paths read. `free`, `bump`, `room` and
+     * `event_level` are written only by the frontend that owns the span
+     * (HOT or FLOATING) or by an exclusive holder (a span taken from the
+     * pool or a stack). The immutable facts (kind, class, sizes, heap) are
+     * set before the span is published with release and read by others
+     * after an acquire. */
     block_t *free;            /* local free list: owner only */
     /* Next block never handed out. Atomic (relaxed: a plain mov) because
-     * remote frees read it to refuse pointers into the never-used part. */
+     * statistics read it while the owner carves. */
     _Atomic(char *) bump;
     uint32_t block_size;      /* bytes per block (class size) */
     /* capacity, size_class and kind are set by the span's exclusive holder
      * and read by statistics while other threads run: relaxed atomics
      * (plain movs), read through span_capacity() and friends. */
     _Atomic uint32_t capacity; /* blocks in the real span; spans in a huge run */
-    /* Block-start test without a division: an offset r from the first block
-     * is a multiple of block_size iff r * divide_magic <= divide_limit, with
-     * divide_magic = ceil(2^64 / block_size) and divide_limit = magic - 1
-     * (exact for r < 2^32). */
+    /* Block-start test without a division (span.h, span_is_block_start_at):
+     * floor(2^64 / block_size) + 1. */
     uint64_t divide_magic;
-    uint64_t divide_limit;
     struct sc_heap_s *heap;   /* owning heap, fixed for the span's life */
-    /* Bytes carved so far, counted from the first block: the free fast
-     * path's range check. Owner only (relaxed atomic for the same reason as
-     * bump). */
-    _Atomic uint32_t carved;
-    /* Blocks handed out and not freed locally, while HOT: owner writes with
-     * relaxed load+store (no lock prefix), statistics read it. */
-    _Atomic uint32_t used;
+    /* Carved blocks times divide_step (span.h): an offset q from the first
+     * block is a carved block start iff q * divide_magic < carved_limit.
+     * Written by the owner, read by remote frees: an owner word like
+     * `room` below, so that the owner's fast path compares it straight
+     * from memory; 64 bits (the value fits 32) to compare it with the
+     * 64-bit product. */
+    owner_word_t carved_limit;
+    /* Owner-only counters (span.h, "OWNER COUNTERS"): room is the span's
+     * live-by-the-owner count (`used`: blocks handed out and not freed
+     * locally) less event_level less one, so that the owner's free that
+     * makes it negative is the one that must look at the span's life
+     * cycle. HOT spans have an event_level no count reaches. */
+    owner_count_t room;
+    owner_count_t event_level;
     _Atomic uint16_t size_class;
     _Atomic uint8_t kind;     /* enum span_kind */
     uint8_t warm;             /* pooled with its memory kept (span_pool.c) */
@@ -314,19 +348,43 @@ struct sc_heap_s {
 
 typedef struct thread_state_s thread_state_t;
 
+/* Sizes up to SMALL_MAX bytes find their hot span in one load from the
+ * frontend's `small` table, indexed by (n + 15) / 16. */
+#define SMALL_MAX 1024
+#define SMALL_SLOTS (SMALL_MAX / 16 + 1)
+
+/* Remote frees collected per destination span before one CAS hands the
+ * batch over (frontend.c, "REMOTE BATCHES"). A slot is picked by the span's
+ * address (direct mapped): REMOTE_SLOTS spans can be collected for at once;
+ * a slot is handed over at REMOTE_SLOT_MAX blocks, and everything once
+ * REMOTE_PENDING_MAX blocks wait in all. More slots and longer batches
+ * mean fewer CASes on a span's remote word, but more blocks that stay
+ * counted live until the next flush. */
+#define REMOTE_SLOTS 16
+#define REMOTE_SLOT_MAX 64
+#define REMOTE_PENDING_MAX 256
+
+typedef struct remote_batch_s {
+    span_t *span;               /* NULL: slot empty */
+    block_t *head, *tail;       /* the blocks, linked through their first word */
+    uint32_t count;
+} remote_batch_t;
+
 struct sc_frontend_s {
-    /* What the fast path allocates from; never NULL: the empty span when
-     * none. A checked or tracking heap keeps it all empty and allocates
-     * from slow_hot on its slow path (check.h, requested.h). */
+    /* What the allocation fast path reads: small[(n + 15) >> 4] is the hot
+     * span of the class of n (n <= SMALL_MAX), hot[] the hot span of each
+     * class. Never NULL: the empty span when none. A checked or tracking
+     * heap keeps both all empty and allocates from slow_hot on its slow
+     * path (check.h, requested.h). */
+    span_t *small[SMALL_SLOTS];
     span_t *hot[NUM_CLASSES];
     span_t *slow_hot[NUM_CLASSES];
     /* Per class, the owner's floating spans, oldest first: a circular
      * doubly linked list through span_t.set_next/set_prev (the tail is
      * head->set_prev), so an emptied span leaves it in O(1). Taken before
      * any span from elsewhere once enough of their blocks are free. Owner
-     * only. The map word of a floating span is FLOATING_WORD(t), not t, so
-     * that the fast path leaves its frees to the slow path, where the owner
-     * frees without atomics and sees the span become empty. */
+     * only. A floating span's map word is the frontend, as a hot span's, so
+     * the owner's frees into it take the fast path. */
     span_t *floating[NUM_CLASSES];
     struct sc_heap_s *heap;     /* NULL once the heap was destroyed */
     uint64_t heap_id;
@@ -337,6 +395,12 @@ struct sc_frontend_s {
      * slack of those it freed, modulo 2^64 (requested.h). Written by the
      * owner only (relaxed load + store), read by statistics. */
     _Atomic size_t slack;
+    /* Remote frees not yet handed to their spans (owner only), and their
+     * count per class for statistics, which count them as freed (owner
+     * writes with relaxed load and store, statistics read). */
+    remote_batch_t remote[REMOTE_SLOTS];
+    uint32_t remote_pending;
+    _Atomic uint32_t remote_pending_class[NUM_CLASSES];
     /* Links, under the registry lock. */
     sc_frontend_t *heap_next, *heap_prev;
     sc_frontend_t *thread_next;

@@ -1,0 +1,117 @@
+/* The free dispatcher (free.h). */
+#include "free.h"
+
+#include "address_map.h"
+#include "check.h"
+#include "error.h"
+#include "frontend.h"
+#include "huge.h"
+#include "requested.h"
+#include "span.h"
+
+static block_ref_t bad(sc_error_t err)
+{
+    return (block_ref_t){BLOCK_BAD, err, NULL};
+}
+
+/* A huge block's header s: live, and p is where its data starts. */
+static block_ref_t huge_ref(span_t *s, const void *p)
+{
+    if (span_state(s) != SPAN_HOT)
+        return bad(SC_ERR_DOUBLE_FREE);
+    if (atomic_load_explicit(&s->bump, memory_order_relaxed) != (const char *)p)
+        return bad(SC_ERR_INTERIOR_POINTER);
+    return (block_ref_t){BLOCK_HUGE, SC_ERR_NONE, s};
+}
+
+block_ref_t block_lookup(const struct sc_heap_s *heap, const sc_frontend_t *t, const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    /* The one read of the map word (acquire: the span header behind a
+     * published word is initialised). 0 for any p outside user space. */
+    uintptr_t w = address_map_get(a);
+    if (w == 0)
+        return bad(SC_ERR_FOREIGN_POINTER);
+    if (address_map_heap(w, a) != heap)
+        return bad(SC_ERR_OTHER_HEAP);
+    struct sc_heap_s *h = (struct sc_heap_s *)heap;
+    switch (w & MAP_TAGS) {
+    case MAP_RESERVED:
+        /* Inside the heap's regions but not a block span: the inside of a
+         * huge block, or space with nothing in it. */
+        return bad((a & 15) != 0 || huge_contains(h, a) ? SC_ERR_INTERIOR_POINTER
+                                                        : SC_ERR_FOREIGN_POINTER);
+    case MAP_HUGE_ALIGNED:
+        return huge_ref(huge_header_of(a, w), p);
+    default:
+        break; /* MAP_SPAN (ownerless, or owned in a slow-only heap) or a frontend */
+    }
+    span_t *s = (span_t *)(a & ~(uintptr_t)SPAN_MASK);
+    if (span_kind(s) == SPAN_KIND_HUGE)
+        return huge_ref(s, p);
+    if (span_kind(s) != SPAN_KIND_BLOCKS)
+        return bad(SC_ERR_FOREIGN_POINTER);
+    if (!span_state_in_use(span_state(s)))
+        return bad(SC_ERR_DOUBLE_FREE); /* the span holds no live block */
+    if (!span_is_block_start(s, a))
+        return bad(SC_ERR_INTERIOR_POINTER);
+    /* Only t writes t into a map word, and only t makes itself a span's
+     * owner, so either comparison is exact for t's own spans. */
+    bool owned = t != NULL && (w == (uintptr_t)t || span_owner(s) == t);
+    return (block_ref_t){owned ? BLOCK_OWNED : BLOCK_REMOTE, SC_ERR_NONE, s};
+}
+
+/* A block of a span t does not own: into t's batch for the span. */
+static void free_remote(sc_frontend_t *t, span_t *s, block_t *b, const char *call)
+{
+    if (check_enabled(t->heap) && !check_block_free(s, b)) {
+        error_report(SC_ERR_DOUBLE_FREE, call, t->heap, b);
+        return;
+    }
+    /* The slack entry is read before the block is handed over (its next
+     * owner may overwrite it). */
+    uint32_t slack = requested_enabled(t->heap) ? requested_slack(s, b) : 0;
+    if (!frontend_remote_add(t, s, b)) {
+        error_report(SC_ERR_DOUBLE_FREE, call, t->heap, b);
+        return;
+    }
+    if (requested_enabled(t->heap))
+        requested_on_free(t, slack);
+}
+
+void free_dispatch(sc_frontend_t *t, void *p, const char *call)
+{
+    if (p == NULL)
+        return;
+    block_ref_t r = block_lookup(t->heap, t, p);
+    switch (r.kind) {
+    case BLOCK_BAD:
+        error_report(r.error, call, t->heap, p);
+        return;
+    case BLOCK_OWNED:
+        frontend_free_owned(t, r.span, p, call);
+        return;
+    case BLOCK_REMOTE:
+        free_remote(t, r.span, p, call);
+        return;
+    case BLOCK_HUGE:
+        huge_free(t, r.span, p, call);
+        return;
+    }
+}
+
+size_t free_usable_size(const struct sc_heap_s *heap, const void *p, const char *call)
+{
+    block_ref_t r = block_lookup(heap, NULL, p);
+    switch (r.kind) {
+    case BLOCK_BAD:
+        error_report(r.error, call, heap, p);
+        return 0;
+    case BLOCK_HUGE:
+        return huge_usable_size(r.span);
+    case BLOCK_OWNED:
+    case BLOCK_REMOTE:
+        break;
+    }
+    return r.span->block_size;
+}
