@@ -61,6 +61,13 @@ void sc_free(sc_heap_t *heap, void *p)
                 frontend_free_event(s);
             return;
         }
+        /* The cached frontend, if it is still the heap's (see
+         * thread_cache_t), is this thread's live frontend: straight to the
+         * dispatcher. */
+        if (likely(p != NULL && t->heap == heap)) {
+            free_dispatch(t, p, "sc_free");
+            return;
+        }
     }
     free_slow(heap, p);
 }

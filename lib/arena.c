@@ -273,3 +273,17 @@ size_t arena_resident_bytes(struct sc_heap_s *heap)
     }
     return total;
 }
+
+void arena_for_each_span(struct sc_heap_s *heap, arena_span_fn *fn, void *arg)
+{
+    for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r; r = r->next) {
+        char *end = atomic_load_explicit(&r->bump, memory_order_relaxed);
+        for (char *p = r->base + SPAN_SIZE; p < end; p += SPAN_SIZE) {
+            uintptr_t w = address_map_get((uintptr_t)p);
+            unsigned tag = (unsigned)(w & MAP_TAGS);
+            if (w == 0 || tag == MAP_RESERVED || tag == MAP_HUGE_ALIGNED)
+                continue;
+            fn((span_t *)p, w, arg);
+        }
+    }
+}

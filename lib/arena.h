@@ -53,4 +53,10 @@ void arena_destroy(struct sc_heap_s *heap);
 /* Bytes resident in the heap's regions (walks mincore; for statistics). */
 size_t arena_resident_bytes(struct sc_heap_s *heap);
 
+/* Calls fn for every span of the heap that has a header (block spans and
+ * huge heads), in address order within each region. Spans bumped while it
+ * runs may be missed. */
+typedef void arena_span_fn(span_t *s, uintptr_t word, void *arg);
+void arena_for_each_span(struct sc_heap_s *heap, arena_span_fn *fn, void *arg);
+
 #endif /* SCALLOC_ARENA_H */

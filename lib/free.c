@@ -79,10 +79,9 @@ static void free_remote(sc_frontend_t *t, span_t *s, block_t *b, const char *cal
         requested_on_free(t, slack);
 }
 
-void free_dispatch(sc_frontend_t *t, void *p, const char *call)
+/* Every free the remote shortcut below leaves: classified in full. */
+static __attribute__((noinline)) void free_classified(sc_frontend_t *t, void *p, const char *call)
 {
-    if (p == NULL)
-        return;
     block_ref_t r = block_lookup(t->heap, t, p);
     switch (r.kind) {
     case BLOCK_BAD:
@@ -98,6 +97,48 @@ void free_dispatch(sc_frontend_t *t, void *p, const char *call)
         huge_free(t, r.span, p, call);
         return;
     }
+}
+
+/* The remote shortcut's slower half: a slot to free or a batch to hand
+ * over; a refused block gets the full classification. */
+static __attribute__((noinline)) void free_remote_slot(sc_frontend_t *t, span_t *s, void *p,
+                                                       const char *call)
+{
+    if (!frontend_remote_add_slow(t, s, p))
+        free_classified(t, p, call);
+}
+
+void free_dispatch(sc_frontend_t *t, void *p, const char *call)
+{
+    /* The common case first, with the tests of block_lookup for it: a
+     * block of another frontend's span (its map word is that frontend) or
+     * of an ownerless span (heap | MAP_SPAN) of t's heap, not checked or
+     * tracking (their spans are tagged MAP_SPAN even while owned, and their
+     * frees need per-block work). */
+    uintptr_t a = (uintptr_t)p;
+    uintptr_t idx = a >> SPAN_SHIFT;
+    if (likely(idx < MAP_ENTRIES)) {
+        struct sc_heap_s *heap = t->heap;
+        /* acquire: the span header behind a published word is initialised. */
+        uintptr_t w = atomic_load_explicit(&address_map[idx], memory_order_acquire);
+        span_t *s = (span_t *)(idx << SPAN_SHIFT);
+        bool other_frontend = (w & MAP_TAGS) == 0 && w != 0 && w != (uintptr_t)t;
+        if ((other_frontend || w == ((uintptr_t)heap | MAP_SPAN)) &&
+            (heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED)) == 0 && s->heap == heap &&
+            span_kind(s) == SPAN_KIND_BLOCKS && span_is_block_start_at(s, a, SPAN_HEADER_SIZE) &&
+            span_state_in_use(span_state(s))) {
+            remote_batch_t *r = frontend_remote_slot(t, s);
+            if (likely(remote_batch_span(r) == s && p != r->head &&
+                       owner_count_get(&r->count) < REMOTE_SLOT_MAX - 1 &&
+                       t->remote_pending < REMOTE_PENDING_MAX - 1)) {
+                frontend_remote_link(t, r, s, p);
+                return;
+            }
+            free_remote_slot(t, s, p, call);
+            return;
+        }
+    }
+    free_classified(t, p, call);
 }
 
 size_t free_usable_size(const struct sc_heap_s *heap, const void *p, const char *call)

@@ -128,14 +128,18 @@ static void place_span(struct sc_heap_s *heap, span_t *s, unsigned to, unsigned 
         span_pool_put(heap, s, pool_slot);
 }
 
-/* An owned span none of whose blocks is allocated: to the pool. The map
- * word goes first, so that no free of t's can find the span once it is
- * the pool's. */
-static void owned_to_pool(sc_frontend_t *t, span_t *s)
+/* An owned span none of whose blocks is allocated: to the pool. false if
+ * a trimming thread is giving its memory back right now (the caller keeps
+ * it and looks again later). The map word changes after the claim, so no
+ * free of t's can find the span once it is the pool's. */
+static bool owned_to_pool(sc_frontend_t *t, span_t *s)
 {
     SC_ASSERT(span_owned_live(s) == 0);
+    if (!span_claim_owned_empty(s, false))
+        return false;
     address_map_set(s, (uintptr_t)t->heap | MAP_SPAN);
     span_pool_put(t->heap, s, t->pool_slot);
+    return true;
 }
 
 /* An owned span t lets go of (thread exit, trim): DETACHED, REUSABLE or
@@ -157,9 +161,9 @@ static void owned_give_up(sc_frontend_t *t, span_t *s)
  * free the last block: the owner finds that span when it looks at the set
  * on a refill, or on a trim), so the levels use the count the owner last
  * read: later remote frees only bring the real event earlier. */
-static int32_t floating_reuse_level(const span_t *s, uint32_t remote)
+static int64_t floating_reuse_level(const span_t *s, uint32_t remote)
 {
-    return (int32_t)(span_capacity(s) - s->reuse_count + remote);
+    return (int64_t)span_capacity(s) - s->reuse_count + remote;
 }
 
 /* The hot span of cls is exhausted: it joins t's floating set. */
@@ -172,36 +176,39 @@ static void frontend_float_hot(sc_frontend_t *t, span_t **hot, unsigned cls)
     uint32_t remote = remote_count(atomic_load_explicit(&s->remote, memory_order_acquire));
     uint32_t used = span_used(s);
     floating_push(t, cls, s);
-    if ((int32_t)used <= floating_reuse_level(s, remote))
-        span_set_used_level(s, used, (int32_t)remote); /* reusable already */
+    if ((int64_t)used <= floating_reuse_level(s, remote))
+        span_set_used_level(s, used, remote); /* reusable already */
     else
         span_set_used_level(s, used, floating_reuse_level(s, remote));
     if (used == remote) {
         /* Every block was freed while it was hot. */
         floating_remove(t, cls, s);
-        owned_to_pool(t, s);
+        if (!owned_to_pool(t, s))
+            floating_push(t, cls, s);
     }
 }
 
 void frontend_free_event(span_t *s)
 {
     sc_frontend_t *t = span_owner(s);
-    SC_ASSERT(span_state(s) == SPAN_FLOATING && t != NULL);
     unsigned cls = span_class(s);
     uint32_t used = span_used(s);
     /* acquire: remote frees counted here are complete. */
-    uint32_t remote = remote_count(atomic_load_explicit(&s->remote, memory_order_acquire));
-    SC_ASSERT(used >= remote);
-    if (used == remote) {
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
+    uint32_t remote = remote_count(w);
+    if (remote_state(w) != SPAN_FLOATING || used <= remote) {
+        /* Every block is free (a DRAINED span was free already: this free
+         * was a double free, which the pool's fresh start absorbs). */
         floating_remove(t, cls, s);
-        owned_to_pool(t, s);
+        if (!owned_to_pool(t, s))
+            floating_push(t, cls, s);
         return;
     }
     /* Reusable: first in line for the next refill of the class. */
     floating_remove(t, cls, s);
     floating_push(t, cls, s);
     t->floating[cls] = s;
-    span_set_used_level(s, used, (int32_t)remote);
+    span_set_used_level(s, used, remote);
 }
 
 /* Looks at the oldest floating spans of cls: empty ones go to the pool, the
@@ -213,15 +220,14 @@ static span_t *floating_reuse(sc_frontend_t *t, unsigned cls)
         if (s == NULL)
             return NULL;
         uint32_t live = span_owned_live(s);
-        if (live == 0) {
-            owned_to_pool(t, s);
-        } else if (span_capacity(s) - live >= s->reuse_count) {
-            span_set_owned_state(s, SPAN_FLOATING, SPAN_HOT);
+        if (live == 0 && owned_to_pool(t, s))
+            continue;
+        if (live > 0 && span_capacity(s) - live >= s->reuse_count &&
+            span_set_owned_state(s, SPAN_FLOATING, SPAN_HOT)) {
             span_set_used_level(s, span_used(s), SPAN_LEVEL_NEVER);
             return s;
-        } else {
-            floating_push(t, cls, s); /* not yet: look again later */
         }
+        floating_push(t, cls, s); /* not yet, or being trimmed: look again later */
     }
     return NULL;
 }
@@ -289,15 +295,6 @@ void frontend_free_owned(sc_frontend_t *t, span_t *s, block_t *b, const char *ca
  * reused under them) and as freed in t's pending counters, which
  * statistics subtract. */
 
-static void remote_pending_add(sc_frontend_t *t, const span_t *s, int32_t blocks)
-{
-    /* relaxed load + store: t alone writes it; statistics read. */
-    _Atomic uint32_t *c = &t->remote_pending_class[span_class(s)];
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint32_t)blocks,
-                          memory_order_relaxed);
-    t->remote_pending += (uint32_t)blocks;
-}
-
 /* A batch refused as a whole (a double free in it or in the span): frees
  * its blocks one by one so that each bad one is reported and the others
  * are freed. */
@@ -317,11 +314,13 @@ static void remote_flush_each(sc_frontend_t *t, span_t *s, block_t *b)
 
 static void remote_flush_slot(sc_frontend_t *t, remote_batch_t *r)
 {
-    span_t *s = r->span;
+    span_t *s = remote_batch_span(r);
     block_t *head = r->head, *tail = r->tail;
-    uint32_t n = r->count;
-    *r = (remote_batch_t){0};
-    remote_pending_add(t, s, -(int32_t)n);
+    uint32_t n = (uint32_t)owner_count_get(&r->count);
+    owner_word_set(&r->span, 0);
+    owner_count_set(&r->count, 0);
+    r->head = r->tail = NULL;
+    t->remote_pending -= n;
     unsigned to;
     if (span_free_remote(s, head, tail, n, &to) != SC_ERR_NONE)
         remote_flush_each(t, s, head);
@@ -329,24 +328,18 @@ static void remote_flush_slot(sc_frontend_t *t, remote_batch_t *r)
         place_span(t->heap, s, to, t->pool_slot);
 }
 
-bool frontend_remote_add(sc_frontend_t *t, span_t *s, block_t *b)
+bool frontend_remote_add_slow(sc_frontend_t *t, span_t *s, block_t *b)
 {
-    remote_batch_t *r = &t->remote[((uintptr_t)s >> SPAN_SHIFT) % REMOTE_SLOTS];
-    if (r->span != s) {
-        if (r->span != NULL)
+    remote_batch_t *r = frontend_remote_slot(t, s);
+    if (remote_batch_span(r) != s) {
+        if (remote_batch_span(r) != NULL)
             remote_flush_slot(t, r);
-        r->span = s;
+        owner_word_set(&r->span, (uintptr_t)s);
     } else if (b == r->head) {
         return false;
     }
-    annotate_free(t->heap, b, s->block_size);
-    block_set_next(b, r->head);
-    if (r->head == NULL)
-        r->tail = b;
-    r->head = b;
-    r->count++;
-    remote_pending_add(t, s, 1);
-    if (r->count >= REMOTE_SLOT_MAX)
+    frontend_remote_link(t, r, s, b);
+    if (owner_count_get(&r->count) >= REMOTE_SLOT_MAX)
         remote_flush_slot(t, r);
     else if (t->remote_pending >= REMOTE_PENDING_MAX)
         frontend_remote_flush(t);
@@ -356,18 +349,20 @@ bool frontend_remote_add(sc_frontend_t *t, span_t *s, block_t *b)
 void frontend_remote_flush(sc_frontend_t *t)
 {
     for (unsigned i = 0; i < REMOTE_SLOTS && t->remote_pending > 0; i++) {
-        if (t->remote[i].span != NULL)
+        if (remote_batch_span(&t->remote[i]) != NULL)
             remote_flush_slot(t, &t->remote[i]);
     }
 }
 
 void frontend_remote_discard(sc_frontend_t *t)
 {
-    for (unsigned i = 0; i < REMOTE_SLOTS; i++)
-        t->remote[i] = (remote_batch_t){0};
+    for (unsigned i = 0; i < REMOTE_SLOTS; i++) {
+        remote_batch_t *r = &t->remote[i];
+        owner_word_set(&r->span, 0);
+        owner_count_set(&r->count, 0);
+        r->head = r->tail = NULL;
+    }
     t->remote_pending = 0;
-    for (unsigned c = 0; c < NUM_CLASSES; c++)
-        atomic_store_explicit(&t->remote_pending_class[c], 0, memory_order_relaxed);
 }
 
 /* Trims t if sc_heap_trim ran since it last looked. */
@@ -478,7 +473,8 @@ void frontend_trim(sc_frontend_t *t)
         span_t *s = hot[c];
         if (s != &span_empty && span_owned_live(s) == 0) {
             frontend_set_hot(t, c, &span_empty);
-            owned_to_pool(t, s); /* every block free: to the pool */
+            owned_to_pool(t, s); /* every block free: to the pool (a hot
+                                    span is never being trimmed) */
         }
         /* Every floating span once: empty ones to the pool. */
         span_t *head = t->floating[c];
@@ -490,7 +486,8 @@ void frontend_trim(sc_frontend_t *t)
             bool done = s == last;
             if (span_owned_live(s) == 0) {
                 floating_remove(t, c, s);
-                owned_to_pool(t, s);
+                if (!owned_to_pool(t, s))
+                    floating_push(t, c, s); /* being trimmed: keep it */
             }
             if (done)
                 break;

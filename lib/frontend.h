@@ -18,7 +18,7 @@ static inline block_t *frontend_local_pop(sc_frontend_t *t, span_t *s)
 {
     block_t *b = s->free;
     s->free = block_next(b);
-    owner_count_add(&s->room, 1);
+    span_count_out(s);
     annotate_alloc(t->heap, b, s->block_size);
     return b;
 }
@@ -31,7 +31,7 @@ static inline bool frontend_local_push(sc_frontend_t *t, span_t *s, block_t *b)
     annotate_free(t->heap, b, s->block_size);
     block_set_next(b, s->free);
     s->free = b;
-    return owner_count_add(&s->room, -1) < 0;
+    return span_count_in(s);
 }
 
 /* Slow path of allocation (frontend.c). */
@@ -48,10 +48,47 @@ void frontend_free_event(span_t *s);
  * a double free for `call`, else does what the fast path does. */
 void frontend_free_owned(sc_frontend_t *t, span_t *s, block_t *b, const char *call);
 
+/* REMOTE BATCHES (frontend.c): the slot of t that collects s's blocks. */
+static inline remote_batch_t *frontend_remote_slot(sc_frontend_t *t, const span_t *s)
+{
+    return &t->remote[((uintptr_t)s >> SPAN_SHIFT) % REMOTE_SLOTS];
+}
+
+static inline span_t *remote_batch_span(const remote_batch_t *r)
+{
+    return (span_t *)(uintptr_t)owner_word_get(&r->span);
+}
+
+/* Links b of s into r, the slot collecting s's blocks. */
+static inline void frontend_remote_link(sc_frontend_t *t, remote_batch_t *r, span_t *s, block_t *b)
+{
+    annotate_free(t->heap, b, s->block_size);
+    block_set_next(b, r->head);
+    if (r->head == NULL)
+        r->tail = b;
+    r->head = b;
+    owner_count_add(&r->count, 1);
+    t->remote_pending++;
+}
+
+/* The rest of frontend_remote_add: a slot to free for s, or a batch to
+ * hand over. */
+bool frontend_remote_add_slow(sc_frontend_t *t, span_t *s, block_t *b);
+
 /* Any thread: adds block b of s, a span t does not own, to t's batch for
- * s (REMOTE BATCHES in frontend.c); a full batch is handed over at once.
- * false if b is the batch's last block (a double free; nothing changed). */
-bool frontend_remote_add(sc_frontend_t *t, span_t *s, block_t *b);
+ * s; a full batch is handed over at once. false if b is the batch's last
+ * block (a double free; nothing changed). */
+static inline bool frontend_remote_add(sc_frontend_t *t, span_t *s, block_t *b)
+{
+    remote_batch_t *r = frontend_remote_slot(t, s);
+    if (likely(remote_batch_span(r) == s && b != r->head &&
+               owner_count_get(&r->count) < REMOTE_SLOT_MAX - 1 &&
+               t->remote_pending < REMOTE_PENDING_MAX - 1)) {
+        frontend_remote_link(t, r, s, b);
+        return true;
+    }
+    return frontend_remote_add_slow(t, s, b);
+}
 
 /* Owner: hands every batch of remote frees over to its span. */
 void frontend_remote_flush(sc_frontend_t *t);

@@ -317,6 +317,16 @@ void sc_heap_reset(sc_heap_t *heap)
     atomic_store_explicit(&heap->committed_bytes, committed, memory_order_relaxed);
 }
 
+/* sc_heap_trim: gives the memory of a DRAINED span back. */
+static void trim_drained(span_t *s, uintptr_t word, void *arg)
+{
+    (void)word;
+    (void)arg;
+    if (span_kind(s) == SPAN_KIND_BLOCKS && span_trim_drained_begin(s) &&
+        span_trim_drained_end(s))
+        span_pool_put(s->heap, s, 0); /* its owner left meanwhile */
+}
+
 void sc_heap_trim(sc_heap_t *heap)
 {
     if (!heap_check_live(heap, "sc_heap_trim"))
@@ -329,9 +339,13 @@ void sc_heap_trim(sc_heap_t *heap)
     if (registry_thread_cache.heap == heap && registry_frontend_valid(own, heap))
         frontend_trim(own);
     /* What can hold memory outside the pool is a fully free span on a
-     * reusable stack (EMPTY): to the pool first, released with the rest. */
+     * reusable stack (EMPTY): to the pool first, released with the rest;
+     * and a floating span of another thread that remote frees emptied
+     * (DRAINED): its owner pools it when it next looks, its memory goes
+     * now. */
     reusable_sweep_empty(heap);
     span_pool_cool(heap, true);
+    arena_for_each_span(heap, trim_drained, NULL);
 }
 
 const char *sc_heap_name(const sc_heap_t *heap)

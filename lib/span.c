@@ -145,13 +145,15 @@ bool span_take_remote(span_t *s, uint32_t min_count)
         /* acquire: the freers' writes of the blocks' next links (made
          * before their release CAS) are visible before we walk the list. */
         if (atomic_compare_exchange_weak_explicit(&s->remote, &w,
-                                                  remote_word(remote_state(w), s, NULL, 0),
+                                                  remote_word(remote_state(w), s, NULL, 0) |
+                                                      (w & REMOTE_GEN_MASK),
                                                   memory_order_acquire,
                                                   memory_order_relaxed))
             break;
     }
     block_t *head = remote_head(s, w);
-    span_set_used_level(s, span_used(s) - remote_count(w), owner_count_get(&s->event_level));
+    /* used and room both fall by the count taken; the level stays. */
+    owner_word_add(&s->counts, 0 - remote_count(w) * COUNTS_UNIT);
     /* Callers take the list when the local one is empty, so it just
      * becomes the local list. */
     SC_ASSERT(s->free == NULL);
@@ -202,8 +204,12 @@ unsigned span_give_up(span_t *s)
     unsigned to;
     for (;;) {
         unsigned st = remote_state(w);
+        if (st == SPAN_DRAINED || st == SPAN_DRAINING) {
+            /* Emptied by remote frees: to the pool, or to the trimmer
+             * releasing it (which pools it). */
+            return span_claim_owned_empty(s, true) ? SPAN_POOLED : 0;
+        }
         SC_ASSERT(st == SPAN_HOT || st == SPAN_FLOATING);
-        (void)st;
         uint32_t count = remote_count(w) + local_count + uncarved;
         SC_ASSERT(count <= span_capacity(s));
         block_t *head = remote_head(s, w);
@@ -227,18 +233,83 @@ unsigned span_give_up(span_t *s)
 
 bool span_set_owned_state(span_t *s, unsigned from, unsigned to)
 {
+    SC_ASSERT((from == SPAN_HOT && to == SPAN_FLOATING) || (from == SPAN_FLOATING && to == SPAN_HOT));
     uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
     for (;;) {
-        /* Owned spans change state only by their owner. */
-        SC_ASSERT(remote_state(w) == from);
         if (remote_state(w) != from)
             return false;
-        /* relaxed: only the state bits change; the list and count that
-         * remote frees publish are left as they are and not read here. */
-        if (atomic_compare_exchange_weak_explicit(&s->remote, &w,
-                                                  (w & ~REMOTE_STATE_MASK) | to,
-                                                  memory_order_relaxed, memory_order_relaxed))
+        uint64_t next = (w & ~REMOTE_STATE_MASK) | to;
+        if (to == SPAN_HOT)
+            next += (uint64_t)1 << REMOTE_GEN_SHIFT; /* wraps within the field */
+        /* relaxed: only the state bits (and the generation) change; the
+         * list and count that remote frees publish are left as they are
+         * and not read here. */
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next, memory_order_relaxed,
+                                                  memory_order_relaxed))
             return true;
+    }
+}
+
+bool span_claim_owned_empty(span_t *s, bool leaving)
+{
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
+    for (;;) {
+        unsigned st = remote_state(w);
+        SC_ASSERT(st == SPAN_HOT || st == SPAN_FLOATING || st == SPAN_DRAINED || st == SPAN_DRAINING);
+        uint64_t next;
+        if (st == SPAN_DRAINING) {
+            if (!leaving)
+                return false;
+            next = (w & ~REMOTE_STATE_MASK) | SPAN_ORPHANED;
+        } else {
+            next = remote_word(SPAN_POOLED, s, NULL, 0);
+        }
+        /* acq_rel: a trimmer that finds ORPHANED gets the header as we
+         * left it; we get what a DRAINED span's trimmer wrote (acquire on
+         * failure, for the next look). */
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return st != SPAN_DRAINING;
+    }
+}
+
+bool span_trim_drained_begin(span_t *s)
+{
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    while (remote_state(w) == SPAN_DRAINED) {
+        /* acquire: the owner's and the freers' writes to the span come
+         * before ours. */
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &w,
+                                                  (w & ~REMOTE_STATE_MASK) | SPAN_DRAINING,
+                                                  memory_order_acquire, memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+bool span_trim_drained_end(span_t *s)
+{
+    /* Every block is free and the owner leaves the span alone while it is
+     * DRAINING, so everything past the header page can go. rw_bytes and
+     * the block fields stay as they are (the owner pools the span, and
+     * whoever takes it next sets it up again); committed falls to the
+     * header page. */
+    size_t page = os_page_size();
+    annotate_no_access((char *)s + SPAN_HEADER_SIZE, s->rw_bytes - SPAN_HEADER_SIZE);
+    if (s->rw_bytes > page)
+        os_release((char *)s + page, s->rw_bytes - page);
+    arena_uncommit(s->heap, s, page);
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    for (;;) {
+        if (remote_state(w) == SPAN_ORPHANED)
+            return true; /* acquire below: the owner's last writes are ours */
+        SC_ASSERT(remote_state(w) == SPAN_DRAINING);
+        /* release: the owner that sees DRAINED sees the memory gone and
+         * the accounting done. */
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &w,
+                                                  (w & ~REMOTE_STATE_MASK) | SPAN_DRAINED,
+                                                  memory_order_release, memory_order_acquire))
+            return false;
     }
 }
 
@@ -292,12 +363,22 @@ sc_error_t span_free_remote(span_t *s, block_t *head, block_t *tail, uint32_t n,
         if (count > span_capacity(s) || old == head)
             return SC_ERR_DOUBLE_FREE;
         block_set_next(tail, old);
-        /* An owned span only counts: its owner decides what becomes of it
-         * when it next looks (frontend.c). An ownerless one settles here,
-         * in constant time, by the thread that freed its last block. */
-        to = (st == SPAN_HOT || st == SPAN_FLOATING) ? st : settled_state(s, st, count);
+        /* A HOT span only counts: its owner takes the frees back when it
+         * runs out. A FLOATING span whose last blocks these are becomes
+         * DRAINED, which its owner pools when it next looks (its owner no
+         * longer allocates from it, so `used` only falls: a stale read is
+         * too high and can only delay that, and the generation in the word
+         * makes this CAS fail if the span was hot in between). An ownerless
+         * span settles here, in constant time, by the thread that freed its
+         * last block. */
+        if (st == SPAN_HOT)
+            to = st;
+        else if (st == SPAN_FLOATING)
+            to = count >= span_used_peek(s) ? SPAN_DRAINED : st;
+        else
+            to = settled_state(s, st, count);
         uint64_t next = to == SPAN_POOLED ? remote_word(SPAN_POOLED, s, NULL, 0)
-                                          : remote_word(to, s, head, count);
+                                          : remote_word(to, s, head, count) | (w & REMOTE_GEN_MASK);
         /* release: the blocks' links are visible to whoever takes the list;
          * acquire: a transition we make sees what the previous holder wrote
          * before letting the span go. */

@@ -69,6 +69,18 @@ static inline void owner_word_set(owner_word_t *w, uint64_t v)
 #endif
 }
 
+/* Adds d and returns the new value: one add instruction in the plain case. */
+static inline uint64_t owner_word_add(owner_word_t *w, uint64_t d)
+{
+#ifdef SC_OWNER_COUNT_ATOMIC
+    uint64_t v = atomic_load_explicit(w, memory_order_relaxed) + d;
+    atomic_store_explicit(w, v, memory_order_relaxed);
+    return v;
+#else
+    return *w += d;
+#endif
+}
+
 static inline uint64_t owner_word_peek(const owner_word_t *w)
 {
 #ifdef SC_OWNER_COUNT_ATOMIC
@@ -78,36 +90,66 @@ static inline uint64_t owner_word_peek(const owner_word_t *w)
 #endif
 }
 
+/* THE COUNTS WORD. used = counts mod 2^21 (capacities are below 2^21);
+ * room = counts / 2^21 as a signed number = used - level - 1, where level
+ * is the `used` at which the owner's free must call frontend_free_event.
+ * Adding COUNTS_UNIT counts one block out (room and used up by one);
+ * subtracting it counts one back, and the result is negative exactly when
+ * room went below zero. used never borrows from room: the owner only
+ * counts back blocks it counted out. */
+#define COUNTS_USED_BITS 21
+#define COUNTS_USED_MASK (((uint64_t)1 << COUNTS_USED_BITS) - 1)
+#define COUNTS_UNIT (((uint64_t)1 << COUNTS_USED_BITS) + 1)
+
 /* The event level of HOT spans: no count reaches it, so the owner's frees
  * into its hot spans never stop at an event. */
-#define SPAN_LEVEL_NEVER (-(INT32_C(1) << 30))
+#define SPAN_LEVEL_NEVER (-(INT64_C(1) << 30))
+
+/* Owner: counts a block out (allocation). */
+static inline void span_count_out(span_t *s)
+{
+    owner_word_add(&s->counts, COUNTS_UNIT);
+}
+
+/* Owner: counts a block back in (a local free); true if room went below
+ * zero, i.e. the free reached the event level. */
+static inline bool span_count_in(span_t *s)
+{
+    return (int64_t)owner_word_add(&s->counts, 0 - COUNTS_UNIT) < 0;
+}
 
 /* Owner: blocks handed out and not freed locally (remote frees included). */
 static inline uint32_t span_used(const span_t *s)
 {
-    return (uint32_t)(owner_count_get(&s->room) + owner_count_get(&s->event_level) + 1);
+    return (uint32_t)(owner_word_get(&s->counts) & COUNTS_USED_MASK);
 }
 
-/* The same, read by another thread (statistics; exact at rest). */
+/* The same, read by another thread: exact as of the owner's last update. */
 static inline uint32_t span_used_peek(const span_t *s)
 {
-    return (uint32_t)(owner_count_peek(&s->room) + owner_count_peek(&s->event_level) + 1);
+    return (uint32_t)(owner_word_peek(&s->counts) & COUNTS_USED_MASK);
 }
 
-/* Owner: sets used and the event level together. */
-static inline void span_set_used_level(span_t *s, uint32_t used, int32_t level)
+/* Owner: sets used and the event level. */
+static inline void span_set_used_level(span_t *s, uint32_t used, int64_t level)
 {
-    owner_count_set(&s->event_level, level);
-    owner_count_set(&s->room, (int32_t)used - level - 1);
+    uint64_t room = (uint64_t)((int64_t)used - level - 1);
+    owner_word_set(&s->counts, room * ((uint64_t)1 << COUNTS_USED_BITS) + used);
 }
 
 /* remote word: state in bits 0..3, remote list head as an offset from the
  * span start in bits 4..24 (0 = empty: offset 0 is the header), count of
- * free blocks not on the owner's local list in bits 25..45. */
+ * free blocks not on the owner's local list in bits 25..45, and in bits
+ * 46..63 a generation that the owner bumps each time it makes a floating
+ * span HOT again, so that a remote freer's CAS prepared while the span
+ * floated (with the owner's `used` of then) fails if the span has been
+ * hot since. */
 #define REMOTE_STATE_MASK ((uint64_t)0xF)
 #define REMOTE_HEAD_SHIFT 4
 #define REMOTE_COUNT_SHIFT 25
 #define REMOTE_FIELD_MASK ((uint64_t)0x1FFFFF)
+#define REMOTE_GEN_SHIFT 46
+#define REMOTE_GEN_MASK (~(uint64_t)0 << REMOTE_GEN_SHIFT)
 
 static inline unsigned remote_state(uint64_t w)
 {
@@ -159,10 +201,28 @@ static inline bool span_state_in_use(unsigned st)
     return st == SPAN_HOT || st == SPAN_FLOATING || st == SPAN_DETACHED || st == SPAN_REUSABLE;
 }
 
-/* Owner: moves its span from state `from` to `to` (HOT <-> FLOATING), the
- * remote list and count staying as they are. false if the span was not in
- * `from` (cannot happen: owned spans change state only by their owner). */
+/* Owner: moves its span from HOT to FLOATING, or from FLOATING back to
+ * HOT, the remote list and count staying as they are. false if the span
+ * was not in `from` (a floating span a remote free emptied is DRAINED, or
+ * a trimming thread holds it: DRAINING). */
 bool span_set_owned_state(span_t *s, unsigned from, unsigned to);
+
+/* Owner of a span with no live block (HOT, FLOATING or DRAINED): marks it
+ * POOLED, after which the caller puts it in the pool (span_pool_put).
+ * false if a trimming thread is releasing its memory right now (DRAINING):
+ * then the caller leaves it where it is and looks again later, or, with
+ * `leaving` (its thread exits), hands it to that thread, which pools it. */
+bool span_claim_owned_empty(span_t *s, bool leaving);
+
+/* Any thread (sc_heap_trim): if s is DRAINED, takes it from its owner for
+ * as long as it takes to give its memory back (DRAINING) and returns true;
+ * span_trim_drained_end gives it back. */
+bool span_trim_drained_begin(span_t *s);
+
+/* Gives the memory of a DRAINING span back (all but the header page) and
+ * returns it to DRAINED; true if its owner left meanwhile, and the caller
+ * must pool it. */
+bool span_trim_drained_end(span_t *s);
 
 /* Owner: blocks of s still allocated (for HOT and FLOATING spans). */
 static inline uint32_t span_owned_live(const span_t *s)

@@ -16,24 +16,6 @@
 #include "size_class.h"
 #include "span.h"
 
-/* Calls fn for every span of the heap that has a header (block spans and
- * huge heads), in address order within each region. */
-typedef void span_fn(span_t *s, uintptr_t word, void *arg);
-
-static void for_each_span(struct sc_heap_s *heap, span_fn *fn, void *arg)
-{
-    for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r; r = r->next) {
-        char *end = atomic_load_explicit(&r->bump, memory_order_relaxed);
-        for (char *p = r->base + SPAN_SIZE; p < end; p += SPAN_SIZE) {
-            uintptr_t w = address_map_get((uintptr_t)p);
-            unsigned tag = (unsigned)(w & MAP_TAGS);
-            if (w == 0 || tag == MAP_RESERVED || tag == MAP_HUGE_ALIGNED)
-                continue;
-            fn((span_t *)p, w, arg);
-        }
-    }
-}
-
 /* Live blocks of a block span: HOT spans count what their owner handed out
  * and did not free locally, less what other threads freed since; other
  * states count every block not counted free in the remote word. */
@@ -96,11 +78,18 @@ void sc_heap_get_stats(sc_heap_t *heap, sc_heap_stats_t *out)
     out->frontends = heap->frontend_count;
     size_t slack = tracked ? requested_heap_slack(heap) : 0;
     for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next) {
-        for (unsigned c = 0; c < SC_NUM_CLASSES; c++)
-            pending[c] += atomic_load_explicit(&f->remote_pending_class[c], memory_order_relaxed);
+        for (unsigned i = 0; i < REMOTE_SLOTS; i++) {
+            /* Owner words read while the owner may change them: a slot
+             * being reused may pair a count with the wrong span, which
+             * only matters while threads run. */
+            span_t *s = (span_t *)(uintptr_t)owner_word_peek(&f->remote[i].span);
+            int32_t n = owner_count_peek(&f->remote[i].count);
+            if (s != NULL && n > 0 && span_class(s) < SC_NUM_CLASSES)
+                pending[span_class(s)] += (size_t)n;
+        }
     }
     registry_unlock();
-    for_each_span(heap, count_span, out);
+    arena_for_each_span(heap, count_span, out);
     for (unsigned c = 0; c < SC_NUM_CLASSES; c++) {
         sc_class_stats_t *cs = &out->classes[c];
         cs->live_blocks -= pending[c] < cs->live_blocks ? pending[c] : cs->live_blocks;
@@ -236,6 +225,6 @@ void sc_heap_visit(sc_heap_t *heap, sc_visit_fn *fn, void *arg)
     if (bits == NULL)
         return;
     struct visit_state v = {fn, arg, bits, 0};
-    for_each_span(heap, visit_span, &v);
+    arena_for_each_span(heap, visit_span, &v);
     munmap(bits, bytes);
 }

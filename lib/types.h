@@ -128,6 +128,10 @@ enum span_state {
     SPAN_EMPTY = 4,     /* ownerless, every block free, still on that stack */
     SPAN_POOLED = 5,    /* in the span pool, usable for any class */
     SPAN_DETACHED = 6,  /* ownerless (its thread exited), refilling */
+    SPAN_DRAINED = 7,   /* owned, floating, emptied by a remote free: the
+                           owner pools it when it next looks */
+    SPAN_DRAINING = 8,  /* ... while sc_heap_trim gives its memory back */
+    SPAN_ORPHANED = 9,  /* ... and its owner left: the trimmer pools it */
 };
 
 /* What a span is used for (immutable while it is). */
@@ -194,13 +198,13 @@ typedef struct span_s {
      * from memory; 64 bits (the value fits 32) to compare it with the
      * 64-bit product. */
     owner_word_t carved_limit;
-    /* Owner-only counters (span.h, "OWNER COUNTERS"): room is the span's
-     * live-by-the-owner count (`used`: blocks handed out and not freed
-     * locally) less event_level less one, so that the owner's free that
-     * makes it negative is the one that must look at the span's life
-     * cycle. HOT spans have an event_level no count reaches. */
-    owner_count_t room;
-    owner_count_t event_level;
+    /* The owner's counts in one word (span.h, "THE COUNTS WORD"): `used`
+     * (blocks handed out and not freed locally, remote frees included) in
+     * the low bits, and above them the room left before the next free
+     * that must look at the span's life cycle (negative: that free came).
+     * One add updates both, so the fast paths pay one instruction, and
+     * other threads read an exact `used` from one word. */
+    owner_word_t counts;
     _Atomic uint16_t size_class;
     _Atomic uint8_t kind;     /* enum span_kind */
     uint8_t warm;             /* pooled with its memory kept (span_pool.c) */
@@ -360,14 +364,17 @@ typedef struct thread_state_s thread_state_t;
  * REMOTE_PENDING_MAX blocks wait in all. More slots and longer batches
  * mean fewer CASes on a span's remote word, but more blocks that stay
  * counted live until the next flush. */
-#define REMOTE_SLOTS 16
+#define REMOTE_SLOTS 64
 #define REMOTE_SLOT_MAX 64
-#define REMOTE_PENDING_MAX 256
+#define REMOTE_PENDING_MAX 1024
 
+/* One slot. `span` and `count` are written by the frontend's owner only
+ * and read by statistics (owner words: span.h), which count the blocks
+ * waiting here as freed. */
 typedef struct remote_batch_s {
-    span_t *span;               /* NULL: slot empty */
+    owner_word_t span;          /* span_t *; 0: slot empty */
     block_t *head, *tail;       /* the blocks, linked through their first word */
-    uint32_t count;
+    owner_count_t count;
 } remote_batch_t;
 
 struct sc_frontend_s {
@@ -395,12 +402,10 @@ struct sc_frontend_s {
      * slack of those it freed, modulo 2^64 (requested.h). Written by the
      * owner only (relaxed load + store), read by statistics. */
     _Atomic size_t slack;
-    /* Remote frees not yet handed to their spans (owner only), and their
-     * count per class for statistics, which count them as freed (owner
-     * writes with relaxed load and store, statistics read). */
+    /* Remote frees not yet handed to their spans, and how many in all
+     * (owner only). */
     remote_batch_t remote[REMOTE_SLOTS];
     uint32_t remote_pending;
-    _Atomic uint32_t remote_pending_class[NUM_CLASSES];
     /* Links, under the registry lock. */
     sc_frontend_t *heap_next, *heap_prev;
     sc_frontend_t *thread_next;

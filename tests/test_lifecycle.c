@@ -564,9 +564,15 @@ static void *trim_worker(void *arg)
     for (size_t i = 1; i < TRIM_BLOCKS; i += 2)
         sc_free(a->heap, theirs[i].p);
     pthread_barrier_wait(&trim_step); /* all freed */
+    /* Frees into other threads' spans are handed over in batches, at the
+     * latest by the freeing thread's trim (scalloc.h, sc_heap_trim): this
+     * trim hands ours over. */
+    sc_heap_trim(a->heap);
+    pthread_barrier_wait(&trim_step); /* every batch handed over */
     /* A thread's hot spans are its own to give back (scalloc.h,
-     * sc_heap_trim): a trim from this thread does it now; otherwise its next
-     * allocation slow path or its exit would. */
+     * sc_heap_trim): a trim from this thread does it now, the frees of the
+     * others included; otherwise its next allocation slow path or its exit
+     * would. */
     sc_heap_trim(a->heap);
     pthread_barrier_wait(&trim_step); /* workers trimmed their own */
     pthread_barrier_wait(&trim_step); /* main trimmed and measured */
@@ -598,6 +604,8 @@ Test(lifecycle, trim_after_free_all, .timeout = 120)
     for (size_t i = 0; i < 4096; i++)
         sc_free(h, mine[i]);
     pthread_barrier_wait(&trim_step); /* all freed */
+    sc_heap_trim(h);                  /* our batches handed over */
+    pthread_barrier_wait(&trim_step); /* every batch handed over */
     pthread_barrier_wait(&trim_step); /* workers trimmed their own */
 
     sc_heap_trim(h);
