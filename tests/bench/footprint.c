@@ -37,6 +37,7 @@ static const bench_workload workloads[] = {
      wl_server},
     {"demo-cache", "examples/server_demo's cache heap: 211 keys, every 7th request drops one",
      wl_demo_cache},
+    {"tiny", "one 16 B block from each thread: the cost of an empty heap", wl_tiny},
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 

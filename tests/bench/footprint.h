@@ -7,7 +7,7 @@
 #include "bench_util.h"
 
 /* Workloads of the study beyond the suite's (wl_server.c). */
-bench_workload_fn wl_server, wl_demo_cache;
+bench_workload_fn wl_server, wl_demo_cache, wl_tiny;
 
 /* Instrumented scalloc only (footprint_walk.c): prints the breakdown of the
  * last workload's heap, at its peak, at its marks and at its end, as

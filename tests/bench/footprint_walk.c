@@ -231,6 +231,9 @@ typedef struct fp_snapshot {
     size_t hot_empty, hot_empty_committed, hot_empty_resident;
     size_t occ_spans[FP_OCC], occ_committed[FP_OCC], occ_free[FP_OCC];
     size_t mismatches;      /* spans whose walked lists disagree with their counts */
+    /* Outside the heap's committed bytes: the process-wide address map's
+     * resident pages, and the frontends' own size. */
+    size_t map_resident, frontend_bytes;
 } fp_snapshot;
 
 typedef struct fp_span_view {
@@ -478,6 +481,8 @@ static void fp_walk(bench_heap *h, fp_snapshot *out, const char *label)
 
     out->heap_committed = atomic_load_explicit(&heap->committed_bytes, memory_order_relaxed);
     out->frontends = heap->frontend_count;
+    out->frontend_bytes = heap->frontend_count * sizeof(sc_frontend_t);
+    out->map_resident = fp_res_range((char *)address_map, MAP_ENTRIES * sizeof(uintptr_t));
     out->vm_rss_kb = bench_status_kib("VmRSS");
 }
 
@@ -500,7 +505,7 @@ static void fp_snapshot_now(bench_heap *h, fp_snapshot *out, const char *label)
 }
 
 /* After an allocation: a walk if committed bytes reached a new high by a
- * step (1/64, at least 256 KiB), so the last such walk is within a step of
+ * step (1/64, at least 64 KiB), so the last such walk is within a step of
  * the peak and the walks cost O(log peak). Whoever finds a walk running
  * leaves it be (and waits in its next call). */
 static void fp_maybe_peak(bench_heap *h)
@@ -516,8 +521,8 @@ static void fp_maybe_peak(bench_heap *h)
         if (fp_scratch.heap_committed >= fp_peak.heap_committed)
             fp_peak = fp_scratch;
         size_t step = fp_scratch.heap_committed / 64;
-        if (step < ((size_t)256 << 10))
-            step = (size_t)256 << 10;
+        if (step < ((size_t)64 << 10))
+            step = (size_t)64 << 10;
         atomic_store_explicit(&fp_trigger, fp_scratch.heap_committed + step,
                               memory_order_relaxed);
     }
@@ -785,6 +790,8 @@ void fp_report(FILE *f, const char *workload, unsigned threads, const char *scal
                 s->spans_pool_warm, s->spans_drained, s->spans_other, s->regions, s->frontends, s->hot_empty,
                 kib(s->hot_empty_committed), kib(s->hot_empty_resident),
                 miss_text, s->vm_rss_kb);
+        fprintf(f, "; outside the heap: address map %.0f KiB resident, frontends %.0f KiB",
+                kib(s->map_resident), kib(s->frontend_bytes));
         if (s->beyond.resident)
             fprintf(f, "; %.0f KiB resident past spans' committed bytes", kib(s->beyond.resident));
         if (s->mismatches)

@@ -9,12 +9,17 @@
  *             thread, which frees them. Then every block is freed and the
  *             heap trimmed while the workers are alive but idle (a mark:
  *             the instrumented adapter walks the heap there; VmRSS is
- *             recorded as rss_idle_kb). One op = one replaced block.
+ *             recorded as rss_idle_kb). Live bytes count blocks in flight
+ *             between threads too. One op = one replaced block.
  * demo-cache  examples/server_demo's cache heap: T workers serve 4,000
- *             requests for 211 keys; a GET of a missing key allocates its
+ *             requests for 211 keys in turn; a GET of a missing key allocates its
  *             entry (56-956 B), every 7th request drops its key's entry,
  *             freed by whichever worker serves it. Entries stay live at the
  *             end, as in the demo. One op = one request.
+ * tiny        one heap, one 16-byte block allocated and freed by each of T
+ *             threads: what an allocator costs before it holds anything
+ *             (its metadata, first span, per-thread state). One op = one
+ *             block.
  * Every block is written once per page and at its end, and checked before
  * it is freed.
  */
@@ -22,6 +27,7 @@
 #include "bench_util.h"
 #include "footprint.h"
 
+#include <sched.h>
 #include <stdatomic.h>
 
 #ifndef BENCH_HAVE_MARK
@@ -49,7 +55,10 @@ static const struct {
 };
 #define SERVER_BUCKETS (sizeof server_hist / sizeof server_hist[0])
 #define SERVER_SLOTS 65536   /* per thread: far more than the live target needs */
-#define SERVER_MAILBOX 4096  /* blocks in flight to one thread */
+/* Blocks in flight to one thread: few, so that a receiver descheduled for
+ * a while (more threads than cores) does not make the live set grow; a
+ * full mailbox makes the sender free the block itself. */
+#define SERVER_MAILBOX 256
 #define SERVER_REMOTE_EVERY 5
 
 typedef struct server_block {
@@ -71,6 +80,10 @@ typedef struct server_shared {
     pthread_barrier_t idle;     /* workers + main: everything freed */
     pthread_barrier_t go;       /* workers + main: main has trimmed */
     server_mailbox *mail;
+    /* Bytes live in the whole heap, blocks in flight included: one shared
+     * counter (two atomic adds per step are nothing next to the page
+     * touches), and its peak. */
+    _Atomic size_t live, live_peak;
 } server_shared;
 
 typedef struct server_worker {
@@ -79,7 +92,6 @@ typedef struct server_worker {
     size_t live_target;
     uint64_t steps;
     uint64_t seed;
-    size_t live_peak;
     uint64_t done;
     uint64_t failures;
 } server_worker;
@@ -115,6 +127,7 @@ static void server_release(server_worker *w, bench_thread *t, const server_block
     if (!server_check(b))
         w->failures++;
     bench_free(t, b->p);
+    atomic_fetch_sub_explicit(&w->sh->live, b->size, memory_order_relaxed);
 }
 
 /* Frees what other threads handed to w. */
@@ -159,6 +172,12 @@ static int server_new(server_worker *w, bench_thread *t, bench_rng *rng, server_
         return 0;
     }
     server_touch(b->p, b->size, b->mark);
+    size_t live = atomic_fetch_add_explicit(&w->sh->live, b->size, memory_order_relaxed) + b->size;
+    size_t peak = atomic_load_explicit(&w->sh->live_peak, memory_order_relaxed);
+    while (live > peak && !atomic_compare_exchange_weak_explicit(&w->sh->live_peak, &peak, live,
+                                                                 memory_order_relaxed,
+                                                                 memory_order_relaxed))
+        ;
     return 1;
 }
 
@@ -184,21 +203,26 @@ static void *server_thread(void *arg)
                 live += slots[used].size;
             used++;
         }
-        if (live > w->live_peak)
-            w->live_peak = live;
-        /* Replace random blocks. */
+        /* Replace random blocks: drop random ones until the next block
+         * fits the target, so live stays within a block of it instead of
+         * drifting as a random walk of sizes would. */
         for (uint64_t s = 0; s < w->steps && used > 0; s++) {
-            server_block *b = &slots[bench_rng_next(&rng) % used];
-            if (b->p != NULL) {
-                live -= b->size;
-                server_drop(w, t, b, k);
-            }
-            if (server_new(w, t, &rng, b, k++))
+            server_block next;
+            if (!server_new(w, t, &rng, &next, k++))
+                next.p = NULL;
+            server_block *b;
+            unsigned tries = 0;
+            do {
+                b = &slots[bench_rng_next(&rng) % used];
+                if (b->p != NULL) {
+                    live -= b->size;
+                    server_drop(w, t, b, k);
+                    b->p = NULL;
+                }
+            } while (live + next.size > w->live_target && ++tries < 64);
+            *b = next;
+            if (b->p != NULL)
                 live += b->size;
-            else
-                b->p = NULL;
-            if (live > w->live_peak)
-                w->live_peak = live;
             if ((s & 63) == 0)
                 server_drain(w, t, tmp);
             w->done++;
@@ -232,6 +256,8 @@ void wl_server(const bench_params *p, bench_result *r)
     pthread_t ids[256];
     sh.heap = bench_heap_create();
     sh.threads = n;
+    atomic_init(&sh.live, 0);
+    atomic_init(&sh.live_peak, 0);
     size_t mail_bytes = n * sizeof(server_mailbox);
     sh.mail = bench_harness_alloc(mail_bytes);
     if (sh.heap == NULL || sh.mail == NULL) {
@@ -270,11 +296,11 @@ void wl_server(const bench_params *p, bench_result *r)
     for (unsigned i = 0; i < n; i++) {
         r->ops += w[i].done;
         r->failures += w[i].failures;
-        r->live_peak += w[i].live_peak;
         pthread_mutex_destroy(&sh.mail[i].lock);
         bench_harness_free(sh.mail[i].items, SERVER_MAILBOX * sizeof(server_block));
     }
     r->expected_ops = total;
+    r->live_peak = atomic_load(&sh.live_peak);
     bench_harness_free(sh.mail, mail_bytes);
     pthread_barrier_destroy(&sh.stopped);
     pthread_barrier_destroy(&sh.idle);
@@ -310,6 +336,7 @@ typedef struct demo_shared {
 
 typedef struct demo_worker {
     demo_shared *sh;
+    unsigned id, threads;
     uint64_t done;
     uint64_t failures;
 } demo_worker;
@@ -337,14 +364,24 @@ static void *demo_thread(void *arg)
     demo_worker *w = arg;
     demo_shared *sh = w->sh;
     bench_thread *t = bench_thread_attach(sh->heap);
-    if (t == NULL) {
+    if (t == NULL)
         w->failures++;
-        return NULL;
-    }
+    /* Requests are served in turn, worker id % T: the demo's queue hands
+     * them to whichever worker is free, so every worker meets every key;
+     * taking turns does the same deterministically (and a worker that
+     * could not attach still passes its turns on). */
     for (;;) {
-        uint32_t id = atomic_fetch_add_explicit(&sh->next_id, 1, memory_order_relaxed);
+        uint32_t id = atomic_load_explicit(&sh->next_id, memory_order_acquire);
         if (id >= sh->requests)
             break;
+        if (id % w->threads != w->id) {
+            sched_yield();
+            continue;
+        }
+        if (t == NULL) {
+            atomic_store_explicit(&sh->next_id, id + 1, memory_order_release);
+            continue;
+        }
         uint32_t key = id % DEMO_KEYS;
         pthread_mutex_lock(&sh->lock);
         demo_entry **slot = &sh->buckets[key % DEMO_BUCKETS];
@@ -380,8 +417,11 @@ static void *demo_thread(void *arg)
         }
         pthread_mutex_unlock(&sh->lock);
         w->done++;
+        /* release: the next worker sees the cache as this one left it. */
+        atomic_store_explicit(&sh->next_id, id + 1, memory_order_release);
     }
-    bench_thread_detach(t, 0);
+    if (t != NULL)
+        bench_thread_detach(t, 0);
     return NULL;
 }
 
@@ -396,8 +436,12 @@ void wl_demo_cache(const bench_params *p, bench_result *r)
     }
     pthread_mutex_init(&sh.lock, NULL);
     sh.requests = DEMO_REQUESTS;
-    for (unsigned i = 0; i < p->threads; i++)
+    atomic_init(&sh.next_id, 0);
+    for (unsigned i = 0; i < p->threads; i++) {
         w[i].sh = &sh;
+        w[i].id = i;
+        w[i].threads = p->threads;
+    }
     double t0 = bench_now();
     if (bench_run_threads(p->threads, demo_thread, w, sizeof w[0]) != 0)
         r->failures++;
@@ -430,4 +474,56 @@ void wl_demo_cache(const bench_params *p, bench_result *r)
         bench_thread_detach(main_t, 0);
     pthread_mutex_destroy(&sh.lock);
     bench_heap_destroy(sh.heap);
+}
+
+/* ------------------------------------------------------------------------ */
+/* tiny                                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct tiny_worker {
+    bench_heap *heap;
+    uint64_t done;
+    uint64_t failures;
+} tiny_worker;
+
+static void *tiny_thread(void *arg)
+{
+    tiny_worker *w = arg;
+    bench_thread *t = bench_thread_attach(w->heap);
+    unsigned char *p = t != NULL ? bench_malloc(t, 16) : NULL;
+    if (p == NULL) {
+        w->failures++;
+    } else {
+        server_touch(p, 16, 0x5a);
+        if (p[0] != 0x5a || p[15] != 0x5a)
+            w->failures++;
+        bench_free(t, p);
+        w->done++;
+    }
+    if (t != NULL)
+        bench_thread_detach(t, 0);
+    return NULL;
+}
+
+void wl_tiny(const bench_params *p, bench_result *r)
+{
+    tiny_worker w[256] = {{0}};
+    bench_heap *heap = bench_heap_create();
+    if (heap == NULL) {
+        r->failures++;
+        return;
+    }
+    for (unsigned i = 0; i < p->threads; i++)
+        w[i].heap = heap;
+    double t0 = bench_now();
+    if (bench_run_threads(p->threads, tiny_thread, w, sizeof w[0]) != 0)
+        r->failures++;
+    r->seconds = bench_now() - t0;
+    for (unsigned i = 0; i < p->threads; i++) {
+        r->ops += w[i].done;
+        r->failures += w[i].failures;
+    }
+    r->expected_ops = p->threads;
+    r->live_peak = 16 * (size_t)p->threads;
+    bench_heap_destroy(heap);
 }
