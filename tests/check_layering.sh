@@ -62,7 +62,7 @@ if [[ -n "$build_dir" ]]; then
     # CMake puts the library's objects under CMakeFiles/<target>.dir/.../lib/.
     for src in "$lib"/*.c; do
         name=$(basename "$src")
-        obj=$(find "$build_dir" -path "*/CMakeFiles/scalloc_objects.dir/*lib/$name.o" -print -quit 2>/dev/null || true)
+        obj=$(find -H "$build_dir" -path "*/CMakeFiles/scalloc_objects.dir/*lib/$name.o" -print -quit 2>/dev/null || true)
         if [[ -z "$obj" ]]; then
             echo "check_layering: no object for lib/$name in $build_dir (build it first)" >&2
             exit 2
