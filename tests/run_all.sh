@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test sequence, as CI runs it:
 #   release    Release build with -Werror, every test           (gcc)
+#   layering   lib/ modules use only lower layers, no cycle    (tests/check_layering.sh)
 #   asan       the same tests under AddressSanitizer + UBSan     (gcc)
 #   tsan       the multi-thread tests (label mt) under TSan      (clang)
 #   packaging  install to a temporary prefix, build consumers    (tests/packaging/run.sh)
@@ -21,7 +22,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 1
 build_root=${SCALLOC_CI_BUILD_ROOT:-$root/build-ci}
 jobs=${SCALLOC_CI_JOBS:-2}
-all_steps=(release asan tsan packaging bench fuzz memcheck ulimit)
+all_steps=(release layering asan tsan packaging bench fuzz memcheck ulimit)
 
 # A test that hangs must fail the run, not stall it.
 ctest_args=(--output-on-failure -j "$jobs" --timeout 300)
@@ -45,6 +46,16 @@ step_release() {
     configure "$dir" -DCMAKE_BUILD_TYPE=Release
     build "$dir"
     (cd "$dir" && ctest "${ctest_args[@]}")
+}
+
+# On the release build's objects, so it checks what was built and tested.
+step_layering() {
+    local dir="$build_root/release"
+    if [[ ! -f "$dir/CMakeCache.txt" ]]; then
+        configure "$dir" -DCMAKE_BUILD_TYPE=Release
+    fi
+    build "$dir"
+    bash "$root/tests/check_layering.sh" "$dir"
 }
 
 step_asan() {

@@ -57,6 +57,8 @@
 #include "adapters/alloc_mimalloc.h"
 #elif defined(BENCH_ALLOCATOR_TCMALLOC)
 #include "adapters/alloc_tcmalloc.h"
+#elif defined(BENCH_ALLOCATOR_FOOTPRINT)
+#include "adapters/alloc_footprint.h" /* scalloc, instrumented: footprint.c */
 #else
 #error "define one BENCH_ALLOCATOR_<NAME> to pick the allocator under test"
 #endif

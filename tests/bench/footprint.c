@@ -1,0 +1,100 @@
+/*
+ * The footprint study's driver: one workload, once, in this process.
+ *
+ *   scalloc_footprint  WORKLOAD THREADS [quick|full] [SEED]
+ *       scalloc through the instrumented adapter (adapters/alloc_footprint.h):
+ *       prints the breakdown of committed - live at the peak, at the
+ *       workload's marks and at the end (Markdown), then the result line.
+ *   footprint_<name>   WORKLOAD THREADS [quick|full] [SEED]
+ *       the same workloads through the suite's adapter for <name> (scalloc,
+ *       glibc, mimalloc): only the result line, whose peak_rss_kb (VmHWM) is
+ *       the allocator's peak RSS for the workload. The suite's workloads give
+ *       the same figures through scalloc_bench_<name>; these binaries add the
+ *       study's own (server, demo-cache).
+ *
+ * Exit status: 0 sane, 1 verification failed or ops did not add up, 64 usage.
+ */
+#include "bench_alloc.h"
+#include "bench_util.h"
+#include "footprint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const bench_workload workloads[] = {
+    {"threadtest", "batches of 64 B allocated and freed by each thread", wl_threadtest},
+    {"larson", "server simulation, random slots, handed to a new thread each round", wl_larson},
+    {"prodcons", "producers allocate, consumers free: every free remote", wl_prodcons},
+    {"cache-thrash", "active false sharing: 8 B objects written hard", wl_cache_thrash},
+    {"cache-scratch", "passive false sharing: remote-freed neighbours reused", wl_cache_scratch},
+    {"mixed", "8 B..160 KiB size histogram, ring of live objects per thread", wl_mixed},
+    {"churn", "threads die, objects outlive them, contents verified", wl_churn},
+    {"frag", "fill 64 B, free 90% at random, allocate 512 B, trim", wl_frag},
+    {"destroy", "N blocks from T threads, released by destroying the heap", wl_destroy},
+    {"free-each", "N blocks from T threads, released by freeing each", wl_free_each},
+    {"server", "64 MiB live of 16 B..256 KiB, a fifth freed by another thread, idle trim",
+     wl_server},
+    {"demo-cache", "examples/server_demo's cache heap: 211 keys, every 7th request drops one",
+     wl_demo_cache},
+    {"tiny", "one 16 B block from each thread: the cost of an empty heap", wl_tiny},
+};
+#define NWORKLOADS (sizeof workloads / sizeof workloads[0])
+
+static int usage(const char *argv0)
+{
+    fprintf(stderr, "usage: %s WORKLOAD THREADS [quick|full] [SEED]\nworkloads:\n", argv0);
+    for (size_t i = 0; i < NWORKLOADS; i++)
+        fprintf(stderr, "  %-14s %s\n", workloads[i].name, workloads[i].what);
+    return 64;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3 || argc > 5)
+        return usage(argv[0]);
+    const bench_workload *wl = NULL;
+    for (size_t i = 0; i < NWORKLOADS; i++)
+        if (strcmp(argv[1], workloads[i].name) == 0)
+            wl = &workloads[i];
+    char *end;
+    unsigned long threads = strtoul(argv[2], &end, 10);
+    if (wl == NULL || *end != '\0' || threads < 1 || threads > 256)
+        return usage(argv[0]);
+    bench_params p = {0};
+    p.threads = (unsigned)threads;
+    p.scale = BENCH_FULL;
+    if (argc >= 4) {
+        if (strcmp(argv[3], "quick") == 0)
+            p.scale = BENCH_QUICK;
+        else if (strcmp(argv[3], "full") != 0)
+            return usage(argv[0]);
+    }
+    p.seed = argc == 5 ? strtoull(argv[4], NULL, 10) : 1;
+
+    static bench_result r; /* static: large, and zeroed */
+    long base = bench_status_kib("VmRSS");
+    wl->run(&p, &r);
+    long hwm = bench_status_kib("VmHWM");
+#if defined(BENCH_ALLOCATOR_FOOTPRINT)
+    fp_report(stdout, wl->name, p.threads, p.scale == BENCH_FULL ? "full" : "quick",
+              (unsigned long long)p.seed);
+#endif
+    printf("result\tallocator=%s workload=%s threads=%u scale=%s seed=%llu seconds=%.6f"
+           " ops=%llu expected_ops=%llu peak_rss_kb=%ld base_rss_kb=%ld live_peak_kb=%.1f"
+           " failures=%llu",
+           BENCH_ALLOCATOR_NAME, wl->name, p.threads, p.scale == BENCH_FULL ? "full" : "quick",
+           (unsigned long long)p.seed, r.seconds, (unsigned long long)r.ops,
+           (unsigned long long)r.expected_ops, hwm, base, (double)r.live_peak / 1024.0,
+           (unsigned long long)r.failures);
+    for (int i = 0; i < r.nextra; i++)
+        printf(" %s=%.6g", r.extra[i].key, r.extra[i].value);
+    printf("\n");
+    if (r.failures != 0 || r.ops != r.expected_ops) {
+        fprintf(stderr, "%s %s threads=%u: %llu failures, %llu of %llu ops\n",
+                BENCH_ALLOCATOR_NAME, wl->name, p.threads, (unsigned long long)r.failures,
+                (unsigned long long)r.ops, (unsigned long long)r.expected_ops);
+        return 1;
+    }
+    return 0;
+}
