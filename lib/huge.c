@@ -7,7 +7,6 @@
 #include "annotate.h"
 #include "arena.h"
 #include "error.h"
-#include "frontend.h"
 #include "os.h"
 #include "span.h"
 

@@ -34,12 +34,12 @@ base         types annotate size_class error
 os           os
 address_map  address_map
 arena        arena
-span_meta    check requested
 span         span_stack span
-backend      span_pool huge
+span_meta    check requested
+backend      span_pool reusable huge
 frontend     frontend
-heap         registry heap
 free         free
+heap         registry heap
 api          alloc stats
 '
 

@@ -196,7 +196,7 @@ static const char *const fp_row_name[ROWS] = {
     [ROW_META_SPAN] = "metadata: span headers (and checked/tracking tables)",
     [ROW_META_REGION] = "metadata: region descriptors",
     [ROW_POOL_WARM] = "warm pool spans (empty, memory kept)",
-    [ROW_DRAINED] = "drained spans awaiting their owner (pages released, still charged)",
+    [ROW_DRAINED] = "drained spans awaiting their owner (emptied by remote frees)",
     [ROW_COLD] = "cold/other: released spans' header pages, free huge runs",
     [ROW_HUGE_ROUND] = "huge blocks: rounding (usable - requested)",
     [ROW_HUGE_SLACK] = "huge blocks: slack (committed - usable)",
@@ -296,10 +296,9 @@ static void fp_walk_blocks(fp_snapshot *out, span_t *s, fp_span_view *v)
         if (st == SPAN_POOLED && s->warm) {
             fp_add(&out->row[ROW_POOL_WARM], committed, res_committed);
             out->spans_pool_warm++;
-        } else if (st == SPAN_DRAINING || st == SPAN_DRAINED || st == SPAN_ORPHANED ||
-                   st == SPAN_RELEASING) {
-            /* Emptied by another thread's free and released, but charged
-             * until its owner (or the releasing thread) pools it. */
+        } else if (st == SPAN_DRAINING || st == SPAN_DRAINED || st == SPAN_ORPHANED) {
+            /* Emptied by other threads' frees; its owner pools it when it
+             * next looks (sc_heap_trim gives its memory back meanwhile). */
             fp_add(&out->row[ROW_DRAINED], committed, res_committed);
             out->spans_drained++;
         } else {
@@ -318,7 +317,7 @@ static void fp_walk_blocks(fp_snapshot *out, span_t *s, fp_span_view *v)
     size_t live, expect_free;
     uint32_t count = remote_count(w);
     if (st == SPAN_HOT || st == SPAN_FLOATING) {
-        uint32_t used = atomic_load_explicit(&s->used, memory_order_relaxed);
+        uint32_t used = span_used_peek(s);
         live = used > count ? used - count : 0;
     } else {
         live = cap > count ? cap - count : 0;
