@@ -1,0 +1,377 @@
+/*
+ * Remote frees in batches (scalloc.h, sc_free: "Frees into spans of other
+ * threads"): a thread's frees of blocks it does not own wait in its
+ * frontend and reach their spans with one CAS per batch. Checked here:
+ *  - statistics count a waiting block as freed at once, while the freeing
+ *    thread is alive and idle                              [stats_exact_while_waiting]
+ *  - a batch is handed over when its slot is full           [full_slot]
+ *  - ... by the freeing thread's trim                       [trim]
+ *  - ... by its next allocation slow path                   [alloc_slow_path]
+ *  - ... at its exit, half full                             [thread_exit]
+ *  - sc_heap_reset and sc_heap_destroy drop waiting batches, and the
+ *    freeing thread goes on (or exits) safely               [reset, destroy]
+ *  - a fork while a batch waits: the child's statistics are exact and it
+ *    frees the rest                                         [fork]
+ *  - a floating span emptied by remote frees is DRAINED; a trim from any
+ *    thread gives its memory back, its owner pools it       [drained_floating]
+ *  - a double free inside a batch is reported, the rest freed [double_free]
+ *
+ * Each case: the main thread allocates blocks (they live in its spans), a
+ * worker frees some of them and then waits at a barrier, alive and idle,
+ * while the main thread looks at the span's remote word and the stats.
+ * Runs under the standalone runner of test_util.h (also under TSan).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <pthread.h>
+
+#define TEST_STANDALONE_RUNNER
+#include "test_util.h"
+
+#include "frontend.h"
+#include "os.h"
+#include "span.h"
+
+static size_t os_page_size_for_test(void)
+{
+    return os_page_size();
+}
+
+enum { BLOCKS = 200, SIZE = 64 };
+
+static void *blocks[BLOCKS];
+
+typedef enum { AFTER_NOTHING, AFTER_TRIM, AFTER_ALLOC_SLOW, AFTER_DOUBLE_FREE } worker_then_t;
+
+typedef struct worker_s {
+    sc_heap_t *heap;
+    size_t from, count;      /* blocks[from .. from + count) to free */
+    worker_then_t then;
+    pthread_barrier_t *hold; /* NULL: free and exit */
+    sc_frontend_t *frontend;
+} worker_t;
+
+static void *worker(void *arg)
+{
+    worker_t *w = arg;
+    w->frontend = sc_heap_thread(w->heap);
+    for (size_t i = w->from; i < w->from + w->count; i++)
+        sc_free(w->heap, blocks[i]);
+    if (w->then == AFTER_DOUBLE_FREE)
+        sc_free(w->heap, blocks[w->from + w->count - 1]);
+    if (w->then == AFTER_TRIM)
+        sc_heap_trim(w->heap);
+    if (w->then == AFTER_ALLOC_SLOW) {
+        void *big = sc_alloc(w->heap, (size_t)3 << 20); /* always the slow path */
+        TEST_ASSERT(big != NULL);
+        sc_free(w->heap, big);
+    }
+    if (w->hold) {
+        pthread_barrier_wait(w->hold); /* freed */
+        pthread_barrier_wait(w->hold); /* main looked (and maybe reset or destroyed) */
+        if (w->then == AFTER_NOTHING && w->heap != NULL) {
+            /* Still usable after whatever main did (a reset). */
+            void *p = sc_alloc(w->heap, SIZE);
+            if (p)
+                sc_free(w->heap, p);
+        }
+    }
+    return NULL;
+}
+
+static span_t *span_of(const void *p)
+{
+    return (span_t *)((uintptr_t)p & ~(uintptr_t)SPAN_MASK);
+}
+
+static uint32_t remote_of(const void *p)
+{
+    return remote_count(atomic_load_explicit(&span_of(p)->remote, memory_order_acquire));
+}
+
+static sc_heap_t *alloc_blocks(void)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    TEST_ASSERT(h != NULL);
+    for (size_t i = 0; i < BLOCKS; i++) {
+        blocks[i] = sc_alloc(h, SIZE);
+        TEST_ASSERT(blocks[i] != NULL);
+    }
+    /* All in one span of the main thread, so one batch collects them. */
+    TEST_ASSERT(span_of(blocks[0]) == span_of(blocks[BLOCKS - 1]));
+    return h;
+}
+
+/* Starts a worker that frees `count` blocks, does `then`, and waits. */
+static pthread_t start(worker_t *w, pthread_barrier_t *hold)
+{
+    pthread_barrier_init(hold, NULL, 2);
+    w->hold = hold;
+    pthread_t tid;
+    TEST_ASSERT(pthread_create(&tid, NULL, worker, w) == 0);
+    pthread_barrier_wait(hold); /* freed */
+    return tid;
+}
+
+static void finish(pthread_t tid, pthread_barrier_t *hold)
+{
+    pthread_barrier_wait(hold);
+    pthread_join(tid, NULL);
+    pthread_barrier_destroy(hold);
+}
+
+static void free_rest(sc_heap_t *h, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        sc_free(h, blocks[i]);
+}
+
+static void stats_exact_while_waiting(void)
+{
+    sc_heap_t *h = alloc_blocks();
+    pthread_barrier_t hold;
+    worker_t w = {h, 0, 10, AFTER_NOTHING, NULL, NULL};
+    pthread_t tid = start(&w, &hold);
+    TEST_CHECK(remote_of(blocks[0]) == 0, "%u blocks handed over already", remote_of(blocks[0]));
+    TEST_CHECK(w.frontend->remote_pending == 10, "%u blocks waiting", w.frontend->remote_pending);
+    sc_heap_stats_t st = test_stats(h);
+    TEST_CHECK(st.live_blocks == BLOCKS - 10, "live %zu", st.live_blocks);
+    TEST_CHECK(st.live_bytes == (BLOCKS - 10) * SIZE, "live bytes %zu", st.live_bytes);
+    finish(tid, &hold);
+    free_rest(h, 10, BLOCKS);
+    TEST_CHECK(test_stats(h).live_blocks == 0, "live %zu", test_stats(h).live_blocks);
+    sc_heap_destroy(h);
+}
+
+static void full_slot(void)
+{
+    sc_heap_t *h = alloc_blocks();
+    pthread_barrier_t hold;
+    worker_t w = {h, 0, REMOTE_SLOT_MAX + 3, AFTER_NOTHING, NULL, NULL};
+    pthread_t tid = start(&w, &hold);
+    TEST_CHECK(remote_of(blocks[0]) == REMOTE_SLOT_MAX, "%u handed over", remote_of(blocks[0]));
+    TEST_CHECK(w.frontend->remote_pending == 3, "%u waiting", w.frontend->remote_pending);
+    finish(tid, &hold);
+    free_rest(h, REMOTE_SLOT_MAX + 3, BLOCKS);
+    sc_heap_destroy(h);
+}
+
+static void handed_over_by(worker_then_t then)
+{
+    sc_heap_t *h = alloc_blocks();
+    pthread_barrier_t hold;
+    worker_t w = {h, 0, 10, then, NULL, NULL};
+    pthread_t tid = start(&w, &hold);
+    TEST_CHECK(remote_of(blocks[0]) == 10, "%u handed over", remote_of(blocks[0]));
+    TEST_CHECK(w.frontend->remote_pending == 0, "%u waiting", w.frontend->remote_pending);
+    TEST_CHECK(test_stats(h).live_blocks == BLOCKS - 10, "live %zu", test_stats(h).live_blocks);
+    finish(tid, &hold);
+    free_rest(h, 10, BLOCKS);
+    sc_heap_destroy(h);
+}
+
+static void trim(void)
+{
+    handed_over_by(AFTER_TRIM);
+}
+
+static void alloc_slow_path(void)
+{
+    handed_over_by(AFTER_ALLOC_SLOW);
+}
+
+static void thread_exit(void)
+{
+    sc_heap_t *h = alloc_blocks();
+    worker_t w = {h, 0, 10, AFTER_NOTHING, NULL, NULL};
+    pthread_t tid;
+    TEST_ASSERT(pthread_create(&tid, NULL, worker, &w) == 0);
+    pthread_join(tid, NULL);
+    TEST_CHECK(remote_of(blocks[0]) == 10, "%u handed over at exit", remote_of(blocks[0]));
+    TEST_CHECK(test_stats(h).live_blocks == BLOCKS - 10, "live %zu", test_stats(h).live_blocks);
+    free_rest(h, 10, BLOCKS);
+    sc_heap_trim(h);
+    sc_heap_stats_t st = test_stats(h);
+    TEST_CHECK(st.live_blocks == 0 && st.spans_hot + st.spans_floating + st.spans_reusable == 0,
+               "live %zu, spans in use %zu", st.live_blocks,
+               st.spans_hot + st.spans_floating + st.spans_reusable);
+    sc_heap_destroy(h);
+}
+
+static void reset(void)
+{
+    sc_heap_t *h = alloc_blocks();
+    pthread_barrier_t hold;
+    worker_t w = {h, 0, 10, AFTER_NOTHING, NULL, NULL};
+    pthread_t tid = start(&w, &hold);
+    sc_heap_reset(h); /* every block free, the waiting batch dropped */
+    TEST_CHECK(w.frontend->remote_pending == 0, "%u still waiting", w.frontend->remote_pending);
+    TEST_CHECK(test_stats(h).live_blocks == 0, "live %zu", test_stats(h).live_blocks);
+    finish(tid, &hold); /* the worker allocates and frees again */
+    /* The heap works as new: the span that held the dropped batch serves
+     * fresh blocks without the old ones on its lists. */
+    for (size_t i = 0; i < BLOCKS; i++) {
+        blocks[i] = sc_alloc(h, SIZE);
+        TEST_ASSERT(blocks[i] != NULL);
+        for (size_t j = 0; j < i; j++)
+            TEST_ASSERT(blocks[j] != blocks[i]);
+    }
+    free_rest(h, 0, BLOCKS);
+    TEST_CHECK(test_stats(h).live_blocks == 0, "live %zu", test_stats(h).live_blocks);
+    sc_heap_destroy(h);
+}
+
+static void destroy(void)
+{
+    sc_heap_t *h = alloc_blocks();
+    pthread_barrier_t hold;
+    worker_t w = {h, 0, 10, AFTER_NOTHING, NULL, NULL};
+    pthread_t tid = start(&w, &hold);
+    sc_heap_destroy(h); /* with a batch waiting in the worker */
+    w.heap = NULL;      /* the worker exits without touching it */
+    finish(tid, &hold);
+    /* A new heap in the old handle's place is clean. */
+    sc_heap_t *again = sc_heap_create(NULL);
+    void *p = sc_alloc(again, SIZE);
+    TEST_ASSERT(p != NULL);
+    sc_free(again, p);
+    TEST_CHECK(test_stats(again).live_blocks == 0, "live %zu", test_stats(again).live_blocks);
+    sc_heap_destroy(again);
+}
+
+static void fork_case(void)
+{
+    sc_heap_t *h = alloc_blocks();
+    pthread_barrier_t hold;
+    worker_t w = {h, 0, 10, AFTER_NOTHING, NULL, NULL};
+    pthread_t tid = start(&w, &hold);
+    fflush(stdout);
+    pid_t pid = fork();
+    TEST_ASSERT(pid >= 0);
+    if (pid == 0) {
+        /* The worker's batch is in the child's copy of its frontend, which
+         * no thread will flush: statistics still count it as freed. */
+        sc_heap_stats_t st = test_stats(h);
+        if (st.live_blocks != BLOCKS - 10)
+            _exit(2);
+        free_rest(h, 10, BLOCKS);
+        if (test_stats(h).live_blocks != 0)
+            _exit(3);
+        void *p = sc_alloc(h, SIZE);
+        if (p == NULL)
+            _exit(4);
+        sc_free(h, p);
+        _exit(0);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        ;
+    TEST_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    finish(tid, &hold);
+    free_rest(h, 10, BLOCKS);
+    TEST_CHECK(test_stats(h).live_blocks == 0, "live %zu", test_stats(h).live_blocks);
+    sc_heap_destroy(h);
+}
+
+typedef struct drain_s {
+    sc_heap_t *heap;
+    void **blocks;
+    size_t count;
+    pthread_barrier_t *hold;
+} drain_t;
+
+static void *drain_worker(void *arg)
+{
+    drain_t *d = arg;
+    for (size_t i = 0; i < d->count; i++)
+        sc_free(d->heap, d->blocks[i]);
+    sc_heap_trim(d->heap);           /* hands the batches over */
+    pthread_barrier_wait(d->hold);   /* freed */
+    pthread_barrier_wait(d->hold);   /* main looked */
+    return NULL;
+}
+
+static void drained_floating(void)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    TEST_ASSERT(h != NULL);
+    /* Fill one span and start the next: the first floats. */
+    enum { N = 4000 };
+    static void *many[N];
+    for (size_t i = 0; i < N; i++) {
+        many[i] = sc_alloc(h, 32);
+        TEST_ASSERT(many[i] != NULL);
+    }
+    span_t *first = span_of(many[0]);
+    TEST_ASSERT(span_of(many[N - 1]) != first);
+    TEST_ASSERT(span_state(first) == SPAN_FLOATING);
+    size_t in_first = 0;
+    while (in_first < N && span_of(many[in_first]) == first)
+        in_first++;
+    /* A worker frees every block of the first span and hands them over. */
+    pthread_barrier_t hold;
+    pthread_barrier_init(&hold, NULL, 2);
+    drain_t d = {h, many, in_first, &hold};
+    pthread_t tid;
+    TEST_ASSERT(pthread_create(&tid, NULL, drain_worker, &d) == 0);
+    pthread_barrier_wait(&hold);
+    /* The worker's trim (it is not the owner) handed the batches over,
+     * which drained the span, and then gave the span's memory back. */
+    TEST_CHECK(span_state(first) == SPAN_DRAINED, "state %u", span_state(first));
+    TEST_CHECK(first->committed <= os_page_size_for_test(), "%zu bytes still committed",
+               first->committed);
+    pthread_barrier_wait(&hold);
+    pthread_join(tid, NULL);
+    pthread_barrier_destroy(&hold);
+    /* The owner (main) pools it when it next looks: on its trim, which
+     * also makes pooled spans cold (their header page goes too). */
+    sc_heap_trim(h);
+    uintptr_t word = address_map_get((uintptr_t)first);
+    TEST_CHECK((word & MAP_TAGS) == MAP_RESERVED ||
+                   ((word & MAP_TAGS) == MAP_SPAN && span_state(first) == SPAN_POOLED),
+               "map word %#lx", (unsigned long)word);
+    for (size_t i = in_first; i < N; i++)
+        sc_free(h, many[i]);
+    TEST_CHECK(test_stats(h).live_blocks == 0, "live %zu", test_stats(h).live_blocks);
+    sc_heap_destroy(h);
+}
+
+static test_error_log_t errors;
+
+static void double_free(void)
+{
+    test_error_log_install(&errors);
+    sc_heap_t *h = alloc_blocks();
+    pthread_barrier_t hold;
+    worker_t w = {h, 0, 10, AFTER_DOUBLE_FREE, NULL, NULL};
+    pthread_t tid = start(&w, &hold);
+    TEST_CHECK(atomic_load(&errors.count) == 1, "%d errors", atomic_load(&errors.count));
+    TEST_CHECK(errors.last_err == SC_ERR_DOUBLE_FREE, "error %d", (int)errors.last_err);
+    TEST_CHECK(errors.last_p == blocks[9], "reported %p, not %p", errors.last_p, blocks[9]);
+    TEST_CHECK(test_stats(h).live_blocks == BLOCKS - 10, "live %zu", test_stats(h).live_blocks);
+    finish(tid, &hold);
+    TEST_CHECK(remote_of(blocks[0]) == 10, "%u handed over", remote_of(blocks[0]));
+    free_rest(h, 10, BLOCKS);
+    TEST_CHECK(test_stats(h).live_blocks == 0, "live %zu", test_stats(h).live_blocks);
+    sc_set_error_handler(NULL, NULL);
+    sc_heap_destroy(h);
+}
+
+int main(int argc, char **argv)
+{
+    static const test_case_t cases[] = {
+        {"batches::stats_exact_while_waiting", stats_exact_while_waiting},
+        {"batches::full_slot", full_slot},
+        {"batches::trim", trim},
+        {"batches::alloc_slow_path", alloc_slow_path},
+        {"batches::thread_exit", thread_exit},
+        {"batches::reset", reset},
+        {"batches::destroy", destroy},
+        {"batches::fork", fork_case},
+        {"batches::drained_floating", drained_floating},
+        {"batches::double_free", double_free},
+    };
+    return test_run_cases(argc, argv, cases, sizeof cases / sizeof cases[0]);
+}
