@@ -17,43 +17,49 @@
  * what makes sc_heap_of and the checks in sc_free safe for garbage. A word is
  * 0 (not ours), a heap pointer tagged MAP_SPAN (a span with a valid header)
  * or MAP_RESERVED (inside a region but no header: region descriptor, huge
- * continuation, not yet bumped), or an untagged frontend pointer: that
- * frontend allocates from this span right now (the span is hot). The free
- * fast path is one compare of that word against the caller's frontend.
+ * continuation, not yet bumped), MAP_HUGE_ALIGNED (the first data span of
+ * an over-aligned huge block), or an untagged frontend pointer: that
+ * frontend owns the span (HOT or FLOATING) in a heap that is neither
+ * checked nor tracking. The free fast path is one compare of that word
+ * against the caller's frontend; everything else goes to the free
+ * dispatcher (free.h), which reads the word once and classifies.
  *
  * SPANS. A span serves one size class. Only its real span — the header and
  * the blocks the class needs — is ever touched. Blocks have no headers; a
  * block's span is found by masking the pointer. Each span header has two
  * cache lines: the first is written by the owning thread only (local free
- * list, bump pointer) and read by anyone for immutable facts (class, heap);
+ * list, bump pointer, the counts word: `used` and the room to the next
+ * life-cycle event) and read by anyone for immutable facts (class, heap);
  * the second holds `remote`, the only word other threads write.
  *
  * THE SPAN LIFE CYCLE. `remote` packs the span state, the remote free list
- * head (as an offset in the span) and a count of free blocks the owner does
- * not hold; every transition is one CAS on it:
+ * head (as an offset in the span), a count of free blocks the owner does
+ * not hold and a generation; every transition is one CAS on it, in span.c
+ * (or span_pool.c for pooling):
  *   HOT       a frontend allocates from it. The owner's frees are local (no
- *             atomics), other threads push onto the remote list.
+ *             atomics), other threads' frees are counted on the remote list
+ *             and the owner takes them back when its local list runs out.
  *   FLOATING  exhausted; it stays with its owner, in the owner's floating
- *             set for the class. The owner's frees stay local (no atomics)
- *             and the one that empties the span sends it to the pool. When
- *             the owner needs a span it looks at the oldest few floating
- *             ones first: one past the reuse threshold becomes HOT again
- *             A free from another thread that empties a floating span
- *             (its count reaches the owner's frozen `used`) marks it
- *             DRAINING, gives its memory back at once and marks it DRAINED;
- *             the owner pools it when it next looks (an owner that exits
- *             meanwhile marks it ORPHANED and the draining thread pools it). So memory comes back even from idle
- *             owners; only their hot spans wait for them.
+ *             set for the class, with the same map word as a hot span, so
+ *             the owner's frees take the fast path. The counts word stops
+ *             the owner's free that makes the span reusable (it moves to
+ *             the front of the set, where the next refill takes it back,
+ *             HOT, before any other span) or empty (to the pool).
+ *   DRAINED   a FLOATING span whose last blocks came back by remote frees:
+ *             the freeing thread marks it (the owner no longer allocates
+ *             from it, so the `used` it reads can only be stale upwards, and
+ *             the generation, bumped when the owner makes a floating span
+ *             hot again, defeats ABA), the owner pools it when it next looks
+ *             (refill, trim, exit), and sc_heap_trim from any thread gives
+ *             its memory back meanwhile (DRAINING while it does; ORPHANED if
+ *             the owner exits then, and the trimmer pools it).
  *   DETACHED  its owner's thread exited: every free is remote and counted.
  *             Reaching the reuse threshold makes it
- *   REUSABLE  it is pushed on its heap's reusable stack for the class and is
- *             taken (made HOT by CAS) before any fresh span.
- *   RELEASING a REUSABLE span whose last block was freed: the freeing thread
- *             gives its memory back, then marks it
- *   EMPTY     fully free and released, still on the reusable stack; whoever
- *             pops it reuses it as a fresh span. If the popper finds it still
- *             RELEASING it marks it ORPHANED and the releasing thread puts it
- *             in the pool when done (so a span is never on two stacks).
+ *   REUSABLE  it is pushed on its heap's reusable stack for the class
+ *             (reusable.h) and is taken (made HOT by CAS) before any fresh
+ *             span. If its last block is freed there, it becomes
+ *   EMPTY     fully free, still on the stack, its memory kept: a taker sets
+ *             it up afresh; sc_heap_trim moves it to the pool.
  *   POOLED    in the heap's span pool, usable for any class.
  * A DETACHED span whose count reaches its capacity goes straight to the
  * pool, from the thread that freed the last block, in constant time.
@@ -64,12 +70,20 @@
  * aligned so the low 21 bits and the bits above the 47-bit user address
  * space hold a counter. The same stack type holds each class's reusable set.
  *
- * FRONTENDS. One per (thread, heap): the thread's hot span per class. Found
- * by sc_alloc through a one-entry thread-local cache keyed by the heap's
- * unique id, then a small per-thread table. Frontends live in type-stable
- * memory (never unmapped) so that stale pointers can be compared safely.
- * Links between threads, heaps and frontends change only under the registry
- * lock (frontend creation, thread exit, heap destroy), never on the hot path.
+ * FRONTENDS. One per (thread, heap): the thread's hot span per class (and,
+ * for sizes up to SMALL_MAX, a table indexed by size / 16 that gives it in
+ * one load), its floating sets, and its batches of remote frees: a free
+ * into a span the frontend does not own waits in a small direct-mapped
+ * table of per-span batches and reaches the span with one CAS per batch
+ * (frontend.c, "REMOTE BATCHES"). Found by sc_alloc through a one-entry
+ * thread-local cache (heap, frontend), then a small per-thread table keyed
+ * by the heap's unique id. Frontends live in type-stable memory (never
+ * unmapped) so that stale pointers can be compared safely. Links between
+ * threads, heaps and frontends change only under the registry lock
+ * (frontend creation, thread exit, heap destroy), never on the hot path.
+ *
+ * LAYERS. Each module uses only modules below it; lib/README.md has the
+ * order and tests/check_layering.sh checks it.
  */
 #ifndef SCALLOC_TYPES_H
 #define SCALLOC_TYPES_H

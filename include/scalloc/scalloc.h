@@ -138,11 +138,13 @@ SC_API void sc_heap_reset(sc_heap_t *heap);
 
 /* Gives the physical memory of the heap's free spans back to the OS now:
  * the span pool (including header pages), empty reusable spans, free huge
- * runs, and the calling thread's own empty hot and floating spans. Another
- * live thread's hot spans are that thread's alone to touch: it gives back
- * its empty ones on its next allocation slow path after this call, or when
- * it calls sc_heap_trim itself, or when it exits. (Floating spans emptied
- * by frees from other threads have given their memory back already.)
+ * runs, the calling thread's own empty hot and floating spans, and any
+ * thread's floating spans that frees from other threads emptied. First it
+ * hands the calling thread's waiting remote frees (see sc_free) to their
+ * spans. Another live thread's hot spans are that thread's alone to touch:
+ * it gives back its empty ones on its next allocation slow path after this
+ * call, or when it calls sc_heap_trim itself, or when it exits; and the
+ * frees it has waiting reach their spans at the same points.
  * Thread-safe; may run while other threads allocate from the heap. */
 SC_API void sc_heap_trim(sc_heap_t *heap);
 
@@ -169,11 +171,22 @@ SC_API sc_thread_t *sc_heap_thread(sc_heap_t *heap);
 SC_API SC_MALLOC_LIKE void *sc_alloc(sc_heap_t *heap, size_t n);
 
 /* Frees p, allocated from heap by any thread. NULL is a no-op. A pointer the
- * heap does not own, or a double free, is reported to the error handler. */
+ * heap does not own, an interior pointer, or a double free (of the block
+ * freed last into its span, or into a span with no live block; checked
+ * heaps find every one) is reported to the error handler.
+ * Frees into spans of other threads: the calling thread collects them per
+ * span and hands each batch over with one atomic operation, when the batch
+ * is full, on its next allocation slow path, on sc_heap_trim or
+ * sc_heap_get_stats from it, and when it exits. Until then the blocks are
+ * free for every purpose the program sees (statistics count them freed),
+ * but their span cannot be reused as a whole. */
 SC_API void sc_free(sc_heap_t *heap, void *p);
 
 /* Like sc_alloc / sc_free through an explicit frontend obtained with
- * sc_heap_thread by the calling thread; skips the thread lookup. */
+ * sc_heap_thread by the calling thread; skips the heap's lookup (a few
+ * instructions less than sc_alloc / sc_free). Using another thread's
+ * frontend is reported (SC_ERR_WRONG_THREAD); so is a frontend whose heap
+ * was destroyed. */
 SC_API SC_MALLOC_LIKE void *sc_thread_alloc(sc_thread_t *t, size_t n);
 SC_API void sc_thread_free(sc_thread_t *t, void *p);
 
