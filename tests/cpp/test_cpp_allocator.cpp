@@ -332,7 +332,7 @@ void check_alignment(scalloc::heap &h)
     }
     /* And the allocator alone, for a few counts. */
     alloc<T> a(h);
-    for (std::size_t count : {std::size_t(1), std::size_t(3), std::size_t(100)}) {
+    for (std::size_t count : {std::size_t(0), std::size_t(1), std::size_t(3), std::size_t(100)}) {
         T *p = a.allocate(count);
         CHECK(aligned(p));
         a.deallocate(p, count);
