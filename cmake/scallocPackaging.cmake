@@ -18,6 +18,8 @@
 
 set(CPACK_PACKAGE_NAME "scalloc")
 set(CPACK_PACKAGE_VENDOR "scalloc")
+# A placeholder until the project has a public address: Debian requires a
+# Maintainer field.
 set(CPACK_PACKAGE_CONTACT "scalloc maintainers <scalloc@localhost>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION}")
 set(CPACK_PACKAGE_VERSION_MAJOR "${PROJECT_VERSION_MAJOR}")
@@ -45,7 +47,6 @@ set(CPACK_COMPONENT_DEVELOPMENT_DEPENDS runtime)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${CPACK_PACKAGE_CONTACT}")
-set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://github.com/cksystemsgroup/scalloc")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 
 set(SCALLOC_DEB_RUNTIME "libscalloc${PROJECT_VERSION_MAJOR}")
