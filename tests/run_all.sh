@@ -4,7 +4,9 @@
 #   layering   lib/ modules use only lower layers, no cycle    (tests/check_layering.sh)
 #   asan       the same tests under AddressSanitizer + UBSan     (gcc)
 #   tsan       the multi-thread tests (label mt) under TSan      (clang)
-#   packaging  install to a temporary prefix, build consumers    (tests/packaging/run.sh)
+#   packaging  install to a temporary prefix; cpack .debs and .tar.gz, their
+#              contents and dependencies; C and C++ consumers of each;
+#              a build with no C++ compiler          (tests/packaging/run.sh)
 #   bench      quick benchmark smoke run, if tests/bench/quick.sh exists
 #   fuzz       libFuzzer target: replay the seeds, fuzz 120 s     (tests/fuzz/run.sh, clang)
 #   memcheck   examples and mt tests under valgrind memcheck, and the
@@ -124,7 +126,7 @@ step_packaging() {
     if [[ ! -f "$dir/CMakeCache.txt" ]]; then
         configure "$dir" -DCMAKE_BUILD_TYPE=Release
     fi
-    bash "$root/tests/packaging/run.sh" "$dir"
+    SCALLOC_CI_JOBS=$jobs bash "$root/tests/packaging/run.sh" "$dir"
 }
 
 step_bench() {

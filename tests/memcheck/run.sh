@@ -5,10 +5,10 @@
 #   tests/memcheck/run.sh memcheck BUILD_DIR   # BUILD_DIR built with -DSCALLOC_VALGRIND=ON
 #   tests/memcheck/run.sh ulimit BUILD_DIR     # any build with tests
 #
-# memcheck: the examples and the multi-thread tests run clean under
-# memcheck, and each mistake in misuse.c is reported.
+# memcheck: the examples, the multi-thread tests and the C++ tests run
+# clean under memcheck, and each mistake in misuse.c is reported.
 # ulimit: the allocation, resize, error, span-reuse, stress and destroy
-# tests and two examples pass with the address space capped at 4,000,000 KiB, where
+# tests, the C++ tests and three examples pass with the address space capped at 4,000,000 KiB, where
 # scalloc's 256 MiB default regions must fall back to smaller ones. (Tests
 # with hundreds of threads are left out: their 8 MiB stacks alone would
 # use up such a cap, and so would the model test's 1 GiB alignments.)
@@ -37,6 +37,15 @@ memcheck)
     [[ -x $build/examples/sqlite_heap ]] && run_clean sqlite_heap "$build/examples/sqlite_heap"
     SCALLOC_TEST_SCALE=10 run_clean test_mt_stress "$build/tests/test_mt_stress" --no-fork
     SCALLOC_TEST_SCALE=10 run_clean test_mt_model "$build/tests/test_mt_model" --no-fork
+    # The C++ layer (tests/cpp, examples/request_arena.cpp), when a C++
+    # compiler built them. In-process (--no-fork), so that memcheck sees
+    # every case; the RLIMIT_AS case is left out: valgrind itself cannot
+    # run under such a limit.
+    for t in test_cpp_heap test_cpp_allocator test_cpp_resource test_cpp_bulk test_cpp_noexcept; do
+        [[ -x $build/tests/cpp/$t ]] &&
+            SCALLOC_TEST_SCALE=10 run_clean "$t" "$build/tests/cpp/$t" --no-fork --skip=no_address_space
+    done
+    [[ -x $build/examples/request_arena ]] && run_clean request_arena "$build/examples/request_arena"
     for m in use-after-free overflow destroyed; do
         "${vg[@]}" "$misuse" "$m" >/dev/null 2>"$build/memcheck-$m.log"
         rc=$?
@@ -53,7 +62,7 @@ ulimit)
     (
         ulimit -v 4000000
         cd "$build" && ctest --output-on-failure --timeout 300 \
-            -R '^(test_alloc|test_resize|test_errors|test_span_reuse|test_mt_stress|test_mt_destroy|example_server_demo|example_sqlite_heap)$'
+            -R '^(test_alloc|test_resize|test_errors|test_span_reuse|test_mt_stress|test_mt_destroy|test_cpp_.*|example_server_demo|example_sqlite_heap|example_request_arena)$'
     ) || fail=1
     ;;
 *)
