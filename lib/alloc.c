@@ -204,7 +204,7 @@ void *sc_aligned_alloc(sc_heap_t *heap, size_t alignment, size_t n)
             return p;
         }
     }
-    return huge_alloc_aligned(t->heap, alignment, n);
+    return frontend_alloc_huge(t, alignment, n);
 }
 
 void *sc_realloc(sc_heap_t *heap, void *p, size_t n)

@@ -403,6 +403,18 @@ static bool frontend_make_room(sc_frontend_t *t, bool *trimmed)
     return true;
 }
 
+void *frontend_alloc_huge(sc_frontend_t *t, size_t align, size_t n)
+{
+    if (t->remote_pending > 0)
+        frontend_remote_flush(t);
+    frontend_trim_if_asked(t);
+    bool trimmed = false;
+    void *p = huge_alloc_aligned(t->heap, align, n);
+    if (p == NULL && frontend_make_room(t, &trimmed))
+        p = huge_alloc_aligned(t->heap, align, n);
+    return p;
+}
+
 void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
 {
     if (requested_enabled(t->heap)) {
@@ -410,16 +422,12 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
         if (b != NULL)
             return b;
     }
+    if (n > SIZE_CLASS_MAX)
+        return frontend_alloc_huge(t, 16, n);
     if (t->remote_pending > 0)
         frontend_remote_flush(t);
     frontend_trim_if_asked(t);
     bool trimmed = false;
-    if (n > SIZE_CLASS_MAX) {
-        void *p = huge_alloc(t, n);
-        if (p == NULL && frontend_make_room(t, &trimmed))
-            p = huge_alloc(t, n);
-        return p;
-    }
     unsigned cls = size_class_of(n);
     span_t **hot = frontend_hot_array(t);
     for (;;) {

@@ -37,6 +37,11 @@ static inline bool frontend_local_push(sc_frontend_t *t, span_t *s, block_t *b)
 /* Slow path of allocation (frontend.c). */
 void *frontend_alloc_slow(sc_frontend_t *t, size_t n);
 
+/* A huge block of n bytes aligned to align (a power of two >= 16) for t:
+ * at the heap's limit, t's empty spans and the pool's warm memory are
+ * given back once before it fails with ENOMEM. */
+void *frontend_alloc_huge(sc_frontend_t *t, size_t align, size_t n);
+
 /* Owner: the free just pushed onto s reached s's event level (s is
  * FLOATING; its owner is the calling thread's frontend): an empty span
  * goes to the pool, a reusable one to the front of the owner's floating
