@@ -28,9 +28,7 @@
  *  - limit_bytes: beyond it NULL/ENOMEM for small, big, huge, aligned and
  *    realloc requests; committed never passes it; the heap stays usable
  *    and freeing makes room again                            [limit_*]
- *  - sc_calloc overflow -> NULL/ENOMEM; sc_aligned_alloc with a bad
- *    alignment -> NULL/EINVAL; valid alignments up to 1 GiB work
- *                                                 [calloc_overflow, aligned_*]
+ *  - valid alignments up to 1 GiB work            [aligned_up_to_1_gib]
  *  - a huge block grows in place when the spans after it are free, keeps
  *    its contents, and later blocks do not overlap it       [huge_realloc_in_place]
  *  - sc_heap_of / sc_heap_owns on NULL, libc and stack pointers, globals,
@@ -836,61 +834,8 @@ Test(lifecycle, limit_bytes_with_threads, .timeout = 120)
 }
 
 /* ------------------------------------------------------------------------ */
-/* calloc overflow, alignments                                              */
+/* Alignments                                                               */
 /* ------------------------------------------------------------------------ */
-
-Test(lifecycle, calloc_overflow)
-{
-    sc_heap_t *h = sc_heap_create(NULL);
-    cr_assert_not_null(h);
-    static const size_t pairs[][2] = {
-        {SIZE_MAX, SIZE_MAX},
-        {SIZE_MAX / 3 + 1, 3},
-        {3, SIZE_MAX / 3 + 1},
-        {(size_t)1 << 33, (size_t)1 << 31},
-        {65537, SIZE_MAX / 65536},
-    };
-    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
-        errno = 0;
-        void *p = sc_calloc(h, pairs[i][0], pairs[i][1]);
-        cr_assert_null(p, "sc_calloc(%zu, %zu) = %p", pairs[i][0], pairs[i][1], p);
-        cr_assert_eq(errno, ENOMEM, "sc_calloc(%zu, %zu): errno %d", pairs[i][0], pairs[i][1],
-                     errno);
-    }
-    /* No overflow, but too big for anything: also ENOMEM. */
-    errno = 0;
-    cr_assert_null(sc_calloc(h, SIZE_MAX / 2, 1));
-    cr_assert_eq(errno, ENOMEM);
-    /* The heap is fine afterwards. */
-    unsigned char *p = sc_calloc(h, 3, 1000);
-    cr_assert_not_null(p);
-    for (size_t i = 0; i < 3000; i++)
-        cr_assert_eq(p[i], 0);
-    sc_free(h, p);
-    cr_assert_eq(test_stats(h).live_blocks, 0);
-    sc_heap_destroy(h);
-}
-
-Test(lifecycle, aligned_bad_alignment)
-{
-    sc_heap_t *h = sc_heap_create(NULL);
-    cr_assert_not_null(h);
-    static const size_t bad[] = {0,       5,           12,          96,
-                                 4097,    3 * MiB,     GiB + 16,    3 * GiB,
-                                 SIZE_MAX, SIZE_MAX - 1, ((size_t)1 << 63) + 1};
-    static const size_t sizes[] = {0, 1, 100, 5 * MiB};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-            errno = 0;
-            void *p = sc_aligned_alloc(h, bad[i], sizes[k]);
-            cr_assert_null(p, "alignment %zu size %zu accepted", bad[i], sizes[k]);
-            cr_assert_eq(errno, EINVAL, "alignment %zu size %zu: errno %d, expected EINVAL",
-                         bad[i], sizes[k], errno);
-        }
-    }
-    cr_assert_eq(test_stats(h).live_blocks, 0);
-    sc_heap_destroy(h);
-}
 
 Test(lifecycle, aligned_up_to_1_gib, .timeout = 60)
 {

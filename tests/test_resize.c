@@ -59,16 +59,25 @@ Test(resize, calloc_zeroes_reused_memory)
     sc_heap_destroy(h);
 }
 
+/* One test for both kinds of impossible calloc: products that overflow
+ * size_t (each factor on either side, powers of two whose product is
+ * exactly 2^64, odd factors), and a product that fits but no heap can
+ * serve. Zero count or size is an ordinary request. */
 Test(resize, calloc_overflow)
 {
     sc_heap_t *h = sc_heap_create(NULL);
     cr_assert_not_null(h);
     static const size_t pairs[][2] = {
+        {SIZE_MAX, SIZE_MAX},
         {SIZE_MAX, 2},
         {2, SIZE_MAX},
+        {SIZE_MAX / 3 + 1, 3},
+        {3, SIZE_MAX / 3 + 1},
         {(size_t)1 << 32, (size_t)1 << 32},
+        {(size_t)1 << 33, (size_t)1 << 31},
         {SIZE_MAX / 16 + 1, 16},
         {(SIZE_MAX >> 1) + 1, 2},
+        {65537, SIZE_MAX / 65536},
     };
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
         errno = 0;
@@ -77,6 +86,16 @@ Test(resize, calloc_overflow)
         cr_assert_eq(errno, ENOMEM, "sc_calloc(%zu, %zu): errno %d", pairs[i][0], pairs[i][1],
                      errno);
     }
+    /* No overflow, but too big for anything: also ENOMEM. */
+    errno = 0;
+    cr_assert_null(sc_calloc(h, SIZE_MAX / 2, 1));
+    cr_assert_eq(errno, ENOMEM);
+    /* The heap is fine afterwards. */
+    unsigned char *p = sc_calloc(h, 3, 1000);
+    cr_assert_not_null(p);
+    for (size_t i = 0; i < 3000; i++)
+        cr_assert_eq(p[i], 0);
+    sc_free(h, p);
     /* Zero count or size is a valid, freeable request. */
     void *z = sc_calloc(h, 0, 16);
     cr_assert_not_null(z);
@@ -215,16 +234,39 @@ Test(resize, aligned_powers_of_two)
     sc_heap_destroy(h);
 }
 
+/* Alignments that are not powers of two: zero, odd, even non-powers small
+ * and large (above a span, above 1 GiB, the top bit plus one), with sizes
+ * from 0 to huge, so that neither the class path nor the huge path checks
+ * the size before the alignment. */
 Test(resize, aligned_bad_alignment)
 {
     sc_heap_t *h = sc_heap_create(NULL);
     cr_assert_not_null(h);
-    static const size_t bad[] = {0, 3, 24, 48, 1000, ((size_t)1 << 20) + 16, SIZE_MAX};
+    static const size_t bad[] = {0,
+                                 3,
+                                 5,
+                                 12,
+                                 24,
+                                 48,
+                                 96,
+                                 1000,
+                                 4097,
+                                 ((size_t)1 << 20) + 16,
+                                 (size_t)3 << 20,
+                                 ((size_t)1 << 30) + 16,
+                                 (size_t)3 << 30,
+                                 SIZE_MAX,
+                                 SIZE_MAX - 1,
+                                 ((size_t)1 << 63) + 1};
+    static const size_t sizes[] = {0, 1, 64, 100, (size_t)5 << 20};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        errno = 0;
-        void *p = sc_aligned_alloc(h, bad[i], 64);
-        cr_assert_null(p, "alignment %zu accepted", bad[i]);
-        cr_assert_eq(errno, EINVAL, "alignment %zu: errno %d, expected EINVAL", bad[i], errno);
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            errno = 0;
+            void *p = sc_aligned_alloc(h, bad[i], sizes[k]);
+            cr_assert_null(p, "alignment %zu size %zu accepted", bad[i], sizes[k]);
+            cr_assert_eq(errno, EINVAL, "alignment %zu size %zu: errno %d, expected EINVAL",
+                         bad[i], sizes[k], errno);
+        }
     }
     /* A valid alignment with an impossible size is ENOMEM, not EINVAL. */
     errno = 0;
