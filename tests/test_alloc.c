@@ -11,8 +11,6 @@
  *    in the heap (mixed sizes, interleaved frees)                 [contents_survive_workload]
  *  - sc_usable_size is at least the request and all of it is usable
  *                                                                [usable_size]
- *  - sc_heap_owns / sc_heap_of answer for own blocks, other heaps'
- *    blocks, libc pointers, the stack, NULL and garbage           [owns_*]
  *  - a request that cannot be met returns NULL with errno = ENOMEM,
  *    never crashes                                                [too_large_enomem]
  *  - sc_thread_alloc / sc_thread_free through sc_heap_thread       [thread_frontend]
@@ -214,60 +212,6 @@ Test(alloc, usable_size)
         cr_assert_eq(p[u - 1], 0xcd);
         sc_free(h, p);
     }
-    sc_heap_destroy(h);
-}
-
-static const char rodata_text[] = "read-only data, owned by no heap";
-
-Test(alloc, owns_and_heap_of)
-{
-    sc_heap_t *h = sc_heap_create(NULL);
-    sc_heap_t *other = sc_heap_create(NULL);
-    cr_assert_not_null(h);
-    cr_assert_not_null(other);
-
-    void *small = sc_alloc(h, 32);
-    void *big = sc_alloc(h, 300000);
-    void *huge = sc_alloc(h, 5u << 20);
-    void *theirs = sc_alloc(other, 32);
-    void *libc = malloc(32);
-    int on_stack = 0;
-    cr_assert(small && big && huge && theirs && libc);
-
-    void *own[] = {small, big, huge};
-    for (int i = 0; i < 3; i++) {
-        cr_assert(sc_heap_owns(h, own[i]), "heap does not own its block %p", own[i]);
-        cr_assert_not(sc_heap_owns(other, own[i]), "other heap claims %p", own[i]);
-        cr_assert_eq(sc_heap_of(own[i]), h, "sc_heap_of(%p) = %p, expected %p", own[i],
-                     (void *)sc_heap_of(own[i]), (void *)h);
-    }
-    cr_assert(sc_heap_owns(other, theirs));
-    cr_assert_not(sc_heap_owns(h, theirs));
-    cr_assert_eq(sc_heap_of(theirs), other);
-
-    /* Pointers that no heap owns. */
-    const void *strangers[] = {
-        NULL,
-        libc,
-        &on_stack,
-        (const void *)(uintptr_t)1,
-        (const void *)(uintptr_t)0x1000,
-        (const void *)(uintptr_t)UINTPTR_MAX,
-        (const void *)((uintptr_t)UINTPTR_MAX - 4095),
-        (const void *)(uintptr_t)0x7fffffffffffull,
-        (const void *)rodata_text,
-    };
-    for (size_t i = 0; i < sizeof strangers / sizeof strangers[0]; i++) {
-        cr_assert_not(sc_heap_owns(h, strangers[i]), "heap claims stranger %p", strangers[i]);
-        cr_assert_null(sc_heap_of(strangers[i]), "sc_heap_of(%p) is not NULL", strangers[i]);
-    }
-
-    free(libc);
-    sc_free(other, theirs);
-    sc_free(h, small);
-    sc_free(h, big);
-    sc_free(h, huge);
-    sc_heap_destroy(other);
     sc_heap_destroy(h);
 }
 
