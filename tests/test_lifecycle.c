@@ -22,9 +22,6 @@
  *    reset_keep_bytes nearly nothing stays committed; with it, at most that
  *    much (plus a small allowance) stays committed, and some stays warm
  *                                                 [reset_*]
- *  - sc_heap_trim after every block is freed (by owners and by other
- *    threads, frontends still alive): resident below 1 MiB plus a small
- *    allowance per frontend                                  [trim_after_free_all]
  *  - limit_bytes: beyond it NULL/ENOMEM for small, big, huge, aligned and
  *    realloc requests; committed never passes it; the heap stays usable
  *    and freeing makes room again                            [limit_*]
@@ -516,124 +513,6 @@ Test(lifecycle, reset_keeps_up_to_keep_bytes, .timeout = 120)
     cr_assert_gt(committed[5], committed_none[5] + keep / 4,
                  "reset_keep_bytes = %zu KiB kept %zu KiB committed, no keep %zu KiB",
                  keep >> 10, committed[5] >> 10, committed_none[5] >> 10);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Trim                                                                     */
-/* ------------------------------------------------------------------------ */
-
-enum { TRIM_THREADS = 3, TRIM_BLOCKS = 20000 };
-
-/* What a live frontend may keep resident after trim when nothing is live:
- * a page for each size class it holds a hot span of (the span header and
- * the first blocks), 64 x 4 KiB. Keeping the real span of each hot span
- * (32 KiB to over 1 MiB each) is not "a small per-frontend amount". */
-#define TRIM_PER_FRONTEND (256 * KiB)
-
-static reuse_item_t trim_items[TRIM_THREADS][TRIM_BLOCKS];
-static pthread_barrier_t trim_step;
-
-typedef struct trim_arg_s {
-    sc_heap_t *heap;
-    unsigned index;
-} trim_arg_t;
-
-static void *trim_worker(void *arg)
-{
-    trim_arg_t *a = arg;
-    test_rng_t rng = {77 + a->index};
-    for (size_t i = 0; i < TRIM_BLOCKS; i++) {
-        size_t n = i % 1000 == 999 ? 2 * MiB + i : test_mixed_size(&rng);
-        trim_items[a->index][i].p = sc_alloc(a->heap, n);
-        TEST_CHECK(trim_items[a->index][i].p != NULL, "alloc of %zu failed", n);
-        trim_items[a->index][i].n = n;
-        memset(trim_items[a->index][i].p, 0x44, n);
-    }
-    pthread_barrier_wait(&trim_step); /* all allocated */
-    /* Free even blocks of our own and odd blocks of the neighbour. */
-    for (size_t i = 0; i < TRIM_BLOCKS; i += 2)
-        sc_free(a->heap, trim_items[a->index][i].p);
-    reuse_item_t *theirs = trim_items[(a->index + 1) % TRIM_THREADS];
-    for (size_t i = 1; i < TRIM_BLOCKS; i += 2)
-        sc_free(a->heap, theirs[i].p);
-    pthread_barrier_wait(&trim_step); /* all freed */
-    /* Frees into other threads' spans are handed over in batches, at the
-     * latest by the freeing thread's trim (scalloc.h, sc_heap_trim): this
-     * trim hands ours over. */
-    sc_heap_trim(a->heap);
-    pthread_barrier_wait(&trim_step); /* every batch handed over */
-    /* A thread's hot spans are its own to give back (scalloc.h,
-     * sc_heap_trim): a trim from this thread does it now, the frees of the
-     * others included; otherwise its next allocation slow path or its exit
-     * would. */
-    sc_heap_trim(a->heap);
-    pthread_barrier_wait(&trim_step); /* workers trimmed their own */
-    pthread_barrier_wait(&trim_step); /* main trimmed and measured */
-    return NULL;
-}
-
-Test(lifecycle, trim_after_free_all, .timeout = 120)
-{
-    sc_heap_t *h = sc_heap_create(NULL);
-    cr_assert_not_null(h);
-    pthread_barrier_init(&trim_step, NULL, TRIM_THREADS + 1);
-    pthread_t tids[TRIM_THREADS];
-    trim_arg_t args[TRIM_THREADS];
-    for (unsigned i = 0; i < TRIM_THREADS; i++) {
-        args[i] = (trim_arg_t){h, i};
-        cr_assert_eq(pthread_create(&tids[i], NULL, trim_worker, &args[i]), 0);
-    }
-    /* The main thread is a frontend too, with its own blocks. */
-    static void *mine[4096];
-    test_rng_t rng = {4243};
-    for (size_t i = 0; i < 4096; i++) {
-        size_t n = test_mixed_size(&rng);
-        mine[i] = sc_alloc(h, n);
-        cr_assert_not_null(mine[i]);
-        memset(mine[i], 0x55, n);
-    }
-    pthread_barrier_wait(&trim_step);
-    sc_heap_stats_t peak = test_stats(h);
-    for (size_t i = 0; i < 4096; i++)
-        sc_free(h, mine[i]);
-    pthread_barrier_wait(&trim_step); /* all freed */
-    sc_heap_trim(h);                  /* our batches handed over */
-    pthread_barrier_wait(&trim_step); /* every batch handed over */
-    pthread_barrier_wait(&trim_step); /* workers trimmed their own */
-
-    sc_heap_trim(h);
-    sc_heap_stats_t st = test_stats(h);
-    size_t allowance = MiB + st.frontends * TRIM_PER_FRONTEND;
-    cr_log_info("trim with %zu frontends alive: resident %zu KiB at peak (%zu KiB live), "
-                "%zu KiB after freeing all and trimming (allowance %zu KiB); committed %zu KiB; "
-                "spans hot %zu floating %zu reusable %zu free %zu",
-                st.frontends, peak.resident_bytes >> 10, peak.live_bytes >> 10,
-                st.resident_bytes >> 10, allowance >> 10, st.committed_bytes >> 10,
-                st.spans_hot, st.spans_floating, st.spans_reusable, st.spans_free);
-    pthread_barrier_wait(&trim_step);
-    for (unsigned i = 0; i < TRIM_THREADS; i++)
-        pthread_join(tids[i], NULL);
-    pthread_barrier_destroy(&trim_step);
-
-    /* Once the threads are gone, trim takes the rest too (only the main
-     * thread's frontend is left). Both figures are logged before either is
-     * asserted, so a failure shows the whole picture. */
-    sc_heap_trim(h);
-    sc_heap_stats_t gone = test_stats(h);
-    cr_log_info("after the threads exited and another trim: %zu KiB resident, %zu frontends, "
-                "%zu free spans",
-                gone.resident_bytes >> 10, gone.frontends, gone.spans_free);
-    cr_assert_eq(st.live_blocks, 0);
-    cr_assert_eq(st.frontends, TRIM_THREADS + 1);
-    cr_assert_leq(st.resident_bytes, allowance,
-                  "%zu KiB resident after freeing everything and trimming, allowed %zu KiB "
-                  "(1 MiB + %zu KiB for each of %zu frontends)",
-                  st.resident_bytes >> 10, allowance >> 10, TRIM_PER_FRONTEND >> 10,
-                  st.frontends);
-    cr_assert_leq(gone.resident_bytes, MiB + gone.frontends * TRIM_PER_FRONTEND,
-                  "%zu KiB resident after the threads exited and another trim, allowed %zu KiB",
-                  gone.resident_bytes >> 10, (MiB + gone.frontends * TRIM_PER_FRONTEND) >> 10);
-    sc_heap_destroy(h);
 }
 
 /* ------------------------------------------------------------------------ */
