@@ -289,24 +289,3 @@ Test(alloc, thread_frontend)
     cr_assert_geq(st.frontends, 1, "the calling thread's frontend is not counted");
     sc_heap_destroy(h);
 }
-
-/* At its limit, a heap whose memory sits in empty spans makes room for an
- * over-aligned block as it does for any other (found by the C++ tests). */
-Test(alloc, aligned_at_limit_after_free_all)
-{
-    sc_heap_config_t cfg = {.limit_bytes = (size_t)4 << 20};
-    sc_heap_t *h = sc_heap_create(&cfg);
-    cr_assert_not_null(h);
-    static void *v[1 << 17];
-    size_t n = 0;
-    for (void *p; n < sizeof v / sizeof v[0] && (p = sc_alloc(h, 64)) != NULL;)
-        v[n++] = p;
-    cr_assert_lt(n, sizeof v / sizeof v[0], "the limit was never reached");
-    for (size_t i = 0; i < n; i++)
-        sc_free(h, v[i]);
-    void *a = sc_aligned_alloc(h, 4096, 65536);
-    cr_assert_not_null(a, "aligned allocation at the limit with nothing live failed");
-    cr_assert_eq((uintptr_t)a % 4096, 0);
-    sc_free(h, a);
-    sc_heap_destroy(h);
-}

@@ -12,10 +12,6 @@
  *  - heaps can be created and destroyed in a loop without leaking memory or
  *    address space                                            [create_destroy_1000]
  *  - at least thousands of heaps coexist with default settings [thousand_heaps_at_once]
- *  - the name is copied and shown; NULL name means "heap"     [names]
- *  - an invalid configuration gives NULL with errno = EINVAL  [invalid_config]
- *  - limit_bytes is a hard cap on committed bytes: NULL/ENOMEM beyond it
- *                                                              [limit_bytes]
  *  - reset frees every block and keeps the heap (and frontends) usable
  *                                                              [reset_keeps_heap_usable]
  */
@@ -228,87 +224,6 @@ Test(heaps, thousand_heaps_at_once)
             sc_free(heaps[i], blocks[i]);
         sc_heap_destroy(heaps[i]);
     }
-}
-
-Test(heaps, names)
-{
-    char name[32] = "tenant-42";
-    sc_heap_config_t cfg = {.name = name};
-    sc_heap_t *h = sc_heap_create(&cfg);
-    cr_assert_not_null(h);
-    /* The configuration, name included, is copied. */
-    strcpy(name, "overwritten");
-    cr_assert_str_eq(sc_heap_name(h), "tenant-42");
-    sc_heap_destroy(h);
-
-    h = sc_heap_create(NULL);
-    cr_assert_not_null(h);
-    cr_assert_str_eq(sc_heap_name(h), "heap");
-    sc_heap_destroy(h);
-
-    sc_heap_config_t unnamed = {.name = NULL};
-    h = sc_heap_create(&unnamed);
-    cr_assert_not_null(h);
-    cr_assert_str_eq(sc_heap_name(h), "heap");
-    sc_heap_destroy(h);
-}
-
-Test(heaps, invalid_config)
-{
-    sc_heap_config_t cfg = {.reuse_threshold = 101};
-    errno = 0;
-    sc_heap_t *h = sc_heap_create(&cfg);
-    cr_assert_null(h, "reuse_threshold 101 accepted");
-    cr_assert_eq(errno, EINVAL, "errno %d, expected EINVAL", errno);
-
-    /* The edges of the valid range are accepted. */
-    sc_heap_config_t edge = {.reuse_threshold = 100};
-    h = sc_heap_create(&edge);
-    cr_assert_not_null(h);
-    sc_heap_destroy(h);
-    edge.reuse_threshold = 1;
-    h = sc_heap_create(&edge);
-    cr_assert_not_null(h);
-    sc_heap_destroy(h);
-}
-
-Test(heaps, limit_bytes)
-{
-    const size_t limit = (size_t)16 << 20;
-    sc_heap_config_t cfg = {.name = "capped", .limit_bytes = limit};
-    sc_heap_t *h = sc_heap_create(&cfg);
-    cr_assert_not_null(h);
-
-    /* One huge request over the cap fails cleanly. */
-    errno = 0;
-    cr_assert_null(sc_alloc(h, (size_t)32 << 20));
-    cr_assert_eq(errno, ENOMEM);
-
-    /* Filling the heap with 64 KiB blocks stops at the cap, with ENOMEM, and
-     * committed never passes it. */
-    enum { MAX_BLOCKS = 1024 };
-    static void *blocks[MAX_BLOCKS];
-    size_t got = 0;
-    for (; got < MAX_BLOCKS; got++) {
-        errno = 0;
-        blocks[got] = sc_alloc(h, 65536);
-        if (blocks[got] == NULL)
-            break;
-        cr_assert_leq(test_stats(h).committed_bytes, limit);
-    }
-    cr_assert_lt(got, MAX_BLOCKS, "64 MiB allocated under a 16 MiB cap");
-    cr_assert_eq(errno, ENOMEM, "errno %d at the cap", errno);
-    cr_assert_geq(got * 65536, limit / 2, "only %zu KiB allocated under a %zu KiB cap",
-                  got * 64, limit >> 10);
-    cr_assert_leq(test_stats(h).committed_bytes, limit);
-
-    /* Freeing makes room again. */
-    for (size_t i = 0; i < got; i++)
-        sc_free(h, blocks[i]);
-    void *p = sc_alloc(h, (size_t)4 << 20);
-    cr_assert_not_null(p, "4 MiB refused under a 16 MiB cap with nothing live");
-    sc_free(h, p);
-    sc_heap_destroy(h);
 }
 
 Test(heaps, reset_keeps_heap_usable)
