@@ -14,14 +14,25 @@
  *    minimal block; failure leaves p untouched, NULL/ENOMEM [realloc_edges]
  *  - sc_aligned_alloc honours every power of two up to 4 MiB, the block is
  *    usable for n bytes and freed with sc_free               [aligned_powers_of_two]
- *  - non-power-of-two alignment -> NULL, errno = EINVAL     [aligned_bad_alignment]
+ *  - non-power-of-two alignment -> NULL, errno = EINVAL, whatever the size;
+ *    a valid alignment with an impossible size -> ENOMEM  [aligned_bad_alignment]
+ *  - every power of two up to 1 GiB, for small and huge sizes; aligned
+ *    blocks resize like any other; under an address-space cap, alignments
+ *    too large for it get ENOMEM                         [aligned_up_to_1_gib]
+ *  - a huge block grows in place when the spans after it are free, keeps
+ *    its contents, and later blocks do not overlap it; it shrinks in place
+ *                                                     [huge_realloc_in_place]
  */
 #include <criterion/criterion.h>
 
 #include <errno.h>
 #include <stdint.h>
+#include <sys/resource.h>
 
 #include "test_util.h"
+
+#define MiB ((size_t)1 << 20)
+#define GiB ((size_t)1 << 30)
 
 Test(resize, calloc_zeroes_reused_memory)
 {
@@ -273,5 +284,132 @@ Test(resize, aligned_bad_alignment)
     cr_assert_null(sc_aligned_alloc(h, 64, SIZE_MAX - 32));
     cr_assert_eq(errno, ENOMEM);
     cr_assert_eq(test_stats(h).live_blocks, 0);
+    sc_heap_destroy(h);
+}
+
+Test(resize, aligned_up_to_1_gib, .timeout = 60)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    /* Under an address-space cap (the CI's ulimit step) a block aligned to
+     * a large fraction of the cap may not fit; then ENOMEM is the contract's
+     * answer ("address space exhausted"), and only such blocks may get it. */
+    struct rlimit as;
+    cr_assert_eq(getrlimit(RLIMIT_AS, &as), 0);
+    size_t cap = as.rlim_cur == RLIM_INFINITY ? SIZE_MAX : (size_t)as.rlim_cur;
+    /* Every power of two from 1 to 1 GiB, small and huge sizes, two blocks
+     * at a time so the second cannot reuse the first's place. */
+    static const size_t sizes[] = {1, 4096, 3 * MiB};
+    for (size_t align = 1; align <= GiB; align <<= 1) {
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            errno = 0;
+            unsigned char *a = sc_aligned_alloc(h, align, sizes[k]);
+            unsigned char *b = sc_aligned_alloc(h, align, sizes[k]);
+            if ((a == NULL || b == NULL) && 2 * (align + sizes[k]) > cap / 4) {
+                cr_assert_eq(errno, ENOMEM, "sc_aligned_alloc(%zu, %zu) under a %zu MiB "
+                                            "address-space cap: errno %d",
+                             align, sizes[k], cap >> 20, errno);
+                cr_log_info("alignment %zu, size %zu: ENOMEM under a %zu MiB address-space cap",
+                            align, sizes[k], cap >> 20);
+                sc_free(h, a);
+                sc_free(h, b);
+                continue;
+            }
+            cr_assert(a && b, "sc_aligned_alloc(%zu, %zu) failed (errno %d)", align, sizes[k],
+                      errno);
+            cr_assert_eq((uintptr_t)a % align, 0, "%p not aligned to %zu", (void *)a, align);
+            cr_assert_eq((uintptr_t)b % align, 0, "%p not aligned to %zu", (void *)b, align);
+            cr_assert_geq(sc_usable_size(h, a), sizes[k]);
+            cr_assert_eq(sc_heap_of(a), h);
+            cr_assert_eq(sc_heap_of(a + sizes[k] - 1), h);
+            test_pattern_fill(a, sizes[k], align);
+            test_pattern_fill(b, sizes[k], align + 1);
+            /* Aligned blocks resize like any other. */
+            unsigned char *c = sc_realloc(h, a, sizes[k] * 2);
+            cr_assert_not_null(c);
+            cr_assert_eq(test_pattern_check(c, sizes[k], align), TEST_PATTERN_OK);
+            cr_assert_eq(test_pattern_check(b, sizes[k], align + 1), TEST_PATTERN_OK);
+            sc_free(h, c);
+            sc_free(h, b);
+        }
+    }
+    sc_heap_stats_t st = test_stats(h);
+    cr_assert_eq(st.live_blocks, 0);
+    cr_assert_eq(st.huge_blocks, 0);
+    sc_heap_destroy(h);
+}
+
+static size_t round_up(size_t x, size_t a)
+{
+    return (x + a - 1) / a * a;
+}
+
+Test(resize, huge_realloc_in_place)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    const size_t first = 4 * MiB, second = 12 * MiB;
+    unsigned char *a = sc_alloc(h, first);
+    unsigned char *b = sc_alloc(h, second);
+    unsigned char *guard = sc_alloc(h, 3 * MiB); /* keeps b's spans bounded */
+    cr_assert(a && b && guard);
+    test_pattern_fill(a, first, 1);
+    /* Consecutive huge blocks of a fresh heap are carved one after the
+     * other; b's spans are then exactly the ones following a's. */
+    size_t a_span_end = round_up((uintptr_t)a + sc_usable_size(h, a), 2 * MiB);
+    cr_assert((uintptr_t)b > (uintptr_t)a && (uintptr_t)b < a_span_end + 2 * MiB,
+              "layout: a %p (%zu usable), b %p: b does not follow a", (void *)a,
+              sc_usable_size(h, a), (void *)b);
+    sc_free(h, b);
+
+    /* Grow into b's freed spans, in steps, without moving. */
+    size_t room = (size_t)((uintptr_t)guard - (uintptr_t)a) - 2 * MiB;
+    size_t sizes[] = {first + 1, first + 2 * MiB, first + 7 * MiB, room};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *q = sc_realloc(h, a, sizes[i]);
+        cr_assert_eq(q, a, "growing %p to %zu bytes moved it to %p although the following "
+                           "spans are free", (void *)a, sizes[i], (void *)q);
+        cr_assert_geq(sc_usable_size(h, a), sizes[i]);
+        cr_assert_eq(test_pattern_check(a, first, 1), TEST_PATTERN_OK,
+                     "contents lost growing in place to %zu", sizes[i]);
+        /* The new part is writable. */
+        memset(a + first, 0x42, sizes[i] - first);
+    }
+    sc_heap_stats_t st = test_stats(h);
+    cr_assert_eq(st.huge_blocks, 2);
+    cr_assert_geq(st.huge_bytes, room + 3 * MiB);
+
+    /* Blocks allocated now do not overlap the grown one. */
+    unsigned char *c = sc_alloc(h, 5 * MiB);
+    cr_assert_not_null(c);
+    uintptr_t a_end = (uintptr_t)a + sc_usable_size(h, a);
+    cr_assert((uintptr_t)c >= a_end || (uintptr_t)c + 5 * MiB <= (uintptr_t)a,
+              "new block %p overlaps the grown block %p..%#lx", (void *)c, (void *)a,
+              (unsigned long)a_end);
+    memset(c, 0x17, 5 * MiB);
+    for (size_t i = first; i < room; i += 4096)
+        cr_assert_eq(a[i], 0x42, "grown block overwritten at %zu", i);
+
+    /* Shrinking gives the tail back in place, and the tail is reusable. */
+    unsigned char *s = sc_realloc(h, a, first);
+    cr_assert_eq(s, a, "huge shrink moved the block");
+    cr_assert_eq(test_pattern_check(a, first, 1), TEST_PATTERN_OK);
+    sc_free(h, c);
+    sc_free(h, guard);
+    sc_free(h, a);
+    st = test_stats(h);
+    cr_assert_eq(st.live_blocks, 0);
+    cr_assert_eq(st.huge_bytes, 0);
+
+    /* Not asserted (the contract only promises it when the following spans
+     * are free): whether the newest huge block of a region grows in place
+     * into spans never used yet. */
+    unsigned char *tail = sc_alloc(h, 4 * MiB);
+    cr_assert_not_null(tail);
+    unsigned char *grown = sc_realloc(h, tail, 40 * MiB);
+    cr_assert_not_null(grown);
+    cr_log_info("growing the newest huge block into unused spans: %s",
+                grown == tail ? "in place" : "moved");
+    sc_free(h, grown);
     sc_heap_destroy(h);
 }
