@@ -1,6 +1,9 @@
 /*
- * Allocation basics (DESIGN.md §2: sc_alloc / sc_free / sc_usable_size /
- * sc_heap_owns / sc_heap_of / sc_thread_alloc / sc_thread_free).
+ * Allocation: scalloc.h, "Allocation" (sc_alloc, sc_free, sc_thread_alloc,
+ * sc_thread_free, sc_usable_size). The same section's sc_calloc,
+ * sc_realloc and sc_aligned_alloc are test_resize.c, sc_good_size and the
+ * class sizes test_size_class.c, sc_heap_owns and sc_heap_of
+ * test_ownership.c; frees from other threads are the test_mt_* programs.
  *
  * Contract lines checked here:
  *  - sc_alloc returns distinct, writable blocks; sc_free(h, NULL) is a no-op

@@ -1,6 +1,8 @@
 /*
- * Memory checkers see scalloc blocks as they see malloc's (issue 6 item 4;
- * DESIGN.md §2 "Misuse gets a clear error").
+ * Memory checkers see scalloc blocks as they see malloc's: the misuse that
+ * scalloc.h's "Errors" leaves to them (a use after free or an overflow
+ * touches memory, not a call, so no handler can hear it), in the builds
+ * the README's "Errors and checking" describes.
  *
  * Contract lines checked here (ASan builds, -DSCALLOC_SANITIZE=address,...):
  *  - a read or write of a freed block is reported            [use_after_free]
@@ -10,7 +12,7 @@
  *  - a block handed out again is fully usable (no false
  *    reports from the allocator's own free-list links)       [reuse_is_clean]
  * In builds without ASan each case is skipped. The valgrind variant of the
- * same checks runs from tests/memcheck.sh.
+ * same checks runs from tests/memcheck/run.sh.
  */
 #include <criterion/criterion.h>
 #include <string.h>

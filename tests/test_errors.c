@@ -1,6 +1,10 @@
 /*
- * Misuse is reported, and nothing is corrupted (DESIGN.md §2 "Misuse gets a
- * clear error"; header: sc_set_error_handler, sc_error_t).
+ * Misuse is reported, and nothing is corrupted: scalloc.h, "Errors"
+ * (sc_error_t, sc_set_error_handler, sc_error_string) and the calls whose
+ * comments name the misuse they report (sc_free, sc_thread_alloc /
+ * sc_thread_free, sc_heap_destroy's destroyed handle; checked mode,
+ * SC_HEAP_CHECKED in "Configuration"). How the free path classifies each
+ * pointer is test_free_dispatch.c.
  *
  * Contract lines checked here, each with a recording handler that returns:
  *  - sc_free of a libc malloc pointer / a stack address / garbage

@@ -1,7 +1,8 @@
 /*
- * fork (issue 4 §7: "a child process can keep using (and destroy) the heaps
- * it inherited, whatever other threads were doing at the time of the
- * fork").
+ * fork: scalloc.h, "Heaps", sc_heap_thread ("fork: the child may keep using
+ * (and destroy) the heaps it inherited, whatever other threads were doing;
+ * their frontends' spans stay theirs in the child"). A fork while a remote
+ * batch waits is test_mt_remote_batches.c.
  *
  * Worker threads allocate, publish, check and free blocks of a shared heap
  * in a loop, create and destroy heaps of their own, trim and read stats:

@@ -1,8 +1,10 @@
 /*
- * Randomized sequences against a shadow model (issue 3 §6: "a randomized
- * sequence test against a shadow model (sizes 0 to 64 MiB, alignments,
- * realloc chains ...) that checks contents, usable sizes and ownership after
- * every step"). The variant with frees from other threads is test_mt_model.c.
+ * Randomized sequences against a shadow model, over the whole of scalloc.h's
+ * "Allocation" (sc_alloc, sc_thread_alloc, sc_calloc, sc_aligned_alloc,
+ * sc_realloc, sc_free, sc_thread_free, sc_usable_size, sc_heap_owns,
+ * sc_heap_of; sizes 0 to 64 MiB, alignments, realloc chains) and
+ * "Introspection" (sc_heap_get_stats, sc_heap_visit) checked after every
+ * step. The variant with frees from other threads is test_mt_model.c.
  *
  * The model is a table of slots, each either empty or holding one live block
  * with the size the caller asked for, the alignment it asked for and the key

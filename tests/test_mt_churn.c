@@ -1,8 +1,9 @@
 /*
- * Thread churn (DESIGN.md §1 "The frontend": "When a thread exits, its
- * frontends are torn down: hot spans float, reusable spans are released to
- * be adopted, and spans that are already completely free go straight to the
- * pool (the original leaked them). A thread count limit must not exist").
+ * Thread churn: scalloc.h, "Heaps", sc_heap_thread ("Threads are not
+ * limited in number ... torn down when its thread exits (its spans are
+ * handed on, none leaked)"), and "Introspection" (frontends and spans by
+ * state in sc_heap_stats_t). DESIGN.md section 1, "The frontend", says how
+ * a thread's exit hands its spans on.
  *
  * Contract lines checked here:
  *  - 1,000+ short-lived threads, each allocating, freeing blocks of the

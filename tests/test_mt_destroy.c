@@ -1,7 +1,8 @@
 /*
- * Destroying a heap that many threads used (DESIGN.md §2 sc_heap_destroy:
- * "frees every block of the heap at once ... threads that used it may keep
- * running and use other heaps").
+ * Destroying a heap that many threads used: scalloc.h, "Heaps",
+ * sc_heap_destroy's lifecycle rules ("threads that used the heap may keep
+ * running, use other heaps, create new heaps (a new heap may reuse the old
+ * one's address and handle) and exit at any time").
  *
  * Contract lines checked here:
  *  - a heap holding live blocks allocated by several threads (some exited,

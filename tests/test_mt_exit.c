@@ -1,7 +1,10 @@
 /*
- * Thread exit at scale (issue 4 §6: "10,000 short-lived threads, each
- * allocating, handing some blocks to others and exiting, leave the heap's
- * committed memory flat after warm-up").
+ * Thread exit at scale: scalloc.h, "Heaps", sc_heap_thread ("Threads are
+ * not limited in number: a frontend is created per thread and heap on
+ * first use and torn down when its thread exits (its spans are handed on,
+ * none leaked)"). 10,000 short-lived threads, each allocating, handing some
+ * blocks to others and exiting, leave the heap's committed memory flat
+ * after warm-up.
  *
  * Threads run in waves of 16 to 32 (the size changes from wave to wave, so
  * the blocks a thread inherits come from a varying number of exited

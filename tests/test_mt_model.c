@@ -1,7 +1,8 @@
 /*
- * The shadow-model sequence of test_model.c with frees from other threads
- * (issue 3 §6: "a randomized sequence test against a shadow model (...
- * frees from other threads)").
+ * The shadow-model sequence of test_model.c with frees and reallocs from
+ * other threads: scalloc.h's "Allocation" (sc_free and sc_realloc "from
+ * any thread") and "Introspection" (stats "exact once they stop"), under
+ * the file comment's thread-safety rule.
  *
  * The main thread runs the model: a table of slots, each empty or holding a
  * live block with its requested size, alignment and content key. Besides

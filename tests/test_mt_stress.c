@@ -1,8 +1,10 @@
 /*
- * Many threads on one heap (DESIGN.md §1 "The frontend", remote frees;
- * header: "every call may run concurrently with any other call on the same
- * or other heaps, from any thread"; §2 sc_alloc / sc_free from any thread,
- * sc_heap_get_stats and sc_heap_trim while others allocate).
+ * Many threads on one heap: scalloc.h's file comment ("every call may run
+ * concurrently with any other call on the same or other heaps, from any
+ * thread"), "Allocation" (sc_alloc / sc_free from any thread, frees into
+ * other threads' spans), "Heaps" (sc_heap_trim "may run while other
+ * threads allocate") and "Introspection" (sc_heap_get_stats "may run while
+ * other threads use the heap").
  *
  * Contract lines checked here:
  *  - 8+ threads allocate and free mixed sizes concurrently; every block keeps

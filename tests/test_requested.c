@@ -1,6 +1,8 @@
 /*
- * Exact requested bytes (issue 7 §1): SC_HEAP_TRACK_REQUESTED, checked
- * heaps, and what plain heaps report instead.
+ * Exact requested bytes: scalloc.h, "Configuration" (SC_HEAP_TRACK_REQUESTED,
+ * SC_HEAP_CHECKED, unknown flags) and "Introspection" (requested_bytes and
+ * requested_exact in sc_heap_stats_t, sc_heap_print_stats): tracking and
+ * checked heaps, and what plain heaps report instead.
  *
  * Contract lines checked here:
  *  - a tracking heap's requested_bytes is the sum of the sizes asked for,

@@ -1,7 +1,8 @@
 /*
- * calloc, realloc and aligned allocation (DESIGN.md §2 "sc_calloc,
- * sc_realloc, sc_aligned_alloc(heap, align, n): usual semantics; align any
- * power of two"; "calloc overflow: NULL/ENOMEM. Bad alignment: NULL/EINVAL").
+ * calloc, realloc and aligned allocation: scalloc.h, "Allocation"
+ * (sc_calloc: "Overflow: NULL with errno = ENOMEM"; sc_realloc: contents,
+ * NULL and 0, in place or moved; sc_aligned_alloc: "any power of two. Not a
+ * power of two: NULL with errno = EINVAL").
  *
  * Contract lines checked here:
  *  - sc_calloc returns zeroed memory, also when it reuses dirty blocks

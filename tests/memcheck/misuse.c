@@ -1,7 +1,8 @@
 /*
  * Run under valgrind memcheck by tests/memcheck/run.sh against a build with
  * -DSCALLOC_VALGRIND=ON: each mode makes one mistake that memcheck must
- * report (issue 6 item 4): a write to a freed block, a write past the end
+ * report (the memory checkers' part of scalloc.h's "Errors", see
+ * tests/test_annotations.c for ASan): a write to a freed block, a write past the end
  * of a block into a free neighbour, a read of a block of a destroyed heap.
  * Mode "clean" makes none and must run without a report.
  */

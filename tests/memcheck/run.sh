@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Valgrind memcheck over scalloc (issue 6 item 5), and the allocator under a
+# Valgrind memcheck over scalloc (README, "Testing"), and the allocator under a
 # limited address space (ulimit -v).
 #
 #   tests/memcheck/run.sh memcheck BUILD_DIR   # BUILD_DIR built with -DSCALLOC_VALGRIND=ON
@@ -11,7 +11,8 @@
 # tests, the C++ tests and three examples pass with the address space capped at 4,000,000 KiB, where
 # scalloc's 256 MiB default regions must fall back to smaller ones. (Tests
 # with hundreds of threads are left out: their 8 MiB stacks alone would
-# use up such a cap, and so would the model test's 1 GiB alignments.)
+# use up such a cap, and so would the model test's 1 GiB alignments;
+# test_resize's 1 GiB alignments accept ENOMEM under a cap.)
 set -uo pipefail
 mode=${1:?usage: run.sh memcheck|ulimit BUILD_DIR}
 build=${2:?usage: run.sh memcheck|ulimit BUILD_DIR}
