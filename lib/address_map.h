@@ -9,7 +9,8 @@
 #include "types.h"
 
 /* Tags in the low bits of a map word; an untagged non-zero word is the
- * frontend holding that span hot. Heaps and frontends are 64-byte aligned. */
+ * frontend that owns that span (HOT or FLOATING) in a heap that is neither
+ * checked nor tracking. Heaps and frontends are 64-byte aligned. */
 #define MAP_SPAN ((uintptr_t)1)     /* heap | MAP_SPAN: span with a header */
 #define MAP_RESERVED ((uintptr_t)2) /* heap | MAP_RESERVED: no header here */
 /* heap | MAP_HUGE_ALIGNED: the first data span of a huge block aligned to
@@ -52,7 +53,7 @@ static inline struct sc_heap_s *address_map_heap(uintptr_t word, uintptr_t a)
 {
     if (word == 0)
         return NULL;
-    if ((word & MAP_TAGS) == 0) /* hot: the span header knows */
+    if ((word & MAP_TAGS) == 0) /* owned: the span header knows */
         return ((span_t *)(a & ~(uintptr_t)SPAN_MASK))->heap;
     return (struct sc_heap_s *)(word & ~MAP_TAGS);
 }

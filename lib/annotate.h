@@ -35,12 +35,6 @@
 #define ANNOTATE_LINK_CLOSE(b) ((void)(b))
 #endif
 
-#if defined(SCALLOC_SANITIZE_ADDRESS) || (defined(SCALLOC_VALGRIND) && SCALLOC_VALGRIND)
-#define ANNOTATE_ACTIVE 1
-#else
-#define ANNOTATE_ACTIVE 0
-#endif
-
 static inline block_t *block_next(block_t *b)
 {
     ANNOTATE_LINK_OPEN(b);

@@ -78,6 +78,7 @@ void frontend_forget_spans(sc_frontend_t *t)
         t->slow_hot[c] = &span_empty;
         t->floating[c] = NULL;
     }
+    atomic_store_explicit(&t->drained_classes, 0, memory_order_relaxed);
     frontend_remote_discard(t);
 }
 
@@ -119,13 +120,24 @@ static span_t *floating_pop(sc_frontend_t *t, unsigned cls)
 }
 
 /* Puts a span where the state it moved to says (span_give_up,
- * span_free_remote): REUSABLE on its stack, POOLED in the pool. */
+ * span_free_remote): REUSABLE on its stack, POOLED in the pool; a DRAINED
+ * span stays with its owner, which is told the class to look at. */
 static void place_span(struct sc_heap_s *heap, span_t *s, unsigned to, unsigned pool_slot)
 {
-    if (to == SPAN_REUSABLE)
+    if (to == SPAN_REUSABLE) {
         reusable_push(heap, s);
-    else if (to == SPAN_POOLED)
+    } else if (to == SPAN_POOLED) {
         span_pool_put(heap, s, pool_slot);
+    } else if (to == SPAN_DRAINED) {
+        /* The owner cannot change while the span is DRAINED except by
+         * pooling it itself, after which a new owner may get a spurious
+         * look; frontends are never unmapped, so the write is safe.
+         * release: the owner that sees the bit sees the span DRAINED. */
+        sc_frontend_t *owner = span_owner(s);
+        if (owner)
+            atomic_fetch_or_explicit(&owner->drained_classes, (uint64_t)1 << span_class(s),
+                                     memory_order_release);
+    }
 }
 
 /* An owned span none of whose blocks is allocated: to the pool. false if
@@ -230,6 +242,34 @@ static span_t *floating_reuse(sc_frontend_t *t, unsigned cls)
         floating_push(t, cls, s); /* not yet, or being trimmed: look again later */
     }
     return NULL;
+}
+
+/* Owner: pools the DRAINED floating spans of the classes other threads
+ * reported (place_span). */
+static void frontend_pool_drained(sc_frontend_t *t)
+{
+    /* acquire: pairs with the reporters' release. */
+    uint64_t classes = atomic_exchange_explicit(&t->drained_classes, 0, memory_order_acquire);
+    while (classes) {
+        unsigned c = (unsigned)__builtin_ctzll(classes);
+        classes &= classes - 1;
+        span_t *head = t->floating[c];
+        if (head == NULL)
+            continue;
+        span_t *last = head->set_prev;
+        for (span_t *s = head;;) {
+            span_t *next = s->set_next;
+            bool done = s == last;
+            if (span_state(s) == SPAN_DRAINED) {
+                floating_remove(t, c, s);
+                if (!owned_to_pool(t, s))
+                    floating_push(t, c, s);
+            }
+            if (done)
+                break;
+            s = next;
+        }
+    }
 }
 
 /* Sets up s (taken from the pool, fresh, or an EMPTY reusable span) as a
@@ -426,6 +466,8 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
         return frontend_alloc_huge(t, 16, n);
     if (t->remote_pending > 0)
         frontend_remote_flush(t);
+    if (atomic_load_explicit(&t->drained_classes, memory_order_relaxed) != 0)
+        frontend_pool_drained(t);
     frontend_trim_if_asked(t);
     bool trimmed = false;
     unsigned cls = size_class_of(n);

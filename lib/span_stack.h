@@ -66,9 +66,4 @@ static inline span_t *span_stack_pop(span_stack_t *st)
     }
 }
 
-static inline bool span_stack_empty(span_stack_t *st)
-{
-    return span_stack_word_span(atomic_load_explicit(&st->head, memory_order_relaxed)) == NULL;
-}
-
 #endif /* SCALLOC_SPAN_STACK_H */

@@ -420,6 +420,10 @@ struct sc_frontend_s {
      * (owner only). */
     remote_batch_t remote[REMOTE_SLOTS];
     uint32_t remote_pending;
+    /* Classes in which other threads' frees drained a floating span of
+     * this frontend (bit c: class c): set by them (atomic OR), taken by
+     * the owner on its slow paths, which then pools those spans. */
+    _Atomic uint64_t drained_classes;
     /* Links, under the registry lock. */
     sc_frontend_t *heap_next, *heap_prev;
     sc_frontend_t *thread_next;

@@ -2,8 +2,10 @@
 # The whole test sequence, as CI runs it:
 #   release    Release build with -Werror, every test           (gcc)
 #   layering   lib/ modules use only lower layers, no cycle    (tests/check_layering.sh)
-#   asan       the same tests under AddressSanitizer + UBSan     (gcc)
-#   tsan       the multi-thread tests (label mt) under TSan      (clang)
+#   asan       the same tests under AddressSanitizer + UBSan, with the
+#              internal invariants checked (SCALLOC_DEBUG)   (gcc)
+#   tsan       the multi-thread tests (label mt) under TSan, invariants
+#              checked too                                    (clang)
 #   packaging  install to a temporary prefix; cpack .debs and .tar.gz, their
 #              contents and dependencies; C and C++ consumers of each;
 #              a build with no C++ compiler          (tests/packaging/run.sh)

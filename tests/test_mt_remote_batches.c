@@ -31,6 +31,7 @@
 #include "test_util.h"
 
 #include "frontend.h"
+#include "invariants.h"
 #include "os.h"
 #include "span.h"
 
@@ -126,6 +127,9 @@ static void free_rest(sc_heap_t *h, size_t from, size_t to)
 {
     for (size_t i = from; i < to; i++)
         sc_free(h, blocks[i]);
+    span_t *bad = NULL;
+    const char *broken = invariants_check_heap(h, &bad);
+    TEST_CHECK(broken == NULL, "%s (span %p)", broken, (void *)bad);
 }
 
 static void stats_exact_while_waiting(void)
@@ -139,6 +143,9 @@ static void stats_exact_while_waiting(void)
     sc_heap_stats_t st = test_stats(h);
     TEST_CHECK(st.live_blocks == BLOCKS - 10, "live %zu", st.live_blocks);
     TEST_CHECK(st.live_bytes == (BLOCKS - 10) * SIZE, "live bytes %zu", st.live_bytes);
+    span_t *bad = NULL;
+    const char *broken = invariants_check_heap(h, &bad);
+    TEST_CHECK(broken == NULL, "with a batch waiting: %s (span %p)", broken, (void *)bad);
     finish(tid, &hold);
     free_rest(h, 10, BLOCKS);
     TEST_CHECK(test_stats(h).live_blocks == 0, "live %zu", test_stats(h).live_blocks);
