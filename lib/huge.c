@@ -221,12 +221,11 @@ void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
     address_map_set(r, (uintptr_t)heap | MAP_SPAN);
     if (lead >= SPAN_SIZE)
         address_map_set(data, (uintptr_t)heap | MAP_HUGE_ALIGNED);
-    /* The block's whole 2 MiB pages may be huge pages: a tenth of the page
-     * faults and zeroing in big steps when a freed run is used again. */
-    uintptr_t hp_lo = round_up((uintptr_t)data, SPAN_SIZE);
-    uintptr_t hp_hi = (uintptr_t)end & ~(uintptr_t)SPAN_MASK;
-    if (hp_hi > hp_lo)
-        os_allow_huge_pages((void *)hp_lo, hp_hi - hp_lo);
+    /* No MADV_HUGEPAGE here: the flag outlives the block (it belongs to
+     * the mapping, not the pages), and a free-run header written later in
+     * such a range faults in a whole 2 MiB page for its 4 KiB; giving the
+     * header back splits it and leaves the other 511 pages resident and
+     * uncounted (issue 13's resident leak, tests/test_huge_release.c). */
     annotate_alloc(heap, data, (size_t)(end - data));
     heap->huge_blocks++;
     heap->huge_bytes += (size_t)(end - data);

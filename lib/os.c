@@ -112,17 +112,6 @@ void os_decommit(void *p, size_t size)
 #endif
 }
 
-void os_allow_huge_pages(void *p, size_t size)
-{
-#ifdef MADV_HUGEPAGE
-    if (size > 0)
-        madvise(p, size, MADV_HUGEPAGE);
-#else
-    (void)p;
-    (void)size;
-#endif
-}
-
 void os_unreserve(void *p, size_t size)
 {
     munmap(p, size);

@@ -37,11 +37,6 @@ void os_release(void *p, size_t size);
  * uncommitted again (still reserved). */
 void os_decommit(void *p, size_t size);
 
-/* Lets the kernel back [p, p+size) with transparent huge pages (the
- * regions are reserved MADV_NOHUGEPAGE; a huge block's whole 2 MiB pages
- * are all its own, so they cannot inflate RSS beyond the block). */
-void os_allow_huge_pages(void *p, size_t size);
-
 /* Returns the range to the kernel entirely. */
 void os_unreserve(void *p, size_t size);
 
