@@ -11,6 +11,7 @@
 #include "arena.h"
 #include "error.h"
 #include "frontend.h"
+#include "meta.h"
 #include "os.h"
 #include "registry.h"
 #include "requested.h"
@@ -57,7 +58,7 @@ static handle_chunk_t *handle_chunks;
 static struct sc_heap_s *handle_alloc(void)
 {
     if (free_heaps_head == NULL) {
-        handle_chunk_t *chunk = os_alloc_metadata(HANDLE_CHUNK_BYTES);
+        handle_chunk_t *chunk = meta_alloc(HANDLE_CHUNK_BYTES);
         if (chunk == NULL)
             return NULL;
         chunk->count = (HANDLE_CHUNK_BYTES - sizeof *chunk) / sizeof(struct sc_heap_s);
@@ -125,10 +126,12 @@ static void fork_prepare(void)
     registry_lock();
     for_each_live_heap(lock_heap);
     address_map_lock_ranges();
+    meta_lock();
 }
 
 static void fork_after(void)
 {
+    meta_unlock();
     address_map_unlock_ranges();
     for_each_live_heap(unlock_heap);
     registry_unlock();

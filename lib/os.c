@@ -1,12 +1,15 @@
-/* Virtual memory calls: mmap, mprotect, madvise, munmap, mincore. */
+/* Virtual memory calls (mmap, mprotect, madvise, munmap, mincore) and the
+ * coarse clock. */
 #include "os.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The facts below are read once and cached. Threads may race to fill a
@@ -122,6 +125,22 @@ void *os_alloc_metadata(size_t size)
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
+}
+
+void os_free_metadata(void *p, size_t size)
+{
+    munmap(p, size);
+}
+
+uint32_t os_coarse_ms(void)
+{
+    struct timespec ts;
+#ifdef CLOCK_MONOTONIC_COARSE
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+#else
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+#endif
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
 }
 
 size_t os_resident_bytes(void *p, size_t size)

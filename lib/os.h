@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 size_t os_page_size(void);
 
@@ -40,8 +41,16 @@ void os_decommit(void *p, size_t size);
 /* Returns the range to the kernel entirely. */
 void os_unreserve(void *p, size_t size);
 
-/* Plain read-write anonymous memory for allocator metadata. */
+/* Plain read-write anonymous memory for allocator metadata (meta.h carves
+ * it into pooled blocks), and its return. */
 void *os_alloc_metadata(size_t size);
+void os_free_metadata(void *p, size_t size);
+
+/* A coarse monotonic clock in milliseconds (CLOCK_MONOTONIC_COARSE: read
+ * from the vDSO, no system call, a few ms resolution), wrapping at 2^32:
+ * compare readings by their difference. For the release policy's delays;
+ * read on slow paths only. */
+uint32_t os_coarse_ms(void);
 
 /* Bytes of [p, p+size) resident now (mincore). */
 size_t os_resident_bytes(void *p, size_t size);
