@@ -23,9 +23,15 @@ bool os_strict_commit(void);
  * does not apply to scalloc's NORESERVE reservations). */
 size_t os_memory_total(void);
 
-/* Reserves `size` bytes aligned to `align` (a power of two), inaccessible
- * and not charged to the commit limit. NULL if the kernel refuses. */
-void *os_reserve_aligned(size_t size, size_t align);
+/* Reserves `size` bytes aligned to `align` (a power of two), not charged to
+ * the commit limit: inaccessible, or already readable and writable when
+ * `writable` (a MAP_NORESERVE mapping costs nothing until touched, so a
+ * region that is writable from the start needs no mprotect per span). The
+ * mapping is over-sized to find the alignment and kept whole (cutting the
+ * ends off would cost two more calls): *mapping and *mapping_size get it,
+ * for os_unreserve. NULL if the kernel refuses. */
+void *os_reserve_aligned(size_t size, size_t align, bool writable, void **mapping,
+                         size_t *mapping_size);
 
 /* Makes [p, p+size) readable and writable (charged to the commit limit). */
 bool os_commit(void *p, size_t size);

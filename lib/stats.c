@@ -23,7 +23,7 @@ static void for_each_span(struct sc_heap_s *heap, span_fn *fn, void *arg)
 {
     for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r; r = r->next) {
         char *end = atomic_load_explicit(&r->bump, memory_order_relaxed);
-        for (char *p = r->base + SPAN_SIZE; p < end; p += SPAN_SIZE) {
+        for (char *p = arena_first_span(r); p < end; p += SPAN_SIZE) {
             uintptr_t w = address_map_get((uintptr_t)p);
             unsigned tag = (unsigned)(w & MAP_TAGS);
             if (w == 0 || tag == MAP_RESERVED || tag == MAP_HUGE_ALIGNED)

@@ -24,6 +24,16 @@
 #define MiB ((size_t)1 << 20)
 #define SPAN ((size_t)2 << 20)
 
+/* Under ASan the process's RSS also holds shadow memory (an eighth of every
+ * range the heap touched, kept after the range is gone) and the
+ * sanitizer's own allocator, so the process-wide figure says nothing about
+ * the heap there; the heap's own figures still do. */
+#if defined(SCALLOC_SANITIZE_ADDRESS) || defined(SCALLOC_SANITIZE_THREAD)
+#define PROCESS_FIGURES_DISTORTED 1
+#else
+#define PROCESS_FIGURES_DISTORTED 0
+#endif
+
 enum { BUFFERS = 16 };
 
 static size_t page_size(void)
@@ -78,7 +88,7 @@ Test(huge_release, replace_loop_resident_counted, .timeout = 240)
         touch(buf[i], size[i], (unsigned char)i);
     }
     check_counted(h, "filled", 0);
-    size_t iterations = test_scaled(300, 40);
+    size_t iterations = test_scaled(150, 30);
     for (size_t it = 0; it < iterations; it++) {
         unsigned k = (unsigned)(test_rng_next(&rng) % BUFFERS);
         cr_assert_eq(buf[k][0], buf[k][size[k] - 1], "buffer %u changed under its owner", k);
@@ -108,7 +118,9 @@ Test(huge_release, replace_loop_resident_counted, .timeout = 240)
     cr_assert_leq(st.resident_bytes, MiB, "%zu KiB resident after free-all + trim",
                   st.resident_bytes >> 10);
     /* The process agrees (its own pages may move by a little). */
-    cr_assert_leq(rss_after, rss_before + 2 * MiB, "process RSS %zu KiB, %zu KiB before",
-                  rss_after >> 10, rss_before >> 10);
+    if (!PROCESS_FIGURES_DISTORTED)
+        cr_assert_leq(rss_after, rss_before + 2 * MiB, "process RSS %zu KiB, %zu KiB before",
+                      rss_after >> 10, rss_before >> 10);
     sc_heap_destroy(h);
 }
+
