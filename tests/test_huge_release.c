@@ -124,3 +124,80 @@ Test(huge_release, replace_loop_resident_counted, .timeout = 240)
     sc_heap_destroy(h);
 }
 
+/* A freed huge block's pages are kept for the next one: taking them back
+ * costs no page fault (DESIGN §1 "freed huge runs ... reused"), while
+ * sc_calloc still hands out zeros.                  [reuse_is_warm_and_calloc_zero] */
+#include <sys/resource.h>
+
+static long minor_faults(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
+Test(huge_release, reuse_is_warm_and_calloc_zero)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    size_t n = 8 * MiB;
+    unsigned char *p = sc_alloc(h, n);
+    cr_assert_not_null(p);
+    memset(p, 0xA5, n);
+    sc_free(h, p);
+    unsigned char *q = sc_alloc(h, n);
+    cr_assert_eq(q, p, "a freed run that fits is reused in place");
+    long before = minor_faults();
+    memset(q, 0x5A, n);
+    long faults = minor_faults() - before;
+    size_t pages = n / page_size();
+    cr_log_info("rewriting a reused %zu MiB block: %ld page faults for %zu pages", n >> 20,
+                faults, pages);
+    cr_assert_lt((size_t)faults, pages / 10, "%ld faults rewriting a warm reused block", faults);
+    sc_free(h, q);
+    /* The same pages again, through calloc: they must read as zero. */
+    unsigned char *z = sc_calloc(h, 1, n);
+    cr_assert_not_null(z);
+    for (size_t i = 0; i < n; i += 64)
+        cr_assert_eq(z[i], 0, "calloc'd huge block holds %#x at %zu", z[i], i);
+    cr_assert_eq(z[n - 1], 0);
+    sc_free(h, z);
+    sc_heap_destroy(h);
+}
+
+/* sc_realloc grows a huge block in place into the never-used address space
+ * after it (the block is the last thing in its region), keeping its
+ * contents; statistics follow.                          [realloc_grows_in_place] */
+Test(huge_release, realloc_grows_in_place)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    size_t n = 3 * MiB;
+    unsigned char *p = sc_alloc(h, n);
+    cr_assert_not_null(p);
+    for (size_t i = 0; i < n; i += 4096)
+        p[i] = (unsigned char)(i >> 12);
+    for (size_t grow = 5 * MiB; grow <= 40 * MiB; grow += 7 * MiB) {
+        unsigned char *q = sc_realloc(h, p, grow);
+        cr_assert_eq(q, p, "realloc to %zu MiB moved the block", grow >> 20);
+        cr_assert_geq(sc_usable_size(h, q), grow);
+        q[grow - 1] = 7;
+        sc_heap_stats_t st = test_stats(h);
+        cr_assert_eq(st.huge_blocks, 1);
+        cr_assert_geq(st.huge_bytes, grow);
+        cr_assert_geq(st.committed_bytes, grow);
+    }
+    for (size_t i = 0; i < n; i += 4096)
+        cr_assert_eq(p[i], (unsigned char)(i >> 12), "contents lost at %zu", i);
+    /* And back down, in place, with the tail free for the next block. */
+    unsigned char *q = sc_realloc(h, p, 4 * MiB);
+    cr_assert_eq(q, p);
+    unsigned char *r = sc_alloc(h, 20 * MiB);
+    cr_assert_not_null(r);
+    cr_assert_lt(r, p + 41 * MiB, "the shrunk block's tail was not reused");
+    sc_free(h, r);
+    sc_free(h, q);
+    sc_heap_trim(h);
+    cr_assert_lt(test_stats(h).committed_bytes, MiB);
+    sc_heap_destroy(h);
+}
