@@ -15,9 +15,12 @@
  *
  *   huge_loop [--iterations N] [--buffers B] [--min-mib M] [--max-mib M]
  *             [--seed S] [--reps R] [--allocator scalloc|glibc|mimalloc|all]
+ *             [--retain-mib M] [--purge-delay-ms D]
  *
  * Defaults: 100,000 iterations of 20 buffers of 5..25 MiB (issue 3). Issue
  * 13's loop: --buffers 16 --min-mib 2 --max-mib 32 --iterations 500.
+ * --retain-mib and --purge-delay-ms set the scalloc heap's release policy
+ * (sc_heap_config_t retain_bytes, purge_delay_ms; default 0 = defaults).
  *
  * Columns: the loop's time (median, min..max), peak RSS (VmHWM, net of the
  * RSS before the first buffer) over the peak live bytes, final RSS (all
@@ -75,6 +78,8 @@ typedef struct options_s {
     size_t min, max;
     uint64_t seed;
     unsigned reps;
+    size_t retain;          /* scalloc: sc_heap_config_t.retain_bytes */
+    unsigned delay_ms;      /* scalloc: sc_heap_config_t.purge_delay_ms */
 } options_t;
 
 /* The allocator under test behind one face. */
@@ -121,7 +126,8 @@ static result_t run(const options_t *o, enum allocator_kind kind)
 #else
     sc_heap_t *heap = NULL;
     if (kind == ALLOC_SCALLOC) {
-        sc_heap_config_t cfg = {.name = "huge_loop"};
+        sc_heap_config_t cfg = {.name = "huge_loop", .retain_bytes = o->retain,
+                                .purge_delay_ms = o->delay_ms};
         heap = sc_heap_create(&cfg);
         if (heap == NULL) {
             fprintf(stderr, "sc_heap_create failed: errno %d\n", errno);
@@ -359,6 +365,10 @@ int main(int argc, char **argv)
             o.seed = lb_parse_count("--seed", v);
         else if (lb_option(argc, argv, &i, "--reps", &v))
             o.reps = (unsigned)lb_parse_count("--reps", v);
+        else if (lb_option(argc, argv, &i, "--retain-mib", &v))
+            o.retain = (size_t)lb_parse_count("--retain-mib", v) * LB_MiB;
+        else if (lb_option(argc, argv, &i, "--purge-delay-ms", &v))
+            o.delay_ms = (unsigned)lb_parse_count("--purge-delay-ms", v);
         else if (lb_option(argc, argv, &i, "--allocator", &v))
             which = v;
         else if (lb_option(argc, argv, &i, "--child", &v))
@@ -366,7 +376,8 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr,
                     "usage: %s [--iterations N] [--buffers B] [--min-mib M] [--max-mib M] "
-                    "[--seed S] [--reps R] [--allocator scalloc|glibc|mimalloc|all]\n",
+                    "[--seed S] [--reps R] [--allocator scalloc|glibc|mimalloc|all] "
+                    "[--retain-mib M] [--purge-delay-ms D]\n",
                     argv[0]);
             return 2;
         }
