@@ -2,6 +2,7 @@
 #include "arena.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "address_map.h"
 #include "annotate.h"
@@ -10,18 +11,38 @@
 #define REGION_MIN_SIZE ((size_t)8 << 20)
 #define REGION_MAX_SIZE ((size_t)64 << 30)
 
+static size_t round_up(size_t x, size_t a)
+{
+    return (x + a - 1) & ~(a - 1);
+}
+
+/* Bytes of a region's descriptor and tables for `spans` spans: the
+ * descriptor, a span info word per span, the cold and purging bitmaps. */
+static size_t meta_bytes(size_t spans)
+{
+    size_t words = (spans + 63) / 64;
+    return round_up(sizeof(region_t), CACHE_LINE) + spans * sizeof(uint64_t) +
+           2 * words * sizeof(uint64_t);
+}
+
 /* Reserves a region of about `size` bytes (at least `min`), halving on
  * refusal so that a limited address space (ulimit -v, valgrind, 39-bit VA)
- * gets smaller regions instead of an error. */
+ * gets smaller regions instead of an error. Outside a strict commit limit
+ * the whole region is writable from the start (MAP_NORESERVE: nothing is
+ * charged or resident until touched), so no span ever needs an mprotect;
+ * with a strict limit it is reserved inaccessible and committed as used. */
 static region_t *region_reserve(struct sc_heap_s *heap, size_t size, size_t min)
 {
     if (min < REGION_MIN_SIZE)
         min = REGION_MIN_SIZE;
     if (size < min)
         size = min;
+    bool strict = os_strict_commit();
     char *base = NULL;
+    void *mapping = NULL;
+    size_t mapping_size = 0;
     for (;;) {
-        base = os_reserve_aligned(size, SPAN_SIZE);
+        base = os_reserve_aligned(size, SPAN_SIZE, !strict, &mapping, &mapping_size);
         if (base || size / 2 < min)
             break;
         size /= 2;
@@ -29,23 +50,40 @@ static region_t *region_reserve(struct sc_heap_s *heap, size_t size, size_t min)
     if (base == NULL)
         return NULL;
     size_t page = os_page_size();
-    if (!os_commit(base, arena_writable_extent(page, 1))) {
-        os_unreserve(base, size);
+    size_t spans = size / SPAN_SIZE;
+    size_t meta = meta_bytes(spans);
+    size_t meta_spans = (meta + SPAN_SIZE - 1) / SPAN_SIZE;
+    size_t meta_pages = round_up(meta, page);
+    if (meta_spans >= spans || (strict && !os_commit(base, meta_pages))) {
+        os_unreserve(mapping, mapping_size);
         return NULL;
     }
-    /* Every 2 MiB of the region answers sc_heap_of; the first holds this
-     * descriptor and is never a block span. */
+    /* Every 2 MiB of the region answers sc_heap_of; the meta spans hold
+     * this descriptor and its tables and never serve blocks. */
     if (!address_map_set_range(base, size, (uintptr_t)heap | MAP_RESERVED)) {
-        os_unreserve(base, size);
+        os_unreserve(mapping, mapping_size);
         return NULL;
     }
     region_t *r = (region_t *)base;
     r->base = base;
     r->size = size;
-    atomic_init(&r->bump, base + SPAN_SIZE);
+    r->mapping = mapping;
+    r->mapping_size = mapping_size;
+    r->spans = spans;
+    r->meta_spans = meta_spans;
+    r->meta_committed = meta_pages;
+    r->info = (_Atomic uint64_t *)(base + round_up(sizeof(region_t), CACHE_LINE));
+    r->cold_words = (spans + 63) / 64;
+    r->cold = (uint64_t *)(r->info + spans);
+    r->purging = r->cold + r->cold_words;
+    r->cold_first = r->cold_words;
+    /* The tables are fresh memory: every word reads as zero already. */
+    atomic_init(&r->bump, base + meta_spans * SPAN_SIZE);
     r->next = atomic_load_explicit(&heap->regions, memory_order_relaxed);
     atomic_fetch_add_explicit(&heap->reserved_bytes, size, memory_order_relaxed);
-    atomic_fetch_add_explicit(&heap->committed_bytes, page, memory_order_relaxed);
+    /* The descriptor and its tables are charged as committed (they are
+     * resident only where touched), outside the limit as before. */
+    atomic_fetch_add_explicit(&heap->committed_bytes, meta_pages, memory_order_relaxed);
     return r;
 }
 
@@ -89,8 +127,9 @@ static char *arena_bump(struct sc_heap_s *heap, size_t count)
             return p;
         pthread_mutex_lock(&heap->grow_lock);
         if (atomic_load_explicit(&heap->regions, memory_order_relaxed) == r) {
-            /* Room for the run plus the descriptor span. */
-            size_t need = (count + 1) * SPAN_SIZE;
+            /* Room for the run plus the meta spans (at most one more span
+             * of tables per 250,000 spans). */
+            size_t need = (count + 2 + count / 200000) * SPAN_SIZE;
             size_t size = heap->next_region_size;
             while (size < need)
                 size *= 2;
@@ -108,7 +147,7 @@ static char *arena_bump(struct sc_heap_s *heap, size_t count)
     }
 }
 
-static bool charge(struct sc_heap_s *heap, size_t bytes)
+bool arena_charge(struct sc_heap_s *heap, size_t bytes)
 {
     size_t before = atomic_fetch_add_explicit(&heap->committed_bytes, bytes,
                                               memory_order_relaxed);
@@ -119,9 +158,14 @@ static bool charge(struct sc_heap_s *heap, size_t bytes)
     return true;
 }
 
-static void uncharge(struct sc_heap_s *heap, size_t bytes)
+void arena_uncharge(struct sc_heap_s *heap, size_t bytes)
 {
     atomic_fetch_sub_explicit(&heap->committed_bytes, bytes, memory_order_relaxed);
+}
+
+bool arena_make_writable(void *p, size_t bytes)
+{
+    return !os_strict_commit() || bytes == 0 || os_commit(p, bytes);
 }
 
 bool arena_commit(struct sc_heap_s *heap, span_t *s, size_t bytes)
@@ -129,11 +173,12 @@ bool arena_commit(struct sc_heap_s *heap, span_t *s, size_t bytes)
     if (s->committed >= bytes)
         return true;
     size_t extra = bytes - s->committed;
-    if (!charge(heap, extra))
+    if (!arena_charge(heap, extra))
         return false;
     if (s->rw_bytes < bytes) {
-        if (!os_commit((char *)s + s->rw_bytes, bytes - s->rw_bytes)) {
-            uncharge(heap, extra);
+        if (os_strict_commit() &&
+            !os_commit((char *)s + s->rw_bytes, bytes - s->rw_bytes)) {
+            arena_uncharge(heap, extra);
             return false;
         }
         s->rw_bytes = bytes;
@@ -150,16 +195,19 @@ size_t arena_writable_extent(size_t bytes, size_t spans)
 void arena_give_back(struct sc_heap_s *heap, span_t *s, size_t from)
 {
     /* Read the header before the pages go: `from` may be 0 (a header that
-     * is merged away), and released pages read back as zeros. */
+     * is merged away), and released pages read back as zeros. Outside a
+     * strict limit nothing past `committed` was ever touched, so that is
+     * where the range ends. */
     size_t rw = s->rw_bytes;
+    size_t end = os_strict_commit() ? rw : s->committed;
     arena_uncommit(heap, s, from);
-    if (rw > from) {
+    if (end > from) {
         if (os_strict_commit()) {
             if (from > 0)
                 s->rw_bytes = from;
-            os_decommit((char *)s + from, rw - from);
+            os_decommit((char *)s + from, end - from);
         } else {
-            os_release((char *)s + from, rw - from);
+            os_release((char *)s + from, end - from);
         }
     }
 }
@@ -167,7 +215,7 @@ void arena_give_back(struct sc_heap_s *heap, span_t *s, size_t from)
 void arena_uncommit(struct sc_heap_s *heap, span_t *s, size_t keep)
 {
     if (s->committed > keep) {
-        uncharge(heap, s->committed - keep);
+        arena_uncharge(heap, s->committed - keep);
         s->committed = keep;
     }
 }
@@ -175,30 +223,30 @@ void arena_uncommit(struct sc_heap_s *heap, span_t *s, size_t keep)
 bool arena_commit_header(struct sc_heap_s *heap, span_t *s)
 {
     size_t page = os_page_size();
-    if (!charge(heap, page))
+    if (!arena_charge(heap, page))
         return false;
-    if (!os_commit(s, page)) {
-        uncharge(heap, page);
+    if (os_strict_commit() && !os_commit(s, page)) {
+        arena_uncharge(heap, page);
         return false;
     }
     annotate_owned(s, SPAN_HEADER_SIZE);
     s->committed = page;
-    s->rw_bytes = page;
+    s->rw_bytes = arena_writable_extent(page, 1);
     return true;
 }
 
 span_t *arena_take_run(struct sc_heap_s *heap, size_t count, size_t bytes)
 {
-    if (!charge(heap, bytes)) {
+    if (!arena_charge(heap, bytes)) {
         errno = ENOMEM;
         return NULL;
     }
     char *p = arena_bump(heap, count);
     size_t rw = arena_writable_extent(bytes, count);
-    if (p == NULL || !os_commit(p, rw)) {
+    if (p == NULL || (os_strict_commit() && !os_commit(p, rw))) {
         /* A bumped run that cannot be committed is lost address space
          * only; the kernel refused memory, so say so. */
-        uncharge(heap, bytes);
+        arena_uncharge(heap, bytes);
         errno = ENOMEM;
         return NULL;
     }
@@ -219,6 +267,29 @@ span_t *arena_take_span(struct sc_heap_s *heap)
     return s;
 }
 
+region_t *arena_region_of(struct sc_heap_s *heap, const void *p)
+{
+    for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r;
+         r = r->next) {
+        if ((const char *)p >= r->base && (const char *)p < r->base + r->size)
+            return r;
+    }
+    return NULL;
+}
+
+bool arena_extend_run(struct sc_heap_s *heap, span_t *s, size_t count, size_t more)
+{
+    region_t *r = arena_region_of(heap, s);
+    if (r == NULL)
+        return false;
+    char *end = (char *)s + count * SPAN_SIZE;
+    if ((size_t)(r->base + r->size - end) < more * SPAN_SIZE)
+        return false;
+    /* relaxed: as region_bump; succeeds only if nobody bumped past s. */
+    return atomic_compare_exchange_strong_explicit(&r->bump, &end, end + more * SPAN_SIZE,
+                                                   memory_order_relaxed, memory_order_relaxed);
+}
+
 void arena_unpoison_used(struct sc_heap_s *heap)
 {
 #if defined(SCALLOC_SANITIZE_ADDRESS)
@@ -228,18 +299,21 @@ void arena_unpoison_used(struct sc_heap_s *heap)
      * can be poisoned are walked: block spans' real spans and huge runs. */
     for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r; r = r->next) {
         char *end = atomic_load_explicit(&r->bump, memory_order_relaxed);
-        for (char *p = r->base + SPAN_SIZE; p < end; p += SPAN_SIZE) {
+        for (char *p = arena_first_span(r); p < end; p += SPAN_SIZE) {
             uintptr_t w = address_map_get((uintptr_t)p);
             unsigned tag = (unsigned)(w & MAP_TAGS);
-            if (w == 0 || tag == MAP_RESERVED || tag == MAP_HUGE_ALIGNED)
+            if (w == 0 || tag == MAP_RESERVED || tag == MAP_HUGE_ALIGNED) {
+                /* Free huge spans and cold spans may hold poisoned pages. */
+                annotate_owned(p, SPAN_SIZE);
                 continue;
+            }
             span_t *s = (span_t *)p;
             if (span_kind(s) == SPAN_KIND_HUGE) {
                 size_t spans = span_capacity(s);
                 annotate_owned(s, spans * SPAN_SIZE);
                 p += (spans ? spans - 1 : 0) * SPAN_SIZE;
-            } else if (s->rw_bytes > SPAN_HEADER_SIZE) {
-                annotate_owned((char *)s + SPAN_HEADER_SIZE, s->rw_bytes - SPAN_HEADER_SIZE);
+            } else {
+                annotate_owned(s, SPAN_SIZE);
             }
         }
     }
@@ -253,14 +327,29 @@ void arena_destroy(struct sc_heap_s *heap)
     arena_unpoison_used(heap);
     region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire);
     while (r) {
+        /* The descriptor lives in the mapping: read it all first. */
         region_t *next = r->next;
         char *base = r->base;
         size_t size = r->size;
+        void *mapping = r->mapping;
+        size_t mapping_size = r->mapping_size;
         address_map_set_range(base, size, 0);
-        os_unreserve(base, size);
+        os_unreserve(mapping, mapping_size);
         r = next;
     }
     atomic_store_explicit(&heap->regions, NULL, memory_order_relaxed);
+}
+
+void arena_rewind(region_t *r, char *end)
+{
+    char *old = atomic_load_explicit(&r->bump, memory_order_relaxed);
+    size_t used = (size_t)(old - r->base) / SPAN_SIZE;
+    for (size_t k = r->meta_spans; k < used; k++)
+        atomic_store_explicit(&r->info[k], 0, memory_order_relaxed);
+    memset(r->cold, 0, r->cold_words * sizeof(uint64_t));
+    memset(r->purging, 0, r->cold_words * sizeof(uint64_t));
+    r->cold_first = r->cold_words;
+    atomic_store_explicit(&r->bump, end, memory_order_relaxed);
 }
 
 size_t arena_resident_bytes(struct sc_heap_s *heap)
@@ -274,11 +363,218 @@ size_t arena_resident_bytes(struct sc_heap_s *heap)
     return total;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Span info, cold spans, purging                                           */
+/* ------------------------------------------------------------------------ */
+
+_Atomic uint64_t *arena_info(struct sc_heap_s *heap, const void *s)
+{
+    region_t *r = arena_region_of(heap, s);
+    return &r->info[(size_t)((const char *)s - r->base) >> SPAN_SHIFT];
+}
+
+/* Bytes of retained pages an info word stands for (a free huge run keeps
+ * its header page whatever happens, so that page is not counted). */
+static size_t retained_pages(uint64_t w, uint64_t kinds)
+{
+    if (!(w & kinds))
+        return 0;
+    size_t pages = info_pages(w);
+    size_t keep = (w & INFO_HUGE_HEAD) ? 1 : 0;
+    return pages > keep ? pages - keep : 0;
+}
+
+size_t arena_retained_before(struct sc_heap_s *heap, uint32_t cutoff, uint32_t now,
+                             uint32_t *oldest, uint64_t kinds)
+{
+    size_t page = os_page_size();
+    size_t bytes = 0;
+    uint32_t first = now;
+    for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r;
+         r = r->next) {
+        size_t used = (size_t)(atomic_load_explicit(&r->bump, memory_order_relaxed) - r->base) /
+                      SPAN_SIZE;
+        for (size_t k = r->meta_spans; k < used; k++) {
+            uint64_t w = atomic_load_explicit(&r->info[k], memory_order_relaxed);
+            size_t pages = retained_pages(w, kinds);
+            if (pages == 0)
+                continue;
+            if (time_before(info_since(w), first))
+                first = info_since(w);
+            if (time_before(info_since(w), cutoff))
+                bytes += pages * page;
+        }
+    }
+    if (oldest)
+        *oldest = first;
+    return bytes;
+}
+
+/* Gives [from, to) back: the pages go, the range stays reserved; with a
+ * strict commit limit its commit charge goes too (the caller never passes
+ * a span header that a stale stack reader may still look at). */
+static void release_range(char *from, char *to, bool decommit)
+{
+    if (to <= from)
+        return;
+    if (decommit && os_strict_commit())
+        os_decommit(from, (size_t)(to - from));
+    else
+        os_release(from, (size_t)(to - from));
+}
+
+size_t arena_purge_huge(struct sc_heap_s *heap, uint32_t cutoff, bool all)
+{
+    size_t page = os_page_size();
+    size_t released = 0;
+    for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r;
+         r = r->next) {
+        size_t used = (size_t)(atomic_load_explicit(&r->bump, memory_order_relaxed) - r->base) /
+                      SPAN_SIZE;
+        char *from = NULL, *to = NULL; /* the range being gathered */
+        for (size_t k = r->meta_spans; k < used; k++) {
+            uint64_t w = atomic_load_explicit(&r->info[k], memory_order_relaxed);
+            size_t pages = info_pages(w);
+            size_t keep = (w & INFO_HUGE_HEAD) ? 1 : 0;
+            if (!(w & INFO_HUGE_FREE) || pages <= keep ||
+                (!all && !time_before(info_since(w), cutoff))) {
+                release_range(from, to, true);
+                from = to = NULL;
+                continue;
+            }
+            char *span = r->base + k * SPAN_SIZE;
+            char *lo = span + keep * page, *hi = span + pages * page;
+            if (from == NULL || to != lo) {
+                release_range(from, to, true);
+                from = lo;
+            }
+            to = hi;
+            released += (pages - keep) * page;
+            atomic_store_explicit(&r->info[k],
+                                  info_word(w & (INFO_HUGE_FREE | INFO_HUGE_HEAD), keep,
+                                            info_since(w)),
+                                  memory_order_relaxed);
+        }
+        release_range(from, to, true);
+    }
+    if (released) {
+        arena_uncharge(heap, released);
+        atomic_fetch_sub_explicit(&heap->unused_bytes, released, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&heap->unused_huge_bytes, released, memory_order_relaxed);
+    }
+    return released;
+}
+
+void arena_purge_mark(struct sc_heap_s *heap, span_t *s)
+{
+    region_t *r = arena_region_of(heap, s);
+    size_t k = (size_t)((char *)s - r->base) >> SPAN_SHIFT;
+    r->purging[k / 64] |= (uint64_t)1 << (k % 64);
+}
+
+size_t arena_purge_flush(struct sc_heap_s *heap)
+{
+    size_t page = os_page_size();
+    bool strict = os_strict_commit();
+    size_t released = 0;
+    for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r;
+         r = r->next) {
+        char *from = NULL, *to = NULL; /* the range being gathered */
+        for (size_t wi = 0; wi < r->cold_words; wi++) {
+            uint64_t bits = r->purging[wi];
+            if (bits == 0)
+                continue;
+            r->purging[wi] = 0;
+            r->cold[wi] |= bits;
+            if (wi < r->cold_first)
+                r->cold_first = wi;
+            while (bits) {
+                size_t k = wi * 64 + (size_t)__builtin_ctzll(bits);
+                bits &= bits - 1;
+                span_t *s = (span_t *)(r->base + k * SPAN_SIZE);
+                /* Read the header before its page goes. */
+                size_t committed = s->committed;
+                size_t rw = s->rw_bytes;
+                released += committed;
+                atomic_store_explicit(&r->info[k], 0, memory_order_relaxed);
+                /* Nobody may take the span for a live one from here on. */
+                address_map_set(s, (uintptr_t)heap | MAP_RESERVED);
+                annotate_owned(s, SPAN_HEADER_SIZE);
+                if (strict) {
+                    /* The header page stays mapped (a stale stack reader
+                     * may look at it); the rest loses its charge too. */
+                    os_release(s, page);
+                    if (rw > page)
+                        os_decommit((char *)s + page, rw - page);
+                    continue;
+                }
+                /* The whole span: pages past `committed` were never
+                 * touched and cost the kernel nothing to skip, and whole
+                 * spans make neighbours one range, one call. */
+                char *lo = (char *)s;
+                if (from == NULL || to != lo) {
+                    release_range(from, to, false);
+                    from = lo;
+                }
+                to = lo + SPAN_SIZE;
+            }
+        }
+        release_range(from, to, false);
+    }
+    if (released) {
+        arena_uncharge(heap, released);
+        atomic_fetch_sub_explicit(&heap->unused_bytes, released, memory_order_relaxed);
+    }
+    return released;
+}
+
+span_t *arena_take_cold(struct sc_heap_s *heap)
+{
+    span_t *s = NULL;
+    region_t *from = NULL;
+    size_t k = 0;
+    pthread_mutex_lock(&heap->retain_lock);
+    for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r && !s;
+         r = r->next) {
+        for (size_t wi = r->cold_first; wi < r->cold_words; wi++) {
+            if (r->cold[wi] == 0)
+                continue;
+            k = wi * 64 + (size_t)__builtin_ctzll(r->cold[wi]);
+            r->cold[wi] &= r->cold[wi] - 1;
+            r->cold_first = wi;
+            s = (span_t *)(r->base + k * SPAN_SIZE);
+            from = r;
+            break;
+        }
+        if (!s)
+            r->cold_first = r->cold_words;
+    }
+    pthread_mutex_unlock(&heap->retain_lock);
+    if (s == NULL)
+        return NULL;
+    if (!arena_commit_header(heap, s)) {
+        pthread_mutex_lock(&heap->retain_lock);
+        from->cold[k / 64] |= (uint64_t)1 << (k % 64); /* the limit refused: keep it */
+        if (k / 64 < from->cold_first)
+            from->cold_first = k / 64;
+        pthread_mutex_unlock(&heap->retain_lock);
+        return NULL;
+    }
+    /* The header page was given back: it reads as zeros. Make it a fresh
+     * span's, as arena_take_span does. */
+    s->heap = heap;
+    span_set_kind(s, 0);
+    atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
+    atomic_init(&s->bump, (char *)s + SPAN_HEADER_SIZE);
+    address_map_set(s, (uintptr_t)heap | MAP_SPAN);
+    return s;
+}
+
 void arena_for_each_span(struct sc_heap_s *heap, arena_span_fn *fn, void *arg)
 {
     for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r; r = r->next) {
         char *end = atomic_load_explicit(&r->bump, memory_order_relaxed);
-        for (char *p = r->base + SPAN_SIZE; p < end; p += SPAN_SIZE) {
+        for (char *p = arena_first_span(r); p < end; p += SPAN_SIZE) {
             uintptr_t w = address_map_get((uintptr_t)p);
             unsigned tag = (unsigned)(w & MAP_TAGS);
             if (w == 0 || tag == MAP_RESERVED || tag == MAP_HUGE_ALIGNED)

@@ -1,7 +1,9 @@
 /*
  * Arena regions and virtual spans (types.h, "HEAPS AND REGIONS"): reserving
  * regions, bumping fresh spans and runs of spans out of them, committing
- * address space against the heap's limit.
+ * address space against the heap's limit, and the per-span bookkeeping of
+ * the release policy: which free spans keep committed pages and since when
+ * ("span info"), which are cold, and giving pages back in contiguous ranges.
  */
 #ifndef SCALLOC_ARENA_H
 #define SCALLOC_ARENA_H
@@ -21,9 +23,22 @@ span_t *arena_take_span(struct sc_heap_s *heap);
  * `bytes` from the first span's start; NULL with errno = ENOMEM. */
 span_t *arena_take_run(struct sc_heap_s *heap, size_t count, size_t bytes);
 
+/* Grows the run of `count` spans at s by `more` never-used spans right after
+ * it, if s ends where its region's bump pointer is and the region has room
+ * (the address space after it was never handed out). Commits nothing. */
+bool arena_extend_run(struct sc_heap_s *heap, span_t *s, size_t count, size_t more);
+
 /* Makes sure [s, s + bytes) is read-write, charging the heap's limit.
  * false if the limit or the kernel refuses; nothing changed then. */
 bool arena_commit(struct sc_heap_s *heap, span_t *s, size_t bytes);
+
+/* Charges / uncharges bytes to the heap's committed bytes and limit. */
+bool arena_charge(struct sc_heap_s *heap, size_t bytes);
+void arena_uncharge(struct sc_heap_s *heap, size_t bytes);
+
+/* Makes [p, p + bytes) writable: nothing to do unless the kernel's commit
+ * limit is strict (regions are writable from the start otherwise). */
+bool arena_make_writable(void *p, size_t bytes);
 
 /* Gives the pages of [s + from, s + rw_bytes) back to the OS and stops
  * charging them: with a strict commit limit they become inaccessible again
@@ -50,8 +65,86 @@ void arena_unpoison_used(struct sc_heap_s *heap);
  * words. The heap must be unused. */
 void arena_destroy(struct sc_heap_s *heap);
 
+/* Reset: region r's bump pointer back to `end`, its span info and cold
+ * bits cleared (the caller gave the used part above `end` back). */
+void arena_rewind(region_t *r, char *end);
+
 /* Bytes resident in the heap's regions (walks mincore; for statistics). */
 size_t arena_resident_bytes(struct sc_heap_s *heap);
+
+/* The first span of region r that can serve blocks (after the meta spans). */
+static inline char *arena_first_span(const region_t *r)
+{
+    return r->base + r->meta_spans * SPAN_SIZE;
+}
+
+/* The region of the heap that holds p (any address inside the heap's
+ * regions), or NULL. Walks the heap's few regions. */
+region_t *arena_region_of(struct sc_heap_s *heap, const void *p);
+
+/* ------------------------------------------------------------------------ */
+/* Span info: per span, for the release policy                              */
+/* ------------------------------------------------------------------------ */
+
+/* A word per span of a region: since (coarse ms the span became unused) in
+ * bits 0..31, committed pages from the span start in bits 32..47, flags. */
+#define INFO_POOLED ((uint64_t)1 << 56)    /* in the span pool, pages kept */
+#define INFO_HUGE_FREE ((uint64_t)1 << 57) /* inside a free huge run */
+#define INFO_HUGE_HEAD ((uint64_t)1 << 58) /* first span of a free huge run:
+                                              its header page stays */
+
+static inline uint64_t info_word(uint64_t flags, size_t pages, uint32_t since)
+{
+    return flags | ((uint64_t)pages << 32) | since;
+}
+
+static inline size_t info_pages(uint64_t w)
+{
+    return (size_t)((w >> 32) & 0xFFFF);
+}
+
+static inline uint32_t info_since(uint64_t w)
+{
+    return (uint32_t)w;
+}
+
+/* Whether coarse time a is before b (wrapping clock). */
+static inline bool time_before(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) < 0;
+}
+
+/* The info word of the span at s (inside one of heap's regions). */
+_Atomic uint64_t *arena_info(struct sc_heap_s *heap, const void *s);
+
+/* Retained pages of the spans whose info has a flag of `kinds`
+ * (INFO_POOLED, INFO_HUGE_FREE; huge runs' header pages are not counted)
+ * that became unused before `cutoff`, in bytes; *oldest gets the earliest
+ * `since` of all of them (or `now` if none). An estimate while other
+ * threads run (relaxed reads). */
+size_t arena_retained_before(struct sc_heap_s *heap, uint32_t cutoff, uint32_t now,
+                             uint32_t *oldest, uint64_t kinds);
+
+/* Under retain_lock: gives back the pages of free huge spans that became
+ * unused before `cutoff` (all of them if `all`), in contiguous ranges, one
+ * call each; keeps each free run's header page. Returns the bytes given
+ * back (uncharged and taken off unused_bytes). */
+size_t arena_purge_huge(struct sc_heap_s *heap, uint32_t cutoff, bool all);
+
+/* Under retain_lock: marks the pooled span s, which the caller holds
+ * exclusively (taken off the pool's stacks), to be given back whole by the
+ * next arena_purge_flush. */
+void arena_purge_mark(struct sc_heap_s *heap, span_t *s);
+
+/* Under retain_lock: gives back every marked span, header page included,
+ * in contiguous ranges (one call per range), and makes them cold. Returns
+ * the bytes given back (uncharged and taken off unused_bytes). */
+size_t arena_purge_flush(struct sc_heap_s *heap);
+
+/* A cold span made usable again (its header page committed and charged
+ * afresh, its map word back to a span with a header), lowest address
+ * first; NULL if there is none or the heap's limit refuses the page. */
+span_t *arena_take_cold(struct sc_heap_s *heap);
 
 /* Calls fn for every span of the heap that has a header (block spans and
  * huge heads), in address order within each region. Spans bumped while it

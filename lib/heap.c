@@ -11,6 +11,7 @@
 #include "arena.h"
 #include "error.h"
 #include "frontend.h"
+#include "meta.h"
 #include "reusable.h"
 #include "os.h"
 #include "registry.h"
@@ -37,6 +38,9 @@ static size_t default_region_size(void)
     return DEFAULT_REGION_SIZE;
 }
 #define DEFAULT_REUSE_THRESHOLD 80u
+/* How long free memory stays committed for reuse before it goes back (see
+ * scalloc.h, purge_delay_ms, for why 100 ms). */
+#define DEFAULT_PURGE_DELAY_MS 100u
 /* Id of a handle that is not a live heap; never matches a thread cache. */
 #define DEAD_HEAP_ID UINT64_MAX
 
@@ -58,7 +62,7 @@ static handle_chunk_t *handle_chunks;
 static struct sc_heap_s *handle_alloc(void)
 {
     if (free_heaps_head == NULL) {
-        handle_chunk_t *chunk = os_alloc_metadata(HANDLE_CHUNK_BYTES);
+        handle_chunk_t *chunk = meta_alloc(HANDLE_CHUNK_BYTES);
         if (chunk == NULL)
             return NULL;
         chunk->count = (HANDLE_CHUNK_BYTES - sizeof *chunk) / sizeof(struct sc_heap_s);
@@ -111,12 +115,12 @@ static void lock_heap(struct sc_heap_s *h)
 {
     pthread_mutex_lock(&h->huge_lock);
     pthread_mutex_lock(&h->grow_lock);
-    pthread_mutex_lock(&h->cold_lock);
+    pthread_mutex_lock(&h->retain_lock);
 }
 
 static void unlock_heap(struct sc_heap_s *h)
 {
-    pthread_mutex_unlock(&h->cold_lock);
+    pthread_mutex_unlock(&h->retain_lock);
     pthread_mutex_unlock(&h->grow_lock);
     pthread_mutex_unlock(&h->huge_lock);
 }
@@ -126,10 +130,12 @@ static void fork_prepare(void)
     registry_lock();
     for_each_live_heap(lock_heap);
     address_map_lock_ranges();
+    meta_lock();
 }
 
 static void fork_after(void)
 {
+    meta_unlock();
     address_map_unlock_ranges();
     for_each_live_heap(unlock_heap);
     registry_unlock();
@@ -193,26 +199,31 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     atomic_init(&h->regions, NULL);
     pthread_mutex_init(&h->grow_lock, NULL);
     pthread_mutex_init(&h->huge_lock, NULL);
-    pthread_mutex_init(&h->cold_lock, NULL);
-    h->cold = NULL;
-    h->cold_count = h->cold_capacity = 0;
+    pthread_mutex_init(&h->retain_lock, NULL);
+    h->purge_delay_ms = cfg->purge_delay_ms == 0              ? DEFAULT_PURGE_DELAY_MS
+                        : cfg->purge_delay_ms == SC_PURGE_NEVER ? UINT32_MAX
+                                                                : cfg->purge_delay_ms;
+    h->retain_bytes = cfg->retain_bytes;
+    atomic_init(&h->unused_bytes, 0);
+    atomic_init(&h->unused_huge_bytes, 0);
+    atomic_init(&h->purge_due, 0);
     atomic_init(&h->reserved_bytes, 0);
     atomic_init(&h->trim_epoch, 0);
-    atomic_init(&h->warm_bytes, 0);
     atomic_init(&h->committed_bytes, 0);
     h->frontends = NULL;
     h->frontend_count = 0;
     for (unsigned c = 0; c < NUM_CLASSES; c++)
         atomic_init(&h->reusable[c].head, 0);
-    for (unsigned i = 0; i < POOL_SLOTS; i++)
-        atomic_init(&h->pool[i].stack.head, 0);
+    for (unsigned b = 0; b < POOL_BUCKETS; b++)
+        for (unsigned i = 0; i < POOL_SLOTS; i++)
+            atomic_init(&h->pool[b][i].stack.head, 0);
     h->huge_free_runs = NULL;
     h->huge_blocks = h->huge_bytes = h->huge_requested = 0;
     h->retired_slack = 0;
     if (!arena_init(h)) {
         pthread_mutex_destroy(&h->grow_lock);
         pthread_mutex_destroy(&h->huge_lock);
-        pthread_mutex_destroy(&h->cold_lock);
+        pthread_mutex_destroy(&h->retain_lock);
         registry_lock();
         handle_free(h);
         registry_unlock();
@@ -245,22 +256,22 @@ void sc_heap_destroy(sc_heap_t *heap)
     annotate_heap_drop_all(heap, false);
     /* One munmap per region, whatever the number of live blocks. */
     arena_destroy(heap);
-    span_pool_free_cold(heap);
     pthread_mutex_destroy(&heap->grow_lock);
     pthread_mutex_destroy(&heap->huge_lock);
-    pthread_mutex_destroy(&heap->cold_lock);
+    pthread_mutex_destroy(&heap->retain_lock);
     registry_lock();
     handle_free(heap);
     registry_unlock();
 }
 
-/* Pushes a span to the pool with its memory kept (reset's warm spans). */
-static void pool_put_warm(struct sc_heap_s *heap, span_t *s, unsigned slot)
+/* Pushes a span to the pool with its memory kept, outside the release
+ * policy (reset's warm spans: no INFO_POOLED, not in unused_bytes; only a
+ * trim gives them back). */
+static void pool_put_kept(struct sc_heap_s *heap, span_t *s, unsigned slot)
 {
     s->free = NULL;
-    s->warm = 0; /* kept by reset_keep_bytes, outside the pool's budget */
     atomic_store_explicit(&s->remote, remote_word(SPAN_POOLED, s, NULL, 0), memory_order_relaxed);
-    span_stack_push(&heap->pool[slot % POOL_SLOTS].stack, s);
+    span_stack_push(&heap->pool[span_pool_bucket(s->committed)][slot % POOL_SLOTS].stack, s);
 }
 
 void sc_heap_reset(sc_heap_t *heap)
@@ -274,25 +285,28 @@ void sc_heap_reset(sc_heap_t *heap)
     annotate_heap_drop_all(heap, true);
     for (unsigned c = 0; c < NUM_CLASSES; c++)
         atomic_store_explicit(&heap->reusable[c].head, 0, memory_order_relaxed);
-    for (unsigned i = 0; i < POOL_SLOTS; i++)
-        atomic_store_explicit(&heap->pool[i].stack.head, 0, memory_order_relaxed);
-    atomic_store_explicit(&heap->warm_bytes, 0, memory_order_relaxed);
-    heap->cold_count = 0; /* the regions are rewound below */
+    for (unsigned b = 0; b < POOL_BUCKETS; b++)
+        for (unsigned i = 0; i < POOL_SLOTS; i++)
+            atomic_store_explicit(&heap->pool[b][i].stack.head, 0, memory_order_relaxed);
+    atomic_store_explicit(&heap->unused_bytes, 0, memory_order_relaxed);
+    atomic_store_explicit(&heap->unused_huge_bytes, 0, memory_order_relaxed);
+    atomic_store_explicit(&heap->purge_due, 0, memory_order_relaxed);
     heap->huge_free_runs = NULL;
     heap->huge_blocks = heap->huge_bytes = heap->huge_requested = 0;
 
-    /* Every region starts over: its used part is decommitted (memory and
-     * charge back to the OS) and its bump pointer rewound, except that up
-     * to reset_keep_bytes of block spans at the start of the newest region
-     * stay resident in the pool for the next round. */
-    size_t page = os_page_size();
+    /* Every region starts over: its used part goes back to the OS (memory
+     * and charge; inaccessible again under a strict commit limit) and its
+     * bump pointer is rewound, except that up to reset_keep_bytes of block
+     * spans at the start of the newest region stay resident in the pool
+     * for the next round. One call per region. */
     arena_unpoison_used(heap);
     size_t keep = heap->reset_keep_bytes;
     size_t committed = 0;
     unsigned slot = 0;
     for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_relaxed); r; r = r->next) {
         char *used_end = atomic_load_explicit(&r->bump, memory_order_relaxed);
-        char *start = r->base + SPAN_SIZE;
+        char *start = arena_first_span(r);
+        span_t *kept = NULL;
         while (keep && start < used_end) {
             uintptr_t w = address_map_get((uintptr_t)start);
             span_t *s = (span_t *)start;
@@ -304,15 +318,24 @@ void sc_heap_reset(sc_heap_t *heap)
             committed += s->committed;
             annotate_no_access((char *)s + SPAN_HEADER_SIZE, s->rw_bytes - SPAN_HEADER_SIZE);
             address_map_set(s, (uintptr_t)heap | MAP_SPAN);
-            pool_put_warm(heap, s, slot++);
+            atomic_store_explicit(&s->stack_next, kept, memory_order_relaxed);
+            kept = s;
             start += SPAN_SIZE;
         }
         if (used_end > start) {
-            os_decommit(start, (size_t)(used_end - start));
+            if (os_strict_commit())
+                os_decommit(start, (size_t)(used_end - start));
+            else
+                os_release(start, (size_t)(used_end - start));
             address_map_set_range(start, (size_t)(used_end - start), (uintptr_t)heap | MAP_RESERVED);
         }
-        atomic_store_explicit(&r->bump, start, memory_order_relaxed);
-        committed += page; /* the descriptor */
+        arena_rewind(r, start);
+        while (kept) {
+            span_t *next = atomic_load_explicit(&kept->stack_next, memory_order_relaxed);
+            pool_put_kept(heap, kept, slot++);
+            kept = next;
+        }
+        committed += r->meta_committed; /* the descriptor and its tables */
     }
     atomic_store_explicit(&heap->committed_bytes, committed, memory_order_relaxed);
 }
@@ -339,10 +362,11 @@ void sc_heap_trim(sc_heap_t *heap)
     if (registry_thread_cache.heap == heap && registry_frontend_valid(own, heap))
         frontend_trim(own);
     /* What can hold memory outside the pool is a fully free span on a
-     * reusable stack (EMPTY): to the pool first, released with the rest;
-     * and a floating span of another thread that remote frees emptied
-     * (DRAINED): its owner pools it when it next looks, its memory goes
-     * now. */
+     * reusable stack (EMPTY): to the pool first; then everything the
+     * release policy retains goes back at once: the pool's spans (whole,
+     * header pages too) and free huge runs' pages. A floating span of
+     * another thread that remote frees emptied (DRAINED) stays with its
+     * owner, which pools it when it next looks; its memory goes now. */
     reusable_sweep_empty(heap);
     span_pool_cool(heap, true);
     arena_for_each_span(heap, trim_drained, NULL);

@@ -2,6 +2,7 @@
 #include "huge.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "address_map.h"
 #include "annotate.h"
@@ -9,14 +10,34 @@
 #include "error.h"
 #include "os.h"
 #include "span.h"
+#include "span_pool.h"
 
-/* A huge header keeps the requested size in divide_magic (unused by huge
- * spans), so statistics can report requested bytes. */
-#define huge_requested(s) ((s)->divide_magic)
 
 /* Larger requests cannot be met by any region: refuse them up front, which
  * also keeps the size arithmetic below from overflowing. */
 #define HUGE_MAX ((size_t)1 << 45)
+
+/* sc_calloc (alloc.c) clears only the part of a huge block in its run's
+ * first page and counts on the rest reading as zero. Pages a block takes
+ * over from a freed one keep what was written there, so until sc_calloc
+ * calls huge_clear_for_calloc instead, huge_alloc zeroes them itself (a
+ * memset of warm memory: a third of a page fault's cost, but paid by every
+ * huge allocation, not only calloc's). Set to 0 once sc_calloc does. */
+#define HUGE_ZERO_REUSED 1
+
+/* FREE RUNS. A freed huge block keeps its committed pages: it becomes a
+ * free run (header at its first span: kind HUGE, state POOLED, capacity =
+ * spans, stack_next = next free run in address order), coalesced with the
+ * free runs right before and after it. The pages each span of a free run
+ * keeps, and since when, are in the region's span info (arena.h; flags
+ * INFO_HUGE_FREE, and INFO_HUGE_HEAD on a run's first span, whose header
+ * page always stays), changed under the heap's retain_lock; the release
+ * policy (span_pool.c) gives them back when they waited too long or the
+ * heap keeps too much unused. A new huge block goes where free runs hold
+ * the most of the pages it needs (no page fault for those), the lowest
+ * address on a tie, so the heap's address space stays bounded by its live
+ * huge bytes plus fragmentation; only when no free run fits is fresh
+ * address space bumped. */
 
 static size_t round_up(size_t x, size_t a)
 {
@@ -38,18 +59,49 @@ static char *run_end(span_t *r)
     return (char *)r + (size_t)span_capacity(r) * SPAN_SIZE;
 }
 
-/* After a run shrank to its current capacity: its writable extent must
- * not reach into the spans now owned by another run, or giving r's pages
- * back would take theirs (a split-off run's header among them). */
-static void run_clamp(span_t *r)
+static size_t pages_per_span(void)
 {
-    size_t bytes = (size_t)span_capacity(r) * SPAN_SIZE;
-    if (r->rw_bytes > bytes)
-        r->rw_bytes = bytes;
+    return SPAN_SIZE / os_page_size();
+}
+
+/* The span info words of the spans from s on (all in s's region). */
+static _Atomic uint64_t *info_of(struct sc_heap_s *heap, const void *s)
+{
+    return arena_info(heap, s);
+}
+
+/* Pages of a free span that the release policy may give back (a run's
+ * header page stays). */
+static size_t purgeable_pages(uint64_t w)
+{
+    if (!(w & INFO_HUGE_FREE))
+        return 0;
+    size_t keep = (w & INFO_HUGE_HEAD) ? 1 : 0;
+    return info_pages(w) > keep ? info_pages(w) - keep : 0;
+}
+
+static void unused_add(struct sc_heap_s *heap, size_t pages)
+{
+    if (pages) {
+        atomic_fetch_add_explicit(&heap->unused_bytes, pages * os_page_size(),
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&heap->unused_huge_bytes, pages * os_page_size(),
+                                  memory_order_relaxed);
+    }
+}
+
+static void unused_sub(struct sc_heap_s *heap, size_t pages)
+{
+    if (pages) {
+        atomic_fetch_sub_explicit(&heap->unused_bytes, pages * os_page_size(),
+                                  memory_order_relaxed);
+        atomic_fetch_sub_explicit(&heap->unused_huge_bytes, pages * os_page_size(),
+                                  memory_order_relaxed);
+    }
 }
 
 /* Under huge_lock: writes a free-run header at r (its first page must be
- * committed). */
+ * committed and counted in r's span info). */
 static void run_make_free(struct sc_heap_s *heap, span_t *r, size_t spans)
 {
     annotate_owned(r, SPAN_HEADER_SIZE);
@@ -59,14 +111,44 @@ static void run_make_free(struct sc_heap_s *heap, span_t *r, size_t spans)
     r->free = NULL;
     atomic_store_explicit(&r->bump, NULL, memory_order_relaxed);
     r->bump_end = NULL;
+    r->committed = os_page_size();
+    r->rw_bytes = arena_writable_extent(os_page_size(), spans);
     atomic_store_explicit(&r->remote, remote_word(SPAN_POOLED, r, NULL, 0), memory_order_release);
     address_map_set(r, (uintptr_t)heap | MAP_SPAN);
 }
 
-/* Under huge_lock: inserts the free run r of `spans` spans, coalescing with
- * the runs right before and after it. */
-static void run_insert(struct sc_heap_s *heap, span_t *r, size_t spans)
+/* Under huge_lock and retain_lock: the header of free run r is merged into
+ * the run before it; its page becomes one the policy may give back. */
+static void run_absorbed(struct sc_heap_s *heap, span_t *r)
 {
+    _Atomic uint64_t *w = info_of(heap, r);
+    uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
+    atomic_store_explicit(w, v & ~INFO_HUGE_HEAD, memory_order_relaxed);
+    if (info_pages(v) > 0)
+        unused_add(heap, 1);
+    address_map_set(r, (uintptr_t)heap | MAP_RESERVED);
+}
+
+/* Under huge_lock and retain_lock: [start, start + spans) becomes free,
+ * keeping its pages up to `committed` bytes from start (at least the first
+ * page, which holds the new run's header), and joins the free runs,
+ * coalesced with its neighbours. */
+static void run_free(struct sc_heap_s *heap, char *start, size_t spans, size_t committed,
+                     uint32_t now)
+{
+    size_t page = os_page_size(), pps = pages_per_span();
+    _Atomic uint64_t *w = info_of(heap, start);
+    for (size_t j = 0; j < spans; j++) {
+        size_t off = j * SPAN_SIZE;
+        size_t pages = committed > off ? (committed - off + page - 1) / page : 0;
+        if (pages > pps)
+            pages = pps;
+        uint64_t flags = INFO_HUGE_FREE | (j == 0 ? INFO_HUGE_HEAD : 0);
+        uint64_t v = info_word(flags, pages, now);
+        atomic_store_explicit(&w[j], v, memory_order_relaxed);
+        unused_add(heap, purgeable_pages(v));
+    }
+    span_t *r = (span_t *)start;
     run_make_free(heap, r, spans);
     span_t *prev = NULL, *next = heap->huge_free_runs;
     while (next && next < r) {
@@ -75,15 +157,13 @@ static void run_insert(struct sc_heap_s *heap, span_t *r, size_t spans)
     }
     if (next && run_end(r) == (char *)next) {
         span_t *after = run_next(next);
-        span_set_capacity(r, span_capacity(r) + (span_capacity(next)));
-        address_map_set(next, (uintptr_t)heap | MAP_RESERVED);
-        arena_give_back(heap, next, 0);
+        span_set_capacity(r, span_capacity(r) + span_capacity(next));
+        run_absorbed(heap, next);
         next = after;
     }
     if (prev && run_end(prev) == (char *)r) {
-        span_set_capacity(prev, span_capacity(prev) + (span_capacity(r)));
-        address_map_set(r, (uintptr_t)heap | MAP_RESERVED);
-        arena_give_back(heap, r, 0);
+        span_set_capacity(prev, span_capacity(prev) + span_capacity(r));
+        run_absorbed(heap, r);
         run_set_next(prev, next);
         return;
     }
@@ -94,37 +174,98 @@ static void run_insert(struct sc_heap_s *heap, span_t *r, size_t spans)
         heap->huge_free_runs = r;
 }
 
-/* Under huge_lock: cuts the first `spans` spans off free run r (linked
- * after prev). The remainder keeps r's place in the address order. */
-static bool run_split_front(struct sc_heap_s *heap, span_t *prev, span_t *r, size_t spans)
+/* Under huge_lock and retain_lock: takes [pos, pos + spans) out of free
+ * run r (linked after prev); what is before stays run r, what is after
+ * becomes a run of its own. The caller charged a page for that run's
+ * header if its first span kept no page (rest_needs_page). Returns the
+ * pages the taken spans kept; *last gets those of the last one. */
+static size_t run_claim(struct sc_heap_s *heap, span_t *prev, span_t *r, char *pos, size_t spans,
+                        size_t *last)
 {
+    size_t cap = span_capacity(r);
+    size_t o = (size_t)(pos - (char *)r) / SPAN_SIZE;
+    _Atomic uint64_t *w = info_of(heap, r);
     span_t *next = run_next(r);
-    if (span_capacity(r) > spans) {
-        span_t *rest = (span_t *)((char *)r + spans * SPAN_SIZE);
-        if (!arena_commit_header(heap, rest))
-            return false;
-        run_make_free(heap, rest, span_capacity(r) - spans);
+    if (o + spans < cap) {
+        span_t *rest = (span_t *)(pos + spans * SPAN_SIZE);
+        uint64_t v = atomic_load_explicit(&w[o + spans], memory_order_relaxed);
+        size_t pages = info_pages(v);
+        if (pages == 0)
+            pages = 1; /* charged by the caller */
+        else
+            unused_sub(heap, 1); /* a header page now, not purgeable */
+        atomic_store_explicit(&w[o + spans],
+                              info_word(INFO_HUGE_FREE | INFO_HUGE_HEAD, pages, info_since(v)),
+                              memory_order_relaxed);
+        run_make_free(heap, rest, cap - o - spans);
         run_set_next(rest, next);
         next = rest;
     }
-    if (prev)
+    size_t pages = 0;
+    for (size_t j = o; j < o + spans; j++) {
+        uint64_t v = atomic_load_explicit(&w[j], memory_order_relaxed);
+        unused_sub(heap, purgeable_pages(v));
+        pages += info_pages(v);
+        *last = info_pages(v);
+        atomic_store_explicit(&w[j], 0, memory_order_relaxed);
+    }
+    if (o > 0) {
+        span_set_capacity(r, (uint32_t)o);
+        run_set_next(r, next);
+    } else if (prev) {
         run_set_next(prev, next);
-    else
+    } else {
         heap->huge_free_runs = next;
-    span_set_capacity(r, (uint32_t)spans);
-    run_clamp(r);
-    return true;
+    }
+    return pages;
 }
 
-/* Under huge_lock: a run of at least `spans` spans from the free runs. */
-static span_t *run_take_free(struct sc_heap_s *heap, size_t spans)
+/* Where a block of `spans` spans goes: the position in a free run whose
+ * kept pages cover the most of what the block needs (every page of its
+ * spans but the last, need_last pages of the last), lowest address on a
+ * tie. Positions must put the data (lead bytes in) at a multiple of
+ * align. Under huge_lock and retain_lock (the counts are exact). */
+typedef struct placement_s {
+    span_t *prev, *run;
+    char *pos;
+} placement_t;
+
+static bool place(struct sc_heap_s *heap, size_t spans, size_t lead, size_t align,
+                  size_t need_last, placement_t *out)
 {
+    size_t pps = pages_per_span();
+    size_t best_score = 0, full = (spans - 1) * pps + need_last;
+    bool found = false;
     span_t *prev = NULL;
     for (span_t *r = heap->huge_free_runs; r; prev = r, r = run_next(r)) {
-        if (span_capacity(r) >= spans)
-            return run_split_front(heap, prev, r, spans) ? r : NULL;
+        size_t cap = span_capacity(r);
+        if (cap < spans)
+            continue;
+        _Atomic uint64_t *w = info_of(heap, r);
+        /* Sliding window: kept pages of the full spans, plus the last. */
+        size_t sum = 0;
+        for (size_t j = 0; j + 1 < spans; j++)
+            sum += info_pages(atomic_load_explicit(&w[j], memory_order_relaxed));
+        for (size_t o = 0; o + spans <= cap; o++) {
+            if (o > 0 && spans > 1) {
+                sum -= info_pages(atomic_load_explicit(&w[o - 1], memory_order_relaxed));
+                sum += info_pages(atomic_load_explicit(&w[o + spans - 2], memory_order_relaxed));
+            }
+            char *pos = (char *)r + o * SPAN_SIZE;
+            if (((uintptr_t)pos + lead) & (align - 1))
+                continue;
+            size_t lastp = info_pages(atomic_load_explicit(&w[o + spans - 1], memory_order_relaxed));
+            size_t score = sum + (lastp < need_last ? lastp : need_last);
+            if (!found || score > best_score) {
+                found = true;
+                best_score = score;
+                *out = (placement_t){prev, r, pos};
+                if (score == full)
+                    return true;
+            }
+        }
     }
-    return NULL;
+    return found;
 }
 
 size_t huge_good_size(size_t n)
@@ -136,6 +277,170 @@ size_t huge_good_size(size_t n)
     return round_up(SPAN_HEADER_SIZE + n, page) - SPAN_HEADER_SIZE;
 }
 
+#if HUGE_ZERO_REUSED
+/* Under retain_lock, before the claim: zeroes what the spans from pos on
+ * kept of former blocks' data, inside [pos + page, pos + end) (sc_calloc
+ * clears the first page itself). Kept pages are a prefix of each span. */
+static void zero_kept(_Atomic uint64_t *w, char *pos, size_t spans, size_t end)
+{
+    size_t page = os_page_size();
+    for (size_t j = 0; j < spans; j++) {
+        size_t pages = info_pages(atomic_load_explicit(&w[j], memory_order_relaxed));
+        size_t lo = j * SPAN_SIZE, hi = lo + pages * page;
+        if (lo < page)
+            lo = page;
+        if (hi > end)
+            hi = end;
+        if (hi > lo) {
+            annotate_owned(pos + lo, hi - lo);
+            memset(pos + lo, 0, hi - lo);
+        }
+    }
+}
+#endif
+
+/* Under huge_lock: sets up the header of a block at s of `spans` spans with
+ * data at s + lead and end `end`, committed `committed` bytes from s. */
+static void *block_init(struct sc_heap_s *heap, span_t *s, size_t spans, size_t lead, char *end,
+                        size_t committed, size_t requested, size_t dirty_end)
+{
+    char *data = (char *)s + lead;
+    annotate_owned(s, SPAN_HEADER_SIZE);
+    span_set_kind(s, SPAN_KIND_HUGE);
+    s->heap = heap;
+    span_set_capacity(s, (uint32_t)spans);
+    s->committed = committed;
+    if (!os_strict_commit())
+        s->rw_bytes = spans * SPAN_SIZE;
+    atomic_store_explicit(&s->bump, data, memory_order_relaxed);
+    s->bump_end = end;
+    s->huge_requested = requested;
+    s->huge_dirty_end = dirty_end;
+    /* release: statistics read the header after acquiring the state. */
+    atomic_store_explicit(&s->remote, remote_word(SPAN_HOT, s, NULL, 0), memory_order_release);
+    address_map_set(s, (uintptr_t)heap | MAP_SPAN);
+    if (lead >= SPAN_SIZE)
+        address_map_set(data, (uintptr_t)heap | MAP_HUGE_ALIGNED);
+    annotate_alloc(heap, data, (size_t)(end - data));
+    heap->huge_blocks++;
+    heap->huge_bytes += (size_t)(end - data);
+    heap->huge_requested += requested;
+    return data;
+}
+
+/* Under huge_lock: a block of `spans` spans in fresh address space. For an
+ * alignment above a span, `extra` more spans are bumped and the header
+ * moved so that header + one span is aligned; the spans before and after
+ * become free runs. NULL (errno = ENOMEM) at the limit or out of space. */
+static void *alloc_fresh(struct sc_heap_s *heap, size_t spans, size_t extra, size_t lead,
+                         size_t align, size_t n, size_t requested, uint32_t now)
+{
+    size_t page = os_page_size();
+    size_t total = spans + extra;
+    span_t *r = arena_take_run(heap, total, page);
+    if (r == NULL)
+        return NULL;
+    span_t *h = r;
+    if (extra) {
+        uintptr_t data = round_up((uintptr_t)r + SPAN_SIZE, align);
+        h = (span_t *)(data - SPAN_SIZE);
+        size_t before = (size_t)((char *)h - (char *)r) / SPAN_SIZE;
+        size_t after = total - before - spans;
+        if (before && !arena_commit_header(heap, h)) {
+            /* No page for the moved header (the heap's limit): the block
+             * cannot be placed at its alignment. The run becomes free. */
+            pthread_mutex_lock(&heap->retain_lock);
+            run_free(heap, (char *)r, total, page, now);
+            pthread_mutex_unlock(&heap->retain_lock);
+            errno = ENOMEM;
+            return NULL;
+        }
+        span_t *tail = (span_t *)((char *)h + spans * SPAN_SIZE);
+        bool tail_ok = after && arena_commit_header(heap, tail);
+        if (after && !tail_ok)
+            spans += after; /* no page for its header: the block keeps it */
+        pthread_mutex_lock(&heap->retain_lock);
+        if (before)
+            run_free(heap, (char *)r, before, page, now);
+        if (tail_ok)
+            run_free(heap, (char *)tail, after, page, now);
+        pthread_mutex_unlock(&heap->retain_lock);
+    }
+    char *data = (char *)h + lead;
+    char *end = (char *)round_up((uintptr_t)data + n, page);
+    size_t bytes = (size_t)(end - (char *)h);
+    if (!arena_commit(heap, h, bytes)) {
+        pthread_mutex_lock(&heap->retain_lock);
+        run_free(heap, (char *)h, spans, page, now);
+        pthread_mutex_unlock(&heap->retain_lock);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return block_init(heap, h, spans, lead, end, bytes, requested, os_page_size());
+}
+
+/* Under huge_lock: a block placed in a free run, or NULL when none fits.
+ * *limited is set when one fits but the heap's limit refused the pages. */
+static void *alloc_reuse(struct sc_heap_s *heap, size_t spans, size_t lead, size_t align,
+                         size_t n, size_t requested, bool *limited)
+{
+    size_t page = os_page_size();
+    *limited = false;
+    pthread_mutex_lock(&heap->retain_lock);
+    placement_t pl;
+    size_t rel_end = round_up(lead + n, page); /* block end, from its header */
+    size_t need_last = (rel_end - (spans - 1) * SPAN_SIZE) / page;
+    if (!place(heap, spans, lead, align, need_last, &pl)) {
+        pthread_mutex_unlock(&heap->retain_lock);
+        return NULL;
+    }
+    /* What the block will be charged for, before anything changes: every
+     * page of its spans but the last, the last up to its end or what that
+     * span kept if more (kept pages stay the block's until it is freed),
+     * plus a header page for the run after it if that span kept none. */
+    _Atomic uint64_t *w = info_of(heap, pl.pos);
+    size_t kept = 0;
+    for (size_t j = 0; j < spans; j++)
+        kept += info_pages(atomic_load_explicit(&w[j], memory_order_relaxed));
+    size_t last_kept = info_pages(atomic_load_explicit(&w[spans - 1], memory_order_relaxed));
+    size_t last = last_kept > need_last ? last_kept : need_last;
+    size_t committed = (spans - 1) * SPAN_SIZE + last * page;
+    bool rest = (char *)pl.pos + spans * SPAN_SIZE < run_end(pl.run);
+    bool rest_needs_page =
+        rest && info_pages(atomic_load_explicit(&w[spans], memory_order_relaxed)) == 0;
+    size_t charge = committed - kept * page + (rest_needs_page ? page : 0);
+    if (!arena_charge(heap, charge)) {
+        pthread_mutex_unlock(&heap->retain_lock);
+        *limited = true;
+        return NULL;
+    }
+    span_t *s = (span_t *)pl.pos;
+    if (!arena_make_writable(s, committed)) {
+        arena_uncharge(heap, charge);
+        pthread_mutex_unlock(&heap->retain_lock);
+        *limited = true;
+        return NULL;
+    }
+    size_t dirty_end = page;
+    for (size_t j = 0; j < spans; j++) {
+        size_t pages = info_pages(atomic_load_explicit(&w[j], memory_order_relaxed));
+        if (pages && j * SPAN_SIZE + pages * page > dirty_end)
+            dirty_end = j * SPAN_SIZE + pages * page;
+    }
+    if (dirty_end > rel_end)
+        dirty_end = rel_end;
+#if HUGE_ZERO_REUSED
+    zero_kept(w, pl.pos, spans, rel_end);
+    dirty_end = page;
+#endif
+    size_t last_pages = 0;
+    run_claim(heap, pl.prev, pl.run, pl.pos, spans, &last_pages);
+    pthread_mutex_unlock(&heap->retain_lock);
+    if (os_strict_commit())
+        s->rw_bytes = committed;
+    return block_init(heap, s, spans, lead, (char *)s + rel_end, committed, requested, dirty_end);
+}
+
 void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
 {
     if (n > HUGE_MAX || align > HUGE_MAX || n > os_memory_total()) {
@@ -145,93 +450,36 @@ void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
     size_t requested = n; /* for statistics; a 0-byte block still needs a byte */
     if (n == 0)
         n = 1;
-    size_t page = os_page_size();
     /* Where the data starts in the run: right after the header, or, for
      * alignments of a span or more, one span in (the header keeps its own
      * span and the data span gets the MAP_HUGE_ALIGNED word). */
     size_t lead = align >= SPAN_SIZE ? SPAN_SIZE : round_up(SPAN_HEADER_SIZE, align);
     size_t spans = (lead + n + SPAN_SIZE - 1) / SPAN_SIZE;
-    /* For alignments above a span, take extra spans and trim the front. */
+    /* For alignments above a span, fresh runs take extra spans. */
     size_t extra = align > SPAN_SIZE ? align / SPAN_SIZE - 1 : 0;
-    size_t total = spans + extra;
-    if (total > UINT32_MAX) {
+    if (spans + extra > UINT32_MAX) {
         errno = ENOMEM;
         return NULL;
     }
+    size_t data_align = align > SPAN_SIZE ? align : 1;
     pthread_mutex_lock(&heap->huge_lock);
-    span_t *r = run_take_free(heap, total);
-    if (r == NULL) {
-        r = arena_take_run(heap, total, page);
-        if (r == NULL) {
-            pthread_mutex_unlock(&heap->huge_lock);
-            errno = ENOMEM;
-            return NULL;
-        }
-        span_set_capacity(r, (uint32_t)total);
+    bool limited = false;
+    void *p = alloc_reuse(heap, spans, lead, data_align, n, requested, &limited);
+    if (p == NULL && limited) {
+        /* At the limit, what the release policy keeps is in the way:
+         * give it all back and try once more. */
+        span_pool_cool(heap, false);
+        p = alloc_reuse(heap, spans, lead, data_align, n, requested, &limited);
     }
-    if (extra) {
-        /* Move the header so that header + one span is aligned; the spans
-         * before it and after the block go back as free runs. */
-        uintptr_t data = round_up((uintptr_t)r + SPAN_SIZE, align);
-        span_t *h = (span_t *)(data - SPAN_SIZE);
-        size_t before = (size_t)((char *)h - (char *)r) / SPAN_SIZE;
-        size_t after = total - before - spans;
-        if (before && !arena_commit_header(heap, h)) {
-            /* No page for the moved header (the heap's limit): the block
-             * cannot be placed at its alignment. Give the run back. */
-            run_insert(heap, r, total);
-            pthread_mutex_unlock(&heap->huge_lock);
-            errno = ENOMEM;
-            return NULL;
-        }
-        if (before) {
-            span_set_capacity(r, (uint32_t)before);
-            run_clamp(r);
-            run_insert(heap, r, before);
-            r = h;
-        }
-        if (after) {
-            span_t *tail = (span_t *)((char *)r + spans * SPAN_SIZE);
-            if (arena_commit_header(heap, tail))
-                run_insert(heap, tail, after);
-            else
-                spans += after;
-        }
-        span_set_capacity(r, (uint32_t)spans);
-        run_clamp(r);
-    }
-    char *data = (char *)r + lead;
-    char *end = (char *)round_up((uintptr_t)data + n, page);
-    size_t bytes = (size_t)(end - (char *)r);
-    if (!arena_commit(heap, r, bytes)) {
-        run_insert(heap, r, span_capacity(r));
-        pthread_mutex_unlock(&heap->huge_lock);
+    if (p == NULL && !limited)
+        p = alloc_fresh(heap, spans, extra, lead, align, n, requested, os_coarse_ms());
+    pthread_mutex_unlock(&heap->huge_lock);
+    if (p == NULL) {
         errno = ENOMEM;
         return NULL;
     }
-    annotate_owned(r, SPAN_HEADER_SIZE);
-    span_set_kind(r, SPAN_KIND_HUGE);
-    r->heap = heap;
-    atomic_store_explicit(&r->bump, data, memory_order_relaxed);
-    r->bump_end = end;
-    huge_requested(r) = requested;
-    /* release: statistics read the header after acquiring the state. */
-    atomic_store_explicit(&r->remote, remote_word(SPAN_HOT, r, NULL, 0), memory_order_release);
-    address_map_set(r, (uintptr_t)heap | MAP_SPAN);
-    if (lead >= SPAN_SIZE)
-        address_map_set(data, (uintptr_t)heap | MAP_HUGE_ALIGNED);
-    /* The block's whole 2 MiB pages may be huge pages: a tenth of the page
-     * faults and zeroing in big steps when a freed run is used again. */
-    uintptr_t hp_lo = round_up((uintptr_t)data, SPAN_SIZE);
-    uintptr_t hp_hi = (uintptr_t)end & ~(uintptr_t)SPAN_MASK;
-    if (hp_hi > hp_lo)
-        os_allow_huge_pages((void *)hp_lo, hp_hi - hp_lo);
-    annotate_alloc(heap, data, (size_t)(end - data));
-    heap->huge_blocks++;
-    heap->huge_bytes += (size_t)(end - data);
-    heap->huge_requested += requested;
-    pthread_mutex_unlock(&heap->huge_lock);
-    return data;
+    span_pool_maybe_purge(heap, true);
+    return p;
 }
 
 span_t *huge_header_of(uintptr_t p, uintptr_t word)
@@ -256,13 +504,23 @@ void huge_free(sc_frontend_t *t, span_t *s, void *p, const char *call)
     annotate_free(heap, data, huge_usable_size(s));
     heap->huge_blocks--;
     heap->huge_bytes -= huge_usable_size(s);
-    heap->huge_requested -= huge_requested(s);
+    heap->huge_requested -= s->huge_requested;
     if ((uintptr_t)data - (uintptr_t)s >= SPAN_SIZE)
         address_map_set(data, (uintptr_t)heap | MAP_RESERVED);
-    /* Give everything but the header page back, memory and commit charge. */
-    arena_give_back(heap, s, os_page_size());
-    run_insert(heap, s, span_capacity(s));
+    /* The pages stay (committed and charged) for the next huge block; the
+     * release policy gives them back. */
+    uint32_t now = os_coarse_ms();
+    pthread_mutex_lock(&heap->retain_lock);
+    run_free(heap, (char *)s, span_capacity(s), s->committed, now);
+    if (os_strict_commit()) {
+        /* Under a strict commit limit kept pages hold commit charge that
+         * other programs may need: they go back at once. */
+        arena_purge_huge(heap, now, true);
+    }
+    pthread_mutex_unlock(&heap->retain_lock);
     pthread_mutex_unlock(&heap->huge_lock);
+    span_pool_note_unused(heap, now);
+    span_pool_maybe_purge(heap, false);
 }
 
 bool huge_contains(struct sc_heap_s *heap, uintptr_t a)
@@ -285,6 +543,104 @@ bool huge_contains(struct sc_heap_s *heap, uintptr_t a)
     }
 }
 
+/* Under huge_lock: block s of `spans` spans keeps only its first `keep`
+ * spans; the rest becomes a free run with the pages it had. false (nothing
+ * changed) if the rest's header page cannot be charged. */
+static bool block_cut(struct sc_heap_s *heap, span_t *s, size_t keep)
+{
+    size_t page = os_page_size();
+    size_t spans = span_capacity(s);
+    if (keep >= spans)
+        return true;
+    size_t off = keep * SPAN_SIZE;
+    size_t tail_committed = s->committed > off ? s->committed - off : 0;
+    if (tail_committed < page) {
+        if (!arena_charge(heap, page - tail_committed))
+            return false;
+        if (!arena_make_writable((char *)s + off, page)) {
+            arena_uncharge(heap, page - tail_committed);
+            return false;
+        }
+        tail_committed = page;
+    }
+    if (s->committed > off)
+        s->committed = off;
+    span_set_capacity(s, (uint32_t)keep);
+    if (!os_strict_commit())
+        s->rw_bytes = keep * SPAN_SIZE;
+    else if (s->rw_bytes > off)
+        s->rw_bytes = off;
+    pthread_mutex_lock(&heap->retain_lock);
+    run_free(heap, (char *)s + off, spans - keep, tail_committed, os_coarse_ms());
+    pthread_mutex_unlock(&heap->retain_lock);
+    return true;
+}
+
+/* Under huge_lock: block s grows by `more` spans right after it, taken
+ * from the free run that starts there or from never-used address space;
+ * its committed bytes become `committed` (charged). false if neither has
+ * room or the limit refuses. */
+static bool block_grow(struct sc_heap_s *heap, span_t *s, size_t more, size_t need_last)
+{
+    size_t page = os_page_size();
+    size_t spans = span_capacity(s);
+    char *end = run_end(s);
+    span_t *prev = NULL, *r = heap->huge_free_runs;
+    while (r && (char *)r < end) {
+        prev = r;
+        r = run_next(r);
+    }
+    size_t old = s->committed;
+    size_t base = spans * SPAN_SIZE;
+    if (r && (char *)r == end && span_capacity(r) >= more) {
+        pthread_mutex_lock(&heap->retain_lock);
+        _Atomic uint64_t *w = info_of(heap, r);
+        size_t kept = 0;
+        for (size_t j = 0; j < more; j++)
+            kept += info_pages(atomic_load_explicit(&w[j], memory_order_relaxed));
+        size_t last_kept = info_pages(atomic_load_explicit(&w[more - 1], memory_order_relaxed));
+        size_t last = last_kept > need_last ? last_kept : need_last;
+        size_t committed = base + (more - 1) * SPAN_SIZE + last * page;
+        bool rest = span_capacity(r) > more;
+        bool rest_needs_page =
+            rest && info_pages(atomic_load_explicit(&w[more], memory_order_relaxed)) == 0;
+        /* The block's own spans are charged to the end of its old span
+         * range from now on (their pages past `old` read as zero). */
+        size_t charge = committed - old - kept * page + (rest_needs_page ? page : 0);
+        if (!arena_charge(heap, charge)) {
+            pthread_mutex_unlock(&heap->retain_lock);
+            return false;
+        }
+        if (!arena_make_writable(s, committed)) {
+            arena_uncharge(heap, charge);
+            pthread_mutex_unlock(&heap->retain_lock);
+            return false;
+        }
+        size_t last_pages = 0;
+        run_claim(heap, prev, r, (char *)r, more, &last_pages);
+        pthread_mutex_unlock(&heap->retain_lock);
+        address_map_set(r, (uintptr_t)heap | MAP_RESERVED);
+        s->committed = committed;
+        span_set_capacity(s, (uint32_t)(spans + more));
+        s->rw_bytes = os_strict_commit() ? committed : (spans + more) * SPAN_SIZE;
+        return true;
+    }
+    /* Never-used address space right after the block: the region's bump
+     * pointer is at its end. */
+    size_t committed = base + (more - 1) * SPAN_SIZE + need_last * page;
+    if (!arena_charge(heap, committed - old))
+        return false;
+    if (!arena_extend_run(heap, s, spans, more) ||
+        (os_strict_commit() && !arena_make_writable(s, committed))) {
+        arena_uncharge(heap, committed - old);
+        return false;
+    }
+    s->committed = committed;
+    span_set_capacity(s, (uint32_t)(spans + more));
+    s->rw_bytes = os_strict_commit() ? committed : (spans + more) * SPAN_SIZE;
+    return true;
+}
+
 bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n)
 {
     if (n > HUGE_MAX)
@@ -296,61 +652,30 @@ bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n)
     size_t lead = (size_t)(data - (char *)s);
     size_t spans = (lead + n + SPAN_SIZE - 1) / SPAN_SIZE;
     char *end = (char *)round_up((uintptr_t)data + n, page);
+    size_t keep = (size_t)(end - (char *)s);
     if (spans <= span_capacity(s)) {
-        /* Shrink (or grow within the run): give back whole spans past the
-         * new end as a free run and pages past it within the last span. */
-        size_t keep = (size_t)(end - (char *)s);
-        /* Before the tail becomes a free run: its header must stay open. */
+        /* Shrink (or grow within the run): whole spans past the new end
+         * become a free run with their pages; pages past the end inside
+         * the last span stay the block's (committed, no system call). */
         annotate_resize(heap, data, huge_usable_size(s), (size_t)(end - data));
-        if (s->committed > keep) {
-            arena_give_back(heap, s, keep);
-        } else if (!arena_commit(heap, s, keep)) {
+        if (!block_cut(heap, s, spans) || !arena_commit(heap, s, keep)) {
+            annotate_resize(heap, data, (size_t)(end - data), huge_usable_size(s));
             goto out;
-        }
-        if (spans < span_capacity(s)) {
-            span_t *tail = (span_t *)((char *)s + spans * SPAN_SIZE);
-            size_t tail_spans = span_capacity(s) - spans;
-            if (arena_commit_header(heap, tail)) {
-                span_set_capacity(s, (uint32_t)spans);
-                run_clamp(s);
-                run_insert(heap, tail, tail_spans);
-            }
         }
         ok = true;
     } else {
-        /* Grow into a free run that starts right where this one ends. */
-        span_t *prev = NULL, *r = heap->huge_free_runs;
-        while (r && (char *)r < run_end(s)) {
-            prev = r;
-            r = run_next(r);
-        }
         size_t more = spans - span_capacity(s);
-        if (r && (char *)r == run_end(s) && span_capacity(r) >= more &&
-            run_split_front(heap, prev, r, more)) {
-            address_map_set(r, (uintptr_t)heap | MAP_RESERVED);
-            /* r's header page is charged on its own; arena_commit below
-             * charges it again as part of the block. */
-            atomic_fetch_sub_explicit(&heap->committed_bytes, page, memory_order_relaxed);
-            span_set_capacity(s, span_capacity(s) + ((uint32_t)more));
-            if (arena_commit(heap, s, (size_t)(end - (char *)s))) {
-                annotate_resize(heap, data, huge_usable_size(s), (size_t)(end - data));
-                ok = true;
-            } else {
-                /* Give the spans back; the block keeps its old size. */
-                span_t *tail = r;
-                if (arena_commit_header(heap, tail)) {
-                    span_set_capacity(s, span_capacity(s) - ((uint32_t)more));
-                    run_clamp(s);
-                    run_insert(heap, tail, more);
-                }
-            }
+        size_t need_last = (keep - (spans - 1) * SPAN_SIZE) / page;
+        if (block_grow(heap, s, more, need_last)) {
+            annotate_resize(heap, data, huge_usable_size(s), (size_t)(end - data));
+            ok = true;
         }
     }
     if (ok) {
         heap->huge_bytes -= huge_usable_size(s);
-        heap->huge_requested -= huge_requested(s);
+        heap->huge_requested -= s->huge_requested;
         s->bump_end = end;
-        huge_requested(s) = n;
+        s->huge_requested = n;
         heap->huge_bytes += huge_usable_size(s);
         heap->huge_requested += n;
     }
@@ -359,11 +684,20 @@ out:
     return ok;
 }
 
+void huge_clear_for_calloc(span_t *s, void *p, size_t n)
+{
+    char *to = (char *)s + s->huge_dirty_end;
+    if ((char *)p + n < to)
+        to = (char *)p + n;
+    if (to > (char *)p)
+        memset(p, 0, (size_t)(to - (char *)p));
+}
+
 void huge_set_requested(struct sc_heap_s *heap, span_t *s, size_t n)
 {
     pthread_mutex_lock(&heap->huge_lock);
-    heap->huge_requested -= huge_requested(s);
-    huge_requested(s) = n;
+    heap->huge_requested -= s->huge_requested;
+    s->huge_requested = n;
     heap->huge_requested += n;
     pthread_mutex_unlock(&heap->huge_lock);
 }

@@ -1,11 +1,14 @@
 /*
  * Huge blocks (above the largest size class): a run of contiguous virtual
  * spans inside the heap's own regions, so ownership checks, statistics and
- * destroy cover them like any block. A freed run gives its memory and its
- * commit charge back at once and joins the heap's free runs (address
- * ordered, coalesced), from which later huge blocks are cut first, so the
- * heap's address space stays bounded by its live huge bytes plus
- * fragmentation.
+ * destroy cover them like any block. A freed run keeps its pages (still
+ * committed) and joins the heap's free runs (address ordered, coalesced);
+ * a later huge block goes where free runs hold most of the pages it needs,
+ * so reusing them costs no page fault, and the release policy (span_pool.h)
+ * gives the kept pages back in bulk after the heap's delay or past its
+ * bound. Blocks are cut from free runs first, so the heap's address space
+ * stays bounded by its live huge bytes plus fragmentation; a block at the
+ * end of its region grows in place into the never-used space after it.
  */
 #ifndef SCALLOC_HUGE_H
 #define SCALLOC_HUGE_H
@@ -42,9 +45,16 @@ static inline size_t huge_usable_size(const span_t *s)
 }
 
 /* Resizes the huge block at p (header s) to n bytes without moving it if
- * possible: shrinking gives the tail back, growing takes a free run that
- * directly follows. false if it would have to move. */
+ * possible: shrinking makes the whole spans past the new end a free run
+ * (pages kept), growing takes the free run that directly follows or the
+ * never-used address space after the block. false if it would have to
+ * move. */
 bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n);
+
+/* sc_calloc of the huge block at p (header s), n bytes: clears the part of
+ * [p, p + n) that may hold a former block's data (the rest reads as zero:
+ * fresh pages, or pages given back). */
+void huge_clear_for_calloc(span_t *s, void *p, size_t n);
 
 /* A huge block kept in place by sc_realloc now holds n requested bytes. */
 void huge_set_requested(struct sc_heap_s *heap, span_t *s, size_t n);

@@ -1,12 +1,15 @@
-/* Virtual memory calls: mmap, mprotect, madvise, munmap, mincore. */
+/* Virtual memory calls (mmap, mprotect, madvise, munmap, mincore) and the
+ * coarse clock. */
 #include "os.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The facts below are read once and cached. Threads may race to fill a
@@ -55,30 +58,47 @@ size_t os_memory_total(void)
     return v;
 }
 
-void *os_reserve_aligned(size_t size, size_t align)
+/* Whether transparent huge pages are on for every mapping ("always"): only
+ * then must regions ask for MADV_NOHUGEPAGE (in "madvise" and "never" mode
+ * no mapping gets huge pages unless it asks). Unreadable: assume always. */
+static bool thp_always(void)
 {
-    /* Over-reserve by `align` and cut the ends off: the kernel gives no
-     * alignment guarantee beyond the page. */
+    static _Atomic int always = -1;
+    int v = atomic_load_explicit(&always, memory_order_relaxed);
+    if (v < 0) {
+        char mode[128] = "";
+        FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+        if (f) {
+            if (fgets(mode, sizeof mode, f) == NULL)
+                mode[0] = '\0';
+            fclose(f);
+        }
+        v = mode[0] == '\0' || strstr(mode, "[always]") != NULL;
+        atomic_store_explicit(&always, v, memory_order_relaxed);
+    }
+    return v != 0;
+}
+
+void *os_reserve_aligned(size_t size, size_t align, bool writable, void **mapping,
+                         size_t *mapping_size)
+{
     size_t span = size + align;
     if (span < size)
         return NULL;
-    char *raw = mmap(NULL, span, PROT_NONE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    int prot = writable ? PROT_READ | PROT_WRITE : PROT_NONE;
+    char *raw = mmap(NULL, span, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (raw == MAP_FAILED)
         return NULL;
     uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
-    size_t head = start - (uintptr_t)raw;
-    size_t tail = span - head - size;
-    if (head)
-        munmap(raw, head);
-    if (tail)
-        munmap((char *)start + size, tail);
 #ifdef MADV_NOHUGEPAGE
     /* Transparent huge pages would back a touched 4 KiB with 2 MiB and
      * defeat the lazy real spans; ask the kernel not to, whatever the THP
      * sysctl says. */
-    madvise((void *)start, size, MADV_NOHUGEPAGE);
+    if (thp_always())
+        madvise((void *)start, size, MADV_NOHUGEPAGE);
 #endif
+    *mapping = raw;
+    *mapping_size = span;
     return (void *)start;
 }
 
@@ -112,17 +132,6 @@ void os_decommit(void *p, size_t size)
 #endif
 }
 
-void os_allow_huge_pages(void *p, size_t size)
-{
-#ifdef MADV_HUGEPAGE
-    if (size > 0)
-        madvise(p, size, MADV_HUGEPAGE);
-#else
-    (void)p;
-    (void)size;
-#endif
-}
-
 void os_unreserve(void *p, size_t size)
 {
     munmap(p, size);
@@ -133,6 +142,22 @@ void *os_alloc_metadata(size_t size)
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
+}
+
+void os_free_metadata(void *p, size_t size)
+{
+    munmap(p, size);
+}
+
+uint32_t os_coarse_ms(void)
+{
+    struct timespec ts;
+#ifdef CLOCK_MONOTONIC_COARSE
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+#else
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+#endif
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
 }
 
 size_t os_resident_bytes(void *p, size_t size)

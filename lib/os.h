@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 size_t os_page_size(void);
 
@@ -22,9 +23,15 @@ bool os_strict_commit(void);
  * does not apply to scalloc's NORESERVE reservations). */
 size_t os_memory_total(void);
 
-/* Reserves `size` bytes aligned to `align` (a power of two), inaccessible
- * and not charged to the commit limit. NULL if the kernel refuses. */
-void *os_reserve_aligned(size_t size, size_t align);
+/* Reserves `size` bytes aligned to `align` (a power of two), not charged to
+ * the commit limit: inaccessible, or already readable and writable when
+ * `writable` (a MAP_NORESERVE mapping costs nothing until touched, so a
+ * region that is writable from the start needs no mprotect per span). The
+ * mapping is over-sized to find the alignment and kept whole (cutting the
+ * ends off would cost two more calls): *mapping and *mapping_size get it,
+ * for os_unreserve. NULL if the kernel refuses. */
+void *os_reserve_aligned(size_t size, size_t align, bool writable, void **mapping,
+                         size_t *mapping_size);
 
 /* Makes [p, p+size) readable and writable (charged to the commit limit). */
 bool os_commit(void *p, size_t size);
@@ -37,16 +44,19 @@ void os_release(void *p, size_t size);
  * uncommitted again (still reserved). */
 void os_decommit(void *p, size_t size);
 
-/* Lets the kernel back [p, p+size) with transparent huge pages (the
- * regions are reserved MADV_NOHUGEPAGE; a huge block's whole 2 MiB pages
- * are all its own, so they cannot inflate RSS beyond the block). */
-void os_allow_huge_pages(void *p, size_t size);
-
 /* Returns the range to the kernel entirely. */
 void os_unreserve(void *p, size_t size);
 
-/* Plain read-write anonymous memory for allocator metadata. */
+/* Plain read-write anonymous memory for allocator metadata (meta.h carves
+ * it into pooled blocks), and its return. */
 void *os_alloc_metadata(size_t size);
+void os_free_metadata(void *p, size_t size);
+
+/* A coarse monotonic clock in milliseconds (CLOCK_MONOTONIC_COARSE: read
+ * from the vDSO, no system call, a few ms resolution), wrapping at 2^32:
+ * compare readings by their difference. For the release policy's delays;
+ * read on slow paths only. */
+uint32_t os_coarse_ms(void);
 
 /* Bytes of [p, p+size) resident now (mincore). */
 size_t os_resident_bytes(void *p, size_t size);

@@ -3,11 +3,11 @@
 
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "address_map.h"
 #include "error.h"
 #include "frontend.h"
+#include "meta.h"
 #include "os.h"
 #include "requested.h"
 #include "span.h"
@@ -33,6 +33,8 @@ _Thread_local thread_cache_t registry_thread_cache __attribute__((tls_model("ini
 _Thread_local thread_state_t *registry_current_thread __attribute__((tls_model("initial-exec")));
 #define current_thread registry_current_thread
 
+#define THREAD_STATE_BYTES ((size_t)4096)
+
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t thread_exit_key;
 static pthread_once_t thread_exit_once = PTHREAD_ONCE_INIT;
@@ -55,7 +57,7 @@ static sc_frontend_t *frontend_alloc_struct(void)
 {
     if (free_frontends == NULL) {
         size_t chunk = (size_t)64 << 10;
-        char *mem = os_alloc_metadata(chunk);
+        char *mem = meta_alloc(chunk);
         if (mem == NULL)
             return NULL;
         size_t n = chunk / sizeof(sc_frontend_t);
@@ -109,8 +111,8 @@ static void thread_exit(void *arg)
     }
     registry_unlock();
     if (ts->table != (frontend_slot_t *)(ts + 1))
-        munmap(ts->table, ts->table_size * sizeof(frontend_slot_t));
-    munmap(ts, ts->bytes);
+        meta_free(ts->table, ts->table_size * sizeof(frontend_slot_t));
+    meta_free(ts, ts->bytes);
     current_thread = NULL;
     registry_thread_cache.heap = NO_HEAP;
     registry_thread_cache.frontend = &registry_dead_frontend;
@@ -127,8 +129,10 @@ static thread_state_t *thread_state_get(void)
     if (likely(ts != NULL))
         return ts;
     pthread_once(&thread_exit_once, thread_exit_key_create);
-    size_t bytes = os_page_size();
-    ts = os_alloc_metadata(bytes);
+    /* A page: the state and a table for ~120 heaps before it grows. From
+     * pooled metadata memory, so thread churn costs no system call. */
+    size_t bytes = THREAD_STATE_BYTES;
+    ts = meta_alloc(bytes);
     if (ts == NULL)
         return NULL;
     ts->bytes = bytes;
@@ -141,7 +145,7 @@ static thread_state_t *thread_state_get(void)
     /* The destructor runs at thread exit, even for threads that never
      * call into scalloc again. */
     if (pthread_setspecific(thread_exit_key, ts) != 0) {
-        munmap(ts, bytes);
+        meta_free(ts, bytes);
         return NULL;
     }
     current_thread = ts;
@@ -197,7 +201,7 @@ static bool thread_compact(thread_state_t *ts)
         size *= 2;
     frontend_slot_t *table = ts->table;
     if (size != ts->table_size) {
-        table = os_alloc_metadata(size * sizeof(frontend_slot_t));
+        table = meta_alloc(size * sizeof(frontend_slot_t));
         if (table == NULL)
             return false;
     } else {
@@ -206,7 +210,7 @@ static bool thread_compact(thread_state_t *ts)
     for (sc_frontend_t *f = ts->frontends; f; f = f->thread_next)
         table_put(table, size, f->heap_id, f);
     if (table != ts->table && ts->table != (frontend_slot_t *)(ts + 1))
-        munmap(ts->table, ts->table_size * sizeof(frontend_slot_t));
+        meta_free(ts->table, ts->table_size * sizeof(frontend_slot_t));
     ts->table = table;
     ts->table_size = size;
     ts->table_used = live;

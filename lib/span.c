@@ -391,17 +391,3 @@ sc_error_t span_free_remote(span_t *s, block_t *head, block_t *tail, uint32_t n,
     return SC_ERR_NONE;
 }
 
-void span_release(span_t *s)
-{
-    /* Everything committed past the header page: the span may have served
-     * a bigger class before, and madvise skips pages never touched. */
-    size_t page = os_page_size();
-    annotate_no_access((char *)s + SPAN_HEADER_SIZE, s->rw_bytes - SPAN_HEADER_SIZE);
-    if (s->rw_bytes > page)
-        os_release((char *)s + page, s->rw_bytes - page);
-    arena_uncommit(s->heap, s, page);
-    span_set_bump(s, (char *)s + SPAN_HEADER_SIZE);
-    owner_word_set(&s->carved_limit, 0);
-    span_set_used_level(s, 0, SPAN_LEVEL_NEVER);
-    s->free = NULL;
-}

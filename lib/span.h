@@ -373,9 +373,6 @@ enum span_claim span_claim_reusable(span_t *s);
  * list's head). */
 sc_error_t span_free_remote(span_t *s, block_t *head, block_t *tail, uint32_t n, unsigned *moved_to);
 
-/* Exclusive holder: gives the physical memory of the span's blocks back
- * (everything past the header page). */
-void span_release(span_t *s);
 
 /* Number of blocks on a list (owner, or exclusive holder). */
 uint32_t span_list_length(const block_t *b, const block_t **tail);

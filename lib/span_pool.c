@@ -1,154 +1,299 @@
-/* The span pool (span_pool.h). */
+/* The span pool and the release policy (span_pool.h). */
 #include "span_pool.h"
 
-#include <string.h>
-#include <sys/mman.h>
-
-#include "address_map.h"
-#include "annotate.h"
 #include "arena.h"
 #include "os.h"
 #include "span.h"
-#include "types.h"
 #include "span_stack.h"
 
-/* Up to this many committed bytes of empty spans per heap stay resident in
- * the pool, so that a program that frees a batch and allocates the next
- * does not give pages back only to fault them in again. Beyond it, and on
- * sc_heap_trim, pooled spans give their memory back. */
-#define POOL_WARM_LIMIT ((size_t)4 << 20)
+/* Upper bounds of the pool's buckets of committed bytes (the last takes
+ * the rest): spans of small classes (a 32 KiB real span and its header),
+ * then medium, big and the biggest classes. */
+static const size_t bucket_bound[POOL_BUCKETS - 1] = {(size_t)40 << 10, (size_t)256 << 10,
+                                                      (size_t)1 << 20};
+
+unsigned span_pool_bucket(size_t committed)
+{
+    unsigned b = 0;
+    while (b < POOL_BUCKETS - 1 && committed > bucket_bound[b])
+        b++;
+    return b;
+}
+
+/* The default bound on unused committed bytes: an eighth of what the heap
+ * has in use, and never less than this (a heap that frees a batch and
+ * allocates the next keeps it warm). */
+#define RETAIN_MIN ((size_t)4 << 20)
+
+/* A purge forced by the bound gives back down to this share of it, so that
+ * a heap hovering at its bound gives memory back in batches, not per span. */
+#define RETAIN_TARGET_NUM 1
+#define RETAIN_TARGET_DEN 2
+
+#define PURGE_ARMED ((uint64_t)1 << 32)
+
+size_t span_pool_retain_bound(struct sc_heap_s *heap)
+{
+    if (heap->retain_bytes)
+        return heap->retain_bytes;
+    size_t committed = atomic_load_explicit(&heap->committed_bytes, memory_order_relaxed);
+    size_t unused = atomic_load_explicit(&heap->unused_bytes, memory_order_relaxed);
+    size_t in_use = committed > unused ? committed - unused : 0;
+    return in_use / 8 > RETAIN_MIN ? in_use / 8 : RETAIN_MIN;
+}
+
+/* What the bound applies to: with retain_bytes set, every unused byte;
+ * by default only the pages of free huge runs, which only a huge block
+ * that fits can reuse (fragmentation can strand them while the heap keeps
+ * allocating), while pooled spans, which any class reuses, are left to
+ * the delay: a program that frees a batch and allocates the next keeps it
+ * warm however big it is. */
+static size_t bounded_unused(struct sc_heap_s *heap, uint64_t *kinds)
+{
+    if (heap->retain_bytes) {
+        *kinds = INFO_POOLED | INFO_HUGE_FREE;
+        return atomic_load_explicit(&heap->unused_bytes, memory_order_relaxed);
+    }
+    *kinds = INFO_HUGE_FREE;
+    return atomic_load_explicit(&heap->unused_huge_bytes, memory_order_relaxed);
+}
+
+/* Lets the policy look at the heap again at coarse time `due` (or earlier,
+ * if something is due earlier already). */
+static void purge_arm(struct sc_heap_s *heap, uint32_t due)
+{
+    uint64_t want = PURGE_ARMED | due;
+    /* relaxed: purge_due is only a hint when to look; the purge itself
+     * reads the span info under retain_lock. */
+    uint64_t cur = atomic_load_explicit(&heap->purge_due, memory_order_relaxed);
+    while (!(cur & PURGE_ARMED) || time_before(due, (uint32_t)cur)) {
+        if (atomic_compare_exchange_weak_explicit(&heap->purge_due, &cur, want,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            return;
+    }
+}
+
+void span_pool_note_unused(struct sc_heap_s *heap, uint32_t now)
+{
+    if (heap->purge_delay_ms != UINT32_MAX)
+        purge_arm(heap, now + heap->purge_delay_ms);
+}
+
+/* Takes a whole stack at once: the caller holds every span on it
+ * exclusively. The tag is bumped, so a popper that read the old head fails
+ * its CAS. Returns the spans linked through stack_next, newest first. */
+static span_t *stack_take_all(span_stack_t *st)
+{
+    /* acquire: pairs with the pushes' release (their headers and links). */
+    uint64_t old = atomic_load_explicit(&st->head, memory_order_acquire);
+    for (;;) {
+        if (span_stack_word_span(old) == NULL)
+            return NULL;
+        uint64_t empty = span_stack_word(NULL, span_stack_word_tag(old) + 1);
+        if (atomic_compare_exchange_weak_explicit(&st->head, &old, empty,
+                                                  memory_order_acquire, memory_order_acquire))
+            return span_stack_word_span(old);
+    }
+}
+
+/* Pushes the chain first..last (linked through stack_next) in one CAS. */
+static void stack_push_chain(span_stack_t *st, span_t *first, span_t *last)
+{
+    uint64_t old = atomic_load_explicit(&st->head, memory_order_relaxed);
+    for (;;) {
+        atomic_store_explicit(&last->stack_next, span_stack_word_span(old), memory_order_relaxed);
+        /* release: as span_stack_push, for every span of the chain. */
+        if (atomic_compare_exchange_weak_explicit(
+                &st->head, &old, span_stack_word(first, span_stack_word_tag(old)),
+                memory_order_release, memory_order_relaxed))
+            return;
+    }
+}
+
+/* Under retain_lock: gives back the pooled spans of one stack that became
+ * unused before `cutoff` (every one if `all`), puts the others back. */
+static bool purge_stack(struct sc_heap_s *heap, span_stack_t *st, uint32_t cutoff, bool all)
+{
+    span_t *s = stack_take_all(st);
+    span_t *keep_first = NULL, *keep_last = NULL;
+    bool marked = false;
+    while (s) {
+        span_t *next = atomic_load_explicit(&s->stack_next, memory_order_relaxed);
+        uint64_t w = atomic_load_explicit(arena_info(heap, s), memory_order_relaxed);
+        /* A span without INFO_POOLED was kept by sc_heap_reset
+         * (reset_keep_bytes): only a trim takes it. */
+        if (all || ((w & INFO_POOLED) && time_before(info_since(w), cutoff))) {
+            arena_purge_mark(heap, s);
+            marked = true;
+        } else {
+            atomic_store_explicit(&s->stack_next, NULL, memory_order_relaxed);
+            if (keep_last)
+                atomic_store_explicit(&keep_last->stack_next, s, memory_order_relaxed);
+            else
+                keep_first = s;
+            keep_last = s;
+        }
+        s = next;
+    }
+    if (keep_first)
+        stack_push_chain(st, keep_first, keep_last);
+    return marked;
+}
+
+/* Under retain_lock: the release policy. Everything that stayed unused
+ * since before now - delay goes back; if the heap is still over its bound,
+ * more goes, oldest first, down to the bound's target; with `all`,
+ * everything goes. */
+static void purge(struct sc_heap_s *heap, uint32_t now, bool all)
+{
+    const uint64_t every = INFO_POOLED | INFO_HUGE_FREE;
+    /* Disarm first: whatever is pooled from here on arms it again. */
+    atomic_store_explicit(&heap->purge_due, 0, memory_order_relaxed);
+    uint32_t oldest = now;
+    uint32_t aged, bounded; /* cutoffs: by age, and for what the bound covers */
+    uint64_t kinds = every;
+    if (all) {
+        aged = bounded = now + 1;
+    } else {
+        arena_retained_before(heap, now + 1, now, &oldest, every);
+        /* Aged: since + delay <= now. With no delay nothing ages. */
+        aged = heap->purge_delay_ms == UINT32_MAX ? oldest : now - heap->purge_delay_ms + 1;
+        if (time_before(aged, oldest))
+            aged = oldest;
+        bounded = aged;
+        size_t unused = bounded_unused(heap, &kinds);
+        size_t bound = span_pool_retain_bound(heap);
+        if (unused > bound) {
+            /* Oldest first: the earliest cutoff that frees enough. */
+            size_t want = unused - bound / RETAIN_TARGET_DEN * RETAIN_TARGET_NUM;
+            uint32_t lo = aged, hi = now + 1;
+            if (arena_retained_before(heap, lo, now, NULL, kinds) < want) {
+                while ((uint32_t)(hi - lo) > 1) {
+                    uint32_t mid = lo + (uint32_t)(hi - lo) / 2;
+                    if (arena_retained_before(heap, mid, now, NULL, kinds) >= want)
+                        hi = mid;
+                    else
+                        lo = mid;
+                }
+                bounded = hi;
+            }
+        }
+    }
+    arena_purge_huge(heap, (kinds & INFO_HUGE_FREE) ? bounded : aged, all);
+    uint32_t pool_cutoff = (kinds & INFO_POOLED) ? bounded : aged;
+    bool marked = false;
+    for (unsigned b = 0; b < POOL_BUCKETS; b++)
+        for (unsigned i = 0; i < POOL_SLOTS; i++)
+            marked |= purge_stack(heap, &heap->pool[b][i].stack, pool_cutoff, all);
+    if (marked)
+        arena_purge_flush(heap);
+    /* What is left is due when its oldest part has waited the delay. */
+    if (arena_retained_before(heap, now + 1, now, &oldest, every) > 0)
+        span_pool_note_unused(heap, oldest);
+}
+
+static void maybe_purge(struct sc_heap_s *heap, uint32_t now, bool allocating)
+{
+    size_t unused = atomic_load_explicit(&heap->unused_bytes, memory_order_relaxed);
+    if (unused == 0)
+        return;
+    uint64_t due = atomic_load_explicit(&heap->purge_due, memory_order_relaxed);
+    bool is_due = (due & PURGE_ARMED) && !time_before(now, (uint32_t)due);
+    if (!is_due) {
+        uint64_t kinds;
+        if (!allocating || bounded_unused(heap, &kinds) <= span_pool_retain_bound(heap))
+            return;
+    }
+    /* One purger at a time; whoever finds it busy goes on with its work. */
+    if (pthread_mutex_trylock(&heap->retain_lock) != 0)
+        return;
+    purge(heap, now, false);
+    pthread_mutex_unlock(&heap->retain_lock);
+}
+
+void span_pool_maybe_purge(struct sc_heap_s *heap, bool allocating)
+{
+    maybe_purge(heap, os_coarse_ms(), allocating);
+}
 
 void span_pool_put(struct sc_heap_s *heap, span_t *s, unsigned slot)
 {
-    /* Keep it warm if the budget allows; otherwise give the memory back
-     * before anyone can take the span (whatever is released is not in use).
-     * This is where RSS falls when a program frees what it allocated. */
-    size_t bytes = s->committed;
-    size_t before = atomic_fetch_add_explicit(&heap->warm_bytes, bytes, memory_order_relaxed);
-    if (before + bytes <= POOL_WARM_LIMIT && span_kind(s) == SPAN_KIND_BLOCKS) {
-        s->warm = 1;
-        s->free = NULL;
-    } else {
-        atomic_fetch_sub_explicit(&heap->warm_bytes, bytes, memory_order_relaxed);
-        s->warm = 0;
-        span_release(s);
-    }
+    s->free = NULL;
     span_set_owner(s, NULL);
-    /* relaxed: the push below publishes with release. */
+    size_t bytes = s->committed;
+    uint32_t now = os_coarse_ms();
+    /* relaxed: the push below publishes the info word with the span. */
+    atomic_store_explicit(arena_info(heap, s),
+                          info_word(INFO_POOLED, bytes / os_page_size(), now),
+                          memory_order_relaxed);
+    atomic_fetch_add_explicit(&heap->unused_bytes, bytes, memory_order_relaxed);
     atomic_store_explicit(&s->remote, remote_word(SPAN_POOLED, s, NULL, 0),
                           memory_order_relaxed);
-    span_stack_push(&heap->pool[slot % POOL_SLOTS].stack, s);
+    span_stack_push(&heap->pool[span_pool_bucket(bytes)][slot % POOL_SLOTS].stack, s);
+    span_pool_note_unused(heap, now);
+    maybe_purge(heap, now, false);
 }
 
-static void take_warm(struct sc_heap_s *heap, span_t *s)
+/* The span just popped off the pool is the caller's: it is no longer
+ * unused, and the policy looks at the heap (the caller allocates). */
+static span_t *taken(struct sc_heap_s *heap, span_t *s)
 {
-    if (s->warm) {
-        s->warm = 0;
-        atomic_fetch_sub_explicit(&heap->warm_bytes, s->committed, memory_order_relaxed);
+    if (s != NULL) {
+        atomic_fetch_sub_explicit(&heap->unused_bytes, s->committed, memory_order_relaxed);
+        atomic_store_explicit(arena_info(heap, s), 0, memory_order_relaxed);
     }
+    maybe_purge(heap, os_coarse_ms(), true);
+    return s;
 }
 
-/* A cold span made usable again: its header page committed and charged
- * afresh, its map word back to a span with a header. */
-static span_t *revive_cold(struct sc_heap_s *heap, span_t *s)
+/* A span from bucket b, trying the caller's slot first. */
+static span_t *pop_bucket(struct sc_heap_s *heap, unsigned b, unsigned slot)
 {
-    if (!arena_commit_header(heap, s))
-        return NULL;
-    s->rw_bytes = arena_writable_extent(os_page_size(), 1);
-    s->heap = heap;
-    s->warm = 0;
-    span_set_bump(s, (char *)s + SPAN_HEADER_SIZE);
-    address_map_set(s, (uintptr_t)heap | MAP_SPAN);
-    return s;
+    for (unsigned i = 0; i < POOL_SLOTS; i++) {
+        span_t *s = span_stack_pop(&heap->pool[b][(slot + i) % POOL_SLOTS].stack);
+        if (s)
+            return s;
+    }
+    return NULL;
 }
 
 span_t *span_pool_take(struct sc_heap_s *heap, unsigned slot)
 {
-    for (unsigned i = 0; i < POOL_SLOTS; i++) {
-        span_t *s = span_stack_pop(&heap->pool[(slot + i) % POOL_SLOTS].stack);
-        if (s) {
-            take_warm(heap, s);
-            return s;
+    span_t *s = NULL;
+    for (unsigned b = 0; b < POOL_BUCKETS && s == NULL; b++)
+        s = pop_bucket(heap, b, slot);
+    s = taken(heap, s);
+    return s != NULL ? s : arena_take_cold(heap);
+}
+
+span_t *span_pool_take_fit(struct sc_heap_s *heap, unsigned slot, size_t keep)
+{
+    span_t *s = NULL;
+    unsigned fit = span_pool_bucket(keep);
+    for (unsigned b = fit + 1; b-- > 0 && s == NULL;) {
+        s = pop_bucket(heap, b, slot);
+        if (s && s->committed > keep) {
+            /* Its bucket holds bigger ones too: back it goes. */
+            span_stack_push(&heap->pool[b][slot % POOL_SLOTS].stack, s);
+            s = NULL;
         }
     }
-    span_t *s = NULL;
-    pthread_mutex_lock(&heap->cold_lock);
-    if (heap->cold_count > 0)
-        s = heap->cold[--heap->cold_count];
-    pthread_mutex_unlock(&heap->cold_lock);
-    if (s && revive_cold(heap, s) == NULL) {
-        pthread_mutex_lock(&heap->cold_lock);
-        heap->cold[heap->cold_count++] = s; /* the limit refused: keep it */
-        pthread_mutex_unlock(&heap->cold_lock);
-        s = NULL;
+    if (s == NULL && (s = arena_take_cold(heap)) != NULL) {
+        taken(heap, NULL); /* the policy's look */
+        return s;
     }
-    return s;
-}
-
-/* Makes room for `more` cold spans (under cold_lock). */
-static bool cold_reserve(struct sc_heap_s *heap, size_t more)
-{
-    if (heap->cold_count + more <= heap->cold_capacity)
-        return true;
-    size_t cap = heap->cold_capacity ? heap->cold_capacity : 512;
-    while (cap < heap->cold_count + more)
-        cap *= 2;
-    span_t **bigger = os_alloc_metadata(cap * sizeof(span_t *));
-    if (bigger == NULL)
-        return false;
-    if (heap->cold) {
-        memcpy(bigger, heap->cold, heap->cold_count * sizeof(span_t *));
-        munmap(heap->cold, heap->cold_capacity * sizeof(span_t *));
-    }
-    heap->cold = bigger;
-    heap->cold_capacity = cap;
-    return true;
-}
-
-void span_pool_free_cold(struct sc_heap_s *heap)
-{
-    if (heap->cold)
-        munmap(heap->cold, heap->cold_capacity * sizeof(span_t *));
-    heap->cold = NULL;
-    heap->cold_count = heap->cold_capacity = 0;
+    /* Only bigger warm spans are left: cutting one down costs a madvise,
+     * but leaving it idle while fresh spans are bumped would let the
+     * heap's committed bytes grow until the delay passes. */
+    for (unsigned b = fit; b < POOL_BUCKETS && s == NULL; b++)
+        s = pop_bucket(heap, b, slot);
+    return taken(heap, s);
 }
 
 void span_pool_cool(struct sc_heap_s *heap, bool release_headers)
 {
-    /* Take every slot's stack whole, release the warm spans, push all back.
-     * Concurrent takers may find a slot empty meanwhile and bump a fresh
-     * span instead: a trim is allowed to cost that. */
-    size_t page = os_page_size();
-    for (unsigned i = 0; i < POOL_SLOTS; i++) {
-        span_t *list = NULL, *s;
-        while ((s = span_stack_pop(&heap->pool[i].stack)) != NULL) {
-            if (s->warm) {
-                take_warm(heap, s);
-                span_release(s);
-            }
-            atomic_store_explicit(&s->stack_next, list, memory_order_relaxed);
-            list = s;
-        }
-        while (list) {
-            span_t *next = atomic_load_explicit(&list->stack_next, memory_order_relaxed);
-            bool cooled = false;
-            if (release_headers) {
-                /* Cold: the header page goes too, so the span is only an
-                 * address in the cold list until it is taken again. */
-                pthread_mutex_lock(&heap->cold_lock);
-                if (cold_reserve(heap, 1)) {
-                    heap->cold[heap->cold_count++] = list;
-                    address_map_set(list, (uintptr_t)heap | MAP_RESERVED);
-                    arena_uncommit(heap, list, 0);
-                    annotate_owned(list, SPAN_HEADER_SIZE);
-                    os_release(list, page);
-                    cooled = true;
-                }
-                pthread_mutex_unlock(&heap->cold_lock);
-            }
-            if (!cooled)
-                span_stack_push(&heap->pool[i].stack, list);
-            list = next;
-        }
-    }
+    (void)release_headers;
+    pthread_mutex_lock(&heap->retain_lock);
+    purge(heap, os_coarse_ms(), true);
+    pthread_mutex_unlock(&heap->retain_lock);
 }

@@ -1,25 +1,64 @@
 /*
- * The heap's span pool: empty spans, usable for any size class, on
- * POOL_SLOTS lock-free stacks. A thread pushes to and pops from its own slot
- * first, so threads returning and taking spans rarely share a cache line.
+ * The heap's span pool and its release policy. Empty spans, usable for any
+ * size class, sit on lock-free stacks (a thread pushes to and pops from its
+ * own slot first, so threads returning and taking spans rarely share a
+ * cache line) with their committed pages: taking one back costs no page
+ * fault and no system call. Memory goes back to the kernel in bulk and on a
+ * schedule, never once per event: the pool's spans and the free huge runs'
+ * pages are given back once they stayed unused for the heap's purge delay,
+ * or, oldest first, when the heap's unused committed bytes pass its bound;
+ * given back whole (header page too, so that neighbours make one range and
+ * one madvise), pool spans become cold and are taken again before fresh
+ * address space. There is no background thread: the coarse clock is read
+ * and the policy applied when a span is pooled or taken and when a huge
+ * block is freed or allocated (slow paths only).
  */
 #ifndef SCALLOC_SPAN_POOL_H
 #define SCALLOC_SPAN_POOL_H
 
 #include "types.h"
 
-/* Exclusive holder: gives s's physical memory back and pushes it. */
+/* Exclusive holder: pushes s, an empty span that may keep committed pages
+ * (a warm span, a drained one, one that was never used), to the pool. Its
+ * pages stay until the release policy gives them back. */
 void span_pool_put(struct sc_heap_s *heap, span_t *s, unsigned slot);
 
 /* A pooled span (now held exclusively by the caller), or NULL. Tries the
- * caller's slot, then the others, in constant time. */
+ * caller's slot, then the others (spans that kept little memory first),
+ * then the cold spans. */
 span_t *span_pool_take(struct sc_heap_s *heap, unsigned slot);
 
-/* Gives back the memory of every pooled span that kept it (trim, limit);
- * with release_headers, their header pages too (the spans become cold). */
+/* The same for a caller that will keep `keep` bytes committed (a class's
+ * real span, span_init_blocks): a pooled span that committed no more than
+ * that, the biggest such first (fewest page faults), else a cold one, and
+ * only then one that kept more (span_init_blocks gives its excess back
+ * with a madvise); NULL if the pool is empty. */
+span_t *span_pool_take_fit(struct sc_heap_s *heap, unsigned slot, size_t keep);
+
+/* The bucket of the pool (types.h, sc_heap_s.pool) for a span that kept
+ * `committed` bytes. */
+unsigned span_pool_bucket(size_t committed);
+
+/* Gives back now every page the policy retains: the pool's spans and the
+ * free huge runs' pages (trim, the heap's limit). Pool spans always go
+ * whole (release_headers is kept for callers; cold spans need no list). */
 void span_pool_cool(struct sc_heap_s *heap, bool release_headers);
 
-/* Frees the cold list's own memory (destroy). */
-void span_pool_free_cold(struct sc_heap_s *heap);
+/* Applies the release policy now if something is due, or, when the caller
+ * is about to use memory (`allocating`: a span taken, a huge block
+ * allocated), if the heap's unused bytes are past the bound. The bound is
+ * looked at only then: a heap that is only freeing shrinks and gets its
+ * memory back after the delay, in a few large ranges, while a heap that
+ * frees and allocates side by side must not let the free part grow. Cheap
+ * when nothing is due: a clock read and a few loads. */
+void span_pool_maybe_purge(struct sc_heap_s *heap, bool allocating);
+
+/* Records that unused memory became free for reuse at coarse time `now`:
+ * the policy looks at the heap again when it is due. */
+void span_pool_note_unused(struct sc_heap_s *heap, uint32_t now);
+
+/* The default bound on a heap's unused committed bytes when retain_bytes is
+ * 0: an eighth of the bytes in use, at least RETAIN_MIN. */
+size_t span_pool_retain_bound(struct sc_heap_s *heap);
 
 #endif /* SCALLOC_SPAN_POOL_H */

@@ -1,7 +1,6 @@
 /* Statistics, printing and block visiting (scalloc.h, "Introspection"). */
 #include <inttypes.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "address_map.h"
 #include "annotate.h"
@@ -10,6 +9,7 @@
 #include "frontend.h"
 #include "heap.h"
 #include "huge.h"
+#include "meta.h"
 #include "os.h"
 #include "registry.h"
 #include "requested.h"
@@ -221,10 +221,10 @@ void sc_heap_visit(sc_heap_t *heap, sc_visit_fn *fn, void *arg)
         return;
     /* One bit per block of the fullest span (16-byte blocks). */
     size_t bytes = (SPAN_SIZE / 16 / 8 + 4095) & ~(size_t)4095;
-    uint64_t *bits = os_alloc_metadata(bytes);
+    uint64_t *bits = meta_alloc(bytes);
     if (bits == NULL)
         return;
     struct visit_state v = {fn, arg, bits, 0};
     arena_for_each_span(heap, visit_span, &v);
-    munmap(bits, bytes);
+    meta_free(bits, bytes);
 }

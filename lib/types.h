@@ -5,11 +5,14 @@
  * large ranges of address space reserved PROT_NONE + MAP_NORESERVE, so that
  * reserving costs nothing and no overcommit setting matters. A region is cut
  * into 2 MiB virtual spans, aligned to 2 MiB, handed out by a bump pointer;
- * the first span of each region holds the region's descriptor. A span is
- * made read-write (committed) when it is bumped, and its pages become
- * resident only when touched. Heaps grow by adding regions (each twice the
- * previous one), so one heap can grow to the machine's memory while
- * thousands of heaps each reserve only a little.
+ * the first span(s) of each region hold the region's descriptor and its
+ * per-span tables (span info and cold bits, arena.h). Outside a strict
+ * commit limit a region is writable from the start (NORESERVE: free until
+ * touched), so bumping a span costs no system call; its pages become
+ * resident only when touched. Committed bytes are what the heap charges to
+ * itself and its limit for the spans it uses or keeps. Heaps grow by adding
+ * regions (each twice the previous one), so one heap can grow to the
+ * machine's memory while thousands of heaps each reserve only a little.
  *
  * THE ADDRESS MAP. One process-wide table (address_map.h) holds one word per
  * 2 MiB of the user address space. It answers "which heap, which span" for
@@ -65,10 +68,20 @@
  * pool, from the thread that freed the last block, in constant time.
  *
  * THE SPAN POOL. Per heap, several lock-free Treiber stacks ("slots"), each
- * on its own cache line; a thread pushes and pops its own slot first. Stack
- * heads are tagged words (span address | ABA counter): spans are 2 MiB
- * aligned so the low 21 bits and the bits above the 47-bit user address
- * space hold a counter. The same stack type holds each class's reusable set.
+ * on its own cache line, per bucket of committed bytes; a thread pushes and
+ * pops its own slot first. Stack heads are tagged words (span address | ABA
+ * counter): spans are 2 MiB aligned so the low 21 bits and the bits above
+ * the 47-bit user address space hold a counter. The same stack type holds
+ * each class's reusable set.
+ *
+ * THE RELEASE POLICY (span_pool.h). Pooled spans and free huge runs keep
+ * their committed pages for reuse; they go back to the OS in bulk, whole
+ * contiguous ranges per call, when they stayed unused past the heap's purge
+ * delay or (oldest first) when the heap allocates while its unused bytes
+ * are past the bound. Given back whole, pool spans become COLD: no header,
+ * a bit in their region's cold bitmap, taken before fresh address space.
+ * The coarse clock is read on slow paths only; there is no thread of its
+ * own.
  *
  * FRONTENDS. One per (thread, heap): the thread's hot span per class (and,
  * for sizes up to SMALL_MAX, a table indexed by size / 16 that gives it in
@@ -128,6 +141,7 @@ _Noreturn void sc_assert_fail(const char *cond, const char *file, int line);
 
 #define NUM_CLASSES SC_NUM_CLASSES
 #define POOL_SLOTS 8
+#define POOL_BUCKETS 4
 
 typedef struct block_s {
     struct block_s *next;
@@ -201,9 +215,13 @@ typedef struct span_s {
      * and read by statistics while other threads run: relaxed atomics
      * (plain movs), read through span_capacity() and friends. */
     _Atomic uint32_t capacity; /* blocks in the real span; spans in a huge run */
-    /* Block-start test without a division (span.h, span_is_block_start_at):
-     * floor(2^64 / block_size) + 1. */
-    uint64_t divide_magic;
+    union {
+        /* Block spans: the block-start test without a division (span.h,
+         * span_is_block_start_at): floor(2^64 / block_size) + 1. */
+        uint64_t divide_magic;
+        /* A huge block's header: the bytes the caller asked for. */
+        size_t huge_requested;
+    };
     struct sc_heap_s *heap;   /* owning heap, fixed for the span's life */
     /* Carved blocks times divide_step (span.h): an offset q from the first
      * block is a carved block start iff q * divide_magic < carved_limit.
@@ -211,7 +229,12 @@ typedef struct span_s {
      * `room` below, so that the owner's fast path compares it straight
      * from memory; 64 bits (the value fits 32) to compare it with the
      * 64-bit product. */
-    owner_word_t carved_limit;
+    union {
+        owner_word_t carved_limit;
+        /* A huge block's header: the bytes from the header that may hold a
+         * former block's data (huge.c, huge_clear_for_calloc). */
+        size_t huge_dirty_end;
+    };
     /* The owner's counts in one word (span.h, "THE COUNTS WORD"): `used`
      * (blocks handed out and not freed locally, remote frees included) in
      * the low bits, and above them the room left before the next free
@@ -290,12 +313,33 @@ typedef struct pool_slot_s {
     char pad[CACHE_LINE - sizeof(span_stack_t)];
 } pool_slot_t;
 
-/* Descriptor of one arena region, stored in the region's first span. */
+/* Descriptor of one arena region, stored at the start of the region's first
+ * span(s) ("meta spans"), followed by the region's per-span tables. */
 typedef struct region_s {
     char *base;                 /* 2 MiB aligned, = this descriptor's span */
     size_t size;                /* bytes reserved */
     _Atomic(char *) bump;       /* next virtual span never handed out */
     struct region_s *next;      /* the heap's regions, newest first */
+    void *mapping;              /* what os_reserve_aligned mapped, for destroy */
+    size_t mapping_size;
+    size_t spans;               /* size / SPAN_SIZE */
+    size_t meta_spans;          /* spans at base holding this and the tables */
+    size_t meta_committed;      /* bytes of them charged as committed */
+    /* One word per span of the region (arena.c, "span info"): for a span
+     * that is free but keeps committed pages (pooled, or part of a free huge
+     * run), when it became unused, how many pages from its start are
+     * committed, and flags. Pool spans' words are written by the span's
+     * exclusive holder (relaxed: the pool's release push / acquire pop order
+     * them); huge spans' under the heap's retain_lock; scans read them
+     * relaxed as estimates. */
+    _Atomic uint64_t *info;
+    /* Bit per span, under the heap's retain_lock: cold (free, all its pages
+     * given back including the header, not on any stack; taken before fresh
+     * address space) and purging (being given back right now). */
+    uint64_t *cold;
+    uint64_t *purging;
+    size_t cold_words;          /* words in each bitmap */
+    size_t cold_first;          /* no cold bit below this word (retain_lock) */
 } region_t;
 
 enum heap_state { HEAP_FREE_SLOT = 0, HEAP_LIVE = 1, HEAP_DESTROYED = 2 };
@@ -337,16 +381,32 @@ struct sc_heap_s {
     /* Reusable spans, one stack per class. */
     span_stack_t reusable[NUM_CLASSES];
 
-    /* The span pool. */
-    pool_slot_t pool[POOL_SLOTS];
-    /* Committed bytes of pooled spans that kept their memory. */
-    _Atomic size_t warm_bytes;
-    /* Cold spans: empty spans whose header page was given back too (by
-     * sc_heap_trim), so they cannot sit on a stack; taken when the pool is
-     * empty, before fresh address space. Rare events: a mutex guards them. */
-    pthread_mutex_t cold_lock;
-    span_t **cold;
-    size_t cold_count, cold_capacity;
+    /* The span pool: a stack per slot for each size bucket of committed
+     * bytes the pooled spans kept (span_pool.c), so that a taker that
+     * knows what its class needs gets a span that needs no cutting down
+     * (which would cost a madvise), and warm big spans stay for big
+     * classes. */
+    pool_slot_t pool[POOL_BUCKETS][POOL_SLOTS];
+
+    /* The release policy (span_pool.c, arena.c): free spans and free huge
+     * runs keep their committed pages for reuse; they go back to the OS in
+     * bulk once they stayed unused for purge_delay_ms, or when unused_bytes
+     * passes the bound (retain_bytes, or the default). */
+    uint32_t purge_delay_ms;    /* UINT32_MAX: never by time */
+    size_t retain_bytes;        /* 0: the default bound (span_pool.c) */
+    /* Committed bytes that are free for reuse and could go back: pooled
+     * spans' committed bytes and free huge runs' pages (less each run's
+     * header page). Any thread, atomic. */
+    _Atomic size_t unused_bytes;
+    /* The part of unused_bytes in free huge runs (what the default bound
+     * applies to). */
+    _Atomic size_t unused_huge_bytes;
+    /* When the oldest unused memory becomes due: PURGE_ARMED | coarse ms,
+     * or 0 when nothing waits (span_pool.c). */
+    _Atomic uint64_t purge_due;
+    /* Guards the regions' span info of huge runs, the cold and purging
+     * bits, and the purge itself (one purger at a time; others skip it). */
+    pthread_mutex_t retain_lock;
 
     /* Huge blocks: free runs of spans, address ordered, coalesced; huge
      * allocation is rare and expensive anyway, so a mutex guards them. */

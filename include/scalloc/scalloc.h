@@ -98,7 +98,42 @@ typedef struct sc_heap_config_s {
     /* SC_HEAP_* flags; an unknown flag makes sc_heap_create fail with
      * EINVAL. */
     unsigned flags;
+    /* The release policy. Free memory (empty spans, whose pages any class
+     * can reuse, and the pages of freed huge blocks, which any huge block
+     * that fits can reuse) stays committed for reuse without page faults or
+     * system calls, and goes back to the OS in bulk (contiguous ranges in
+     * one call) once it stayed unused for purge_delay_ms, or, oldest first,
+     * when the heap's unused committed bytes pass retain_bytes. The heap
+     * applies the policy on its slow paths (a span pooled or taken, a huge
+     * block freed or allocated); there is no background thread, so a heap
+     * nobody touches keeps what it retained until its next such call, a
+     * trim or destroy. sc_heap_trim, reaching limit_bytes and
+     * sc_heap_destroy give everything back at once. */
+    /* Milliseconds free memory waits before it goes back; 0 = default
+     * (100: ten times mimalloc's 10 ms purge delay, so that a program
+     * cycling through requests every few tens of ms reuses its pages
+     * instead of giving them back and faulting them in each cycle; a
+     * hundredth of jemalloc's 10 s decay, so that memory a program is done
+     * with is back within a fraction of a second). SC_PURGE_NEVER: only the
+     * bound, trim, the limit and destroy give memory back. */
+    unsigned purge_delay_ms;
+    /* Bound on the heap's unused committed bytes, applied when the heap
+     * allocates (a span taken, a huge block allocated): past it, the
+     * oldest go back at once, down to half of it. A heap that is only
+     * freeing is left to the delay, so that it gives memory back in a few
+     * large ranges. 0 = default: the bound is an eighth of the bytes the
+     * heap has in use, at least 4 MiB, and applies to the pages of free
+     * huge runs only (fragmentation can strand those while the heap keeps
+     * allocating); free spans, which any class reuses, wait for the delay,
+     * so a program that frees a batch and allocates the next keeps it warm
+     * however big it is. Any other value bounds all unused bytes: 1 gives
+     * memory back whenever the heap allocates (about the old behaviour: a
+     * system call per event); SIZE_MAX: no bound, only the delay. */
+    size_t retain_bytes;
 } sc_heap_config_t;
+
+/* purge_delay_ms: never give free memory back by time alone. */
+#define SC_PURGE_NEVER ((unsigned)-1)
 
 /* ------------------------------------------------------------------------ */
 /* Heaps                                                                    */
@@ -136,15 +171,16 @@ SC_API void sc_heap_destroy(sc_heap_t *heap);
  * before the reset are dangling. */
 SC_API void sc_heap_reset(sc_heap_t *heap);
 
-/* Gives the physical memory of the heap's free spans back to the OS now:
- * the span pool (including header pages), empty reusable spans, free huge
- * runs, the calling thread's own empty hot and floating spans, and any
- * thread's floating spans that frees from other threads emptied. First it
- * hands the calling thread's waiting remote frees (see sc_free) to their
- * spans. Another live thread's hot spans are that thread's alone to touch:
- * it gives back its empty ones on its next allocation slow path after this
- * call, or when it calls sc_heap_trim itself, or when it exits; and the
- * frees it has waiting reach their spans at the same points.
+/* Gives the physical memory of the heap's free spans back to the OS now,
+ * whatever the release policy would wait for: the span pool (including
+ * header pages), empty reusable spans, free huge runs' pages, the calling
+ * thread's own empty hot and floating spans, and any thread's floating
+ * spans that frees from other threads emptied. First it hands the calling
+ * thread's waiting remote frees (see sc_free) to their spans. Another live
+ * thread's hot spans are that thread's alone to touch: it gives back its
+ * empty ones on its next allocation slow path after this call, or when it
+ * calls sc_heap_trim itself, or when it exits; and the frees it has
+ * waiting reach their spans at the same points.
  * Thread-safe; may run while other threads allocate from the heap. */
 SC_API void sc_heap_trim(sc_heap_t *heap);
 

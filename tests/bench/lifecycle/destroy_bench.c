@@ -5,11 +5,16 @@
  * threads, against freeing them one by one and against mi_heap_destroy").
  *
  * 8 threads allocate 1 million objects of mixed small sizes (16..1024
- * bytes, mostly small) into one heap, writing into each, and exit. Then,
- * timed:
+ * bytes, mostly small; --size fixes one size) into one heap, writing into
+ * each, and exit (or, with --alive, wait until the teardown is over, which
+ * is issue 13's case: frontends still alive). Then, timed:
  *   destroy     sc_heap_destroy with every object live;
  *   free each   sc_free of every object from the main thread (in
  *               allocation order), then sc_heap_destroy of the empty heap.
+ * Right after each destroy, in the same process, the kernel's floor: one
+ * munmap of a mapping as big as the heap's RSS was (RSS full - RSS before),
+ * every page written; the row shows it and the median of destroy / munmap
+ * per run (issue 13: at most 1.25x).
  * Built as destroy_bench_mimalloc (DESTROY_BENCH_MIMALLOC), the same with
  * mimalloc, whose heaps belong to one thread each: every thread fills a
  * heap of its own from mi_heap_new and stays alive, then
@@ -20,7 +25,10 @@
  * the median, and the process's RSS before the heap was created, when full,
  * and after the teardown.
  *
- *   destroy_bench [--objects N] [--threads T] [--reps R] [--no-mimalloc]
+ *   destroy_bench [--objects N] [--threads T] [--reps R] [--size BYTES]
+ *                 [--alive] [--no-mimalloc]
+ *
+ * Issue 13's figure: destroy_bench --size 64 --alive.
  *
  * destroy_bench runs destroy_bench_mimalloc (found next to itself) for the
  * mimalloc rows unless --no-mimalloc is given.
@@ -50,6 +58,8 @@ typedef struct options_s {
     size_t objects;
     unsigned threads;
     unsigned reps;
+    size_t size;     /* every object this size; 0: mixed 16..1024 */
+    int alive;       /* the threads stay alive through the teardown */
     int rows_only;
     int no_mimalloc;
 } options_t;
@@ -58,6 +68,7 @@ typedef struct sample_s {
     int ok;
     double seconds;       /* the timed teardown */
     double extra_seconds; /* free each: the destroy of the empty heap */
+    double munmap_seconds; /* destroy: one munmap of as many touched bytes */
     size_t rss_before, rss_full, rss_after;
 } sample_t;
 
@@ -68,6 +79,8 @@ static void **objects;
 
 static size_t object_size(lb_rng_t *r)
 {
+    if (opt.size)
+        return opt.size;
     unsigned pick = (unsigned)(lb_rng_next(r) % 100);
     if (pick < 70)
         return lb_rng_range(r, 16, 128);
@@ -86,28 +99,80 @@ static size_t range_end(unsigned t)
     return t + 1 == opt.threads ? opt.objects : opt.objects / opt.threads * (t + 1);
 }
 
+/* What a warm-up thread touches: a block of a heap made for the warm-up
+ * (scalloc), or nothing. */
+static void *warm_up_heap;
+static void *warm_up_create(void);
+static void warm_up_touch(void *heap);
+static void warm_up_destroy(void *heap);
+
 static void *idle_main(void *arg)
 {
+    warm_up_touch(warm_up_heap);
     return arg;
 }
 
 /* Starts and joins as many threads as the measurement will, before the
  * baseline: glibc keeps the stacks of joined threads for reuse, and their
- * pages are the process's, not the heap's. */
+ * pages are the process's, not the heap's. For scalloc they also use a
+ * warm-up heap, destroyed before the baseline, so that the library's
+ * one-time start-up (the address map, the first metadata chunk with thread
+ * states, frontends and heap handles) is in the baseline too: RSS after
+ * the teardown then shows what the measured heap left behind. */
 static void warm_up_threads(void)
 {
     pthread_t tids[MAX_THREADS];
+    warm_up_heap = warm_up_create();
     for (unsigned t = 0; t < opt.threads; t++)
         if (pthread_create(&tids[t], NULL, idle_main, NULL) != 0)
             return;
     for (unsigned t = 0; t < opt.threads; t++)
         pthread_join(tids[t], NULL);
+    warm_up_destroy(warm_up_heap);
 }
 
 /* ------------------------------------------------------------------------ */
 /* scalloc                                                                  */
 /* ------------------------------------------------------------------------ */
 #ifndef DESTROY_BENCH_MIMALLOC
+
+/* The kernel's floor for giving `bytes` of touched memory back: one munmap
+ * of a mapping of that size with every page written, timed. */
+static double munmap_floor(size_t bytes)
+{
+    size_t page = 4096;
+    bytes = (bytes + page - 1) & ~(page - 1);
+    if (bytes == 0)
+        return 0;
+    unsigned char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return 0;
+    for (size_t i = 0; i < bytes; i += page)
+        p[i] = 1;
+    double t0 = lb_now();
+    munmap(p, bytes);
+    return lb_now() - t0;
+}
+
+static void *warm_up_create(void)
+{
+    return sc_heap_create(NULL);
+}
+
+static void warm_up_touch(void *heap)
+{
+    if (heap)
+        sc_free(heap, sc_alloc(heap, 64));
+}
+
+static void warm_up_destroy(void *heap)
+{
+    if (heap)
+        sc_heap_destroy(heap);
+}
+
+/* --alive: the filling threads wait here until the teardown is over. */
+static pthread_barrier_t sc_filled, sc_torn_down;
 
 typedef struct fill_arg_s {
     sc_heap_t *heap;
@@ -126,11 +191,18 @@ static void *fill_main(void *arg)
             a->failed = 1;
             return NULL;
         }
-        memset(p, (int)(i & 0xff), 16);
+        memset(p, (int)(i & 0xff), n < 16 ? n : 16);
         objects[i] = p;
+    }
+    if (opt.alive) {
+        pthread_barrier_wait(&sc_filled);
+        pthread_barrier_wait(&sc_torn_down);
     }
     return NULL;
 }
+
+static pthread_t fill_tids[MAX_THREADS];
+static fill_arg_t fill_args[MAX_THREADS];
 
 static sc_heap_t *fill_heap(void)
 {
@@ -138,18 +210,24 @@ static sc_heap_t *fill_heap(void)
     sc_heap_t *h = sc_heap_create(&cfg);
     if (h == NULL)
         return NULL;
-    pthread_t tids[MAX_THREADS];
-    fill_arg_t args[MAX_THREADS];
+    if (opt.alive) {
+        pthread_barrier_init(&sc_filled, NULL, opt.threads + 1);
+        pthread_barrier_init(&sc_torn_down, NULL, opt.threads + 1);
+    }
     for (unsigned t = 0; t < opt.threads; t++) {
-        args[t] = (fill_arg_t){h, t, 0};
-        if (pthread_create(&tids[t], NULL, fill_main, &args[t]) != 0)
+        fill_args[t] = (fill_arg_t){h, t, 0};
+        if (pthread_create(&fill_tids[t], NULL, fill_main, &fill_args[t]) != 0)
             return NULL;
     }
     int failed = 0;
-    for (unsigned t = 0; t < opt.threads; t++) {
-        pthread_join(tids[t], NULL);
-        failed |= args[t].failed;
+    if (opt.alive) {
+        pthread_barrier_wait(&sc_filled);
+    } else {
+        for (unsigned t = 0; t < opt.threads; t++)
+            pthread_join(fill_tids[t], NULL);
     }
+    for (unsigned t = 0; t < opt.threads; t++)
+        failed |= fill_args[t].failed;
     if (failed) {
         fprintf(stderr, "allocation failed while filling the heap\n");
         return NULL;
@@ -185,7 +263,16 @@ static sample_t measure(int variant)
         sc_heap_destroy(h);
         s.extra_seconds = lb_now() - t1;
     }
+    if (opt.alive) {
+        pthread_barrier_wait(&sc_torn_down);
+        for (unsigned t = 0; t < opt.threads; t++)
+            pthread_join(fill_tids[t], NULL);
+        pthread_barrier_destroy(&sc_filled);
+        pthread_barrier_destroy(&sc_torn_down);
+    }
     s.rss_after = lb_proc_mem().rss;
+    if (variant == 0 && s.rss_full > s.rss_before)
+        s.munmap_seconds = munmap_floor(s.rss_full - s.rss_before);
     s.ok = 1;
     return s;
 }
@@ -197,6 +284,21 @@ static const char *variant_names[2] = {"sc_heap_destroy", "sc_free each, then de
 /* mimalloc                                                                 */
 /* ------------------------------------------------------------------------ */
 #else
+
+static void *warm_up_create(void)
+{
+    return NULL;
+}
+
+static void warm_up_touch(void *heap)
+{
+    (void)heap;
+}
+
+static void warm_up_destroy(void *heap)
+{
+    (void)heap;
+}
 
 static pthread_barrier_t filled, go, done;
 static int mi_variant;
@@ -320,7 +422,8 @@ static sample_t measure_in_child(int variant)
 static void report(int variant)
 {
     double t[MAX_REPS] = {0}, extra[MAX_REPS] = {0}, before[MAX_REPS] = {0},
-           full[MAX_REPS] = {0}, after[MAX_REPS] = {0}, diff[MAX_REPS] = {0};
+           full[MAX_REPS] = {0}, after[MAX_REPS] = {0}, diff[MAX_REPS] = {0},
+           floor_ms[MAX_REPS] = {0}, ratio[MAX_REPS] = {0};
     unsigned n = 0;
     for (unsigned r = 0; r < opt.reps; r++) {
         sample_t s = measure_in_child(variant);
@@ -334,6 +437,8 @@ static void report(int variant)
         full[n] = lb_mib(s.rss_full);
         after[n] = lb_mib(s.rss_after);
         diff[n] = ((double)s.rss_after - (double)s.rss_before) / 1024.0;
+        floor_ms[n] = s.munmap_seconds * 1e3;
+        ratio[n] = s.munmap_seconds > 0 ? s.seconds / s.munmap_seconds : 0;
         n++;
     }
     double tmin = t[0], tmax = t[0];
@@ -350,9 +455,21 @@ static void report(int variant)
         snprintf(note, sizeof note, "then destroy of the empty heap: %.3f ms",
                  lb_median(extra, n));
 #endif
+    double full_mib = lb_median(full, n) - lb_median(before, n);
     printf("| %s | %s | %.3f | %.3f..%.3f | %.1f | %.1f | %.1f | %+.0f | %s |\n", allocator_name,
            variant_names[variant], lb_median(t, n), tmin, tmax, lb_median(before, n),
            lb_median(full, n), lb_median(after, n), lb_median(diff, n), note);
+    if (floor_ms[0] > 0) {
+        /* Timed in the same process right after each destroy. */
+        double fmin = floor_ms[0], fmax = floor_ms[0];
+        for (unsigned i = 1; i < n; i++) {
+            fmin = floor_ms[i] < fmin ? floor_ms[i] : fmin;
+            fmax = floor_ms[i] > fmax ? floor_ms[i] : fmax;
+        }
+        printf("| kernel | one munmap of %.1f MiB touched (the heap's RSS) | %.3f | %.3f..%.3f | | "
+               "| | | destroy / munmap: median %.2fx |\n",
+               full_mib, lb_median(floor_ms, n), fmin, fmax, lb_median(ratio, n));
+    }
     fflush(stdout);
 }
 
@@ -373,11 +490,12 @@ static void run_mimalloc_rows(char **argv)
         printf("| mimalloc | (destroy_bench_mimalloc not built) | | | | | | | |\n");
         return;
     }
-    char objects_arg[32], threads_arg[32], reps_arg[32];
+    char objects_arg[32], threads_arg[32], reps_arg[32], size_arg[32];
     snprintf(objects_arg, sizeof objects_arg, "--objects=%zu", opt.objects);
     snprintf(threads_arg, sizeof threads_arg, "--threads=%u", opt.threads);
     snprintf(reps_arg, sizeof reps_arg, "--reps=%u", opt.reps);
-    char *args[] = {self, objects_arg, threads_arg, reps_arg, "--rows-only", NULL};
+    snprintf(size_arg, sizeof size_arg, "--size=%zu", opt.size);
+    char *args[] = {self, objects_arg, threads_arg, reps_arg, size_arg, "--rows-only", NULL};
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
@@ -402,13 +520,18 @@ int main(int argc, char **argv)
             opt.threads = (unsigned)lb_parse_count("--threads", v);
         else if (lb_option(argc, argv, &i, "--reps", &v))
             opt.reps = (unsigned)lb_parse_count("--reps", v);
+        else if (lb_option(argc, argv, &i, "--size", &v))
+            opt.size = (size_t)lb_parse_count("--size", v);
+        else if (strcmp(argv[i], "--alive") == 0)
+            opt.alive = 1;
         else if (strcmp(argv[i], "--rows-only") == 0)
             opt.rows_only = 1;
         else if (strcmp(argv[i], "--no-mimalloc") == 0)
             opt.no_mimalloc = 1;
         else {
             fprintf(stderr,
-                    "usage: %s [--objects N] [--threads T] [--reps R] [--no-mimalloc]\n",
+                    "usage: %s [--objects N] [--threads T] [--reps R] [--size BYTES] [--alive] "
+                    "[--no-mimalloc]\n",
                     argv[0]);
             return 2;
         }
@@ -429,9 +552,14 @@ int main(int argc, char **argv)
     memset(objects, 0, opt.objects * sizeof *objects);
 
     if (!opt.rows_only) {
-        printf("destroy_bench: %zu live objects of 16..1024 bytes allocated by %u threads; "
-               "times in ms, median of %u runs, each in a fresh process; RSS in MiB\n\n",
-               opt.objects, opt.threads, opt.reps);
+        char sizes[64];
+        if (opt.size)
+            snprintf(sizes, sizeof sizes, "%zu bytes", opt.size);
+        else
+            snprintf(sizes, sizeof sizes, "16..1024 bytes");
+        printf("destroy_bench: %zu live objects of %s allocated by %u threads (%s during the "
+               "teardown); times in ms, median of %u runs, each in a fresh process; RSS in MiB\n\n",
+               opt.objects, sizes, opt.threads, opt.alive ? "alive" : "exited", opt.reps);
         printf("| allocator | teardown | time ms | min..max ms | RSS before create | RSS full "
                "| RSS after | after - before KiB | note |\n");
         printf("|---|---|---:|---:|---:|---:|---:|---:|---|\n");

@@ -1,0 +1,166 @@
+/*
+ * The release policy (DESIGN.md §1 "Physical memory must come back to the
+ * OS ... in bulk and on a schedule"; scalloc.h, sc_heap_config_t
+ * purge_delay_ms and retain_bytes; issue 13).
+ *
+ * Contract lines checked here:
+ *  - freed spans stay committed for reuse: right after a batch is freed the
+ *    heap still holds it, and the next batch takes it back without growing
+ *                                                     [free_memory_is_kept_for_reuse]
+ *  - memory goes back by itself once it stayed unused past the delay, with
+ *    no trim: a heap with a short delay that keeps working (a huge block
+ *    allocated and freed, a slow path) sees its committed and resident
+ *    bytes fall by themselves                         [memory_goes_back_after_delay]
+ *  - the bound: with retain_bytes set, a heap that allocates again never
+ *    keeps more than that unused                      [bound_caps_unused_memory]
+ *  - SC_PURGE_NEVER with no bound keeps free memory until trim, and trim
+ *    gives it all back at once                        [never_keeps_until_trim]
+ */
+#include <criterion/criterion.h>
+
+#include <time.h>
+
+#include "test_util.h"
+
+#define MiB ((size_t)1 << 20)
+
+enum { SMALL = 64, BATCH = 300000 }; /* ~19 MiB of 64-byte blocks */
+
+static void *blocks[BATCH];
+
+static void alloc_batch(sc_heap_t *h, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        blocks[i] = sc_alloc(h, SMALL);
+        cr_assert_not_null(blocks[i]);
+        memset(blocks[i], 0x3C, SMALL);
+    }
+}
+
+static void free_batch(sc_heap_t *h, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        sc_free(h, blocks[i]);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+Test(release_policy, free_memory_is_kept_for_reuse)
+{
+    /* No delay, no bound: nothing goes back by itself during the test. */
+    sc_heap_config_t cfg = {.purge_delay_ms = SC_PURGE_NEVER, .retain_bytes = SIZE_MAX};
+    sc_heap_t *h = sc_heap_create(&cfg);
+    cr_assert_not_null(h);
+    size_t count = test_scaled(BATCH, 20000);
+    alloc_batch(h, count);
+    sc_heap_stats_t full = test_stats(h);
+    free_batch(h, count);
+    sc_heap_stats_t freed = test_stats(h);
+    cr_assert_eq(freed.live_blocks, 0);
+    cr_assert_geq(freed.committed_bytes, full.committed_bytes - full.committed_bytes / 8,
+                  "freeing gave memory back at once: %zu KiB committed, %zu KiB before",
+                  freed.committed_bytes >> 10, full.committed_bytes >> 10);
+    alloc_batch(h, count);
+    sc_heap_stats_t again = test_stats(h);
+    cr_assert_leq(again.committed_bytes, full.committed_bytes + MiB,
+                  "the second batch grew the heap: %zu KiB, first %zu KiB",
+                  again.committed_bytes >> 10, full.committed_bytes >> 10);
+    free_batch(h, count);
+    sc_heap_destroy(h);
+}
+
+Test(release_policy, memory_goes_back_after_delay, .timeout = 60)
+{
+    sc_heap_config_t cfg = {.purge_delay_ms = 20};
+    sc_heap_t *h = sc_heap_create(&cfg);
+    cr_assert_not_null(h);
+    size_t count = test_scaled(BATCH, 20000);
+    alloc_batch(h, count);
+    sc_heap_stats_t full = test_stats(h);
+    free_batch(h, count);
+    sc_heap_stats_t freed = test_stats(h);
+    /* Kept for reuse for now (the delay has not passed for most of it). */
+    cr_assert_gt(freed.resident_bytes, full.resident_bytes / 2,
+                 "%zu KiB resident right after the frees, %zu KiB full",
+                 freed.resident_bytes >> 10, full.resident_bytes >> 10);
+    /* No trim and no sleep: the heap keeps working on a slow path (a huge
+     * block allocated and freed applies the policy each time) until the
+     * coarse clock passes the delay. Bounded in iterations and in time. */
+    size_t limit = 4 * MiB;
+    sc_heap_stats_t st = freed;
+    double start = now_s();
+    size_t iterations = 0;
+    while (iterations < 50000000 && now_s() - start < 20.0) {
+        void *p = sc_alloc(h, 2 * MiB);
+        cr_assert_not_null(p);
+        sc_free(h, p);
+        iterations++;
+        if (iterations % 64 == 0) {
+            st = test_stats(h);
+            if (st.committed_bytes <= limit && st.resident_bytes <= limit)
+                break;
+        }
+    }
+    cr_log_info("after %zu alloc/free pairs (%.0f ms): committed %zu KiB, resident %zu KiB; "
+                "%zu KiB resident right after the frees",
+                iterations, (now_s() - start) * 1e3, st.committed_bytes >> 10,
+                st.resident_bytes >> 10, freed.resident_bytes >> 10);
+    cr_assert_leq(st.committed_bytes, limit, "committed %zu KiB never fell by itself",
+                  st.committed_bytes >> 10);
+    cr_assert_leq(st.resident_bytes, limit, "resident %zu KiB never fell by itself",
+                  st.resident_bytes >> 10);
+    sc_heap_destroy(h);
+}
+
+Test(release_policy, bound_caps_unused_memory)
+{
+    size_t bound = 2 * MiB;
+    sc_heap_config_t cfg = {.purge_delay_ms = SC_PURGE_NEVER, .retain_bytes = bound};
+    sc_heap_t *h = sc_heap_create(&cfg);
+    cr_assert_not_null(h);
+    size_t count = test_scaled(BATCH, 20000);
+    alloc_batch(h, count);
+    free_batch(h, count);
+    /* Allocating again applies the bound: what is kept unused (committed
+     * less the spans in use now) is at most the bound. */
+    void *p = sc_alloc(h, 3 * MiB);
+    cr_assert_not_null(p);
+    sc_heap_stats_t st = test_stats(h);
+    cr_log_info("after a batch freed and one huge block: committed %zu KiB, live %zu KiB",
+                st.committed_bytes >> 10, st.live_bytes >> 10);
+    cr_assert_leq(st.committed_bytes, st.live_bytes + bound + MiB,
+                  "committed %zu KiB with %zu KiB live and a %zu KiB bound",
+                  st.committed_bytes >> 10, st.live_bytes >> 10, bound >> 10);
+    sc_free(h, p);
+    sc_heap_destroy(h);
+}
+
+Test(release_policy, never_keeps_until_trim)
+{
+    sc_heap_config_t cfg = {.purge_delay_ms = SC_PURGE_NEVER, .retain_bytes = SIZE_MAX};
+    sc_heap_t *h = sc_heap_create(&cfg);
+    cr_assert_not_null(h);
+    size_t count = test_scaled(BATCH, 20000);
+    alloc_batch(h, count);
+    void *big = sc_alloc(h, 24 * MiB);
+    cr_assert_not_null(big);
+    memset(big, 1, 24 * MiB);
+    free_batch(h, count);
+    sc_free(h, big);
+    sc_heap_stats_t kept = test_stats(h);
+    cr_assert_gt(kept.resident_bytes, 24 * MiB, "%zu KiB resident: nothing should have gone",
+                 kept.resident_bytes >> 10);
+    sc_heap_trim(h);
+    sc_heap_stats_t st = test_stats(h);
+    cr_log_info("kept %zu KiB resident until trim, %zu KiB after", kept.resident_bytes >> 10,
+                st.resident_bytes >> 10);
+    cr_assert_leq(st.resident_bytes, MiB, "%zu KiB resident after trim", st.resident_bytes >> 10);
+    cr_assert_leq(st.committed_bytes, MiB, "%zu KiB committed after trim",
+                  st.committed_bytes >> 10);
+    sc_heap_destroy(h);
+}
