@@ -181,7 +181,10 @@ Test(component_address_map, every_word_kind_set)
     cr_assert_eq((uintptr_t)fake_frontend & MAP_TAGS, 0);
     /* Address space no heap knows about, with a span on either side that
      * must keep its word (0: nothing else maps there). */
-    char *area = os_reserve_aligned((SPANS + 2) * SPAN_SIZE, SPAN_SIZE);
+    void *mapping = NULL;
+    size_t mapping_size = 0;
+    char *area = os_reserve_aligned((SPANS + 2) * SPAN_SIZE, SPAN_SIZE, false, &mapping,
+                                    &mapping_size);
     cr_assert_not_null(area);
     uintptr_t base = (uintptr_t)area + SPAN_SIZE;
     uintptr_t before = base - SPAN_SIZE, after = base + SPANS * SPAN_SIZE;
@@ -228,7 +231,7 @@ Test(component_address_map, every_word_kind_set)
     cr_assert(address_map_set_range((void *)base, SPANS * SPAN_SIZE, 0));
     for (size_t k = 0; k < SPANS; k++)
         assert_span_word(base + k * SPAN_SIZE, 0, NULL, "cleared");
-    os_unreserve(area, (SPANS + 2) * SPAN_SIZE);
+    os_unreserve(mapping, mapping_size);
 }
 
 /* ------------------------------------------------------------------------ */
