@@ -17,13 +17,12 @@
  * also keeps the size arithmetic below from overflowing. */
 #define HUGE_MAX ((size_t)1 << 45)
 
-/* sc_calloc (alloc.c) clears only the part of a huge block in its run's
- * first page and counts on the rest reading as zero. Pages a block takes
- * over from a freed one keep what was written there, so until sc_calloc
- * calls huge_clear_for_calloc instead, huge_alloc zeroes them itself (a
- * memset of warm memory: a third of a page fault's cost, but paid by every
- * huge allocation, not only calloc's). Set to 0 once sc_calloc does. */
-#define HUGE_ZERO_REUSED 1
+/* Pages a huge block takes over from a freed one keep what was written
+ * there. sc_calloc (alloc.c) clears them with huge_clear_for_calloc (up to
+ * the header's huge_dirty_end), so huge_alloc leaves them as they are;
+ * with 1 here, huge_alloc would zero them for every huge allocation (a
+ * memset of warm memory: a third of a page fault's cost). */
+#define HUGE_ZERO_REUSED 0
 
 /* FREE RUNS. A freed huge block keeps its committed pages: it becomes a
  * free run (header at its first span: kind HUGE, state POOLED, capacity =
