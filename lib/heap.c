@@ -270,7 +270,7 @@ void sc_heap_destroy(sc_heap_t *heap)
 static void pool_put_kept(struct sc_heap_s *heap, span_t *s, unsigned slot)
 {
     s->free = NULL;
-    atomic_store_explicit(&s->remote, remote_word(SPAN_POOLED, s, NULL, 0), memory_order_relaxed);
+    span_set_exclusive_state(s, SPAN_POOLED);
     span_stack_push(&heap->pool[span_pool_bucket(s->committed)][slot % POOL_SLOTS].stack, s);
 }
 

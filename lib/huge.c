@@ -112,7 +112,7 @@ static void run_make_free(struct sc_heap_s *heap, span_t *r, size_t spans)
     r->bump_end = NULL;
     r->committed = os_page_size();
     r->rw_bytes = arena_writable_extent(os_page_size(), spans);
-    atomic_store_explicit(&r->remote, remote_word(SPAN_POOLED, r, NULL, 0), memory_order_release);
+    span_set_exclusive_state(r, SPAN_POOLED);
     address_map_set(r, (uintptr_t)heap | MAP_SPAN);
 }
 
@@ -316,7 +316,7 @@ static void *block_init(struct sc_heap_s *heap, span_t *s, size_t spans, size_t 
     s->huge_requested = requested;
     s->huge_dirty_end = dirty_end;
     /* release: statistics read the header after acquiring the state. */
-    atomic_store_explicit(&s->remote, remote_word(SPAN_HOT, s, NULL, 0), memory_order_release);
+    span_set_exclusive_state(s, SPAN_HOT);
     address_map_set(s, (uintptr_t)heap | MAP_SPAN);
     if (lead >= SPAN_SIZE)
         address_map_set(data, (uintptr_t)heap | MAP_HUGE_ALIGNED);

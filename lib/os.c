@@ -137,6 +137,16 @@ void os_unreserve(void *p, size_t size)
     munmap(p, size);
 }
 
+void *os_reserve_table(size_t size, bool *writable)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    *writable = p != MAP_FAILED;
+    if (p == MAP_FAILED)
+        p = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 void *os_alloc_metadata(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,

@@ -232,6 +232,15 @@ static inline uint32_t span_owned_live(const span_t *s)
     return used > freed ? used - freed : 0;
 }
 
+/* Exclusive holder (a span no other thread can reach: fresh, a huge run's
+ * header under the huge lock, reset): sets its state with no remote list
+ * and no count. release: whoever finds the span after the holder publishes
+ * it sees the header written before. */
+static inline void span_set_exclusive_state(span_t *s, unsigned state)
+{
+    atomic_store_explicit(&s->remote, remote_word(state, s, NULL, 0), memory_order_release);
+}
+
 static inline unsigned span_state(span_t *s)
 {
     return remote_state(atomic_load_explicit(&s->remote, memory_order_acquire));

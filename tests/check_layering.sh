@@ -32,6 +32,7 @@ set -euo pipefail
 LAYERS='
 base         types annotate size_class error
 os           os
+meta         meta
 address_map  address_map
 arena        arena
 span         span_stack span
@@ -40,7 +41,7 @@ backend      span_pool reusable huge
 frontend     frontend
 free         free
 heap         registry heap
-api          alloc stats
+api          alloc stats invariants
 '
 
 # Library calls that talk to the kernel about memory (rule 4).
