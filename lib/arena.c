@@ -8,8 +8,6 @@
 #include "annotate.h"
 #include "os.h"
 
-#define REGION_MIN_SIZE ((size_t)8 << 20)
-#define REGION_MAX_SIZE ((size_t)64 << 30)
 
 static size_t round_up(size_t x, size_t a)
 {

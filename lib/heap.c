@@ -20,8 +20,6 @@
 #include "span_pool.h"
 #include "span_stack.h"
 
-#define DEFAULT_REGION_SIZE ((size_t)256 << 20)
-#define SMALLEST_DEFAULT_REGION ((size_t)8 << 20)
 
 /* The first region of a heap with no region_size set: 256 MiB of address
  * space, or 1/64 of the address-space limit when one is set (ulimit -v),
@@ -37,10 +35,6 @@ static size_t default_region_size(void)
     }
     return DEFAULT_REGION_SIZE;
 }
-#define DEFAULT_REUSE_THRESHOLD 80u
-/* How long free memory stays committed for reuse before it goes back (see
- * scalloc.h, purge_delay_ms, for why 100 ms). */
-#define DEFAULT_PURGE_DELAY_MS 100u
 /* Id of a handle that is not a live heap; never matches a thread cache. */
 #define DEAD_HEAP_ID UINT64_MAX
 
@@ -156,6 +150,23 @@ static bool env_flag(const char *name)
     return v && *v && strcmp(v, "0") != 0;
 }
 
+/* The heap flags the environment adds to every heap, read once per
+ * process (the environment of a running program is its own business). */
+static unsigned env_heap_flags_value;
+static pthread_once_t env_heap_flags_once = PTHREAD_ONCE_INIT;
+
+static void env_heap_flags_read(void)
+{
+    env_heap_flags_value = (env_flag("SCALLOC_CHECKED") ? SC_HEAP_CHECKED : 0) |
+                           (env_flag("SCALLOC_TRACK_REQUESTED") ? SC_HEAP_TRACK_REQUESTED : 0);
+}
+
+static unsigned env_heap_flags(void)
+{
+    pthread_once(&env_heap_flags_once, env_heap_flags_read);
+    return env_heap_flags_value;
+}
+
 bool heap_check_live(const struct sc_heap_s *heap, const char *call)
 {
     if (heap && atomic_load_explicit(&heap->state, memory_order_acquire) == HEAP_LIVE)
@@ -188,8 +199,7 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     }
     /* The handle is not reachable by anyone until it is returned: plain
      * initialisation of everything but the id and state words. */
-    h->flags = cfg->flags | (env_flag("SCALLOC_CHECKED") ? SC_HEAP_CHECKED : 0) |
-               (env_flag("SCALLOC_TRACK_REQUESTED") ? SC_HEAP_TRACK_REQUESTED : 0);
+    h->flags = cfg->flags | env_heap_flags();
     h->reuse_threshold = cfg->reuse_threshold ? cfg->reuse_threshold : DEFAULT_REUSE_THRESHOLD;
     h->limit_bytes = cfg->limit_bytes;
     h->reset_keep_bytes = cfg->reset_keep_bytes;

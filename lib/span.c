@@ -10,20 +10,6 @@
  * the slow path, which replaces it. */
 span_t span_empty;
 
-/* Real span size per class: small classes get 32 KiB (~2,000 blocks of
- * 16 B: few span changes, little memory per thread and class); bigger ones
- * at least 8 blocks, up to the whole 2 MiB span. */
-#define REAL_SPAN_MIN ((size_t)32 << 10)
-#define REAL_SPAN_MIN_BLOCKS 8
-
-/* A span's real span is committed (made read-write and charged to the
- * heap's limit) in steps of this many bytes as carving reaches it, so a
- * class with 1 MiB real spans does not charge 1 MiB for its first block. */
-#define COMMIT_STEP ((size_t)64 << 10)
-
-/* Carving hands out at most this many bytes of new blocks at a time, so a
- * fresh span's pages are touched as they are needed, not all at once. */
-#define CARVE_BYTES ((size_t)4096)
 
 /* Bytes a span of cap blocks of bs bytes keeps between its header and its
  * first block: the checked-mode bitmap and the requested-size table (each a

@@ -30,7 +30,7 @@ set -euo pipefail
 # layer as long as no cycle forms. lib/README.md says what each module is
 # and why it sits where it does; keep the two in step.
 LAYERS='
-base         types annotate size_class error
+base         tuning types annotate size_class error
 os           os
 meta         meta
 address_map  address_map
