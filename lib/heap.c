@@ -48,10 +48,20 @@ typedef struct handle_chunk_s {
     _Alignas(CACHE_LINE) struct sc_heap_s heaps[];
 } handle_chunk_t;
 
-#define HANDLE_CHUNK_BYTES ((size_t)256 << 10)
-
 static struct sc_heap_s *free_heaps_head, *free_heaps_tail;
 static handle_chunk_t *handle_chunks;
+
+/* Under the registry lock: a free handle goes to the back of the list, so
+ * handles are reused oldest first. */
+static void handle_free(struct sc_heap_s *h)
+{
+    h->free_next = NULL;
+    if (free_heaps_tail)
+        free_heaps_tail->free_next = h;
+    else
+        free_heaps_head = h;
+    free_heaps_tail = h;
+}
 
 static struct sc_heap_s *handle_alloc(void)
 {
@@ -66,12 +76,7 @@ static struct sc_heap_s *handle_alloc(void)
             struct sc_heap_s *h = &chunk->heaps[i];
             atomic_init(&h->id, DEAD_HEAP_ID);
             atomic_init(&h->state, HEAP_FREE_SLOT);
-            h->free_next = NULL;
-            if (free_heaps_tail)
-                free_heaps_tail->free_next = h;
-            else
-                free_heaps_head = h;
-            free_heaps_tail = h;
+            handle_free(h);
         }
     }
     struct sc_heap_s *h = free_heaps_head;
@@ -79,16 +84,6 @@ static struct sc_heap_s *handle_alloc(void)
     if (free_heaps_head == NULL)
         free_heaps_tail = NULL;
     return h;
-}
-
-static void handle_free(struct sc_heap_s *h)
-{
-    h->free_next = NULL;
-    if (free_heaps_tail)
-        free_heaps_tail->free_next = h;
-    else
-        free_heaps_head = h;
-    free_heaps_tail = h;
 }
 
 /* fork: the child must find every lock free, whatever other threads were

@@ -101,4 +101,8 @@
 #define META_MAX_SHIFT 18 /* 256 KiB */
 #define META_CHUNK ((size_t)1 << 20)
 
+/* Heap handles are cut from chunks of this many bytes (heap.c); they are
+ * never unmapped, so a stale handle stays safe to test. */
+#define HANDLE_CHUNK_BYTES ((size_t)256 << 10)
+
 #endif /* SCALLOC_TUNING_H */
