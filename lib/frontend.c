@@ -291,7 +291,7 @@ static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
     s = reusable_take(heap, cls, &empty);
     if (s == NULL || empty) {
         if (s == NULL)
-            s = span_pool_take(heap, t->pool_slot);
+            s = span_pool_take_fit(heap, t->pool_slot, span_keep_bytes(heap, cls));
         if (s == NULL)
             s = arena_take_span(heap);
         if (s == NULL)

@@ -111,13 +111,11 @@ static void open_header(span_t *s)
     s->free = NULL;
     s->block_size = 0;
     s->reuse_count = 0;
-    s->warm = 0;
     s->set_next = s->set_prev = NULL;
     /* relaxed: these say nothing for a huge header; readers check the
      * kind and state first. */
     span_set_owner(s, NULL);
-    atomic_store_explicit(&s->carved, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->used, 0, memory_order_relaxed);
+    owner_word_set(&s->counts, 0);
     span_set_class(s, 0);
 }
 

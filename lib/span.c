@@ -42,7 +42,9 @@ static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs)
     return (uint32_t)(cap ? cap : 1);
 }
 
-bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
+/* The bytes from the span start a span of class cls touches: its real
+ * span (rounded to pages) and *first, the first commit step. */
+static size_t class_real_bytes(const struct sc_heap_s *heap, unsigned cls, size_t *first_step)
 {
     size_t bs = size_class_block_size(cls);
     uint32_t cap = class_capacity(heap, bs);
@@ -52,8 +54,23 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
     /* The first step (metadata and first block included); carving commits
      * the rest as it goes. */
     size_t need = (first + bs + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
-    if (need > real)
-        need = real;
+    *first_step = need > real ? real : need;
+    return real;
+}
+
+size_t span_keep_bytes(const struct sc_heap_s *heap, unsigned cls)
+{
+    size_t need;
+    return class_real_bytes(heap, cls, &need); /* need <= real */
+}
+
+bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
+{
+    size_t bs = size_class_block_size(cls);
+    uint32_t cap = class_capacity(heap, bs);
+    size_t first = SPAN_HEADER_SIZE + span_meta_bytes(heap, bs, cap);
+    size_t need;
+    size_t real = class_real_bytes(heap, cls, &need);
     if (s->committed > real && s->committed > need) {
         /* A warm span from the pool that served a bigger class: what this
          * class will never touch goes back, so committed stays exact. */

@@ -340,6 +340,11 @@ static inline bool span_is_block_start_plain(const span_t *s, uintptr_t a)
  * kernel refuses the commit. */
 bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls);
 
+/* The committed bytes a span of class cls may keep when it is set up (its
+ * real span): a pooled span with no more than this needs no cutting back
+ * (span_pool_take_fit). */
+size_t span_keep_bytes(const struct sc_heap_s *heap, unsigned cls);
+
 /* Owner: moves a batch of never-used blocks onto the local free list. */
 enum carve_result {
     CARVE_OK,

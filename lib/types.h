@@ -249,7 +249,7 @@ typedef struct span_s {
     owner_word_t counts;
     _Atomic uint16_t size_class;
     _Atomic uint8_t kind;     /* enum span_kind */
-    uint8_t warm;             /* pooled with its memory kept (span_pool.c) */
+    uint8_t spare;            /* line 0 has room for this and 4 more bytes */
     uint32_t reuse_count;     /* free blocks at which a span is reusable */
     /* --- line 1: written by any thread, only by CAS, or by an exclusive
      * holder on slow paths. */
