@@ -1,7 +1,6 @@
 /* The process-wide address map. */
 #include "address_map.h"
 
-#include <sys/mman.h>
 
 #include "os.h"
 
@@ -15,16 +14,11 @@ static bool map_read_only;
 
 static void address_map_create(void)
 {
-    size_t bytes = MAP_ENTRIES * sizeof(uintptr_t);
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) {
-        p = mmap(NULL, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
-        if (p == MAP_FAILED)
-            return;
-        map_read_only = true;
-    }
+    bool writable = false;
+    void *p = os_reserve_table(MAP_ENTRIES * sizeof(uintptr_t), &writable);
+    if (p == NULL)
+        return;
+    map_read_only = !writable;
     address_map = p;
 }
 

@@ -160,17 +160,15 @@ void *sc_calloc(sc_heap_t *heap, size_t count, size_t size)
     void *p = sc_alloc(heap, n);
     if (p == NULL)
         return NULL;
-    /* A huge block's pages past its run's first page were decommitted or
-     * never used, so the kernel hands them over zeroed: only the part of
-     * the block inside the first page (kept across reuse) is cleared. */
+    /* A huge block clears only what may hold a former block's data (its
+     * header page, and pages a freed block kept); the rest of its pages
+     * are fresh or were given back, and read as zero. */
     uintptr_t a = (uintptr_t)p;
     uintptr_t w = address_map_get(a);
     span_t *s = (w & MAP_TAGS) == MAP_HUGE_ALIGNED ? huge_header_of(a, w)
                                                    : (span_t *)(a & ~(uintptr_t)SPAN_MASK);
     if (span_kind(s) == SPAN_KIND_HUGE) {
-        uintptr_t first_page_end = (uintptr_t)s + os_page_size();
-        if (a < first_page_end)
-            memset(p, 0, n < first_page_end - a ? n : first_page_end - a);
+        huge_clear_for_calloc(s, p, n);
         annotate_defined(p, n);
         return p;
     }

@@ -8,8 +8,6 @@
 #include "annotate.h"
 #include "os.h"
 
-#define REGION_MIN_SIZE ((size_t)8 << 20)
-#define REGION_MAX_SIZE ((size_t)64 << 30)
 
 static size_t round_up(size_t x, size_t a)
 {
@@ -560,11 +558,9 @@ span_t *arena_take_cold(struct sc_heap_s *heap)
         pthread_mutex_unlock(&heap->retain_lock);
         return NULL;
     }
-    /* The header page was given back: it reads as zeros. Make it a fresh
-     * span's, as arena_take_span does. */
+    /* The header page was given back: it reads as zeros (no kind, no
+     * state). Make it a fresh span's, as arena_take_span does. */
     s->heap = heap;
-    span_set_kind(s, 0);
-    atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
     atomic_init(&s->bump, (char *)s + SPAN_HEADER_SIZE);
     address_map_set(s, (uintptr_t)heap | MAP_SPAN);
     return s;

@@ -14,19 +14,13 @@
 #include "span.h"
 #include "span_pool.h"
 
-/* An exhausted hot span takes its remote frees back when at least this
- * share of it is waiting; fewer would mean coming back here almost at
- * once, so the span floats instead and refills in peace. */
+/* The remote frees at which an exhausted hot span takes them back
+ * (tuning.h, TAKE_REMOTE_SHARE). */
 static uint32_t take_threshold(const span_t *s)
 {
-    uint32_t n = span_capacity(s) / 16;
+    uint32_t n = span_capacity(s) / TAKE_REMOTE_SHARE;
     return n ? n : 1;
 }
-
-/* How many floating spans a refill looks at: enough to find reusable ones
- * soon, few enough that a thread holding thousands of long-lived spans
- * pays a bounded price per refill. Spans looked at go to the back. */
-#define FLOATING_SCAN 8
 
 /* Checked and tracking heaps do per-block work on every allocation and
  * free (check.h, requested.h): they keep the fast paths out by leaving the
@@ -297,7 +291,7 @@ static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
     s = reusable_take(heap, cls, &empty);
     if (s == NULL || empty) {
         if (s == NULL)
-            s = span_pool_take(heap, t->pool_slot);
+            s = span_pool_take_fit(heap, t->pool_slot, span_keep_bytes(heap, cls));
         if (s == NULL)
             s = arena_take_span(heap);
         if (s == NULL)

@@ -20,8 +20,6 @@
 #include "span_pool.h"
 #include "span_stack.h"
 
-#define DEFAULT_REGION_SIZE ((size_t)256 << 20)
-#define SMALLEST_DEFAULT_REGION ((size_t)8 << 20)
 
 /* The first region of a heap with no region_size set: 256 MiB of address
  * space, or 1/64 of the address-space limit when one is set (ulimit -v),
@@ -37,10 +35,6 @@ static size_t default_region_size(void)
     }
     return DEFAULT_REGION_SIZE;
 }
-#define DEFAULT_REUSE_THRESHOLD 80u
-/* How long free memory stays committed for reuse before it goes back (see
- * scalloc.h, purge_delay_ms, for why 100 ms). */
-#define DEFAULT_PURGE_DELAY_MS 100u
 /* Id of a handle that is not a live heap; never matches a thread cache. */
 #define DEAD_HEAP_ID UINT64_MAX
 
@@ -54,10 +48,20 @@ typedef struct handle_chunk_s {
     _Alignas(CACHE_LINE) struct sc_heap_s heaps[];
 } handle_chunk_t;
 
-#define HANDLE_CHUNK_BYTES ((size_t)256 << 10)
-
 static struct sc_heap_s *free_heaps_head, *free_heaps_tail;
 static handle_chunk_t *handle_chunks;
+
+/* Under the registry lock: a free handle goes to the back of the list, so
+ * handles are reused oldest first. */
+static void handle_free(struct sc_heap_s *h)
+{
+    h->free_next = NULL;
+    if (free_heaps_tail)
+        free_heaps_tail->free_next = h;
+    else
+        free_heaps_head = h;
+    free_heaps_tail = h;
+}
 
 static struct sc_heap_s *handle_alloc(void)
 {
@@ -72,12 +76,7 @@ static struct sc_heap_s *handle_alloc(void)
             struct sc_heap_s *h = &chunk->heaps[i];
             atomic_init(&h->id, DEAD_HEAP_ID);
             atomic_init(&h->state, HEAP_FREE_SLOT);
-            h->free_next = NULL;
-            if (free_heaps_tail)
-                free_heaps_tail->free_next = h;
-            else
-                free_heaps_head = h;
-            free_heaps_tail = h;
+            handle_free(h);
         }
     }
     struct sc_heap_s *h = free_heaps_head;
@@ -85,16 +84,6 @@ static struct sc_heap_s *handle_alloc(void)
     if (free_heaps_head == NULL)
         free_heaps_tail = NULL;
     return h;
-}
-
-static void handle_free(struct sc_heap_s *h)
-{
-    h->free_next = NULL;
-    if (free_heaps_tail)
-        free_heaps_tail->free_next = h;
-    else
-        free_heaps_head = h;
-    free_heaps_tail = h;
 }
 
 /* fork: the child must find every lock free, whatever other threads were
@@ -156,6 +145,23 @@ static bool env_flag(const char *name)
     return v && *v && strcmp(v, "0") != 0;
 }
 
+/* The heap flags the environment adds to every heap, read once per
+ * process (the environment of a running program is its own business). */
+static unsigned env_heap_flags_value;
+static pthread_once_t env_heap_flags_once = PTHREAD_ONCE_INIT;
+
+static void env_heap_flags_read(void)
+{
+    env_heap_flags_value = (env_flag("SCALLOC_CHECKED") ? SC_HEAP_CHECKED : 0) |
+                           (env_flag("SCALLOC_TRACK_REQUESTED") ? SC_HEAP_TRACK_REQUESTED : 0);
+}
+
+static unsigned env_heap_flags(void)
+{
+    pthread_once(&env_heap_flags_once, env_heap_flags_read);
+    return env_heap_flags_value;
+}
+
 bool heap_check_live(const struct sc_heap_s *heap, const char *call)
 {
     if (heap && atomic_load_explicit(&heap->state, memory_order_acquire) == HEAP_LIVE)
@@ -188,8 +194,7 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     }
     /* The handle is not reachable by anyone until it is returned: plain
      * initialisation of everything but the id and state words. */
-    h->flags = cfg->flags | (env_flag("SCALLOC_CHECKED") ? SC_HEAP_CHECKED : 0) |
-               (env_flag("SCALLOC_TRACK_REQUESTED") ? SC_HEAP_TRACK_REQUESTED : 0);
+    h->flags = cfg->flags | env_heap_flags();
     h->reuse_threshold = cfg->reuse_threshold ? cfg->reuse_threshold : DEFAULT_REUSE_THRESHOLD;
     h->limit_bytes = cfg->limit_bytes;
     h->reset_keep_bytes = cfg->reset_keep_bytes;
@@ -270,7 +275,7 @@ void sc_heap_destroy(sc_heap_t *heap)
 static void pool_put_kept(struct sc_heap_s *heap, span_t *s, unsigned slot)
 {
     s->free = NULL;
-    atomic_store_explicit(&s->remote, remote_word(SPAN_POOLED, s, NULL, 0), memory_order_relaxed);
+    span_set_exclusive_state(s, SPAN_POOLED);
     span_stack_push(&heap->pool[span_pool_bucket(s->committed)][slot % POOL_SLOTS].stack, s);
 }
 

@@ -17,13 +17,12 @@
  * also keeps the size arithmetic below from overflowing. */
 #define HUGE_MAX ((size_t)1 << 45)
 
-/* sc_calloc (alloc.c) clears only the part of a huge block in its run's
- * first page and counts on the rest reading as zero. Pages a block takes
- * over from a freed one keep what was written there, so until sc_calloc
- * calls huge_clear_for_calloc instead, huge_alloc zeroes them itself (a
- * memset of warm memory: a third of a page fault's cost, but paid by every
- * huge allocation, not only calloc's). Set to 0 once sc_calloc does. */
-#define HUGE_ZERO_REUSED 1
+/* Pages a huge block takes over from a freed one keep what was written
+ * there. sc_calloc (alloc.c) clears them with huge_clear_for_calloc (up to
+ * the header's huge_dirty_end), so huge_alloc leaves them as they are;
+ * with 1 here, huge_alloc would zero them for every huge allocation (a
+ * memset of warm memory: a third of a page fault's cost). */
+#define HUGE_ZERO_REUSED 0
 
 /* FREE RUNS. A freed huge block keeps its committed pages: it becomes a
  * free run (header at its first span: kind HUGE, state POOLED, capacity =
@@ -100,11 +99,31 @@ static void unused_sub(struct sc_heap_s *heap, size_t pages)
     }
 }
 
+/* A header is about to be written at s, maybe inside a former block's data,
+ * which checkers keep off limits after its free: open it for them (ASan and
+ * memcheck alike) and give the fields huge headers do not use (owner,
+ * counters, the floating links) defined values. Field by field, atomics by
+ * atomic stores: statistics and misdirected frees may read the old header
+ * meanwhile (no memset). The caller writes the rest. */
+static void open_header(span_t *s)
+{
+    annotate_span_meta(s, SPAN_HEADER_SIZE);
+    s->free = NULL;
+    s->block_size = 0;
+    s->reuse_count = 0;
+    s->set_next = s->set_prev = NULL;
+    /* relaxed: these say nothing for a huge header; readers check the
+     * kind and state first. */
+    span_set_owner(s, NULL);
+    owner_word_set(&s->counts, 0);
+    span_set_class(s, 0);
+}
+
 /* Under huge_lock: writes a free-run header at r (its first page must be
  * committed and counted in r's span info). */
 static void run_make_free(struct sc_heap_s *heap, span_t *r, size_t spans)
 {
-    annotate_owned(r, SPAN_HEADER_SIZE);
+    open_header(r);
     span_set_kind(r, SPAN_KIND_HUGE);
     r->heap = heap;
     span_set_capacity(r, (uint32_t)spans);
@@ -113,7 +132,7 @@ static void run_make_free(struct sc_heap_s *heap, span_t *r, size_t spans)
     r->bump_end = NULL;
     r->committed = os_page_size();
     r->rw_bytes = arena_writable_extent(os_page_size(), spans);
-    atomic_store_explicit(&r->remote, remote_word(SPAN_POOLED, r, NULL, 0), memory_order_release);
+    span_set_exclusive_state(r, SPAN_POOLED);
     address_map_set(r, (uintptr_t)heap | MAP_SPAN);
 }
 
@@ -292,7 +311,9 @@ static void zero_kept(_Atomic uint64_t *w, char *pos, size_t spans, size_t end)
         if (hi > end)
             hi = end;
         if (hi > lo) {
-            annotate_owned(pos + lo, hi - lo);
+            /* Freed block memory is off limits to checkers: open it for
+             * the allocator's write (block_init then hands it out). */
+            annotate_span_meta(pos + lo, hi - lo);
             memset(pos + lo, 0, hi - lo);
         }
     }
@@ -302,22 +323,21 @@ static void zero_kept(_Atomic uint64_t *w, char *pos, size_t spans, size_t end)
 /* Under huge_lock: sets up the header of a block at s of `spans` spans with
  * data at s + lead and end `end`, committed `committed` bytes from s. */
 static void *block_init(struct sc_heap_s *heap, span_t *s, size_t spans, size_t lead, char *end,
-                        size_t committed, size_t requested, size_t dirty_end)
+                        size_t committed, size_t rw, size_t requested, size_t dirty_end)
 {
     char *data = (char *)s + lead;
-    annotate_owned(s, SPAN_HEADER_SIZE);
+    open_header(s);
     span_set_kind(s, SPAN_KIND_HUGE);
     s->heap = heap;
     span_set_capacity(s, (uint32_t)spans);
     s->committed = committed;
-    if (!os_strict_commit())
-        s->rw_bytes = spans * SPAN_SIZE;
+    s->rw_bytes = rw;
     atomic_store_explicit(&s->bump, data, memory_order_relaxed);
     s->bump_end = end;
     s->huge_requested = requested;
     s->huge_dirty_end = dirty_end;
     /* release: statistics read the header after acquiring the state. */
-    atomic_store_explicit(&s->remote, remote_word(SPAN_HOT, s, NULL, 0), memory_order_release);
+    span_set_exclusive_state(s, SPAN_HOT);
     address_map_set(s, (uintptr_t)heap | MAP_SPAN);
     if (lead >= SPAN_SIZE)
         address_map_set(data, (uintptr_t)heap | MAP_HUGE_ALIGNED);
@@ -376,7 +396,8 @@ static void *alloc_fresh(struct sc_heap_s *heap, size_t spans, size_t extra, siz
         errno = ENOMEM;
         return NULL;
     }
-    return block_init(heap, h, spans, lead, end, bytes, requested, os_page_size());
+    size_t rw = os_strict_commit() ? h->rw_bytes : spans * SPAN_SIZE;
+    return block_init(heap, h, spans, lead, end, bytes, rw, requested, os_page_size());
 }
 
 /* Under huge_lock: a block placed in a free run, or NULL when none fits.
@@ -436,9 +457,9 @@ static void *alloc_reuse(struct sc_heap_s *heap, size_t spans, size_t lead, size
     size_t last_pages = 0;
     run_claim(heap, pl.prev, pl.run, pl.pos, spans, &last_pages);
     pthread_mutex_unlock(&heap->retain_lock);
-    if (os_strict_commit())
-        s->rw_bytes = committed;
-    return block_init(heap, s, spans, lead, (char *)s + rel_end, committed, requested, dirty_end);
+    size_t rw = os_strict_commit() ? committed : spans * SPAN_SIZE;
+    return block_init(heap, s, spans, lead, (char *)s + rel_end, committed, rw, requested,
+                      dirty_end);
 }
 
 void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)

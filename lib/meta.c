@@ -6,11 +6,9 @@
 #include <string.h>
 
 #include "os.h"
+#include "tuning.h"
 
-#define META_MIN_SHIFT 6                         /* 64 B */
-#define META_MAX_SHIFT 18                        /* 256 KiB */
 #define META_CLASSES (META_MAX_SHIFT - META_MIN_SHIFT + 1)
-#define META_CHUNK ((size_t)1 << 20)
 
 typedef struct meta_free_s {
     struct meta_free_s *next;

@@ -137,6 +137,16 @@ void os_unreserve(void *p, size_t size)
     munmap(p, size);
 }
 
+void *os_reserve_table(size_t size, bool *writable)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    *writable = p != MAP_FAILED;
+    if (p == MAP_FAILED)
+        p = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 void *os_alloc_metadata(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
@@ -164,7 +174,9 @@ size_t os_resident_bytes(void *p, size_t size)
 {
     size_t page = os_page_size();
     size_t pages = (size + page - 1) / page;
-    unsigned char vec[256];
+    /* 16 Ki pages (64 MiB of 4 KiB pages) per call: a heap of hundreds of
+     * GiB is counted in thousands of calls, not millions. */
+    unsigned char vec[16384];
     size_t resident = 0;
     char *base = p;
     for (size_t done = 0; done < pages;) {

@@ -50,6 +50,11 @@ void os_unreserve(void *p, size_t size);
 /* Plain read-write anonymous memory for allocator metadata (meta.h carves
  * it into pooled blocks), and its return. */
 void *os_alloc_metadata(size_t size);
+
+/* A large table of zero words reserved without charge (MAP_NORESERVE):
+ * writable if the kernel allows that (*writable true), else read-only, its
+ * pages made writable later with os_commit. NULL if neither works. */
+void *os_reserve_table(size_t size, bool *writable);
 void os_free_metadata(void *p, size_t size);
 
 /* A coarse monotonic clock in milliseconds (CLOCK_MONOTONIC_COARSE: read

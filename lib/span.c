@@ -10,20 +10,6 @@
  * the slow path, which replaces it. */
 span_t span_empty;
 
-/* Real span size per class: small classes get 32 KiB (~2,000 blocks of
- * 16 B: few span changes, little memory per thread and class); bigger ones
- * at least 8 blocks, up to the whole 2 MiB span. */
-#define REAL_SPAN_MIN ((size_t)32 << 10)
-#define REAL_SPAN_MIN_BLOCKS 8
-
-/* A span's real span is committed (made read-write and charged to the
- * heap's limit) in steps of this many bytes as carving reaches it, so a
- * class with 1 MiB real spans does not charge 1 MiB for its first block. */
-#define COMMIT_STEP ((size_t)64 << 10)
-
-/* Carving hands out at most this many bytes of new blocks at a time, so a
- * fresh span's pages are touched as they are needed, not all at once. */
-#define CARVE_BYTES ((size_t)4096)
 
 /* Bytes a span of cap blocks of bs bytes keeps between its header and its
  * first block: the checked-mode bitmap and the requested-size table (each a
@@ -56,7 +42,9 @@ static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs)
     return (uint32_t)(cap ? cap : 1);
 }
 
-bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
+/* The bytes from the span start a span of class cls touches: its real
+ * span (rounded to pages) and *first, the first commit step. */
+static size_t class_real_bytes(const struct sc_heap_s *heap, unsigned cls, size_t *first_step)
 {
     size_t bs = size_class_block_size(cls);
     uint32_t cap = class_capacity(heap, bs);
@@ -66,8 +54,23 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
     /* The first step (metadata and first block included); carving commits
      * the rest as it goes. */
     size_t need = (first + bs + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
-    if (need > real)
-        need = real;
+    *first_step = need > real ? real : need;
+    return real;
+}
+
+size_t span_keep_bytes(const struct sc_heap_s *heap, unsigned cls)
+{
+    size_t need;
+    return class_real_bytes(heap, cls, &need); /* need <= real */
+}
+
+bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
+{
+    size_t bs = size_class_block_size(cls);
+    uint32_t cap = class_capacity(heap, bs);
+    size_t first = SPAN_HEADER_SIZE + span_meta_bytes(heap, bs, cap);
+    size_t need;
+    size_t real = class_real_bytes(heap, cls, &need);
     if (s->committed > real && s->committed > need) {
         /* A warm span from the pool that served a bigger class: what this
          * class will never touch goes back, so committed stays exact. */

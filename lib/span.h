@@ -232,6 +232,15 @@ static inline uint32_t span_owned_live(const span_t *s)
     return used > freed ? used - freed : 0;
 }
 
+/* Exclusive holder (a span no other thread can reach: fresh, a huge run's
+ * header under the huge lock, reset): sets its state with no remote list
+ * and no count. release: whoever finds the span after the holder publishes
+ * it sees the header written before. */
+static inline void span_set_exclusive_state(span_t *s, unsigned state)
+{
+    atomic_store_explicit(&s->remote, remote_word(state, s, NULL, 0), memory_order_release);
+}
+
 static inline unsigned span_state(span_t *s)
 {
     return remote_state(atomic_load_explicit(&s->remote, memory_order_acquire));
@@ -330,6 +339,11 @@ static inline bool span_is_block_start_plain(const span_t *s, uintptr_t a)
  * its real span). false with nothing changed when the heap's limit or the
  * kernel refuses the commit. */
 bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls);
+
+/* The committed bytes a span of class cls may keep when it is set up (its
+ * real span): a pooled span with no more than this needs no cutting back
+ * (span_pool_take_fit). */
+size_t span_keep_bytes(const struct sc_heap_s *heap, unsigned cls);
 
 /* Owner: moves a batch of never-used blocks onto the local free list. */
 enum carve_result {

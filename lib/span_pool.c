@@ -20,15 +20,6 @@ unsigned span_pool_bucket(size_t committed)
     return b;
 }
 
-/* The default bound on unused committed bytes: an eighth of what the heap
- * has in use, and never less than this (a heap that frees a batch and
- * allocates the next keeps it warm). */
-#define RETAIN_MIN ((size_t)4 << 20)
-
-/* A purge forced by the bound gives back down to this share of it, so that
- * a heap hovering at its bound gives memory back in batches, not per span. */
-#define RETAIN_TARGET_NUM 1
-#define RETAIN_TARGET_DEN 2
 
 #define PURGE_ARMED ((uint64_t)1 << 32)
 

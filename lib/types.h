@@ -108,6 +108,8 @@
 #include <stdint.h>
 
 #include "scalloc/scalloc.h"
+#include "size_class.h"
+#include "tuning.h"
 
 /* Library-internal symbols: direct (not GOT) access from the fast paths. */
 #define SC_INTERNAL __attribute__((visibility("hidden")))
@@ -139,9 +141,12 @@ _Noreturn void sc_assert_fail(const char *cond, const char *file, int line);
 #define ADDRESS_BITS 47
 #define MAP_ENTRIES ((size_t)1 << (ADDRESS_BITS - SPAN_SHIFT))
 
+/* One count of size classes, one largest class size: the public header's
+ * names, the size-class table's, and the frontend's, tied together. */
 #define NUM_CLASSES SC_NUM_CLASSES
-#define POOL_SLOTS 8
-#define POOL_BUCKETS 4
+_Static_assert(SIZE_CLASS_COUNT == SC_NUM_CLASSES, "size_class.h and scalloc.h disagree on the class count");
+_Static_assert(SIZE_CLASS_MAX == SC_MAX_CLASS_SIZE, "size_class.h and scalloc.h disagree on the largest class");
+_Static_assert(SIZE_CLASS_TABLE_MAX == SMALL_MAX, "the frontend's small table covers the class table's sizes");
 
 typedef struct block_s {
     struct block_s *next;
@@ -244,7 +249,7 @@ typedef struct span_s {
     owner_word_t counts;
     _Atomic uint16_t size_class;
     _Atomic uint8_t kind;     /* enum span_kind */
-    uint8_t warm;             /* pooled with its memory kept (span_pool.c) */
+    uint8_t spare;            /* line 0 has room for this and 4 more bytes */
     uint32_t reuse_count;     /* free blocks at which a span is reusable */
     /* --- line 1: written by any thread, only by CAS, or by an exclusive
      * holder on slow paths. */
@@ -426,21 +431,10 @@ struct sc_heap_s {
 
 typedef struct thread_state_s thread_state_t;
 
-/* Sizes up to SMALL_MAX bytes find their hot span in one load from the
- * frontend's `small` table, indexed by (n + 15) / 16. */
-#define SMALL_MAX 1024
 #define SMALL_SLOTS (SMALL_MAX / 16 + 1)
 
 /* Remote frees collected per destination span before one CAS hands the
- * batch over (frontend.c, "REMOTE BATCHES"). A slot is picked by the span's
- * address (direct mapped): REMOTE_SLOTS spans can be collected for at once;
- * a slot is handed over at REMOTE_SLOT_MAX blocks, and everything once
- * REMOTE_PENDING_MAX blocks wait in all. More slots and longer batches
- * mean fewer CASes on a span's remote word, but more blocks that stay
- * counted live until the next flush. */
-#define REMOTE_SLOTS 64
-#define REMOTE_SLOT_MAX 64
-#define REMOTE_PENDING_MAX 1024
+ * batch over (frontend.c, "REMOTE BATCHES"; sizes in tuning.h). */
 
 /* One slot. `span` and `count` are written by the frontend's owner only
  * and read by statistics (owner words: span.h), which count the blocks

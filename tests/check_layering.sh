@@ -30,8 +30,9 @@ set -euo pipefail
 # layer as long as no cycle forms. lib/README.md says what each module is
 # and why it sits where it does; keep the two in step.
 LAYERS='
-base         types annotate size_class error
+base         tuning types annotate size_class error
 os           os
+meta         meta
 address_map  address_map
 arena        arena
 span         span_stack span
@@ -40,7 +41,7 @@ backend      span_pool reusable huge
 frontend     frontend
 free         free
 heap         registry heap
-api          alloc stats
+api          alloc stats invariants
 '
 
 # Library calls that talk to the kernel about memory (rule 4).

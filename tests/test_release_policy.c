@@ -84,10 +84,10 @@ Test(release_policy, memory_goes_back_after_delay, .timeout = 60)
     sc_heap_stats_t full = test_stats(h);
     free_batch(h, count);
     sc_heap_stats_t freed = test_stats(h);
-    /* Kept for reuse for now (the delay has not passed for most of it). */
-    cr_assert_gt(freed.resident_bytes, full.resident_bytes / 2,
-                 "%zu KiB resident right after the frees, %zu KiB full",
-                 freed.resident_bytes >> 10, full.resident_bytes >> 10);
+    /* Most of it is still kept for reuse here, unless freeing took longer
+     * than the delay (a loaded machine): not asserted, see
+     * free_memory_is_kept_for_reuse for retention. */
+    (void)full;
     /* No trim and no sleep: the heap keeps working on a slow path (a huge
      * block allocated and freed applies the policy each time) until the
      * coarse clock passes the delay. Bounded in iterations and in time. */

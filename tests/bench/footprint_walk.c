@@ -293,7 +293,7 @@ static void fp_walk_blocks(fp_snapshot *out, span_t *s, fp_span_view *v)
     size_t res_committed = fp_res(v, 0, committed);
     fp_add(&out->beyond, 0, fp_res(v, committed, SPAN_SIZE));
     if (!span_state_in_use(st)) {
-        if (st == SPAN_POOLED && s->warm) {
+        if (st == SPAN_POOLED && s->committed > os_page_size()) { /* pages kept */
             fp_add(&out->row[ROW_POOL_WARM], committed, res_committed);
             out->spans_pool_warm++;
         } else if (st == SPAN_DRAINING || st == SPAN_DRAINED || st == SPAN_ORPHANED) {

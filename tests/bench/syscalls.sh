@@ -16,13 +16,12 @@
 # they vary a little between runs where threads race (which thread empties
 # a span, how many thread stacks glibc can reuse).
 #
-# The scalloc driver's harness keeps its per-thread bookkeeping in glibc
-# malloc (adapters/alloc_scalloc.h: calloc in bench_thread_attach), and
-# glibc gives each new thread that mallocs an arena of its own (an mmap,
-# two munmaps and an mprotect); those calls are glibc's, not scalloc's, so
-# the scalloc driver runs with MALLOC_ARENA_MAX=1 (one glibc arena). The
-# other drivers' mallocs are their allocator's own and are left as they
-# are.
+# The scalloc driver allocates nothing per thread outside scalloc any more
+# (adapters/alloc_scalloc.h), but glibc gives each new thread that mallocs
+# an arena of its own (an mmap, two munmaps and an mprotect); any harness
+# or libc malloc left would count glibc's calls as scalloc's, so the
+# scalloc driver runs with MALLOC_ARENA_MAX=1 (one glibc arena). The other
+# drivers' mallocs are their allocator's own and are left as they are.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

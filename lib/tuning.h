@@ -1,0 +1,108 @@
+/*
+ * Every tunable of the library, each with what it trades. Nothing else in
+ * lib/ defines a number a user of the design might want to change; the
+ * structural constants (span size, address bits, header size) live in
+ * types.h, the size classes in size_class.h.
+ */
+#ifndef SCALLOC_TUNING_H
+#define SCALLOC_TUNING_H
+
+#include <stddef.h>
+
+/* --- Frontend ------------------------------------------------------------ */
+
+/* Sizes up to this many bytes find their hot span in one load from the
+ * frontend's table indexed by (n + 15) / 16 (types.h, sc_frontend_s.small).
+ * Larger: a class lookup first. More: a bigger table per frontend. */
+#define SMALL_MAX 1024
+
+/* Remote frees wait in a frontend's batches (frontend.c, "REMOTE BATCHES"):
+ * REMOTE_SLOTS spans can be collected for at once (direct mapped by span
+ * address); a batch goes at REMOTE_SLOT_MAX blocks, all of them once
+ * REMOTE_PENDING_MAX wait. More and longer batches: fewer CASes on spans'
+ * remote words, but more blocks that keep their span from being reused
+ * until the next flush, and a bigger frontend (32 bytes a slot). */
+#define REMOTE_SLOTS 64
+#define REMOTE_SLOT_MAX 64
+#define REMOTE_PENDING_MAX 1024
+
+/* How many floating spans a refill looks at: enough to find reusable ones
+ * soon, few enough that a thread holding thousands of long-lived spans
+ * pays a bounded price per refill (spans looked at go to the back). */
+#define FLOATING_SCAN 8
+
+/* An exhausted hot span takes its remote frees back when at least
+ * 1/TAKE_REMOTE_SHARE of its blocks wait there; fewer would bring the
+ * owner back to the slow path almost at once, so the span floats instead
+ * and refills in peace. */
+#define TAKE_REMOTE_SHARE 16
+
+/* --- Spans ---------------------------------------------------------------- */
+
+/* Real span size: at least REAL_SPAN_MIN bytes (small classes: ~2,000
+ * blocks of 16 B, few span changes, little memory per thread and class)
+ * and REAL_SPAN_MIN_BLOCKS blocks, up to the whole 2 MiB span. Bigger:
+ * fewer slow paths, more memory held per (thread, class). */
+#define REAL_SPAN_MIN ((size_t)32 << 10)
+#define REAL_SPAN_MIN_BLOCKS 8
+
+/* A real span is committed (charged to the heap's limit) in steps of this
+ * many bytes as carving reaches it: a class with 1 MiB real spans does not
+ * charge 1 MiB for its first block. Smaller: more charge updates. */
+#define COMMIT_STEP ((size_t)64 << 10)
+
+/* Carving hands out at most this many bytes of new blocks at a time, so a
+ * fresh span's pages are touched as they are needed. Bigger: fewer slow
+ * paths, more pages touched ahead of use. */
+#define CARVE_BYTES ((size_t)4096)
+
+/* --- Heaps, regions, the pool and the release policy ---------------------- */
+
+/* Default share of a span's blocks that must be free before it is reused
+ * (sc_heap_config_t.reuse_threshold). Lower: spans are reused sooner
+ * (less memory), with fewer free blocks each (more span changes). */
+#define DEFAULT_REUSE_THRESHOLD 80u
+
+/* How long free memory stays committed for reuse before it goes back
+ * (sc_heap_config_t.purge_delay_ms; scalloc.h says why 100 ms). Longer:
+ * fewer page faults for programs that free and allocate in waves, memory
+ * back later. */
+#define DEFAULT_PURGE_DELAY_MS 100u
+
+/* The default bound on unused committed bytes: an eighth of what the heap
+ * has in use, never less than RETAIN_MIN (a heap that frees a batch and
+ * allocates the next keeps it warm). A purge forced by the bound gives
+ * back down to RETAIN_TARGET_NUM / RETAIN_TARGET_DEN of it, so a heap
+ * hovering at its bound gives memory back in batches, not per span. */
+#define RETAIN_MIN ((size_t)4 << 20)
+#define RETAIN_TARGET_NUM 1
+#define RETAIN_TARGET_DEN 2
+
+/* The span pool: POOL_SLOTS lock-free stacks per bucket (threads push and
+ * pop their own slot first: less contention, more memory spread over
+ * stacks), POOL_BUCKETS buckets by committed bytes (span_pool.c), so that
+ * a small class does not take a span with a big committed tail. */
+#define POOL_SLOTS 8
+#define POOL_BUCKETS 4
+
+/* A heap's first region: DEFAULT_REGION_SIZE of address space, or 1/64 of
+ * an address-space limit (ulimit -v) but at least SMALLEST_DEFAULT_REGION,
+ * so a limited process still gets many heaps. Regions double as a heap
+ * grows, between REGION_MIN_SIZE and REGION_MAX_SIZE. Bigger: fewer
+ * regions per heap, more address space per heap. */
+#define DEFAULT_REGION_SIZE ((size_t)256 << 20)
+#define SMALLEST_DEFAULT_REGION ((size_t)8 << 20)
+#define REGION_MIN_SIZE ((size_t)8 << 20)
+#define REGION_MAX_SIZE ((size_t)64 << 30)
+
+/* Metadata slabs (meta.c): size classes from 2^META_MIN_SHIFT to
+ * 2^META_MAX_SHIFT bytes, carved from META_CHUNK mappings. */
+#define META_MIN_SHIFT 6  /* 64 B */
+#define META_MAX_SHIFT 18 /* 256 KiB */
+#define META_CHUNK ((size_t)1 << 20)
+
+/* Heap handles are cut from chunks of this many bytes (heap.c); they are
+ * never unmapped, so a stale handle stays safe to test. */
+#define HANDLE_CHUNK_BYTES ((size_t)256 << 10)
+
+#endif /* SCALLOC_TUNING_H */
