@@ -120,6 +120,10 @@ static void place_span(struct sc_heap_s *heap, span_t *s, unsigned to, unsigned 
 {
     if (to == SPAN_REUSABLE) {
         reusable_push(heap, s);
+    } else if (to == SPAN_EMPTY) {
+        /* Still on its stack, its pages kept: the next allocation slow
+         * path of any thread sweeps it into the pool. */
+        atomic_fetch_add_explicit(&heap->reusable_emptied, 1, memory_order_relaxed);
     } else if (to == SPAN_POOLED) {
         span_pool_put(heap, s, pool_slot);
     } else if (to == SPAN_DRAINED) {
@@ -462,6 +466,10 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
         frontend_remote_flush(t);
     if (atomic_load_explicit(&t->drained_classes, memory_order_relaxed) != 0)
         frontend_pool_drained(t);
+    /* relaxed: a late look only delays the sweep to a later slow path. */
+    if (atomic_load_explicit(&t->heap->reusable_emptied, memory_order_relaxed) != 0 &&
+        atomic_exchange_explicit(&t->heap->reusable_emptied, 0, memory_order_relaxed) != 0)
+        reusable_sweep_empty(t->heap);
     frontend_trim_if_asked(t);
     bool trimmed = false;
     unsigned cls = size_class_of(n);

@@ -379,6 +379,12 @@ struct sc_heap_s {
      * (hot spans are theirs alone to touch). */
     _Atomic uint64_t trim_epoch;
 
+    /* Reusable spans whose last block was freed while they sat on their
+     * stack (EMPTY) since the stacks were last swept: the next allocation
+     * slow path moves them to the pool, where the release policy sees
+     * them (frontend.c, reusable_sweep_empty). */
+    _Atomic size_t reusable_emptied;
+
     /* Frontends of this heap, under the registry lock. */
     sc_frontend_t *frontends;
     size_t frontend_count;
