@@ -289,7 +289,8 @@ static bool place(struct sc_heap_s *heap, size_t spans, size_t lead, size_t alig
 
 size_t huge_good_size(size_t n)
 {
-    if (n > HUGE_MAX)
+    /* The requests huge_alloc_aligned refuses up front. */
+    if (n > HUGE_MAX || n > os_memory_total())
         return 0;
     size_t page = os_page_size();
     /* Data starts after the header, the block ends at a page boundary. */

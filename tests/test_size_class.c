@@ -247,9 +247,19 @@ Test(size_class, good_size_cannot_be_met)
         cr_assert_null(p, "sc_alloc(h, %zu) = %p", n, p);
         cr_assert_eq(errno, ENOMEM, "sc_alloc(h, %zu): errno %d", n, errno);
     }
+    /* Beyond the machine's memory and swap (scalloc.h, sc_good_size) no
+     * heap can meet a request either: 0, and sc_alloc refuses it. */
+    size_t physical = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+    if (physical < ((size_t)1 << 44)) {
+        cr_assert_eq(sc_good_size((size_t)1 << 44), 0, "sc_good_size(2^44) = %zu",
+                     sc_good_size((size_t)1 << 44));
+        errno = 0;
+        void *p = sc_alloc(h, (size_t)1 << 44);
+        cr_assert(p == NULL && errno == ENOMEM, "sc_alloc(h, 2^44) = %p, errno %d", p, errno);
+    }
     /* sc_good_size is 0 only where it must be: large sizes that fit the
-     * address space get a rounded size, never less than asked. */
-    static const size_t large[] = {(size_t)1 << 30, (size_t)1 << 36, ((size_t)1 << 40) + 1};
+     * machine get a rounded size, never less than asked. */
+    const size_t large[] = {(size_t)1 << 30, physical / 2 + 1};
     for (size_t i = 0; i < sizeof large / sizeof large[0]; i++) {
         size_t good = sc_good_size(large[i]);
         cr_assert(good >= large[i] && good - large[i] < page, "sc_good_size(%zu) = %zu",

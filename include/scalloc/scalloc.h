@@ -252,8 +252,10 @@ SC_API SC_MALLOC_LIKE void *sc_aligned_alloc(sc_heap_t *heap, size_t alignment, 
 SC_API size_t sc_usable_size(sc_heap_t *heap, const void *p);
 
 /* The usable size sc_alloc(heap, n) would give: n rounded up to its size
- * class (or to the page for huge sizes). Lets callers such as SQLite's
- * xRoundup ask for exactly what they will get. 0 if n cannot be met. */
+ * class, or for huge sizes up to where the block's last page ends. Lets
+ * callers such as SQLite's xRoundup ask for exactly what they will get. 0
+ * if n cannot be met by any heap (larger than the machine's memory and
+ * swap). */
 SC_API size_t sc_good_size(size_t n);
 
 /* Whether p lies in a block or region of heap. O(1); any pointer value is
