@@ -208,6 +208,16 @@ static void visit_span(span_t *s, uintptr_t word, void *arg)
     memset(v->bits, 0, words * sizeof(uint64_t));
     mark_free(s, s->free, v->bits);
     mark_free(s, remote_head(s, atomic_load_explicit(&s->remote, memory_order_acquire)), v->bits);
+    /* Blocks other threads freed and have not handed over yet are free
+     * too. The heap is at rest (no thread frees meanwhile), so their
+     * batches stand still. */
+    registry_lock();
+    for (sc_frontend_t *f = s->heap->frontends; f; f = f->heap_next) {
+        remote_batch_t *r = frontend_remote_slot(f, s);
+        if (remote_batch_span(r) == s)
+            mark_free(s, r->head, v->bits);
+    }
+    registry_unlock();
     char *first = span_first_block(s);
     size_t carved = (size_t)(span_bump(s) - first) / s->block_size;
     for (size_t i = 0; i < carved && !v->stopped; i++)
