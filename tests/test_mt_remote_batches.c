@@ -2,8 +2,8 @@
  * Remote frees in batches (scalloc.h, sc_free: "Frees into spans of other
  * threads"): a thread's frees of blocks it does not own wait in its
  * frontend and reach their spans with one CAS per batch. Checked here:
- *  - statistics count a waiting block as freed at once, while the freeing
- *    thread is alive and idle                              [stats_exact_while_waiting]
+ *  - statistics and sc_heap_visit count a waiting block as freed at once,
+ *    while the freeing thread is alive and idle            [stats_exact_while_waiting]
  *  - a batch is handed over when its slot is full           [full_slot]
  *  - ... by the freeing thread's trim                       [trim]
  *  - ... by its next allocation slow path                   [alloc_slow_path]
@@ -130,6 +130,14 @@ static void free_rest(sc_heap_t *h, size_t from, size_t to)
     span_t *bad = NULL;
     const char *broken = invariants_check_heap(h, &bad);
     TEST_CHECK(broken == NULL, "%s (span %p)", broken, (void *)bad);
+}
+
+static int count_block(void *block, size_t usable, void *arg)
+{
+    (void)block;
+    (void)usable;
+    ++*(size_t *)arg;
+    return 0;
 }
 
 static void stats_exact_while_waiting(void)
