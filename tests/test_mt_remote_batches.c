@@ -151,6 +151,10 @@ static void stats_exact_while_waiting(void)
     sc_heap_stats_t st = test_stats(h);
     TEST_CHECK(st.live_blocks == BLOCKS - 10, "live %zu", st.live_blocks);
     TEST_CHECK(st.live_bytes == (BLOCKS - 10) * SIZE, "live bytes %zu", st.live_bytes);
+    /* sc_heap_visit agrees: the waiting blocks are not live. */
+    size_t visited = 0;
+    sc_heap_visit(h, count_block, &visited);
+    TEST_CHECK(visited == BLOCKS - 10, "visit reported %zu blocks", visited);
     span_t *bad = NULL;
     const char *broken = invariants_check_heap(h, &bad);
     TEST_CHECK(broken == NULL, "with a batch waiting: %s (span %p)", broken, (void *)bad);
