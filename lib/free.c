@@ -129,7 +129,7 @@ void free_dispatch(sc_frontend_t *t, void *p, const char *call)
             span_state_in_use(span_state(s))) {
             remote_batch_t *r = frontend_remote_slot(t, s);
             if (likely(remote_batch_span(r) == s && p != r->head &&
-                       owner_count_get(&r->count) < REMOTE_SLOT_MAX - 1 &&
+                       owner_word_get(&r->count) < REMOTE_SLOT_MAX - 1 &&
                        t->remote_pending < REMOTE_PENDING_MAX - 1)) {
                 frontend_remote_link(t, r, s, p);
                 return;

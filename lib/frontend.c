@@ -354,9 +354,9 @@ static void remote_flush_slot(sc_frontend_t *t, remote_batch_t *r)
 {
     span_t *s = remote_batch_span(r);
     block_t *head = r->head, *tail = r->tail;
-    uint32_t n = (uint32_t)owner_count_get(&r->count);
+    uint32_t n = (uint32_t)owner_word_get(&r->count);
     owner_word_set(&r->span, 0);
-    owner_count_set(&r->count, 0);
+    owner_word_set(&r->count, 0);
     r->head = r->tail = NULL;
     t->remote_pending -= n;
     unsigned to;
@@ -377,7 +377,7 @@ bool frontend_remote_add_slow(sc_frontend_t *t, span_t *s, block_t *b)
         return false;
     }
     frontend_remote_link(t, r, s, b);
-    if (owner_count_get(&r->count) >= REMOTE_SLOT_MAX)
+    if (owner_word_get(&r->count) >= REMOTE_SLOT_MAX)
         remote_flush_slot(t, r);
     else if (t->remote_pending >= REMOTE_PENDING_MAX)
         frontend_remote_flush(t);
@@ -397,7 +397,7 @@ void frontend_remote_discard(sc_frontend_t *t)
     for (unsigned i = 0; i < REMOTE_SLOTS; i++) {
         remote_batch_t *r = &t->remote[i];
         owner_word_set(&r->span, 0);
-        owner_count_set(&r->count, 0);
+        owner_word_set(&r->count, 0);
         r->head = r->tail = NULL;
     }
     t->remote_pending = 0;

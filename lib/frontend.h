@@ -72,7 +72,7 @@ static inline void frontend_remote_link(sc_frontend_t *t, remote_batch_t *r, spa
     if (r->head == NULL)
         r->tail = b;
     r->head = b;
-    owner_count_add(&r->count, 1);
+    owner_word_add(&r->count, 1);
     t->remote_pending++;
 }
 
@@ -87,7 +87,7 @@ static inline bool frontend_remote_add(sc_frontend_t *t, span_t *s, block_t *b)
 {
     remote_batch_t *r = frontend_remote_slot(t, s);
     if (likely(remote_batch_span(r) == s && b != r->head &&
-               owner_count_get(&r->count) < REMOTE_SLOT_MAX - 1 &&
+               owner_word_get(&r->count) < REMOTE_SLOT_MAX - 1 &&
                t->remote_pending < REMOTE_PENDING_MAX - 1)) {
         frontend_remote_link(t, r, s, b);
         return true;

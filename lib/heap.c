@@ -253,7 +253,7 @@ void sc_heap_destroy(sc_heap_t *heap)
         error_report(SC_ERR_DESTROYED_HEAP, "sc_heap_destroy", heap, NULL);
         return;
     }
-    /* From here on every thread's cache misses this heap (its id changed)
+    /* From here on every thread's cache misses this heap (its id no longer matches)
      * and its frontends belong to nobody; their threads free them. */
     atomic_store_explicit(&heap->state, HEAP_DESTROYED, memory_order_release);
     atomic_store_explicit(&heap->id, DEAD_HEAP_ID, memory_order_release);

@@ -10,50 +10,10 @@
 
 #include "types.h"
 
-/* OWNER COUNTERS (types.h, owner_count_t). */
-static inline int32_t owner_count_get(const owner_count_t *c)
-{
-#ifdef SC_OWNER_COUNT_ATOMIC
-    return atomic_load_explicit((owner_count_t *)c, memory_order_relaxed);
-#else
-    return *c;
-#endif
-}
-
-static inline void owner_count_set(owner_count_t *c, int32_t v)
-{
-#ifdef SC_OWNER_COUNT_ATOMIC
-    atomic_store_explicit(c, v, memory_order_relaxed);
-#else
-    *c = v;
-#endif
-}
-
-/* Adds d and returns the new value: one add instruction in the plain case. */
-static inline int32_t owner_count_add(owner_count_t *c, int32_t d)
-{
-#ifdef SC_OWNER_COUNT_ATOMIC
-    int32_t v = atomic_load_explicit(c, memory_order_relaxed) + d;
-    atomic_store_explicit(c, v, memory_order_relaxed);
-    return v;
-#else
-    return *c += d;
-#endif
-}
-
-/* A read by a thread that is not the owner (statistics). */
-static inline int32_t owner_count_peek(const owner_count_t *c)
-{
-#ifdef SC_OWNER_COUNT_ATOMIC
-    return atomic_load_explicit((owner_count_t *)c, memory_order_relaxed);
-#else
-    return __atomic_load_n(c, __ATOMIC_RELAXED);
-#endif
-}
-
+/* OWNER WORDS (types.h, owner_word_t). */
 static inline uint64_t owner_word_get(const owner_word_t *w)
 {
-#ifdef SC_OWNER_COUNT_ATOMIC
+#ifdef SC_OWNER_WORD_ATOMIC
     return atomic_load_explicit((owner_word_t *)w, memory_order_relaxed);
 #else
     return *w;
@@ -62,7 +22,7 @@ static inline uint64_t owner_word_get(const owner_word_t *w)
 
 static inline void owner_word_set(owner_word_t *w, uint64_t v)
 {
-#ifdef SC_OWNER_COUNT_ATOMIC
+#ifdef SC_OWNER_WORD_ATOMIC
     atomic_store_explicit(w, v, memory_order_relaxed);
 #else
     __atomic_store_n(w, v, __ATOMIC_RELAXED);
@@ -72,7 +32,7 @@ static inline void owner_word_set(owner_word_t *w, uint64_t v)
 /* Adds d and returns the new value: one add instruction in the plain case. */
 static inline uint64_t owner_word_add(owner_word_t *w, uint64_t d)
 {
-#ifdef SC_OWNER_COUNT_ATOMIC
+#ifdef SC_OWNER_WORD_ATOMIC
     uint64_t v = atomic_load_explicit(w, memory_order_relaxed) + d;
     atomic_store_explicit(w, v, memory_order_relaxed);
     return v;
@@ -83,7 +43,7 @@ static inline uint64_t owner_word_add(owner_word_t *w, uint64_t d)
 
 static inline uint64_t owner_word_peek(const owner_word_t *w)
 {
-#ifdef SC_OWNER_COUNT_ATOMIC
+#ifdef SC_OWNER_WORD_ATOMIC
     return atomic_load_explicit((owner_word_t *)w, memory_order_relaxed);
 #else
     return __atomic_load_n(w, __ATOMIC_RELAXED);

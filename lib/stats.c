@@ -83,7 +83,7 @@ void sc_heap_get_stats(sc_heap_t *heap, sc_heap_stats_t *out)
              * being reused may pair a count with the wrong span, which
              * only matters while threads run. */
             span_t *s = (span_t *)(uintptr_t)owner_word_peek(&f->remote[i].span);
-            int32_t n = owner_count_peek(&f->remote[i].count);
+            uint64_t n = owner_word_peek(&f->remote[i].count);
             if (s != NULL && n > 0 && span_class(s) < SC_NUM_CLASSES)
                 pending[span_class(s)] += (size_t)n;
         }

@@ -180,28 +180,27 @@ enum span_kind {
 struct sc_heap_s;
 struct sc_frontend_s;
 
-/* A counter that only its owner thread writes and that other threads only
- * read (statistics, at rest exact). The owner's update must be one plain
- * add, not a relaxed atomic load and store (gcc does not fuse those), so it
- * is a plain int; readers use a relaxed atomic load of it (span.h,
- * owner_count_peek). On x86-64 and aarch64 an aligned 32-bit store is
- * single-copy atomic, so a reader sees an old or a new value, never a torn
- * one; a stale value is what any concurrent reader of a moving count gets.
+/* A word that only its owner thread writes and that other threads only
+ * read (statistics, remote frees; at rest exact). The owner's update must
+ * be one plain add, not a relaxed atomic load and store (gcc does not fuse
+ * those), so it is a plain integer; readers use a relaxed atomic load of it
+ * (span.h, owner_word_peek). On x86-64 and aarch64 an aligned 64-bit store
+ * is single-copy atomic, so a reader sees an old or a new value, never a
+ * torn one; a stale value is what any concurrent reader of a moving count
+ * gets.
  * ThreadSanitizer builds use a C11 atomic instead so that the tool sees
  * every access as atomic and keeps checking everything else. */
 #if defined(__SANITIZE_THREAD__)
-#define SC_OWNER_COUNT_ATOMIC 1
+#define SC_OWNER_WORD_ATOMIC 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-#define SC_OWNER_COUNT_ATOMIC 1
+#define SC_OWNER_WORD_ATOMIC 1
 #endif
 #endif
-#ifdef SC_OWNER_COUNT_ATOMIC
-typedef _Atomic int32_t owner_count_t;
+#ifdef SC_OWNER_WORD_ATOMIC
 typedef _Atomic uint64_t owner_word_t;
 #else
-typedef int32_t owner_count_t;
-typedef uint64_t owner_word_t; /* the same for a 64-bit value */
+typedef uint64_t owner_word_t;
 #endif
 
 typedef struct span_s {
@@ -448,7 +447,7 @@ typedef struct thread_state_s thread_state_t;
 typedef struct remote_batch_s {
     owner_word_t span;          /* span_t *; 0: slot empty */
     block_t *head, *tail;       /* the blocks, linked through their first word */
-    owner_count_t count;
+    owner_word_t count;
 } remote_batch_t;
 
 struct sc_frontend_s {
