@@ -188,6 +188,7 @@ run_prog() {
     return $rc
 }
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 raw="$work/raw.tsv"
 : >"$raw"
 shimlog="$work/shim-messages.txt"
@@ -202,12 +203,14 @@ for ((r = 0; r < runs; r++)); do
         for ((k = 0; k < nalloc; k++)); do
             a=${allocs[$(((k + r + pi) % nalloc))]}
             n=$((n + 1))
-            sum=$(run_prog "$p" "$a" /usr/bin/time -f %M -o "$work/rss")
+            sum=$(run_prog "$p" "$a" /usr/bin/time -f '%M %U %S' -o "$work/rss")
             rc=$?
             secs=$(cat "$work/secs")
-            rss=$(tail -n 1 "$work/rss" 2>/dev/null)
-            case "$rss" in '' | *[!0-9]*) rss=0 ;; esac
-            printf '%s\t%s\t%d\t%s\t%s\t%d\t%s\n' "$p" "$a" "$r" "$secs" "$rss" "$rc" "$sum" >>"$raw"
+            read -r rss usr sys_s < <(tail -n 1 "$work/rss" 2>/dev/null)
+            case "${rss:-}" in '' | *[!0-9]*) rss=0 ;; esac
+            cpu=$(awk -v u="${usr:-0}" -v s="${sys_s:-0}" 'BEGIN { printf "%.2f", u + s }')
+            printf '%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n' "$p" "$a" "$r" "$secs" "$rss" "$rc" "$sum" \
+                "$cpu" >>"$raw"
             if [ "$a" = scalloc ] && grep -q "scalloc" "$work/err"; then
                 grep "scalloc" "$work/err" | sed "s/^/$p (run $r): /" >>"$shimlog"
             fi
@@ -260,7 +263,8 @@ report() {
     echo
     echo "Machine: $(uname -srm), $cpu, $(nproc) cores, glibc $glibc_v; peers from Debian:" \
         "jemalloc $(pkgv libjemalloc2), tcmalloc $(pkgv libtcmalloc-minimal4)" \
-        "($(basename "${lib[tcmalloc]}")), mimalloc $(pkgv libmimalloc2.0)."
+        "($(basename "${lib[tcmalloc]}")), mimalloc $(pkgv libmimalloc2.0)." \
+        "Load average before the runs: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
     echo "Each program ran $runs times under each allocator, alternating (the order" \
         "rotates); figures are medians. Wall time includes process start-up. Peak RSS" \
@@ -285,6 +289,7 @@ report() {
             p = $1; a = $2
             cnt[p SUBSEP a "t"]++; val[p SUBSEP a "t", cnt[p SUBSEP a "t"]] = $4
             cnt[p SUBSEP a "m"]++; val[p SUBSEP a "m", cnt[p SUBSEP a "m"]] = $5
+            cnt[p SUBSEP a "c"]++; val[p SUBSEP a "c", cnt[p SUBSEP a "c"]] = $8
             if ($6 != 0) bad[p, a] = bad[p, a] " rc=" $6
             sums[p, a] = sums[p, a] == "" ? $7 : sums[p, a]
             if (sums[p, a] != $7) unstable[p, a] = 1
@@ -317,6 +322,26 @@ report() {
                     if (a != "scalloc" && (best == "" || t < best)) { best = t; bestname = a }
                 }
                 if (has_sc) line = line sprintf(" %.2f (%s) |", best > 0 ? T["scalloc"] / best : 0, bestname)
+                print line
+            }
+            print ""
+            print "## CPU time (user + sys, s, median)"
+            print ""
+            print "Less disturbed than wall time by other load on the machine; for" \
+                  " multi-threaded programs it also counts spinning and contention."
+            print ""
+            hdr = "| program |"; sep = "|---|"
+            for (j = 1; j <= na; j++) { hdr = hdr " " A[j] " |"; sep = sep "---:|" }
+            if (has_sc) { hdr = hdr " scalloc / best peer |"; sep = sep "---:|" }
+            print hdr; print sep
+            for (i = 1; i <= np; i++) {
+                p = P[i]; line = "| " p " |"; best = ""; bestname = ""
+                for (j = 1; j <= na; j++) {
+                    a = A[j]; c = median(p SUBSEP a "c"); C[a] = c
+                    line = line sprintf(" %.2f |", c)
+                    if (a != "scalloc" && (best == "" || c < best)) { best = c; bestname = a }
+                }
+                if (has_sc) line = line sprintf(" %.2f (%s) |", best > 0 ? C["scalloc"] / best : 0, bestname)
                 print line
             }
             print ""
