@@ -203,14 +203,15 @@ for ((r = 0; r < runs; r++)); do
         for ((k = 0; k < nalloc; k++)); do
             a=${allocs[$(((k + r + pi) % nalloc))]}
             n=$((n + 1))
-            sum=$(run_prog "$p" "$a" /usr/bin/time -f '%M %U %S' -o "$work/rss")
+            sum=$(run_prog "$p" "$a" /usr/bin/time -f '%M %U %S %R' -o "$work/rss")
             rc=$?
             secs=$(cat "$work/secs")
-            read -r rss usr sys_s < <(tail -n 1 "$work/rss" 2>/dev/null)
+            read -r rss usr sys_s minflt < <(tail -n 1 "$work/rss" 2>/dev/null)
             case "${rss:-}" in '' | *[!0-9]*) rss=0 ;; esac
+            case "${minflt:-}" in '' | *[!0-9]*) minflt=0 ;; esac
             cpu=$(awk -v u="${usr:-0}" -v s="${sys_s:-0}" 'BEGIN { printf "%.2f", u + s }')
-            printf '%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n' "$p" "$a" "$r" "$secs" "$rss" "$rc" "$sum" \
-                "$cpu" >>"$raw"
+            printf '%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n' "$p" "$a" "$r" "$secs" "$rss" "$rc" \
+                "$sum" "$cpu" "$minflt" >>"$raw"
             if [ "$a" = scalloc ] && grep -q "scalloc" "$work/err"; then
                 grep "scalloc" "$work/err" | sed "s/^/$p (run $r): /" >>"$shimlog"
             fi
@@ -290,6 +291,7 @@ report() {
             cnt[p SUBSEP a "t"]++; val[p SUBSEP a "t", cnt[p SUBSEP a "t"]] = $4
             cnt[p SUBSEP a "m"]++; val[p SUBSEP a "m", cnt[p SUBSEP a "m"]] = $5
             cnt[p SUBSEP a "c"]++; val[p SUBSEP a "c", cnt[p SUBSEP a "c"]] = $8
+            cnt[p SUBSEP a "f"]++; val[p SUBSEP a "f", cnt[p SUBSEP a "f"]] = $9
             if ($6 != 0) bad[p, a] = bad[p, a] " rc=" $6
             sums[p, a] = sums[p, a] == "" ? $7 : sums[p, a]
             if (sums[p, a] != $7) unstable[p, a] = 1
@@ -359,6 +361,20 @@ report() {
                     if (a != "scalloc" && (best == "" || m < best)) { best = m; bestname = a }
                 }
                 if (has_sc) line = line sprintf(" %.2f (%s) |", best > 0 ? M["scalloc"] / best : 0, bestname)
+                print line
+            }
+            print ""
+            print "## Minor page faults (thousands, median)"
+            print ""
+            print "Pages the kernel had to back: memory given back and touched again" \
+                  " shows here (and in sys time)."
+            print ""
+            hdr = "| program |"; sep = "|---|"
+            for (j = 1; j <= na; j++) { hdr = hdr " " A[j] " |"; sep = sep "---:|" }
+            print hdr; print sep
+            for (i = 1; i <= np; i++) {
+                p = P[i]; line = "| " p " |"
+                for (j = 1; j <= na; j++) line = line sprintf(" %.1f |", median(p SUBSEP A[j] "f") / 1000)
                 print line
             }
             print ""
