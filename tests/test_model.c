@@ -42,6 +42,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "invariants.h"
 #include "test_util.h"
 
 #define KiB ((size_t)1 << 10)
@@ -350,6 +351,10 @@ static void verify_model(model_t *m, int visit)
     sc_heap_stats_t st = test_stats(m->heap);
     MODEL_ASSERT(m, st.live_blocks == count, "stats live_blocks %zu, model %zu", st.live_blocks,
                  count);
+    /* Span by span, every list and count (lib/invariants.h). */
+    span_t *bad = NULL;
+    const char *broken = invariants_check_heap(m->heap, &bad);
+    MODEL_ASSERT(m, broken == NULL, "span %p: %s", (void *)bad, broken);
     MODEL_ASSERT(m, st.live_bytes == usable_total,
                  "stats live_bytes %zu, sum of usable sizes %zu", st.live_bytes, usable_total);
     MODEL_ASSERT(m, st.huge_blocks >= huge_at_least && st.huge_blocks <= huge_at_most,

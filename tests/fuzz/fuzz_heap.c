@@ -54,6 +54,7 @@
 #include <string.h>
 
 #include "scalloc/scalloc.h"
+#include "invariants.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -803,6 +804,11 @@ static void check_stats(int hi)
     sc_heap_get_stats(m->h, &st);
     if (st.live_blocks != m->blocks)
         fail("heap %d: stats say %zu live blocks, the model has %zu", hi, st.live_blocks, m->blocks);
+    /* The expensive span-by-span consistency check (lib/invariants.h). */
+    span_t *bad = NULL;
+    const char *broken = invariants_check_heap(m->h, &bad);
+    if (broken)
+        fail("heap %d: span %p: %s", hi, (void *)bad, broken);
     /* Library bug, fixed (crashes/stats-requested-stale-after-realloc.bin):
      * a huge block that sc_realloc kept in place kept its old requested size
      * in the statistics, so requested_bytes could fall below the model's. */
