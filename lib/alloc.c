@@ -28,6 +28,8 @@ static sc_frontend_t *frontend_of(sc_heap_t *heap, const char *call)
 
 static __attribute__((noinline)) void *alloc_slow(sc_heap_t *heap, size_t n)
 {
+    if (unlikely(registry_thread_exited))
+        return registry_alloc_after_exit(heap, n);
     sc_frontend_t *t = frontend_of(heap, "sc_alloc");
     return t ? frontend_alloc_slow(t, n) : NULL;
 }
@@ -46,6 +48,10 @@ static __attribute__((noinline)) void free_slow(sc_heap_t *heap, void *p)
 {
     if (p == NULL)
         return;
+    if (unlikely(registry_thread_exited)) {
+        registry_free_after_exit(heap, p);
+        return;
+    }
     sc_frontend_t *t = frontend_of(heap, "sc_free");
     if (t)
         free_dispatch(t, p, "sc_free");

@@ -6,6 +6,7 @@
 
 #include "address_map.h"
 #include "error.h"
+#include "free.h"
 #include "frontend.h"
 #include "meta.h"
 #include "os.h"
@@ -97,6 +98,11 @@ static void frontend_teardown(sc_frontend_t *f)
     f->heap = NULL;
 }
 
+/* Set once this thread's state was torn down at its exit: a call after
+ * that (another key's destructor, libc freeing its own thread data) must
+ * not leave a state behind that no destructor will see. */
+_Thread_local bool registry_thread_exited __attribute__((tls_model("initial-exec")));
+
 static void thread_exit(void *arg)
 {
     thread_state_t *ts = arg;
@@ -116,6 +122,37 @@ static void thread_exit(void *arg)
     current_thread = NULL;
     registry_thread_cache.heap = NO_HEAP;
     registry_thread_cache.frontend = &registry_dead_frontend;
+    registry_thread_exited = true;
+}
+
+/* After the exit teardown: the state the call created goes at once, and
+ * the key no longer names it (a later destructor round would free it
+ * again). */
+static void after_exit_release(void)
+{
+    thread_state_t *ts = current_thread;
+    if (ts == NULL)
+        return;
+    pthread_setspecific(thread_exit_key, NULL);
+    thread_exit(ts);
+}
+
+void *registry_alloc_after_exit(struct sc_heap_s *heap, size_t n)
+{
+    sc_frontend_t *t = registry_lookup(heap, "sc_alloc");
+    void *p = t ? frontend_alloc(t, n) : NULL;
+    int saved = errno;
+    after_exit_release();
+    errno = saved;
+    return p;
+}
+
+void registry_free_after_exit(struct sc_heap_s *heap, void *p)
+{
+    sc_frontend_t *t = registry_lookup(heap, "sc_free");
+    if (t)
+        free_dispatch(t, p, "sc_free");
+    after_exit_release();
 }
 
 static void thread_exit_key_create(void)

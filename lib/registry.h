@@ -45,6 +45,17 @@ static inline bool registry_owns_frontend(const sc_frontend_t *t)
     return t != NULL && t->thread == registry_current_thread;
 }
 
+/* Whether the calling thread's state was torn down at its exit already
+ * (a later call comes from another key's destructor or libc's own exit). */
+extern SC_INTERNAL _Thread_local bool registry_thread_exited
+    __attribute__((tls_model("initial-exec")));
+
+/* sc_alloc / sc_free for such a thread: a frontend for the one call, torn
+ * down right after it (its spans handed on as at a thread's exit), so no
+ * state is left that no destructor would free. */
+void *registry_alloc_after_exit(struct sc_heap_s *heap, size_t n);
+void registry_free_after_exit(struct sc_heap_s *heap, void *p);
+
 void registry_lock(void);
 void registry_unlock(void);
 

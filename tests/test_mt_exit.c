@@ -33,6 +33,7 @@
 #define _GNU_SOURCE
 #endif
 
+#include <limits.h>
 #include <pthread.h>
 
 #define TEST_STANDALONE_RUNNER
@@ -311,10 +312,66 @@ static void mt_exit_ten_thousand_threads(void)
     sc_heap_destroy(side);
 }
 
+/* Calls from a thread after its scalloc state was torn down at its exit:
+ * another key's destructor in the last round (glibc also frees its own
+ * thread data then, which reaches scalloc under an LD_PRELOAD shim). Each
+ * such call must leave no frontend or memory behind. */
+static sc_heap_t *late_heap;
+static pthread_key_t late_key;
+
+static void late_destructor(void *v)
+{
+    long round = (long)v;
+    if (round < PTHREAD_DESTRUCTOR_ITERATIONS) {
+        pthread_setspecific(late_key, (void *)(round + 1)); /* run again next round */
+        return;
+    }
+    void *p = sc_alloc(late_heap, 32); /* last round: after scalloc's own destructor */
+    TEST_ASSERT(p != NULL);
+    sc_free(late_heap, p);
+}
+
+static void *late_worker(void *arg)
+{
+    void *keep = sc_alloc(late_heap, 48);
+    TEST_ASSERT(keep != NULL);
+    *(void **)arg = keep; /* freed by main, from a span this thread owned */
+    pthread_setspecific(late_key, (void *)1);
+    return NULL;
+}
+
+static void mt_exit_calls_after_exit(void)
+{
+    late_heap = sc_heap_create(NULL);
+    TEST_ASSERT(late_heap != NULL);
+    void *first = sc_alloc(late_heap, 1); /* scalloc's key is created before ours */
+    TEST_ASSERT(first != NULL);
+    TEST_ASSERT(pthread_key_create(&late_key, late_destructor) == 0);
+    enum { THREADS = 300 };
+    for (int i = 0; i < THREADS; i++) {
+        void *kept = NULL;
+        pthread_t tid;
+        TEST_ASSERT(pthread_create(&tid, NULL, late_worker, &kept) == 0);
+        pthread_join(tid, NULL);
+        sc_free(late_heap, kept);
+    }
+    sc_free(late_heap, first);
+    sc_heap_stats_t st = test_stats(late_heap);
+    TEST_LOG("after %d threads that allocated in their last destructor round: %zu frontends, "
+             "%zu live blocks, %zu KiB committed",
+             THREADS, st.frontends, st.live_blocks, st.committed_bytes >> 10);
+    TEST_CHECK(st.frontends == 1, "%zu frontends left (only main's may be)", st.frontends);
+    TEST_CHECK(st.live_blocks == 0, "%zu live blocks", st.live_blocks);
+    TEST_CHECK(st.committed_bytes < ((size_t)8 << 20), "%zu KiB committed", st.committed_bytes >> 10);
+    pthread_key_delete(late_key);
+    sc_heap_destroy(late_heap);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
         {"mt_exit::ten_thousand_threads", mt_exit_ten_thousand_threads},
+        {"mt_exit::calls_after_exit", mt_exit_calls_after_exit},
     };
     return test_run_cases(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
