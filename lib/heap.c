@@ -162,6 +162,18 @@ static unsigned env_heap_flags(void)
     return env_heap_flags_value;
 }
 
+/* A heap's locks go and its handle is free for reuse (destroy, or a
+ * create that failed after the locks were made). */
+static void handle_retire(struct sc_heap_s *h)
+{
+    pthread_mutex_destroy(&h->grow_lock);
+    pthread_mutex_destroy(&h->huge_lock);
+    pthread_mutex_destroy(&h->retain_lock);
+    registry_lock();
+    handle_free(h);
+    registry_unlock();
+}
+
 bool heap_check_live(const struct sc_heap_s *heap, const char *call)
 {
     if (heap && atomic_load_explicit(&heap->state, memory_order_acquire) == HEAP_LIVE)
@@ -227,12 +239,7 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     h->huge_blocks = h->huge_bytes = h->huge_requested = 0;
     h->retired_slack = 0;
     if (!arena_init(h)) {
-        pthread_mutex_destroy(&h->grow_lock);
-        pthread_mutex_destroy(&h->huge_lock);
-        pthread_mutex_destroy(&h->retain_lock);
-        registry_lock();
-        handle_free(h);
-        registry_unlock();
+        handle_retire(h);
         errno = ENOMEM;
         return NULL;
     }
@@ -262,12 +269,7 @@ void sc_heap_destroy(sc_heap_t *heap)
     annotate_heap_drop_all(heap, false);
     /* One munmap per region, whatever the number of live blocks. */
     arena_destroy(heap);
-    pthread_mutex_destroy(&heap->grow_lock);
-    pthread_mutex_destroy(&heap->huge_lock);
-    pthread_mutex_destroy(&heap->retain_lock);
-    registry_lock();
-    handle_free(heap);
-    registry_unlock();
+    handle_retire(heap);
 }
 
 /* Pushes a span to the pool with its memory kept, outside the release

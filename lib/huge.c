@@ -79,24 +79,30 @@ static size_t purgeable_pages(uint64_t w)
     return info_pages(w) > keep ? info_pages(w) - keep : 0;
 }
 
+/* Unused pages of free huge runs counted in (add) or out: the
+ * release policy's figures (span_pool.c). */
+static void unused_change(struct sc_heap_s *heap, size_t pages, bool add)
+{
+    if (pages == 0)
+        return;
+    size_t bytes = pages * os_page_size();
+    if (add) {
+        atomic_fetch_add_explicit(&heap->unused_bytes, bytes, memory_order_relaxed);
+        atomic_fetch_add_explicit(&heap->unused_huge_bytes, bytes, memory_order_relaxed);
+    } else {
+        atomic_fetch_sub_explicit(&heap->unused_bytes, bytes, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&heap->unused_huge_bytes, bytes, memory_order_relaxed);
+    }
+}
+
 static void unused_add(struct sc_heap_s *heap, size_t pages)
 {
-    if (pages) {
-        atomic_fetch_add_explicit(&heap->unused_bytes, pages * os_page_size(),
-                                  memory_order_relaxed);
-        atomic_fetch_add_explicit(&heap->unused_huge_bytes, pages * os_page_size(),
-                                  memory_order_relaxed);
-    }
+    unused_change(heap, pages, true);
 }
 
 static void unused_sub(struct sc_heap_s *heap, size_t pages)
 {
-    if (pages) {
-        atomic_fetch_sub_explicit(&heap->unused_bytes, pages * os_page_size(),
-                                  memory_order_relaxed);
-        atomic_fetch_sub_explicit(&heap->unused_huge_bytes, pages * os_page_size(),
-                                  memory_order_relaxed);
-    }
+    unused_change(heap, pages, false);
 }
 
 /* A header is about to be written at s, maybe inside a former block's data,
