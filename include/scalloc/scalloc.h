@@ -192,7 +192,7 @@ SC_API const char *sc_heap_name(const sc_heap_t *heap);
  * limited in number: a frontend is created per thread and heap on first
  * use and torn down when its thread exits (its spans are handed on, none
  * leaked) or when the heap is destroyed. A thread may still call sc_alloc,
- * sc_free and the calls built on them after that teardown (from a
+ * sc_calloc and sc_free after that teardown (from a
  * thread-specific-data destructor, or libc freeing its own thread data
  * under a malloc shim): each such call works through a frontend made for
  * it and torn down right after it. fork: the child may keep using
