@@ -79,26 +79,8 @@ static proc_sizes_t proc_sizes(void)
 #define PROCESS_FIGURES_DISTORTED 0
 #endif
 
-typedef struct block_s {
-    unsigned char *p;
-    size_t n;
-    uint64_t key;
-} block_t;
 
-static void fill_blocks(sc_heap_t *h, block_t *b, size_t count, uint64_t seed)
-{
-    test_rng_t rng = {seed};
-    for (size_t i = 0; i < count; i++) {
-        size_t n = test_mixed_size(&rng);
-        b[i].p = sc_alloc(h, n);
-        cr_assert_not_null(b[i].p, "sc_alloc(h, %zu) failed", n);
-        b[i].n = n;
-        b[i].key = seed * 1000003 + i;
-        test_pattern_fill(b[i].p, n, b[i].key);
-    }
-}
-
-static void check_blocks(const block_t *b, size_t count, const char *when)
+static void check_blocks(const test_block_t *b, size_t count, const char *when)
 {
     for (size_t i = 0; i < count; i++) {
         size_t bad = test_pattern_check(b[i].p, b[i].n, b[i].key);
@@ -114,7 +96,7 @@ static void check_blocks(const block_t *b, size_t count, const char *when)
 Test(heaps, two_heaps_isolated)
 {
     enum { N = 5000 };
-    static block_t a_blocks[N], b_blocks[N];
+    static test_block_t a_blocks[N], b_blocks[N];
     sc_heap_config_t ca = {.name = "heap-a"};
     sc_heap_config_t cb = {.name = "heap-b"};
     sc_heap_t *a = sc_heap_create(&ca);
@@ -126,8 +108,8 @@ Test(heaps, two_heaps_isolated)
     /* Interleave the two heaps' allocations so any shared state would mix
      * their blocks. */
     for (size_t i = 0; i < N; i += 500) {
-        fill_blocks(a, a_blocks + i, 500, 1 + i);
-        fill_blocks(b, b_blocks + i, 500, 100001 + i);
+        test_fill_blocks(a, a_blocks + i, 500, 1 + i);
+        test_fill_blocks(b, b_blocks + i, 500, 100001 + i);
     }
     for (size_t i = 0; i < N; i++) {
         cr_assert(sc_heap_owns(a, a_blocks[i].p));
@@ -155,8 +137,8 @@ Test(heaps, two_heaps_isolated)
     for (size_t i = 0; i < N; i++)
         cr_assert_eq(sc_heap_of(b_blocks[i].p), b);
     /* b keeps allocating after a's spans and address range are gone. */
-    static block_t more[N];
-    fill_blocks(b, more, N, 777);
+    static test_block_t more[N];
+    test_fill_blocks(b, more, N, 777);
     check_blocks(more, N, "new blocks of heap b");
     for (size_t i = 0; i < N; i++) {
         sc_free(b, b_blocks[i].p);
@@ -585,14 +567,14 @@ Test(heaps, new_heap_in_threads_of_old_one, .timeout = 120)
 Test(heaps, reset_keeps_heap_usable)
 {
     enum { N = 20000 };
-    static block_t blocks[N];
+    static test_block_t blocks[N];
     sc_heap_t *h = sc_heap_create(NULL);
     cr_assert_not_null(h);
     sc_thread_t *t = sc_heap_thread(h);
     cr_assert_not_null(t);
 
     for (int round = 0; round < 3; round++) {
-        fill_blocks(h, blocks, N, 5 + (uint64_t)round);
+        test_fill_blocks(h, blocks, N, 5 + (uint64_t)round);
         void *huge = sc_alloc(h, 5u << 20);
         cr_assert_not_null(huge);
         cr_assert_eq(test_stats(h).live_blocks, N + 1);
@@ -604,7 +586,7 @@ Test(heaps, reset_keeps_heap_usable)
         cr_assert_eq(st.huge_blocks, 0);
 
         /* Usable afterwards, through the same frontend too. */
-        fill_blocks(h, blocks, N / 2, 50 + (uint64_t)round);
+        test_fill_blocks(h, blocks, N / 2, 50 + (uint64_t)round);
         void *q = sc_thread_alloc(t, 100);
         cr_assert_not_null(q);
         check_blocks(blocks, N / 2, "after reset");

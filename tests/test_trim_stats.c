@@ -40,24 +40,6 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-typedef struct block_s {
-    unsigned char *p;
-    size_t n;
-    uint64_t key;
-} block_t;
-
-static void fill_blocks(sc_heap_t *h, block_t *b, size_t count, uint64_t seed)
-{
-    test_rng_t rng = {seed};
-    for (size_t i = 0; i < count; i++) {
-        size_t n = test_mixed_size(&rng);
-        b[i].p = sc_alloc(h, n);
-        cr_assert_not_null(b[i].p, "sc_alloc(h, %zu) failed", n);
-        b[i].n = n;
-        b[i].key = seed * 1000003 + i;
-        test_pattern_fill(b[i].p, n, b[i].key);
-    }
-}
 
 /* ------------------------------------------------------------------------ */
 /* Statistics                                                               */
@@ -112,10 +94,10 @@ Test(trim_stats, stats_live_counts)
 Test(trim_stats, trim_keeps_live_blocks)
 {
     enum { N = 20000 };
-    static block_t blocks[N];
+    static test_block_t blocks[N];
     sc_heap_t *h = sc_heap_create(NULL);
     cr_assert_not_null(h);
-    fill_blocks(h, blocks, N, 3);
+    test_fill_blocks(h, blocks, N, 3);
     /* Free most of them so there are free spans to trim. */
     for (size_t i = 0; i < N; i++)
         if (i % 16)
@@ -142,12 +124,12 @@ Test(trim_stats, trim_keeps_live_blocks)
 Test(trim_stats, trim_after_freeing_everything)
 {
     enum { N = 20000 };
-    static block_t blocks[N];
+    static test_block_t blocks[N];
     sc_heap_t *h = sc_heap_create(NULL);
     cr_assert_not_null(h);
     /* Every class gets used, big ones included, and every block is freed by
      * the thread that owns its span. */
-    fill_blocks(h, blocks, N, 4);
+    test_fill_blocks(h, blocks, N, 4);
     sc_heap_stats_t peak = test_stats(h);
     for (size_t i = 0; i < N; i++)
         sc_free(h, blocks[i].p);

@@ -311,6 +311,31 @@ static inline void test_error_log_clear(test_error_log_t *log)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Blocks of mixed sizes, filled with a pattern                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct test_block_s {
+    unsigned char *p;
+    size_t n;
+    uint64_t key;
+} test_block_t;
+
+/* count blocks of mixed sizes from h, each filled with its own pattern
+ * (test_pattern_check verifies it). */
+static inline void test_fill_blocks(sc_heap_t *h, test_block_t *b, size_t count, uint64_t seed)
+{
+    test_rng_t rng = {seed};
+    for (size_t i = 0; i < count; i++) {
+        size_t n = test_mixed_size(&rng);
+        b[i].p = sc_alloc(h, n);
+        TEST_CHECK(b[i].p != NULL, "sc_alloc(h, %zu) failed", n);
+        b[i].n = n;
+        b[i].key = seed * 1000003 + i;
+        test_pattern_fill(b[i].p, n, b[i].key);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
 /* Stats                                                                    */
 /* ------------------------------------------------------------------------ */
 
