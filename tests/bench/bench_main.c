@@ -78,26 +78,10 @@ int main(int argc, char **argv)
             printf("%s\t%s\n", workloads[i].name, workloads[i].what);
         return 0;
     }
-    if (argc < 3 || argc > 5)
-        return usage(argv[0]);
-    const bench_workload *wl = NULL;
-    for (size_t i = 0; i < NWORKLOADS; i++)
-        if (strcmp(argv[1], workloads[i].name) == 0)
-            wl = &workloads[i];
+    const bench_workload *wl;
     bench_params p = {0};
-    char *end;
-    unsigned long threads = strtoul(argv[2], &end, 10);
-    if (wl == NULL || *end != '\0' || threads < 1 || threads > BENCH_MAX_THREADS)
+    if (!bench_parse_args(argc, argv, workloads, NWORKLOADS, BENCH_MAX_THREADS, &wl, &p))
         return usage(argv[0]);
-    p.threads = (unsigned)threads;
-    p.scale = BENCH_FULL;
-    if (argc >= 4) {
-        if (strcmp(argv[3], "quick") == 0)
-            p.scale = BENCH_QUICK;
-        else if (strcmp(argv[3], "full") != 0)
-            return usage(argv[0]);
-    }
-    p.seed = argc == 5 ? strtoull(argv[4], NULL, 10) : 1;
 
     static bench_result r; /* static: large, and zeroed */
     /* What the process holds before the workload (binary, libraries,

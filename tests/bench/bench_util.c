@@ -1,6 +1,7 @@
 #include "bench_util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -19,6 +20,31 @@ double bench_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+bool bench_parse_args(int argc, char **argv, const bench_workload *workloads, size_t count,
+                      unsigned max_threads, const bench_workload **wl, bench_params *p)
+{
+    if (argc < 3 || argc > 5)
+        return false;
+    *wl = NULL;
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(argv[1], workloads[i].name) == 0)
+            *wl = &workloads[i];
+    char *end;
+    unsigned long threads = strtoul(argv[2], &end, 10);
+    if (*wl == NULL || *end != '\0' || threads < 1 || threads > max_threads)
+        return false;
+    p->threads = (unsigned)threads;
+    p->scale = BENCH_FULL;
+    if (argc >= 4) {
+        if (strcmp(argv[3], "quick") == 0)
+            p->scale = BENCH_QUICK;
+        else if (strcmp(argv[3], "full") != 0)
+            return false;
+    }
+    p->seed = argc == 5 ? strtoull(argv[4], NULL, 10) : 1;
+    return true;
 }
 
 long bench_status_kib(const char *field)

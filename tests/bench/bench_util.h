@@ -9,6 +9,7 @@
 #define BENCH_UTIL_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,12 @@ typedef struct bench_workload {
 /* The workloads, each in its own wl_*.c. */
 bench_workload_fn wl_threadtest, wl_larson, wl_prodcons, wl_cache_thrash, wl_cache_scratch,
     wl_mixed, wl_churn, wl_frag, wl_destroy, wl_free_each;
+
+/* Reads WORKLOAD THREADS [quick|full] [SEED] (argv[1..]) against the
+ * `count` workloads: *wl and *p on success, false on any bad argument (the
+ * caller prints its usage). */
+bool bench_parse_args(int argc, char **argv, const bench_workload *workloads, size_t count,
+                      unsigned max_threads, const bench_workload **wl, bench_params *p);
 
 void bench_extra(bench_result *r, const char *key, double value);
 

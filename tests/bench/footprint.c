@@ -51,26 +51,10 @@ static int usage(const char *argv0)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3 || argc > 5)
-        return usage(argv[0]);
-    const bench_workload *wl = NULL;
-    for (size_t i = 0; i < NWORKLOADS; i++)
-        if (strcmp(argv[1], workloads[i].name) == 0)
-            wl = &workloads[i];
-    char *end;
-    unsigned long threads = strtoul(argv[2], &end, 10);
-    if (wl == NULL || *end != '\0' || threads < 1 || threads > 256)
-        return usage(argv[0]);
+    const bench_workload *wl;
     bench_params p = {0};
-    p.threads = (unsigned)threads;
-    p.scale = BENCH_FULL;
-    if (argc >= 4) {
-        if (strcmp(argv[3], "quick") == 0)
-            p.scale = BENCH_QUICK;
-        else if (strcmp(argv[3], "full") != 0)
-            return usage(argv[0]);
-    }
-    p.seed = argc == 5 ? strtoull(argv[4], NULL, 10) : 1;
+    if (!bench_parse_args(argc, argv, workloads, NWORKLOADS, 256, &wl, &p))
+        return usage(argv[0]);
 
     static bench_result r; /* static: large, and zeroed */
     long base = bench_status_kib("VmRSS");
