@@ -127,14 +127,9 @@ void free_dispatch(sc_frontend_t *t, void *p, const char *call)
             (heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED)) == 0 && s->heap == heap &&
             span_kind(s) == SPAN_KIND_BLOCKS && span_is_block_start_at(s, a, SPAN_HEADER_SIZE) &&
             span_state_in_use(span_state(s))) {
-            remote_batch_t *r = frontend_remote_slot(t, s);
-            if (likely(remote_batch_span(r) == s && p != r->head &&
-                       owner_word_get(&r->count) < REMOTE_SLOT_MAX - 1 &&
-                       t->remote_pending < REMOTE_PENDING_MAX - 1)) {
-                frontend_remote_link(t, r, s, p);
+            if (likely(frontend_remote_add_fast(t, s, p)))
                 return;
-            }
-            free_remote_slot(t, s, p, call);
+            free_remote_slot(t, s, p, call); /* a tail call: no frame here */
             return;
         }
     }

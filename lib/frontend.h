@@ -83,7 +83,10 @@ bool frontend_remote_add_slow(sc_frontend_t *t, span_t *s, block_t *b);
 /* Any thread: adds block b of s, a span t does not own, to t's batch for
  * s; a full batch is handed over at once. false if b is the batch's last
  * block (a double free; nothing changed). */
-static inline bool frontend_remote_add(sc_frontend_t *t, span_t *s, block_t *b)
+/* The common case of frontend_remote_add: b joins the batch its slot
+ * already collects for s, which stays below its limits. false: nothing
+ * done, frontend_remote_add_slow decides. */
+static inline bool frontend_remote_add_fast(sc_frontend_t *t, span_t *s, block_t *b)
 {
     remote_batch_t *r = frontend_remote_slot(t, s);
     if (likely(remote_batch_span(r) == s && b != r->head &&
@@ -92,7 +95,12 @@ static inline bool frontend_remote_add(sc_frontend_t *t, span_t *s, block_t *b)
         frontend_remote_link(t, r, s, b);
         return true;
     }
-    return frontend_remote_add_slow(t, s, b);
+    return false;
+}
+
+static inline bool frontend_remote_add(sc_frontend_t *t, span_t *s, block_t *b)
+{
+    return frontend_remote_add_fast(t, s, b) || frontend_remote_add_slow(t, s, b);
 }
 
 /* Owner: hands every batch of remote frees over to its span. */
