@@ -22,16 +22,7 @@
 #define BENCH_MAX_THREADS 256
 
 static const bench_workload workloads[] = {
-    {"threadtest", "batches of 64 B allocated and freed by each thread", wl_threadtest},
-    {"larson", "server simulation, random slots, handed to a new thread each round", wl_larson},
-    {"prodcons", "producers allocate, consumers free: every free remote", wl_prodcons},
-    {"cache-thrash", "active false sharing: 8 B objects written hard", wl_cache_thrash},
-    {"cache-scratch", "passive false sharing: remote-freed neighbours reused", wl_cache_scratch},
-    {"mixed", "8 B..160 KiB size histogram, ring of live objects per thread", wl_mixed},
-    {"churn", "threads die, objects outlive them, contents verified", wl_churn},
-    {"frag", "fill 64 B, free 90% at random, allocate 512 B, trim", wl_frag},
-    {"destroy", "N blocks from T threads, released by destroying the heap", wl_destroy},
-    {"free-each", "N blocks from T threads, released by freeing each", wl_free_each},
+    BENCH_COMMON_WORKLOADS,
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 

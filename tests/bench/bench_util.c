@@ -106,3 +106,29 @@ int bench_run_threads(unsigned n, void *(*fn)(void *), void *args, size_t stride
     bench_join(n, ids);
     return 0;
 }
+
+size_t bench_hist_size(bench_rng *rng, const bench_size_bucket *hist, size_t count)
+{
+    unsigned pick = (unsigned)(bench_rng_next(rng) % 1000);
+    for (size_t b = 0; b < count; b++) {
+        if (pick < hist[b].weight)
+            return bench_rng_range(rng, hist[b].lo, hist[b].hi);
+        pick -= hist[b].weight;
+    }
+    return hist[0].lo;
+}
+
+void bench_touch_pages(unsigned char *p, size_t n, unsigned char mark)
+{
+    for (size_t off = 0; off < n; off += 4096)
+        p[off] = mark;
+    p[n - 1] = mark;
+}
+
+int bench_check_pages(const unsigned char *p, size_t n, unsigned char mark)
+{
+    for (size_t off = 0; off < n; off += 4096)
+        if (p[off] != mark)
+            return 0;
+    return p[n - 1] == mark;
+}

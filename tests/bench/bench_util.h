@@ -111,4 +111,35 @@ static inline uint64_t bench_share(uint64_t total, unsigned n, unsigned i)
     return total / n + (i < total % n ? 1 : 0);
 }
 
+/* A size histogram: buckets [lo, hi] with weights in tenths of a percent
+ * (summing to 1000). */
+typedef struct bench_size_bucket {
+    size_t lo, hi;
+    unsigned weight;
+} bench_size_bucket;
+
+/* A size drawn from the histogram's `count` buckets. */
+size_t bench_hist_size(bench_rng *rng, const bench_size_bucket *hist, size_t count);
+
+/* Writes `mark` into every page of [p, p + n) and its last byte, and
+ * checks that they still hold it (1) or not (0): touching every page makes
+ * a workload's RSS real, checking it catches a block handed out twice. */
+void bench_touch_pages(unsigned char *p, size_t n, unsigned char mark);
+int bench_check_pages(const unsigned char *p, size_t n, unsigned char mark);
+
+/* The workloads every driver offers, as bench_workload initialisers. */
+#define BENCH_COMMON_WORKLOADS                                                                   \
+    {"threadtest", "batches of 64 B allocated and freed by each thread", wl_threadtest},        \
+    {"larson", "server simulation, random slots, handed to a new thread each round",           \
+     wl_larson},                                                                                \
+    {"prodcons", "producers allocate, consumers free: every free remote", wl_prodcons},         \
+    {"cache-thrash", "active false sharing: 8 B objects written hard", wl_cache_thrash},        \
+    {"cache-scratch", "passive false sharing: remote-freed neighbours reused",                  \
+     wl_cache_scratch},                                                                         \
+    {"mixed", "8 B..160 KiB size histogram, ring of live objects per thread", wl_mixed},        \
+    {"churn", "threads die, objects outlive them, contents verified", wl_churn},                \
+    {"frag", "fill 64 B, free 90% at random, allocate 512 B, trim", wl_frag},                   \
+    {"destroy", "N blocks from T threads, released by destroying the heap", wl_destroy},        \
+    {"free-each", "N blocks from T threads, released by freeing each", wl_free_each}
+
 #endif /* BENCH_UTIL_H */

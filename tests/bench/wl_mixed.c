@@ -11,10 +11,7 @@
 
 /* Size buckets and their weights in tenths of a percent (sum 1000). The
  * mean block is about 2.4 KiB; about half the blocks are 64 B or less. */
-static const struct {
-    size_t lo, hi;
-    unsigned weight;
-} mixed_hist[] = {
+static const bench_size_bucket mixed_hist[] = {
     {8, 32, 300},          {33, 64, 200},         {65, 128, 150},
     {129, 256, 100},       {257, 512, 80},        {513, 1024, 60},
     {1025, 4096, 50},      {4097, 16384, 35},     {16385, 65536, 15},
@@ -39,28 +36,7 @@ typedef struct mixed_worker {
 
 static size_t mixed_size(bench_rng *rng)
 {
-    unsigned pick = (unsigned)(bench_rng_next(rng) % 1000);
-    for (size_t b = 0; b < MIXED_BUCKETS; b++) {
-        if (pick < mixed_hist[b].weight)
-            return bench_rng_range(rng, mixed_hist[b].lo, mixed_hist[b].hi);
-        pick -= mixed_hist[b].weight;
-    }
-    return mixed_hist[0].lo;
-}
-
-static void mixed_touch(unsigned char *p, size_t n, unsigned char mark)
-{
-    for (size_t off = 0; off < n; off += 4096)
-        p[off] = mark;
-    p[n - 1] = mark;
-}
-
-static int mixed_check(const unsigned char *p, size_t n, unsigned char mark)
-{
-    for (size_t off = 0; off < n; off += 4096)
-        if (p[off] != mark)
-            return 0;
-    return p[n - 1] == mark;
+    return bench_hist_size(rng, mixed_hist, MIXED_BUCKETS);
 }
 
 static void *mixed_thread(void *arg)
@@ -80,7 +56,7 @@ static void *mixed_thread(void *arg)
         mixed_slot *s = &ring[k % w->ring];
         unsigned char mark = (unsigned char)(k % w->ring);
         if (s->p != NULL) {
-            if (!mixed_check(s->p, s->size, mark))
+            if (!bench_check_pages(s->p, s->size, mark))
                 w->failures++;
             bench_free(t, s->p);
             live -= s->size;
@@ -92,7 +68,7 @@ static void *mixed_thread(void *arg)
             w->failures++;
             s->size = 0;
         } else {
-            mixed_touch(s->p, n, mark);
+            bench_touch_pages(s->p, n, mark);
             live += n;
         }
         if (live > w->live_peak)

@@ -44,10 +44,7 @@ static inline void bench_heap_mark(bench_heap *h, const char *label)
 
 /* Weights in tenths of a percent (sum 1000): wl_mixed's histogram, from
  * 16 B and with its top bucket reaching 256 KiB. Mean about 3.3 KiB. */
-static const struct {
-    size_t lo, hi;
-    unsigned weight;
-} server_hist[] = {
+static const bench_size_bucket server_hist[] = {
     {16, 32, 300},         {33, 64, 200},         {65, 128, 150},
     {129, 256, 100},       {257, 512, 80},        {513, 1024, 60},
     {1025, 4096, 50},      {4097, 16384, 35},     {16385, 65536, 15},
@@ -98,28 +95,12 @@ typedef struct server_worker {
 
 static size_t server_size(bench_rng *rng)
 {
-    unsigned pick = (unsigned)(bench_rng_next(rng) % 1000);
-    for (size_t b = 0; b < SERVER_BUCKETS; b++) {
-        if (pick < server_hist[b].weight)
-            return bench_rng_range(rng, server_hist[b].lo, server_hist[b].hi);
-        pick -= server_hist[b].weight;
-    }
-    return server_hist[0].lo;
-}
-
-static void server_touch(unsigned char *p, size_t n, unsigned char mark)
-{
-    for (size_t off = 0; off < n; off += 4096)
-        p[off] = mark;
-    p[n - 1] = mark;
+    return bench_hist_size(rng, server_hist, SERVER_BUCKETS);
 }
 
 static int server_check(const server_block *b)
 {
-    for (size_t off = 0; off < b->size; off += 4096)
-        if (b->p[off] != b->mark)
-            return 0;
-    return b->p[b->size - 1] == b->mark;
+    return bench_check_pages(b->p, b->size, b->mark);
 }
 
 static void server_release(server_worker *w, bench_thread *t, const server_block *b)
@@ -171,7 +152,7 @@ static int server_new(server_worker *w, bench_thread *t, bench_rng *rng, server_
         b->size = 0;
         return 0;
     }
-    server_touch(b->p, b->size, b->mark);
+    bench_touch_pages(b->p, b->size, b->mark);
     size_t live = atomic_fetch_add_explicit(&w->sh->live, b->size, memory_order_relaxed) + b->size;
     size_t peak = atomic_load_explicit(&w->sh->live_peak, memory_order_relaxed);
     while (live > peak && !atomic_compare_exchange_weak_explicit(&w->sh->live_peak, &peak, live,
@@ -494,7 +475,7 @@ static void *tiny_thread(void *arg)
     if (p == NULL) {
         w->failures++;
     } else {
-        server_touch(p, 16, 0x5a);
+        bench_touch_pages(p, 16, 0x5a);
         if (p[0] != 0x5a || p[15] != 0x5a)
             w->failures++;
         bench_free(t, p);
