@@ -350,7 +350,72 @@ void arena_rewind(region_t *r, char *end)
     atomic_store_explicit(&r->bump, end, memory_order_relaxed);
 }
 
+/* Ranges for mincore, gathered in address order: an extent that starts
+ * where the last one ended joins it, so neighbouring spans cost one call. */
+typedef struct resident_walk_s {
+    char *from, *to;
+    size_t bytes;
+} resident_walk_t;
+
+static void resident_flush(resident_walk_t *w)
+{
+    if (w->to > w->from)
+        w->bytes += os_resident_bytes(w->from, (size_t)(w->to - w->from));
+    w->from = w->to = NULL;
+}
+
+static void resident_add(resident_walk_t *w, char *lo, char *hi)
+{
+    if (w->from && lo < w->to) /* a huge block's extent ran over (racing) */
+        lo = w->to;
+    if (hi <= lo)
+        return;
+    if (w->from == NULL || lo != w->to) {
+        resident_flush(w);
+        w->from = lo;
+    }
+    w->to = hi;
+}
+
+/* Where pages can be resident: a free span's or free huge span's retained
+ * pages (its info word), a span with a header up to its committed bytes
+ * (a live huge block's run from its first span), a region's metadata.
+ * Nothing else was touched since it was last given back: never-used
+ * spans, cold spans and the pages of free runs that went back are not
+ * walked at all, and a block span's untouched 2 MiB tail is not either.
+ * The figure is still the kernel's (mincore), not an estimate. */
 size_t arena_resident_bytes(struct sc_heap_s *heap)
+{
+    size_t page = os_page_size();
+    resident_walk_t w = {NULL, NULL, 0};
+    for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r;
+         r = r->next) {
+        size_t used = (size_t)(atomic_load_explicit(&r->bump, memory_order_relaxed) - r->base) /
+                      SPAN_SIZE;
+        for (size_t k = r->meta_spans; k < used; k++) {
+            char *p = r->base + k * SPAN_SIZE;
+            uint64_t info = atomic_load_explicit(&r->info[k], memory_order_relaxed);
+            if (info & (INFO_POOLED | INFO_HUGE_FREE)) {
+                resident_add(&w, p, p + info_pages(info) * page);
+                continue;
+            }
+            uintptr_t word = address_map_get((uintptr_t)p);
+            unsigned tag = (unsigned)(word & MAP_TAGS);
+            if (word == 0 || tag == MAP_RESERVED || tag == MAP_HUGE_ALIGNED)
+                continue; /* no header: covered by a run's first span, or nothing */
+            size_t extent = (size_t)owner_word_peek(&((span_t *)p)->committed);
+            size_t room = (used - k) * SPAN_SIZE;
+            resident_add(&w, p, p + (extent < room ? extent : room));
+        }
+        /* The tables last: reading their span info words above may have
+         * mapped pages of them (the zero page, which mincore counts). */
+        resident_flush(&w);
+        w.bytes += os_resident_bytes(r->base, r->meta_committed);
+    }
+    return w.bytes;
+}
+
+size_t arena_resident_bytes_anywhere(struct sc_heap_s *heap)
 {
     size_t total = 0;
     for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r;

@@ -69,8 +69,17 @@ void arena_destroy(struct sc_heap_s *heap);
  * bits cleared (the caller gave the used part above `end` back). */
 void arena_rewind(region_t *r, char *end);
 
-/* Bytes resident in the heap's regions (walks mincore; for statistics). */
+/* Bytes resident in the heap's regions, for statistics: mincore over the
+ * extents where the heap keeps pages (each span's committed bytes or
+ * retained pages, the regions' metadata), one call per run of adjacent
+ * extents. Its cost follows the memory the heap holds, not the address
+ * space it ever used. */
 size_t arena_resident_bytes(struct sc_heap_s *heap);
+
+/* The same over every page of every span the regions ever handed out (the
+ * consistency check: on a heap at rest the two agree, or a page is
+ * resident that the heap does not account for). */
+size_t arena_resident_bytes_anywhere(struct sc_heap_s *heap);
 
 /* The first span of region r that can serve blocks (after the meta spans). */
 static inline char *arena_first_span(const region_t *r)

@@ -84,6 +84,13 @@ const char *invariants_check_heap(struct sc_heap_s *heap, span_t **bad)
 {
     check_t c = {NULL, NULL};
     arena_for_each_span(heap, check_one, &c);
+    /* Every resident page lies where the heap keeps pages: otherwise
+     * statistics miss it and the release policy never gives it back. */
+    if (c.error == NULL) {
+        size_t kept = arena_resident_bytes(heap);
+        if (kept != arena_resident_bytes_anywhere(heap))
+            c.error = "a page is resident outside every span's committed or retained extent";
+    }
     if (bad)
         *bad = c.bad;
     return c.error;

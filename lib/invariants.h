@@ -12,7 +12,9 @@
 /* Checks every block span of heap, which no thread may use meanwhile (its
  * frontends' remote batches included: they count as live). Returns NULL if
  * all holds, else a static message naming the first broken invariant; *bad
- * is then the span. */
+ * is then the span (NULL for the last check: a page resident where no span
+ * keeps pages, found by comparing arena_resident_bytes with a walk of all
+ * the address space the heap ever used). */
 const char *invariants_check_heap(struct sc_heap_s *heap, span_t **bad);
 
 #endif /* SCALLOC_INVARIANTS_H */

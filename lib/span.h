@@ -10,46 +10,6 @@
 
 #include "types.h"
 
-/* OWNER WORDS (types.h, owner_word_t). */
-static inline uint64_t owner_word_get(const owner_word_t *w)
-{
-#ifdef SC_OWNER_WORD_ATOMIC
-    return atomic_load_explicit((owner_word_t *)w, memory_order_relaxed);
-#else
-    return *w;
-#endif
-}
-
-static inline void owner_word_set(owner_word_t *w, uint64_t v)
-{
-#ifdef SC_OWNER_WORD_ATOMIC
-    atomic_store_explicit(w, v, memory_order_relaxed);
-#else
-    __atomic_store_n(w, v, __ATOMIC_RELAXED);
-#endif
-}
-
-/* Adds d and returns the new value: one add instruction in the plain case. */
-static inline uint64_t owner_word_add(owner_word_t *w, uint64_t d)
-{
-#ifdef SC_OWNER_WORD_ATOMIC
-    uint64_t v = atomic_load_explicit(w, memory_order_relaxed) + d;
-    atomic_store_explicit(w, v, memory_order_relaxed);
-    return v;
-#else
-    return *w += d;
-#endif
-}
-
-static inline uint64_t owner_word_peek(const owner_word_t *w)
-{
-#ifdef SC_OWNER_WORD_ATOMIC
-    return atomic_load_explicit((owner_word_t *)w, memory_order_relaxed);
-#else
-    return __atomic_load_n(w, __ATOMIC_RELAXED);
-#endif
-}
-
 /* THE COUNTS WORD. used = counts mod 2^21 (capacities are below 2^21);
  * room = counts / 2^21 as a signed number = used - level - 1, where level
  * is the `used` at which the owner's free must call frontend_free_event.

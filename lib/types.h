@@ -203,6 +203,47 @@ typedef _Atomic uint64_t owner_word_t;
 typedef uint64_t owner_word_t;
 #endif
 
+/* Reading and writing owner words. */
+static inline uint64_t owner_word_get(const owner_word_t *w)
+{
+#ifdef SC_OWNER_WORD_ATOMIC
+    return atomic_load_explicit((owner_word_t *)w, memory_order_relaxed);
+#else
+    return *w;
+#endif
+}
+
+static inline void owner_word_set(owner_word_t *w, uint64_t v)
+{
+#ifdef SC_OWNER_WORD_ATOMIC
+    atomic_store_explicit(w, v, memory_order_relaxed);
+#else
+    __atomic_store_n(w, v, __ATOMIC_RELAXED);
+#endif
+}
+
+/* Adds d and returns the new value: one add instruction in the plain case. */
+static inline uint64_t owner_word_add(owner_word_t *w, uint64_t d)
+{
+#ifdef SC_OWNER_WORD_ATOMIC
+    uint64_t v = atomic_load_explicit(w, memory_order_relaxed) + d;
+    atomic_store_explicit(w, v, memory_order_relaxed);
+    return v;
+#else
+    return *w += d;
+#endif
+}
+
+static inline uint64_t owner_word_peek(const owner_word_t *w)
+{
+#ifdef SC_OWNER_WORD_ATOMIC
+    return atomic_load_explicit((owner_word_t *)w, memory_order_relaxed);
+#else
+    return __atomic_load_n(w, __ATOMIC_RELAXED);
+#endif
+}
+
+
 typedef struct span_s {
     /* --- line 0: what the fast paths read. `free`, `bump`, `room` and
      * `event_level` are written only by the frontend that owns the span
@@ -270,8 +311,10 @@ typedef struct span_s {
      * committed_bytes and limit); released spans keep only the header page.
      * rw_bytes: bytes from the span start that are read-write. Released
      * pages stay read-write (MADV_DONTNEED, no VMA split), so rw_bytes can
-     * exceed committed. Exclusive holder only. */
-    size_t committed;
+     * exceed committed. Written by the exclusive holder only; committed is
+     * an owner word because statistics read it while the holder changes it
+     * (sc_heap_get_stats' resident walk, arena_resident_bytes). */
+    owner_word_t committed;
     size_t rw_bytes; /* line 1 is now exactly full */
 } span_t;
 

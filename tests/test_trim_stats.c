@@ -12,6 +12,11 @@
  *  - stats count live blocks and bytes exactly, small, big and huge;
  *    requested bytes lie between the requests and the usable sizes;
  *    committed >= live, reserved >= committed          [stats_live_counts]
+ *  - resident bytes are the kernel's: every page written is counted, a
+ *    huge block nobody touched is not, resident <= committed + a page per
+ *    span; after free-all + trim almost nothing stays; on a heap at rest
+ *    no page is resident outside the extents the walk visits
+ *                                            [resident_counts_touched_pages]
  *  - trim may run any time and leaves live blocks alone (contents, count),
  *    and resident bytes do not grow                    [trim_keeps_live_blocks]
  *  - after everything is freed by its owner, trim gives the memory back:
@@ -35,6 +40,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include <string.h>
+#include <unistd.h>
+
+#include "invariants.h"
 #include "test_util.h"
 
 #define KiB ((size_t)1 << 10)
@@ -84,6 +93,54 @@ Test(trim_stats, stats_live_counts)
     cr_assert_eq(st.live_blocks, 0);
     cr_assert_eq(st.live_bytes, 0);
     cr_assert_eq(st.requested_bytes, 0);
+    sc_heap_destroy(h);
+}
+
+Test(trim_stats, resident_counts_touched_pages)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    enum { SMALL = 20000, SMALL_SIZE = 200 };
+    static unsigned char *small[SMALL];
+    for (size_t i = 0; i < SMALL; i++) {
+        small[i] = sc_alloc(h, SMALL_SIZE);
+        cr_assert_not_null(small[i]);
+        memset(small[i], 0x5a, SMALL_SIZE);
+    }
+    unsigned char *written = sc_alloc(h, 8 * MiB);
+    unsigned char *untouched = sc_alloc(h, 8 * MiB);
+    cr_assert(written && untouched);
+    memset(written, 0xa5, 8 * MiB);
+    size_t touched = (size_t)SMALL * SMALL_SIZE + 8 * MiB;
+    sc_heap_stats_t st = test_stats(h);
+    size_t spans = st.spans_hot + st.spans_floating + st.spans_reusable + st.spans_free + 16;
+    cr_log_info("resident %zu KiB, committed %zu KiB, touched %zu KiB", st.resident_bytes / KiB,
+                st.committed_bytes / KiB, touched / KiB);
+    cr_assert_geq(st.resident_bytes, touched, "resident %zu KiB below the %zu KiB written",
+                  st.resident_bytes / KiB, touched / KiB);
+    cr_assert_lt(st.resident_bytes, touched + 4 * MiB,
+                 "resident %zu KiB counts the untouched 8 MiB block (written %zu KiB)",
+                 st.resident_bytes / KiB, touched / KiB);
+    cr_assert_leq(st.resident_bytes, st.committed_bytes + spans * (size_t)sysconf(_SC_PAGESIZE));
+    const char *broken = invariants_check_heap(h, NULL);
+    cr_assert_null(broken, "heap at rest: %s", broken);
+
+    for (size_t i = 0; i < SMALL; i++)
+        cr_assert_eq(small[i][SMALL_SIZE - 1], 0x5a);
+    for (size_t i = 0; i < SMALL; i++)
+        sc_free(h, small[i]);
+    sc_free(h, written);
+    sc_free(h, untouched);
+    broken = invariants_check_heap(h, NULL);
+    cr_assert_null(broken, "freed, before trim: %s", broken);
+    sc_heap_trim(h);
+    st = test_stats(h);
+    cr_log_info("after free-all + trim: resident %zu KiB, committed %zu KiB",
+                st.resident_bytes / KiB, st.committed_bytes / KiB);
+    cr_assert_leq(st.resident_bytes, 256 * KiB, "%zu KiB resident after free-all + trim",
+                  st.resident_bytes / KiB);
+    broken = invariants_check_heap(h, NULL);
+    cr_assert_null(broken, "after trim: %s", broken);
     sc_heap_destroy(h);
 }
 

@@ -324,7 +324,12 @@ typedef struct sc_heap_stats_s {
     size_t huge_bytes;
     size_t reserved_bytes;   /* address space reserved for the heap */
     size_t committed_bytes;  /* address space made usable (counts toward limit) */
-    size_t resident_bytes;   /* physical memory backing the heap now */
+    /* Physical memory backing the heap now: the kernel's figure (mincore)
+     * over the pages the heap keeps (spans' committed bytes, free pages
+     * it retains, its regions' tables), so its cost follows the memory the
+     * heap holds, not the address space it ever used. Pages of a block
+     * nobody touched yet are not counted. */
+    size_t resident_bytes;
     size_t spans_hot;
     size_t spans_floating;
     size_t spans_reusable;
