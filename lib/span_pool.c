@@ -7,10 +7,14 @@
 #include "span_stack.h"
 
 /* Upper bounds of the pool's buckets of committed bytes (the last takes
- * the rest): spans of small classes (a 32 KiB real span and its header),
- * then medium, big and the biggest classes. */
-static const size_t bucket_bound[POOL_BUCKETS - 1] = {(size_t)40 << 10, (size_t)256 << 10,
-                                                      (size_t)1 << 20};
+ * the rest): a bucket per band of real span sizes (tuning.h), with room
+ * for a checked or tracking span's tables, so that a warm span is taken
+ * for a class of its own band first and never has a tail to give back. */
+#define BAND(i) (REAL_SPAN_MIN << (2 * (i)))
+_Static_assert(REAL_SPAN_BAND_STEP == 4, "bucket_bound follows the bands");
+_Static_assert(BAND(POOL_BUCKETS - 1) == SPAN_SIZE, "one pool bucket per band of real spans");
+static const size_t bucket_bound[POOL_BUCKETS - 1] = {BAND(0) / 4 * 5, BAND(1) / 4 * 5,
+                                                      BAND(2) / 4 * 5};
 
 unsigned span_pool_bucket(size_t committed)
 {
