@@ -9,6 +9,7 @@
 #include "check.h"
 #include "error.h"
 #include "huge.h"
+#include "os.h"
 #include "requested.h"
 #include "reusable.h"
 #include "span.h"
@@ -404,6 +405,37 @@ void frontend_remote_discard(sc_frontend_t *t)
 }
 
 /* Trims t if sc_heap_trim ran since it last looked. */
+/* Owner, on the allocation slow path for class `except`: every
+ * HOT_RETIRE_MS, the hot spans that are empty now and were empty at the
+ * previous look go to the pool (tuning.h). The fast paths never look at
+ * the clock; a frontend that never reaches its slow path keeps its spans
+ * until a trim or its thread's exit. */
+static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
+{
+    uint32_t now = os_coarse_ms();
+    if (time_before(now, t->retire_due))
+        return;
+    t->retire_due = now + HOT_RETIRE_MS;
+    span_t **hot = frontend_hot_array(t);
+    uint64_t seen = t->empty_hot_seen, empty = 0;
+    for (unsigned c = 0; c < NUM_CLASSES; c++) {
+        span_t *s = hot[c];
+        if (s == &span_empty || span_owned_live(s) != 0)
+            continue;
+        uint64_t bit = (uint64_t)1 << c;
+        if (!(seen & bit) || c == except) {
+            empty |= bit;
+            continue;
+        }
+        frontend_set_hot(t, c, &span_empty);
+        if (!owned_to_pool(t, s)) {
+            frontend_set_hot(t, c, s); /* being trimmed: look again later */
+            empty |= bit;
+        }
+    }
+    t->empty_hot_seen = empty;
+}
+
 static void frontend_trim_if_asked(sc_frontend_t *t)
 {
     /* relaxed: a late look only delays the trim to the next slow path. */
@@ -460,6 +492,7 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
         if (b != NULL)
             return b;
     }
+    frontend_retire_empty_hot(t, n > SIZE_CLASS_MAX ? NUM_CLASSES : size_class_of(n));
     if (n > SIZE_CLASS_MAX)
         return frontend_alloc_huge(t, 16, n);
     if (t->remote_pending > 0)

@@ -63,6 +63,16 @@
  * paths, more pages touched ahead of use. */
 #define CARVE_BYTES ((size_t)4096)
 
+/* Every HOT_RETIRE_MS (coarse clock), the allocation slow path looks at
+ * its frontend's hot spans: one whose blocks are all free now and were
+ * at the last look too goes to the span pool, where any class of its band
+ * reuses it and the release policy sees it. A hot span's free blocks are
+ * its class's alone; without this, a thread whose requests wander over
+ * many classes keeps a span per class it ever used, empty or not.
+ * Shorter: spans move more often between classes; longer: more memory
+ * held by classes the thread stopped using. */
+#define HOT_RETIRE_MS 100u
+
 /* --- Heaps, regions, the pool and the release policy ---------------------- */
 
 /* Default share of a span's blocks that must be free before it is reused

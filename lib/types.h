@@ -514,6 +514,11 @@ struct sc_frontend_s {
     thread_state_t *thread;     /* owning thread */
     unsigned pool_slot;         /* preferred span pool slot */
     uint64_t trim_epoch;        /* heap's trim_epoch when last trimmed */
+    /* Retiring empty hot spans (frontend.c, frontend_retire_empty_hot):
+     * coarse ms of the next look, and the classes whose hot span was
+     * empty at the last one. Owner only. */
+    uint32_t retire_due;
+    uint64_t empty_hot_seen;
     /* Tracking heaps: slack of the blocks this frontend allocated less the
      * slack of those it freed, modulo 2^64 (requested.h). Written by the
      * owner only (relaxed load + store), read by statistics. */

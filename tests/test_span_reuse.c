@@ -10,8 +10,15 @@
  *    committed or reserved memory                            [huge_runs_reused]
  *  - after everything is freed no span is left hot/floating/reusable
  *    with zero live blocks counted                           [steady_state_same_pattern]
+ *  - a hot span whose blocks are all free, of a class the thread stopped
+ *    using, goes to the pool by itself while the thread keeps working on
+ *    its slow paths (no trim): its class counts no span, the pool one more
+ *                                             [unused_class_hot_span_retires]
  */
 #include <criterion/criterion.h>
+
+#include <string.h>
+#include <time.h>
 
 #include "test_util.h"
 
@@ -183,5 +190,56 @@ Test(span_reuse, huge_runs_reused)
     cr_assert_eq(st.huge_bytes, 0);
     cr_assert_lt(st.committed_bytes, (size_t)4 << 20,
                  "committed %zu KiB after freeing every huge block", st.committed_bytes >> 10);
+    sc_heap_destroy(h);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+Test(span_reuse, unused_class_hot_span_retires, .timeout = 60)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    /* Class of 40 KiB blocks: used once, then never again. */
+    void *p = sc_alloc(h, 40 << 10);
+    cr_assert_not_null(p);
+    memset(p, 1, 40 << 10);
+    unsigned cls = 0;
+    sc_heap_stats_t st = test_stats(h);
+    for (unsigned c = 0; c < SC_NUM_CLASSES; c++)
+        if (st.classes[c].block_size == sc_usable_size(h, p))
+            cls = c;
+    sc_free(h, p);
+    st = test_stats(h);
+    cr_assert_eq(st.classes[cls].spans, 1, "the class keeps its hot span right after the free");
+    size_t pooled_before = st.spans_free;
+    /* The thread goes on with huge blocks only: every call is a slow path.
+     * Bounded in calls and in time (the coarse clock must pass two looks). */
+    double start = now_seconds();
+    size_t calls = 0;
+    while (calls < 10000000 && now_seconds() - start < 20.0) {
+        void *q = sc_alloc(h, 2u << 20);
+        cr_assert_not_null(q);
+        sc_free(h, q);
+        if (++calls % 256 == 0) {
+            st = test_stats(h);
+            if (st.classes[cls].spans == 0)
+                break;
+        }
+    }
+    cr_log_info("%zu huge alloc/free pairs, %.0f ms: class %u spans %zu, pool %zu -> %zu", calls,
+                (now_seconds() - start) * 1e3, cls, st.classes[cls].spans, pooled_before,
+                st.spans_free);
+    cr_assert_eq(st.classes[cls].spans, 0, "the empty hot span of an unused class stayed hot");
+    cr_assert_gt(st.spans_free, pooled_before, "the retired span is not in the pool");
+    /* The class still works: a new span for it. */
+    p = sc_alloc(h, 40 << 10);
+    cr_assert_not_null(p);
+    memset(p, 2, 40 << 10);
+    sc_free(h, p);
     sc_heap_destroy(h);
 }
