@@ -41,10 +41,14 @@ static size_t default_region_size(void)
 /* Heap handles live in type-stable memory and are reused oldest first, so
  * a stale handle keeps reporting "destroyed" for as long as possible. The
  * chunks they are cut from are listed so that fork can find every heap.
- * All of this is under the registry lock. */
+ * A chunk's handles are handed out in order as they are first needed (a
+ * process with one heap touches one handle's pages, not the chunk's 256
+ * KiB); `used` of them were ever handed out. All of this is under the
+ * registry lock. */
 typedef struct handle_chunk_s {
     struct handle_chunk_s *next;
     size_t count;
+    size_t used;
     _Alignas(CACHE_LINE) struct sc_heap_s heaps[];
 } handle_chunk_t;
 
@@ -63,21 +67,26 @@ static void handle_free(struct sc_heap_s *h)
     free_heaps_tail = h;
 }
 
+/* Never-used handles first (the newest chunk's next one, or a new chunk
+ * once every handle was used and none is free), then freed ones, oldest
+ * first: the order a list of every handle, freed ones at the back, gives. */
 static struct sc_heap_s *handle_alloc(void)
 {
-    if (free_heaps_head == NULL) {
-        handle_chunk_t *chunk = meta_alloc(HANDLE_CHUNK_BYTES);
+    handle_chunk_t *chunk = handle_chunks;
+    if (chunk == NULL || (chunk->used == chunk->count && free_heaps_head == NULL)) {
+        chunk = meta_alloc(HANDLE_CHUNK_BYTES);
         if (chunk == NULL)
             return NULL;
         chunk->count = (HANDLE_CHUNK_BYTES - sizeof *chunk) / sizeof(struct sc_heap_s);
+        chunk->used = 0;
         chunk->next = handle_chunks;
         handle_chunks = chunk;
-        for (size_t i = 0; i < chunk->count; i++) {
-            struct sc_heap_s *h = &chunk->heaps[i];
-            atomic_init(&h->id, DEAD_HEAP_ID);
-            atomic_init(&h->state, HEAP_FREE_SLOT);
-            handle_free(h);
-        }
+    }
+    if (chunk->used < chunk->count) {
+        struct sc_heap_s *h = &chunk->heaps[chunk->used++];
+        atomic_init(&h->id, DEAD_HEAP_ID);
+        atomic_init(&h->state, HEAP_FREE_SLOT);
+        return h;
     }
     struct sc_heap_s *h = free_heaps_head;
     free_heaps_head = h->free_next;
@@ -95,7 +104,7 @@ static struct sc_heap_s *handle_alloc(void)
 static void for_each_live_heap(void (*fn)(struct sc_heap_s *))
 {
     for (handle_chunk_t *c = handle_chunks; c; c = c->next)
-        for (size_t i = 0; i < c->count; i++)
+        for (size_t i = 0; i < c->used; i++)
             if (atomic_load_explicit(&c->heaps[i].state, memory_order_relaxed) == HEAP_LIVE)
                 fn(&c->heaps[i]);
 }

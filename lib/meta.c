@@ -2,6 +2,7 @@
 #include "meta.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -78,12 +79,16 @@ void *meta_alloc(size_t size)
     unsigned cls = meta_class(size);
     pthread_mutex_lock(&meta_mutex);
     void *p = free_lists[cls];
-    if (p != NULL)
+    bool reused = p != NULL;
+    if (reused)
         free_lists[cls] = free_lists[cls]->next;
     else
         p = carve(cls);
     pthread_mutex_unlock(&meta_mutex);
-    if (p != NULL)
+    /* A block never handed out lies in a fresh mapping and reads as zero:
+     * clearing it would only make all its pages resident (a 256 KiB block
+     * of heap handles of which a program uses one). */
+    if (reused)
         memset(p, 0, (size_t)1 << (cls + META_MIN_SHIFT));
     return p;
 }
