@@ -412,6 +412,11 @@ void frontend_remote_discard(sc_frontend_t *t)
  * until a trim or its thread's exit. */
 static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
 {
+    /* The clock every HOT_RETIRE_CHECK_EVERY slow paths: a program whose
+     * slow paths come in bursts does not read it on each. */
+    if (--t->retire_countdown != 0)
+        return;
+    t->retire_countdown = HOT_RETIRE_CHECK_EVERY;
     uint32_t now = os_coarse_ms();
     if (time_before(now, t->retire_due))
         return;

@@ -282,6 +282,7 @@ static sc_frontend_t *frontend_create(struct sc_heap_s *heap, thread_state_t *ts
     f->trim_epoch = atomic_load_explicit(&heap->trim_epoch, memory_order_relaxed);
     f->retire_due = os_coarse_ms() + HOT_RETIRE_MS;
     f->empty_hot_seen = 0;
+    f->retire_countdown = HOT_RETIRE_CHECK_EVERY;
     f->thread = ts;
     f->pool_slot = ts->pool_slot;
     f->heap_prev = NULL;

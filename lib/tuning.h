@@ -72,6 +72,8 @@
  * Shorter: spans move more often between classes; longer: more memory
  * held by classes the thread stopped using. */
 #define HOT_RETIRE_MS 100u
+/* ... the clock being read on one slow path in HOT_RETIRE_CHECK_EVERY. */
+#define HOT_RETIRE_CHECK_EVERY 32u
 
 /* --- Heaps, regions, the pool and the release policy ---------------------- */
 

@@ -518,6 +518,7 @@ struct sc_frontend_s {
      * coarse ms of the next look, and the classes whose hot span was
      * empty at the last one. Owner only. */
     uint32_t retire_due;
+    uint32_t retire_countdown;  /* slow paths until the clock is read */
     uint64_t empty_hot_seen;
     /* Tracking heaps: slack of the blocks this frontend allocated less the
      * slack of those it freed, modulo 2^64 (requested.h). Written by the
