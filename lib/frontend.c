@@ -153,6 +153,17 @@ static bool owned_to_pool(sc_frontend_t *t, span_t *s)
     return true;
 }
 
+/* Owner: hot span s of class c, none of whose blocks is allocated, leaves
+ * the frontend for the pool (trim, retirement). A hot span is never being
+ * trimmed, so owned_to_pool cannot refuse it. */
+static void hot_to_pool(sc_frontend_t *t, unsigned c, span_t *s)
+{
+    frontend_set_hot(t, c, &span_empty);
+    bool pooled = owned_to_pool(t, s);
+    SC_ASSERT(pooled);
+    (void)pooled;
+}
+
 /* An owned span t lets go of (thread exit, trim): DETACHED, REUSABLE or
  * POOLED by what is free in it. */
 static void owned_give_up(sc_frontend_t *t, span_t *s)
@@ -432,11 +443,7 @@ static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
             empty |= bit;
             continue;
         }
-        frontend_set_hot(t, c, &span_empty);
-        if (!owned_to_pool(t, s)) {
-            frontend_set_hot(t, c, s); /* being trimmed: look again later */
-            empty |= bit;
-        }
+        hot_to_pool(t, c, s);
     }
     t->empty_hot_seen = empty;
 }
@@ -561,11 +568,8 @@ void frontend_trim(sc_frontend_t *t)
     span_t **hot = frontend_hot_array(t);
     for (unsigned c = 0; c < NUM_CLASSES; c++) {
         span_t *s = hot[c];
-        if (s != &span_empty && span_owned_live(s) == 0) {
-            frontend_set_hot(t, c, &span_empty);
-            owned_to_pool(t, s); /* every block free: to the pool (a hot
-                                    span is never being trimmed) */
-        }
+        if (s != &span_empty && span_owned_live(s) == 0)
+            hot_to_pool(t, c, s);
         /* Every floating span once: empty ones to the pool. */
         span_t *head = t->floating[c];
         if (head == NULL)
