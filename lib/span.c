@@ -30,9 +30,10 @@ static size_t span_meta_bytes(const struct sc_heap_s *heap, size_t bs, uint32_t 
 
 static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs)
 {
-    size_t target = REAL_SPAN_MIN;
-    while (target < SPAN_SIZE && bs * REAL_SPAN_MIN_BLOCKS > target)
-        target *= REAL_SPAN_BAND_STEP;
+    unsigned band = 0;
+    while (REAL_SPAN_BAND(band) < SPAN_SIZE && bs * REAL_SPAN_MIN_BLOCKS > REAL_SPAN_BAND(band))
+        band++;
+    size_t target = REAL_SPAN_BAND(band);
     if (target > SPAN_SIZE)
         target = SPAN_SIZE;
     size_t cap = (target - SPAN_HEADER_SIZE) / bs;

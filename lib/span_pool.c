@@ -10,11 +10,10 @@
  * the rest): a bucket per band of real span sizes (tuning.h), with room
  * for a checked or tracking span's tables, so that a warm span is taken
  * for a class of its own band first and never has a tail to give back. */
-#define BAND(i) (REAL_SPAN_MIN << (2 * (i)))
-_Static_assert(REAL_SPAN_BAND_STEP == 4, "bucket_bound follows the bands");
-_Static_assert(BAND(POOL_BUCKETS - 1) == SPAN_SIZE, "one pool bucket per band of real spans");
-static const size_t bucket_bound[POOL_BUCKETS - 1] = {BAND(0) / 4 * 5, BAND(1) / 4 * 5,
-                                                      BAND(2) / 4 * 5};
+_Static_assert(REAL_SPAN_BAND(POOL_BUCKETS - 1) == SPAN_SIZE,
+               "one pool bucket per band of real spans");
+static const size_t bucket_bound[POOL_BUCKETS - 1] = {
+    REAL_SPAN_BAND(0) / 4 * 5, REAL_SPAN_BAND(1) / 4 * 5, REAL_SPAN_BAND(2) / 4 * 5};
 
 unsigned span_pool_bucket(size_t committed)
 {

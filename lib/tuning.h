@@ -42,7 +42,7 @@
 /* Real span size, by band of block sizes: REAL_SPAN_MIN bytes for blocks
  * up to REAL_SPAN_MIN / REAL_SPAN_MIN_BLOCKS (small classes: ~2,000 blocks
  * of 16 B, few span changes, little memory per thread and class), then
- * each band REAL_SPAN_BAND_STEP times the one before, up to the whole
+ * each band 2^REAL_SPAN_BAND_SHIFT times the one before, up to the whole
  * 2 MiB span, so every span has at least REAL_SPAN_MIN_BLOCKS blocks
  * (blocks over 256 KiB: fewer). Every class of a band has the same real
  * span size, which is also a bucket bound of the span pool: a warm span
@@ -51,7 +51,9 @@
  * Bigger: fewer slow paths, more memory held per (thread, class). */
 #define REAL_SPAN_MIN ((size_t)32 << 10)
 #define REAL_SPAN_MIN_BLOCKS 8
-#define REAL_SPAN_BAND_STEP 4
+#define REAL_SPAN_BAND_SHIFT 2
+/* Real span bytes of band i (0 = REAL_SPAN_MIN). */
+#define REAL_SPAN_BAND(i) (REAL_SPAN_MIN << (REAL_SPAN_BAND_SHIFT * (i)))
 
 /* A real span is committed (charged to the heap's limit) in steps of this
  * many bytes as carving reaches it: a class with 1 MiB real spans does not
