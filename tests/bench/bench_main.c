@@ -85,27 +85,5 @@ int main(int argc, char **argv)
         return 2;
     }
     long hwm = bench_status_kib("VmHWM");
-    double ops_per_s = r.seconds > 0 ? (double)r.ops / r.seconds : 0;
-    double rss_per_live =
-        r.live_peak > 0 ? (double)(hwm - base) * 1024.0 / (double)r.live_peak : 0;
-    printf("result\tallocator=%s workload=%s threads=%u scale=%s seed=%llu seconds=%.6f"
-           " ops=%llu expected_ops=%llu ops_per_s=%.1f peak_rss_kb=%ld base_rss_kb=%ld"
-           " live_peak_kb=%.1f"
-           " rss_per_live=%.4f failures=%llu",
-           BENCH_ALLOCATOR_NAME, wl->name, p.threads, p.scale == BENCH_FULL ? "full" : "quick",
-           (unsigned long long)p.seed, r.seconds, (unsigned long long)r.ops,
-           (unsigned long long)r.expected_ops, ops_per_s, hwm, base,
-           (double)r.live_peak / 1024.0,
-           rss_per_live, (unsigned long long)r.failures);
-    for (int i = 0; i < r.nextra; i++)
-        printf(" %s=%.6g", r.extra[i].key, r.extra[i].value);
-    printf("\n");
-    fflush(stdout);
-    if (r.failures != 0 || r.ops != r.expected_ops) {
-        fprintf(stderr, "%s %s threads=%u: %llu failures, %llu of %llu ops\n",
-                BENCH_ALLOCATOR_NAME, wl->name, p.threads, (unsigned long long)r.failures,
-                (unsigned long long)r.ops, (unsigned long long)r.expected_ops);
-        return 1;
-    }
-    return 0;
+    return bench_print_result(BENCH_ALLOCATOR_NAME, wl, &p, &r, base, hwm);
 }

@@ -63,6 +63,14 @@ double bench_now(void);
 /* Fields of /proc/self/status in KiB ("VmHWM", "VmRSS"); 0 when unreadable. */
 long bench_status_kib(const char *field);
 
+/* Prints the "result" line of a run of workload wl under allocator
+ * `allocator` (its key=value fields, the workload's extras last), given
+ * the process's VmRSS before the run and its VmHWM after. Returns the exit
+ * status: 0, or 1 (with a line on stderr) when the run failed or did not
+ * do the operations it should have. */
+int bench_print_result(const char *allocator, const bench_workload *wl, const bench_params *p,
+                       const bench_result *r, long base_kib, long hwm_kib);
+
 /* Zeroed harness memory from mmap, and its release. */
 void *bench_harness_alloc(size_t bytes);
 void bench_harness_free(void *p, size_t bytes);

@@ -55,21 +55,5 @@ int main(int argc, char **argv)
     fp_report(stdout, wl->name, p.threads, p.scale == BENCH_FULL ? "full" : "quick",
               (unsigned long long)p.seed);
 #endif
-    printf("result\tallocator=%s workload=%s threads=%u scale=%s seed=%llu seconds=%.6f"
-           " ops=%llu expected_ops=%llu peak_rss_kb=%ld base_rss_kb=%ld live_peak_kb=%.1f"
-           " failures=%llu",
-           BENCH_ALLOCATOR_NAME, wl->name, p.threads, p.scale == BENCH_FULL ? "full" : "quick",
-           (unsigned long long)p.seed, r.seconds, (unsigned long long)r.ops,
-           (unsigned long long)r.expected_ops, hwm, base, (double)r.live_peak / 1024.0,
-           (unsigned long long)r.failures);
-    for (int i = 0; i < r.nextra; i++)
-        printf(" %s=%.6g", r.extra[i].key, r.extra[i].value);
-    printf("\n");
-    if (r.failures != 0 || r.ops != r.expected_ops) {
-        fprintf(stderr, "%s %s threads=%u: %llu failures, %llu of %llu ops\n",
-                BENCH_ALLOCATOR_NAME, wl->name, p.threads, (unsigned long long)r.failures,
-                (unsigned long long)r.ops, (unsigned long long)r.expected_ops);
-        return 1;
-    }
-    return 0;
+    return bench_print_result(BENCH_ALLOCATOR_NAME, wl, &p, &r, base, hwm);
 }
