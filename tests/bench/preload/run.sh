@@ -286,6 +286,32 @@ report() {
                 t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
             return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
         }
+        # A table header: a column per allocator, and "scalloc / best peer"
+        # when ratio is set and scalloc ran.
+        function header(ratio,   j, hdr, sep) {
+            hdr = "| program |"; sep = "|---|"
+            for (j = 1; j <= na; j++) { hdr = hdr " " A[j] " |"; sep = sep "---:|" }
+            if (ratio && has_sc) { hdr = hdr " scalloc / best peer |"; sep = sep "---:|" }
+            print hdr; print sep
+        }
+        # A row per program: the median of field `key` over `scale`, printed
+        # with `fmt` (failed runs marked when `mark`), and scalloc over the
+        # best (smallest) peer when scalloc ran.
+        function rows(key, scale, fmt, mark,   i, j, p, a, v, cell, line, best, bestname, sc) {
+            for (i = 1; i <= np; i++) {
+                p = P[i]; line = "| " p " |"; best = ""; bestname = ""; sc = 0
+                for (j = 1; j <= na; j++) {
+                    a = A[j]; v = median(p SUBSEP a key) / scale
+                    cell = sprintf(fmt, v)
+                    if (mark && fail[p, a] != "") cell = cell " ✗"
+                    line = line " " cell " |"
+                    if (a == "scalloc") sc = v
+                    else if (best == "" || v < best) { best = v; bestname = a }
+                }
+                if (has_sc) line = line sprintf(" %.2f (%s) |", best > 0 ? sc / best : 0, bestname)
+                print line
+            }
+        }
         {
             p = $1; a = $2
             cnt[p SUBSEP a "t"]++; val[p SUBSEP a "t", cnt[p SUBSEP a "t"]] = $4
@@ -307,71 +333,28 @@ report() {
                 if (fail[p, a] == "" && sums[p, "glibc"] != "" && sums[p, a] != sums[p, "glibc"]) {
                     fail[p, a] = "output differs from glibc"; nfail++ }
             }
+            has_sc = 0; for (j = 1; j <= na; j++) if (A[j] == "scalloc") has_sc = 1
             print "## Wall time (s, median)"
             print ""
-            hdr = "| program |"; sep = "|---|"
-            for (j = 1; j <= na; j++) { hdr = hdr " " A[j] " |"; sep = sep "---:|" }
-            has_sc = 0; for (j = 1; j <= na; j++) if (A[j] == "scalloc") has_sc = 1
-            if (has_sc) { hdr = hdr " scalloc / best peer |"; sep = sep "---:|" }
-            print hdr; print sep
-            for (i = 1; i <= np; i++) {
-                p = P[i]; line = "| " p " |"; best = ""; bestname = ""
-                for (j = 1; j <= na; j++) {
-                    a = A[j]; t = median(p SUBSEP a "t"); T[a] = t
-                    cell = sprintf("%.3f", t)
-                    if (fail[p, a] != "") cell = cell " ✗"
-                    line = line " " cell " |"
-                    if (a != "scalloc" && (best == "" || t < best)) { best = t; bestname = a }
-                }
-                if (has_sc) line = line sprintf(" %.2f (%s) |", best > 0 ? T["scalloc"] / best : 0, bestname)
-                print line
-            }
+            header(1); rows("t", 1, "%.3f", 1)
             print ""
             print "## CPU time (user + sys, s, median)"
             print ""
             print "Less disturbed than wall time by other load on the machine; for" \
                   " multi-threaded programs it also counts spinning and contention."
             print ""
-            hdr = "| program |"; sep = "|---|"
-            for (j = 1; j <= na; j++) { hdr = hdr " " A[j] " |"; sep = sep "---:|" }
-            if (has_sc) { hdr = hdr " scalloc / best peer |"; sep = sep "---:|" }
-            print hdr; print sep
-            for (i = 1; i <= np; i++) {
-                p = P[i]; line = "| " p " |"; best = ""; bestname = ""
-                for (j = 1; j <= na; j++) {
-                    a = A[j]; c = median(p SUBSEP a "c"); C[a] = c
-                    line = line sprintf(" %.2f |", c)
-                    if (a != "scalloc" && (best == "" || c < best)) { best = c; bestname = a }
-                }
-                if (has_sc) line = line sprintf(" %.2f (%s) |", best > 0 ? C["scalloc"] / best : 0, bestname)
-                print line
-            }
+            header(1); rows("c", 1, "%.2f", 0)
             print ""
             print "## Peak RSS (MiB, median)"
             print ""
-            hdr = "| program |"; sep = "|---|"
-            for (j = 1; j <= na; j++) { hdr = hdr " " A[j] " |"; sep = sep "---:|" }
-            if (has_sc) { hdr = hdr " scalloc / best peer |"; sep = sep "---:|" }
-            print hdr; print sep
-            for (i = 1; i <= np; i++) {
-                p = P[i]; line = "| " p " |"; best = ""; bestname = ""
-                for (j = 1; j <= na; j++) {
-                    a = A[j]; m = median(p SUBSEP a "m") / 1024; M[a] = m
-                    line = line sprintf(" %.1f |", m)
-                    if (a != "scalloc" && (best == "" || m < best)) { best = m; bestname = a }
-                }
-                if (has_sc) line = line sprintf(" %.2f (%s) |", best > 0 ? M["scalloc"] / best : 0, bestname)
-                print line
-            }
+            header(1); rows("m", 1024, "%.1f", 0)
             print ""
             print "## Minor page faults (thousands, median)"
             print ""
             print "Pages the kernel had to back: memory given back and touched again" \
                   " shows here (and in sys time)."
             print ""
-            hdr = "| program |"; sep = "|---|"
-            for (j = 1; j <= na; j++) { hdr = hdr " " A[j] " |"; sep = sep "---:|" }
-            print hdr; print sep
+            header(0)
             for (i = 1; i <= np; i++) {
                 p = P[i]; line = "| " p " |"
                 for (j = 1; j <= na; j++) line = line sprintf(" %.1f |", median(p SUBSEP A[j] "f") / 1000)
@@ -385,9 +368,7 @@ report() {
             if (nsys > 0) {
                 print "## System calls (one run under strace -f -c): mmap / munmap / madvise / mprotect"
                 print ""
-                hdr = "| program |"; sep = "|---|"
-                for (j = 1; j <= na; j++) { hdr = hdr " " A[j] " |"; sep = sep "---:|" }
-                print hdr; print sep
+                header(0)
                 for (i = 1; i <= np; i++) {
                     p = P[i]; line = "| " p " |"
                     for (j = 1; j <= na; j++) line = line " " sys[p, A[j]] " |"
