@@ -43,12 +43,6 @@ static void free_batch(sc_heap_t *h, size_t count)
         sc_free(h, blocks[i]);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 Test(release_policy, free_memory_is_kept_for_reuse)
 {
@@ -93,9 +87,9 @@ Test(release_policy, memory_goes_back_after_delay, .timeout = 60)
      * coarse clock passes the delay. Bounded in iterations and in time. */
     size_t limit = 4 * MiB;
     sc_heap_stats_t st = freed;
-    double start = now_s();
+    double start = test_now_seconds();
     size_t iterations = 0;
-    while (iterations < 50000000 && now_s() - start < 20.0) {
+    while (iterations < 50000000 && test_now_seconds() - start < 20.0) {
         void *p = sc_alloc(h, 2 * MiB);
         cr_assert_not_null(p);
         sc_free(h, p);
@@ -108,7 +102,7 @@ Test(release_policy, memory_goes_back_after_delay, .timeout = 60)
     }
     cr_log_info("after %zu alloc/free pairs (%.0f ms): committed %zu KiB, resident %zu KiB; "
                 "%zu KiB resident right after the frees",
-                iterations, (now_s() - start) * 1e3, st.committed_bytes >> 10,
+                iterations, (test_now_seconds() - start) * 1e3, st.committed_bytes >> 10,
                 st.resident_bytes >> 10, freed.resident_bytes >> 10);
     cr_assert_leq(st.committed_bytes, limit, "committed %zu KiB never fell by itself",
                   st.committed_bytes >> 10);

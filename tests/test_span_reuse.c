@@ -193,12 +193,6 @@ Test(span_reuse, huge_runs_reused)
     sc_heap_destroy(h);
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 Test(span_reuse, unused_class_hot_span_retires, .timeout = 60)
 {
@@ -219,9 +213,9 @@ Test(span_reuse, unused_class_hot_span_retires, .timeout = 60)
     size_t pooled_before = st.spans_free;
     /* The thread goes on with huge blocks only: every call is a slow path.
      * Bounded in calls and in time (the coarse clock must pass two looks). */
-    double start = now_seconds();
+    double start = test_now_seconds();
     size_t calls = 0;
-    while (calls < 10000000 && now_seconds() - start < 20.0) {
+    while (calls < 10000000 && test_now_seconds() - start < 20.0) {
         void *q = sc_alloc(h, 2u << 20);
         cr_assert_not_null(q);
         sc_free(h, q);
@@ -232,7 +226,7 @@ Test(span_reuse, unused_class_hot_span_retires, .timeout = 60)
         }
     }
     cr_log_info("%zu huge alloc/free pairs, %.0f ms: class %u spans %zu, pool %zu -> %zu", calls,
-                (now_seconds() - start) * 1e3, cls, st.classes[cls].spans, pooled_before,
+                (test_now_seconds() - start) * 1e3, cls, st.classes[cls].spans, pooled_before,
                 st.spans_free);
     cr_assert_eq(st.classes[cls].spans, 0, "the empty hot span of an unused class stayed hot");
     cr_assert_gt(st.spans_free, pooled_before, "the retired span is not in the pool");

@@ -71,6 +71,16 @@ static inline size_t test_scaled(size_t n, size_t floor)
 /* A minimal runner for the multi-thread tests                              */
 /* ------------------------------------------------------------------------ */
 
+/* Monotonic seconds, for bounding loops by time and reporting how long
+ * something took (never to synchronise threads). */
+#include <time.h>
+static inline double test_now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* The test_mt_* programs run under ThreadSanitizer in CI, and Criterion
  * cannot start there: its runner maps a shared arena at a random address
  * that TSan's fixed memory layout refuses ("Could not initialize inheritable
@@ -89,13 +99,6 @@ typedef struct test_case_s {
     const char *name;
     void (*fn)(void);
 } test_case_t;
-
-static double test_now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int test_selected(const char *name, int argc, char **argv)
 {
