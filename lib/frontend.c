@@ -286,12 +286,14 @@ static void frontend_pool_drained(sc_frontend_t *t)
  * HOT span of cls, with the metadata of a checked or tracking heap. */
 static bool frontend_setup_span(sc_frontend_t *t, span_t *s, unsigned cls)
 {
+    size_t touched = span_touched_bytes(s);
     if (!span_init_blocks(s, t->heap, cls))
         return false;
     if (check_enabled(t->heap))
         check_span_init(s);
     if (requested_enabled(t->heap))
         requested_span_init(s);
+    span_carve_touched(s, touched);
     return true;
 }
 

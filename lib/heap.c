@@ -217,6 +217,7 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
      * initialisation of everything but the id and state words. */
     h->flags = cfg->flags | env_heap_flags();
     h->reuse_threshold = cfg->reuse_threshold ? cfg->reuse_threshold : DEFAULT_REUSE_THRESHOLD;
+    span_geometry_init(h);
     h->limit_bytes = cfg->limit_bytes;
     h->reset_keep_bytes = cfg->reset_keep_bytes;
     h->first_region_size = cfg->region_size ? cfg->region_size : default_region_size();

@@ -43,52 +43,54 @@ static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs)
     return (uint32_t)(cap ? cap : 1);
 }
 
-/* The bytes from the span start a span of class cls touches: its real
- * span (rounded to pages) and *first, the first commit step. */
-static size_t class_real_bytes(const struct sc_heap_s *heap, unsigned cls, size_t *first_step)
+void span_geometry_init(struct sc_heap_s *heap)
 {
-    size_t bs = size_class_block_size(cls);
-    uint32_t cap = class_capacity(heap, bs);
     size_t page = os_page_size();
-    size_t first = SPAN_HEADER_SIZE + span_meta_bytes(heap, bs, cap);
-    size_t real = (first + (size_t)cap * bs + page - 1) & ~(page - 1);
-    /* The first step (metadata and first block included); carving commits
-     * the rest as it goes. */
-    size_t need = (first + bs + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
-    *first_step = need > real ? real : need;
-    return real;
+    for (unsigned cls = 0; cls < NUM_CLASSES; cls++) {
+        size_t bs = size_class_block_size(cls);
+        uint32_t cap = class_capacity(heap, bs);
+        size_t first = SPAN_HEADER_SIZE + span_meta_bytes(heap, bs, cap);
+        size_t real = (first + (size_t)cap * bs + page - 1) & ~(page - 1);
+        /* The first step (metadata and first block); carving commits the
+         * rest as it goes. */
+        size_t step = (first + bs + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
+        uint64_t reuse = ((uint64_t)cap * heap->reuse_threshold + 99) / 100;
+        span_geometry_t *g = &heap->geometry[cls];
+        g->capacity = cap;
+        g->first = (uint32_t)first;
+        g->real = (uint32_t)real;
+        g->first_step = (uint32_t)(step > real ? real : step);
+        g->reuse_count = (uint32_t)(reuse ? reuse : 1);
+        g->divide_magic = span_divide_magic(bs);
+    }
 }
 
 size_t span_keep_bytes(const struct sc_heap_s *heap, unsigned cls)
 {
-    size_t need;
-    return class_real_bytes(heap, cls, &need); /* need <= real */
+    return heap->geometry[cls].real;
 }
 
 bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
 {
-    size_t bs = size_class_block_size(cls);
-    uint32_t cap = class_capacity(heap, bs);
-    size_t first = SPAN_HEADER_SIZE + span_meta_bytes(heap, bs, cap);
-    size_t need;
-    size_t real = class_real_bytes(heap, cls, &need);
-    if (s->committed > real && s->committed > need) {
+    const span_geometry_t *g = &heap->geometry[cls];
+    size_t need = g->first_step;
+    if (s->committed > g->real && s->committed > need) {
         /* A warm span from the pool that served a bigger class: what this
          * class will never touch goes back, so committed stays exact. */
-        arena_give_back(heap, s, real > need ? real : need);
+        arena_give_back(heap, s, g->real > need ? g->real : need);
     }
     if (!arena_commit(heap, s, need))
         return false;
+    size_t bs = size_class_block_size(cls);
     s->free = NULL;
-    span_set_bump(s, (char *)s + first);
+    span_set_bump(s, (char *)s + g->first);
     owner_word_set(&s->carved_limit, 0);
     span_set_used_level(s, 0, SPAN_LEVEL_NEVER);
-    s->bump_end = (char *)s + first + (size_t)cap * bs;
+    s->bump_end = (char *)s + g->first + (size_t)g->capacity * bs;
     s->block_size = (uint32_t)bs;
-    span_set_capacity(s, cap);
-    s->divide_magic = span_divide_magic(bs);
-    uint64_t reuse = ((uint64_t)cap * heap->reuse_threshold + 99) / 100;
-    s->reuse_count = (uint32_t)(reuse ? reuse : 1);
+    span_set_capacity(s, g->capacity);
+    s->divide_magic = g->divide_magic;
+    s->reuse_count = g->reuse_count;
     span_set_class(s, (uint16_t)cls);
     span_set_kind(s, SPAN_KIND_BLOCKS);
     s->heap = heap;
@@ -96,13 +98,15 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
     return true;
 }
 
-enum carve_result span_carve(span_t *s)
+/* Moves never-used blocks from the bump pointer onto the local free list:
+ * as many as fit in `bytes` (at least one), committing as it goes. */
+static enum carve_result carve_bytes(span_t *s, size_t bytes)
 {
     char *p = span_bump(s);
     if (p >= s->bump_end)
         return CARVE_FULL;
     size_t bs = s->block_size;
-    size_t n = CARVE_BYTES / bs;
+    size_t n = bytes / bs;
     if (n == 0)
         n = 1;
     size_t left = (size_t)(s->bump_end - p) / bs;
@@ -138,6 +142,30 @@ enum carve_result span_carve(span_t *s)
     uint64_t carved = (uint64_t)(p + n * bs - span_first_block(s)) / bs;
     owner_word_set(&s->carved_limit, carved * span_divide_step(s));
     return CARVE_OK;
+}
+
+enum carve_result span_carve(span_t *s)
+{
+    return carve_bytes(s, CARVE_BYTES);
+}
+
+size_t span_touched_bytes(const span_t *s)
+{
+    if (span_kind(s) != SPAN_KIND_BLOCKS)
+        return SPAN_HEADER_SIZE;
+    size_t bumped = (size_t)(span_bump(s) - (const char *)s);
+    if (bumped > SPAN_SIZE)
+        return SPAN_HEADER_SIZE; /* not a block span's bump */
+    return bumped < s->committed ? bumped : s->committed;
+}
+
+void span_carve_touched(span_t *s, size_t touched)
+{
+    size_t at = (size_t)(span_bump(s) - (char *)s);
+    if (touched > s->committed)
+        touched = s->committed; /* set-up gave a bigger class's tail back */
+    if (touched > at + CARVE_BYTES)
+        (void)carve_bytes(s, touched - at);
 }
 
 bool span_take_remote(span_t *s, uint32_t min_count)

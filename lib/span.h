@@ -265,6 +265,10 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls);
  * (span_pool_take_fit). */
 size_t span_keep_bytes(const struct sc_heap_s *heap, unsigned cls);
 
+/* Fills heap->geometry for the heap's flags and reuse threshold (heap
+ * creation, before any span is set up). */
+void span_geometry_init(struct sc_heap_s *heap);
+
 /* Owner: moves a batch of never-used blocks onto the local free list. */
 enum carve_result {
     CARVE_OK,
@@ -273,6 +277,18 @@ enum carve_result {
                         kernel) refused to commit the next step */
 };
 enum carve_result span_carve(span_t *s);
+
+/* Exclusive holder, before span_init_blocks: the bytes from the span start
+ * that s's last use as a block span wrote and that are still committed
+ * (resident, unless the kernel swapped them): its old bump pointer, capped
+ * by committed. A fresh or cold span's is its header. */
+size_t span_touched_bytes(const span_t *s);
+
+/* Owner of a span just set up: carves at once every block that lies in
+ * the first `touched` bytes (span_touched_bytes before the set-up). Those
+ * pages are resident already, so linking them costs no memory, and the
+ * span then needs no slow path per CARVE_BYTES to hand them out. */
+void span_carve_touched(span_t *s, size_t touched);
 
 /* Owner, with an empty local list: if at least min_count blocks were
  * freed remotely, takes them all as the local free list with one CAS. */

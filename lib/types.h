@@ -393,6 +393,21 @@ enum heap_state { HEAP_FREE_SLOT = 0, HEAP_LIVE = 1, HEAP_DESTROYED = 2 };
 
 typedef struct sc_frontend_s sc_frontend_t;
 
+/* A size class's span geometry in one heap: where its blocks start (after
+ * a checked or tracking heap's metadata), how many fit and what the real
+ * span touches. Fixed by the heap's flags, so computed once when the heap
+ * is created (span_geometry_init) instead of on every span set-up. */
+typedef struct {
+    uint32_t capacity;    /* blocks in the real span */
+    uint32_t first;       /* offset of the first block from the span start */
+    uint32_t real;        /* bytes from the span start the real span
+                             touches, rounded up to pages */
+    uint32_t first_step;  /* bytes committed at set-up (metadata and the
+                             first block); carving commits the rest */
+    uint32_t reuse_count; /* free blocks at which the span is reusable */
+    uint64_t divide_magic;/* span_divide_magic of the class's size */
+} span_geometry_t;
+
 struct sc_heap_s {
     /* Unique for the life of the process; a heap handle reused after
      * destroy gets a new id, which invalidates thread-local caches. */
@@ -440,6 +455,9 @@ struct sc_heap_s {
      * (which would cost a madvise), and warm big spans stay for big
      * classes. */
     pool_slot_t pool[POOL_BUCKETS][POOL_SLOTS];
+
+    /* Each class's span geometry under this heap's flags. */
+    span_geometry_t geometry[NUM_CLASSES];
 
     /* The release policy (span_pool.c, arena.c): free spans and free huge
      * runs keep their committed pages for reuse; they go back to the OS in

@@ -292,16 +292,14 @@ EXPORT void *malloc(size_t n)
     return boot_alloc(16, n);
 }
 
-EXPORT void free(void *p)
+/* free without this thread's heap: bootstrap blocks, foreign pointers, a
+ * thread in its setup or exiting. Out of line, so that free's own path is
+ * a load, a test and a tail call (no frame). */
+static __attribute__((noinline)) void free_without_heap(void *p)
 {
-    sc_heap_t *h = tls_heap;
-    if (likely(h != NULL)) {
-        sc_free(h, p); /* foreign pointers: on_error */
-        return;
-    }
     if (p == NULL || boot_owns(p))
         return;
-    h = heap_peek();
+    sc_heap_t *h = heap_peek();
     if (h == NULL || !sc_heap_owns(h, p)) {
         atomic_fetch_add_explicit(&foreign_free, 1, memory_order_relaxed);
         return;
@@ -316,6 +314,16 @@ EXPORT void free(void *p)
         return;
     }
     sc_free(h, p);
+}
+
+EXPORT void free(void *p)
+{
+    sc_heap_t *h = tls_heap;
+    if (likely(h != NULL)) {
+        sc_free(h, p); /* foreign pointers: on_error */
+        return;
+    }
+    free_without_heap(p);
 }
 
 EXPORT void cfree(void *p) { free(p); }
