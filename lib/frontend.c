@@ -73,6 +73,8 @@ void frontend_forget_spans(sc_frontend_t *t)
         t->slow_hot[c] = &span_empty;
         t->floating[c] = NULL;
     }
+    t->kept_empty_bytes = 0;
+    t->kept_empty_classes = 0;
     atomic_store_explicit(&t->drained_classes, 0, memory_order_relaxed);
     frontend_remote_discard(t);
 }
@@ -95,6 +97,10 @@ static void floating_push(sc_frontend_t *t, unsigned cls, span_t *s)
 
 static void floating_remove(sc_frontend_t *t, unsigned cls, span_t *s)
 {
+    if (s->kept_empty) {
+        s->kept_empty = 0;
+        t->kept_empty_bytes -= s->committed;
+    }
     if (s->set_next == s) {
         t->floating[cls] = NULL;
     } else {
@@ -153,6 +159,32 @@ static bool owned_to_pool(sc_frontend_t *t, span_t *s)
     return true;
 }
 
+/* KEPT EMPTY SPANS. A floating span that its owner's frees emptied stays
+ * at the front of its class's floating set (the next refill takes it back
+ * HOT with its free list as it is) while the frontend's kept spans commit
+ * no more than FRONTEND_KEEP_EMPTY_BYTES; others go to the pool. Kept
+ * spans keep the frontend's map word, so frees into them stay on the fast
+ * path: the one that reaches such a span is a double free, which sends
+ * the span to the pool, whose fresh set-up drops the list it broke.
+ * Retirement looks pool kept spans that waited over a whole look
+ * (frontend_retire_kept_empty); trims, resets and thread exits let go of
+ * them as of any floating span. */
+static void floating_settle_empty(sc_frontend_t *t, unsigned cls, span_t *s)
+{
+    floating_remove(t, cls, s);
+    if (span_state(s) == SPAN_FLOATING &&
+        t->kept_empty_bytes + s->committed <= FRONTEND_KEEP_EMPTY_BYTES) {
+        floating_push(t, cls, s);
+        t->floating[cls] = s;
+        s->kept_empty = 1;
+        t->kept_empty_bytes += s->committed;
+        t->kept_empty_classes |= (uint64_t)1 << cls;
+        return;
+    }
+    if (!owned_to_pool(t, s))
+        floating_push(t, cls, s);
+}
+
 /* Owner: hot span s of class c, none of whose blocks is allocated, leaves
  * the frontend for the pool (trim, retirement). A hot span is never being
  * trimmed, so owned_to_pool cannot refuse it. */
@@ -202,12 +234,8 @@ static void frontend_float_hot(sc_frontend_t *t, span_t **hot, unsigned cls)
         span_set_used_level(s, used, remote); /* reusable already */
     else
         span_set_used_level(s, used, floating_reuse_level(s, remote));
-    if (used == remote) {
-        /* Every block was freed while it was hot. */
-        floating_remove(t, cls, s);
-        if (!owned_to_pool(t, s))
-            floating_push(t, cls, s);
-    }
+    if (used == remote) /* every block was freed while it was hot */
+        floating_settle_empty(t, cls, s);
 }
 
 void frontend_free_event(span_t *s)
@@ -218,9 +246,14 @@ void frontend_free_event(span_t *s)
     /* acquire: remote frees counted here are complete. */
     uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
     uint32_t remote = remote_count(w);
-    if (remote_state(w) != SPAN_FLOATING || used <= remote) {
-        /* Every block is free (a DRAINED span was free already: this free
-         * was a double free, which the pool's fresh start absorbs). */
+    if (remote_state(w) != SPAN_FLOATING || used <= remote || s->kept_empty) {
+        /* Every block is free. A DRAINED or kept span was free already:
+         * this free was a double free, which the pool's fresh start
+         * absorbs. */
+        if (remote_state(w) == SPAN_FLOATING && used <= remote && !s->kept_empty) {
+            floating_settle_empty(t, cls, s);
+            return;
+        }
         floating_remove(t, cls, s);
         if (!owned_to_pool(t, s))
             floating_push(t, cls, s);
@@ -242,9 +275,12 @@ static span_t *floating_reuse(sc_frontend_t *t, unsigned cls)
         if (s == NULL)
             return NULL;
         uint32_t live = span_owned_live(s);
-        if (live == 0 && owned_to_pool(t, s))
+        /* An empty span that is still FLOATING (kept, or emptied by frees
+         * counted since) serves its class as it is; a DRAINED one goes to
+         * the pool, which has its pages back already or soon. */
+        if (live == 0 && span_state(s) != SPAN_FLOATING && owned_to_pool(t, s))
             continue;
-        if (live > 0 && span_capacity(s) - live >= s->reuse_count &&
+        if (span_capacity(s) - live >= s->reuse_count &&
             span_set_owned_state(s, SPAN_FLOATING, SPAN_HOT)) {
             span_set_used_level(s, span_used(s), SPAN_LEVEL_NEVER);
             return s;
@@ -423,6 +459,36 @@ void frontend_remote_discard(sc_frontend_t *t)
  * previous look go to the pool (tuning.h). The fast paths never look at
  * the clock; a frontend that never reaches its slow path keeps its spans
  * until a trim or its thread's exit. */
+/* At a retirement look: the kept empty spans that a look saw before go to
+ * the pool, the others are marked seen. Kept spans are pushed to the front
+ * of their set, so each class's first few spans are looked at. */
+static void frontend_retire_kept_empty(sc_frontend_t *t)
+{
+    uint64_t classes = t->kept_empty_classes, still = 0;
+    while (classes) {
+        unsigned c = (unsigned)__builtin_ctzll(classes);
+        classes &= classes - 1;
+        span_t *look[FLOATING_SCAN];
+        unsigned n = 0;
+        span_t *head = t->floating[c];
+        for (span_t *s = head; s != NULL && n < FLOATING_SCAN; s = s->set_next == head ? NULL : s->set_next)
+            look[n++] = s;
+        for (unsigned i = 0; i < n; i++) {
+            span_t *s = look[i];
+            if (s->kept_empty == 2) {
+                floating_remove(t, c, s);
+                if (owned_to_pool(t, s))
+                    continue;
+                floating_push(t, c, s); /* being trimmed: the trimmer pools it */
+            } else if (s->kept_empty == 1) {
+                s->kept_empty = 2;
+                still |= (uint64_t)1 << c;
+            }
+        }
+    }
+    t->kept_empty_classes = still;
+}
+
 static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
 {
     /* The clock every HOT_RETIRE_CHECK_EVERY slow paths: a program whose
@@ -434,6 +500,8 @@ static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
     if (time_before(now, t->retire_due))
         return;
     t->retire_due = now + HOT_RETIRE_MS;
+    if (t->kept_empty_classes)
+        frontend_retire_kept_empty(t);
     span_t **hot = frontend_hot_array(t);
     uint64_t seen = t->empty_hot_seen, empty = 0;
     for (unsigned c = 0; c < NUM_CLASSES; c++) {
@@ -612,6 +680,7 @@ void frontend_give_up_spans(sc_frontend_t *t)
         for (span_t *s = head; s;) {
             span_t *next = s->set_next;
             s->set_next = s->set_prev = NULL;
+            s->kept_empty = 0;
             owned_give_up(t, s);
             s = next;
         }

@@ -31,7 +31,7 @@ static size_t span_meta_bytes(const struct sc_heap_s *heap, size_t bs, uint32_t 
 static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs)
 {
     unsigned band = 0;
-    while (REAL_SPAN_BAND(band) < SPAN_SIZE && bs * REAL_SPAN_MIN_BLOCKS > REAL_SPAN_BAND(band))
+    while (REAL_SPAN_BAND(band) < SPAN_SIZE && SPAN_HEADER_SIZE + bs * REAL_SPAN_MIN_BLOCKS > REAL_SPAN_BAND(band))
         band++;
     size_t target = REAL_SPAN_BAND(band);
     if (target > SPAN_SIZE)
@@ -83,6 +83,7 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
         return false;
     size_t bs = size_class_block_size(cls);
     s->free = NULL;
+    s->kept_empty = 0;
     span_set_bump(s, (char *)s + g->first);
     owner_word_set(&s->carved_limit, 0);
     span_set_used_level(s, 0, SPAN_LEVEL_NEVER);

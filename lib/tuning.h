@@ -65,6 +65,16 @@
  * paths, more pages touched ahead of use. */
 #define CARVE_BYTES ((size_t)4096)
 
+/* A floating span that its owner's frees empty stays in the owner's
+ * floating set, first in line for its class, while the frontend's kept
+ * empty spans commit at most this many bytes; beyond it, and at the second
+ * retirement look (HOT_RETIRE_MS) that finds it still unused, it goes to
+ * the pool. A program that allocates a batch and frees it, over and over,
+ * then reuses the same spans with their free lists as they are: no pool
+ * round trip, no set-up, no carving per batch. Bigger: fewer round trips
+ * for bigger batches, more memory a thread holds for one class. */
+#define FRONTEND_KEEP_EMPTY_BYTES ((size_t)1 << 20)
+
 /* Every HOT_RETIRE_MS (coarse clock), the allocation slow path looks at
  * its frontend's hot spans: one whose blocks are all free now and were
  * at the last look too goes to the span pool, where any class of its band

@@ -289,7 +289,10 @@ typedef struct span_s {
     owner_word_t counts;
     _Atomic uint16_t size_class;
     _Atomic uint8_t kind;     /* enum span_kind */
-    uint8_t spare;            /* line 0 has room for this and 4 more bytes */
+    /* Owner only: nonzero while the span waits, empty, at the front of its
+     * owner's floating set (frontend.c, "KEPT EMPTY SPANS"): 1 when kept,
+     * 2 once a retirement look saw it there. */
+    uint8_t kept_empty;
     uint32_t reuse_count;     /* free blocks at which a span is reusable */
     /* --- line 1: written by any thread, only by CAS, or by an exclusive
      * holder on slow paths. */
@@ -538,6 +541,11 @@ struct sc_frontend_s {
     uint32_t retire_due;
     uint32_t retire_countdown;  /* slow paths until the clock is read */
     uint64_t empty_hot_seen;
+    /* Committed bytes of the floating spans kept empty for their class
+     * (frontend.c, "KEPT EMPTY SPANS"), and the classes that may have
+     * some. Owner only. */
+    size_t kept_empty_bytes;
+    uint64_t kept_empty_classes;
     /* Tracking heaps: slack of the blocks this frontend allocated less the
      * slack of those it freed, modulo 2^64 (requested.h). Written by the
      * owner only (relaxed load + store), read by statistics. */

@@ -14,6 +14,11 @@
  *    using, goes to the pool by itself while the thread keeps working on
  *    its slow paths (no trim): its class counts no span, the pool one more
  *                                             [unused_class_hot_span_retires]
+ *  - floating spans that the owner's frees empty wait for their class
+ *    (committing at most FRONTEND_KEEP_EMPTY_BYTES per frontend; more go
+ *    to the pool), serve its next batch without a span from the pool, and
+ *    go to the pool by themselves once the thread stops using the class
+ *                                                  [kept_empty_spans_*]
  */
 #include <criterion/criterion.h>
 
@@ -21,6 +26,7 @@
 #include <time.h>
 
 #include "test_util.h"
+#include "tuning.h"
 
 enum { ROUNDS = 10 };
 
@@ -118,10 +124,17 @@ Test(span_reuse, steady_state_same_pattern, .timeout = 120)
                  f[1].after_committed >> 10, ROUNDS, f[ROUNDS - 1].after_committed >> 10);
 
     /* Everything is free and this thread is the only owner: its spans are
-     * either its hot spans (at most one per class) or back in the pool. */
+     * its hot spans (at most one per class), the empty floating spans it
+     * keeps for their class (committing at most FRONTEND_KEEP_EMPTY_BYTES,
+     * each at least a REAL_SPAN_MIN), or back in the pool. A trim gives
+     * the kept ones to the pool too. */
     sc_heap_stats_t st = test_stats(h);
     cr_assert_eq(st.live_blocks, 0);
-    cr_assert_eq(st.spans_floating, 0, "floating spans with nothing live: %zu",
+    cr_assert_leq(st.spans_floating, FRONTEND_KEEP_EMPTY_BYTES / REAL_SPAN_MIN,
+                  "floating spans with nothing live: %zu", st.spans_floating);
+    sc_heap_trim(h);
+    st = test_stats(h);
+    cr_assert_eq(st.spans_floating, 0, "floating spans with nothing live after a trim: %zu",
                  st.spans_floating);
     cr_assert_eq(st.spans_reusable, 0, "reusable spans with nothing live: %zu",
                  st.spans_reusable);
@@ -235,5 +248,90 @@ Test(span_reuse, unused_class_hot_span_retires, .timeout = 60)
     cr_assert_not_null(p);
     memset(p, 2, 40 << 10);
     sc_free(h, p);
+    sc_heap_destroy(h);
+}
+
+/* A batch of count 32 B blocks, each written. */
+static void **alloc_batch(sc_heap_t *h, size_t count)
+{
+    void **b = calloc(count, sizeof *b);
+    cr_assert_not_null(b);
+    for (size_t i = 0; i < count; i++) {
+        b[i] = sc_alloc(h, 32);
+        cr_assert_not_null(b[i]);
+        memset(b[i], (int)(i & 0xff), 32);
+    }
+    return b;
+}
+
+Test(span_reuse, kept_empty_spans_bounded_and_reused)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    /* 4 MiB of 32 B blocks in 32 KiB real spans: four times what a
+     * frontend keeps. */
+    size_t count = (4u << 20) / 32;
+    void **b = alloc_batch(h, count);
+    for (size_t i = 0; i < count; i++)
+        sc_free(h, b[i]);
+    sc_heap_stats_t st = test_stats(h);
+    cr_assert_eq(st.live_blocks, 0);
+    cr_assert_gt(st.spans_floating, 0, "no empty span kept for the class");
+    cr_assert_leq(st.spans_floating, FRONTEND_KEEP_EMPTY_BYTES / REAL_SPAN_MIN,
+                  "%zu empty floating spans kept", st.spans_floating);
+    cr_assert_gt(st.spans_free, 0, "what the bound does not keep is in the pool");
+    /* A batch the kept spans hold takes nothing from the pool. */
+    size_t small = st.spans_floating * ((REAL_SPAN_MIN - 128) / 32);
+    size_t pooled = st.spans_free, committed = st.committed_bytes;
+    for (size_t i = 0; i < small; i++) {
+        b[i] = sc_alloc(h, 32);
+        unsigned char *q = b[i];
+        q[0] = 7;
+        q[31] = 9;
+    }
+    st = test_stats(h);
+    cr_assert_eq(st.spans_free, pooled, "the batch took spans from the pool");
+    cr_assert_eq(st.committed_bytes, committed);
+    for (size_t i = 0; i < small; i++) {
+        unsigned char *q = b[i];
+        cr_assert(q[0] == 7 && q[31] == 9, "block %zu changed", i);
+        sc_free(h, b[i]);
+    }
+    free(b);
+    sc_heap_destroy(h);
+}
+
+Test(span_reuse, kept_empty_spans_retire, .timeout = 60)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    size_t count = 4 * ((REAL_SPAN_MIN - 128) / 32);
+    void **b = alloc_batch(h, count);
+    for (size_t i = 0; i < count; i++)
+        sc_free(h, b[i]);
+    free(b);
+    sc_heap_stats_t st = test_stats(h);
+    cr_assert_geq(st.spans_floating, 3, "the emptied spans are kept: %zu", st.spans_floating);
+    size_t pooled_before = st.spans_free;
+    /* The thread stops using the class and goes on with huge blocks only
+     * (every call a slow path): two retirement looks later the kept spans
+     * are in the pool. Bounded in calls and in time. */
+    double start = test_now_seconds();
+    size_t calls = 0;
+    while (calls < 10000000 && test_now_seconds() - start < 20.0) {
+        void *q = sc_alloc(h, 2u << 20);
+        cr_assert_not_null(q);
+        sc_free(h, q);
+        if (++calls % 256 == 0) {
+            st = test_stats(h);
+            if (st.spans_floating == 0)
+                break;
+        }
+    }
+    cr_log_info("%zu huge alloc/free pairs, %.0f ms: floating %zu, pool %zu -> %zu", calls,
+                (test_now_seconds() - start) * 1e3, st.spans_floating, pooled_before,
+                st.spans_free);
+    cr_assert_eq(st.spans_floating, 0, "kept spans of an unused class stayed");
+    cr_assert_geq(st.spans_free, pooled_before + 3, "the kept spans are not in the pool");
     sc_heap_destroy(h);
 }
