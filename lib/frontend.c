@@ -112,14 +112,6 @@ static void floating_remove(sc_frontend_t *t, unsigned cls, span_t *s)
     s->set_next = s->set_prev = NULL;
 }
 
-static span_t *floating_pop(sc_frontend_t *t, unsigned cls)
-{
-    span_t *s = t->floating[cls];
-    if (s)
-        floating_remove(t, cls, s);
-    return s;
-}
-
 /* Puts a span where the state it moved to says (span_give_up,
  * span_free_remote): REUSABLE on its stack, POOLED in the pool; a DRAINED
  * span stays with its owner, which is told the class to look at. */
@@ -162,18 +154,20 @@ static bool owned_to_pool(sc_frontend_t *t, span_t *s)
 /* KEPT EMPTY SPANS. A floating span that its owner's frees emptied stays
  * at the front of its class's floating set (the next refill takes it back
  * HOT with its free list as it is) while the frontend's kept spans commit
- * no more than FRONTEND_KEEP_EMPTY_BYTES; others go to the pool. Kept
- * spans keep the frontend's map word, so frees into them stay on the fast
- * path: the one that reaches such a span is a double free, which sends
- * the span to the pool, whose fresh set-up drops the list it broke.
- * Retirement looks pool kept spans that waited over a whole look
- * (frontend_retire_kept_empty); trims, resets and thread exits let go of
- * them as of any floating span. */
+ * no more than FRONTEND_KEEP_EMPTY_BYTES; others go to the pool. A kept
+ * span is DRAINED, as a floating span that remote frees emptied: a trim by
+ * any thread gives its memory back meanwhile (the owner then sets it up
+ * afresh when it takes it back), so a thread that stopped allocating
+ * holds none of it past a trim. Kept spans keep the frontend's map word,
+ * so frees into them stay on the fast path: the one that reaches such a
+ * span is a double free, which sends the span to the pool, whose fresh
+ * set-up drops the list it broke. Retirement looks pool kept spans that
+ * waited over a whole look (frontend_retire_kept_empty); the owner's
+ * trims and its thread's exit let go of them as of any floating span. */
 static void floating_settle_empty(sc_frontend_t *t, unsigned cls, span_t *s)
 {
     floating_remove(t, cls, s);
-    if (span_state(s) == SPAN_FLOATING &&
-        t->kept_empty_bytes + s->committed <= FRONTEND_KEEP_EMPTY_BYTES) {
+    if (t->kept_empty_bytes + s->committed <= FRONTEND_KEEP_EMPTY_BYTES && span_keep_empty(s)) {
         floating_push(t, cls, s);
         t->floating[cls] = s;
         s->kept_empty = 1;
@@ -266,14 +260,48 @@ void frontend_free_event(span_t *s)
     span_set_used_level(s, used, remote);
 }
 
+/* Sets up s (taken from the pool, fresh, or an EMPTY reusable span) as a
+ * HOT span of cls, with the metadata of a checked or tracking heap. */
+static bool frontend_setup_span(sc_frontend_t *t, span_t *s, unsigned cls)
+{
+    size_t touched = span_touched_bytes(s);
+    if (!span_init_blocks(s, t->heap, cls))
+        return false;
+    if (check_enabled(t->heap))
+        check_span_init(s);
+    if (requested_enabled(t->heap))
+        requested_span_init(s);
+    span_carve_touched(s, touched);
+    return true;
+}
+
 /* Looks at the oldest floating spans of cls: empty ones go to the pool, the
  * first with enough free blocks becomes HOT and is returned. */
 static span_t *floating_reuse(sc_frontend_t *t, unsigned cls)
 {
     for (unsigned i = 0; i < FLOATING_SCAN; i++) {
-        span_t *s = floating_pop(t, cls);
+        span_t *s = t->floating[cls];
         if (s == NULL)
             return NULL;
+        bool kept = s->kept_empty != 0;
+        floating_remove(t, cls, s);
+        if (kept) {
+            if (!span_reclaim_kept(s)) {
+                floating_push(t, cls, s); /* being trimmed: look again later */
+                continue;
+            }
+            if (!span_was_trimmed(s)) {
+                span_set_used_level(s, span_used(s), SPAN_LEVEL_NEVER);
+                return s;
+            }
+            /* Its memory went back meanwhile: set it up afresh. */
+            if (frontend_setup_span(t, s, cls))
+                return s;
+            bool pooled = owned_to_pool(t, s); /* the limit refused it */
+            SC_ASSERT(pooled);
+            (void)pooled;
+            continue;
+        }
         uint32_t live = span_owned_live(s);
         /* An empty span that is still FLOATING (kept, or emptied by frees
          * counted since) serves its class as it is; a DRAINED one goes to
@@ -306,7 +334,7 @@ static void frontend_pool_drained(sc_frontend_t *t)
         for (span_t *s = head;;) {
             span_t *next = s->set_next;
             bool done = s == last;
-            if (span_state(s) == SPAN_DRAINED) {
+            if (span_state(s) == SPAN_DRAINED && !s->kept_empty) {
                 floating_remove(t, c, s);
                 if (!owned_to_pool(t, s))
                     floating_push(t, c, s);
@@ -316,21 +344,6 @@ static void frontend_pool_drained(sc_frontend_t *t)
             s = next;
         }
     }
-}
-
-/* Sets up s (taken from the pool, fresh, or an EMPTY reusable span) as a
- * HOT span of cls, with the metadata of a checked or tracking heap. */
-static bool frontend_setup_span(sc_frontend_t *t, span_t *s, unsigned cls)
-{
-    size_t touched = span_touched_bytes(s);
-    if (!span_init_blocks(s, t->heap, cls))
-        return false;
-    if (check_enabled(t->heap))
-        check_span_init(s);
-    if (requested_enabled(t->heap))
-        requested_span_init(s);
-    span_carve_touched(s, touched);
-    return true;
 }
 
 /* A span for class cls, HOT for t: one of t's own floating spans, then a

@@ -283,6 +283,41 @@ bool span_set_owned_state(span_t *s, unsigned from, unsigned to)
     }
 }
 
+bool span_keep_empty(span_t *s)
+{
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    for (;;) {
+        if (remote_state(w) != SPAN_FLOATING)
+            return false;
+        /* release: a trimmer that takes the span (acquire) sees the
+         * owner's writes to it before it gives the pages back. */
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &w,
+                                                  (w & ~REMOTE_STATE_MASK) | SPAN_DRAINED,
+                                                  memory_order_release, memory_order_relaxed))
+            return true;
+    }
+}
+
+bool span_reclaim_kept(span_t *s)
+{
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    for (;;) {
+        if (remote_state(w) != SPAN_DRAINED)
+            return false;
+        uint64_t next = ((w & ~REMOTE_STATE_MASK) | SPAN_HOT) + ((uint64_t)1 << REMOTE_GEN_SHIFT);
+        /* acquire: what a trimmer did to the span (pages, committed) is
+         * visible before we look at it. */
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return true;
+    }
+}
+
+bool span_was_trimmed(const span_t *s)
+{
+    return s->committed <= os_page_size(); /* span_trim_drained_end's cut */
+}
+
 bool span_claim_owned_empty(span_t *s, bool leaving)
 {
     uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);

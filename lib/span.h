@@ -127,6 +127,22 @@ static inline bool span_state_in_use(unsigned st)
  * a trimming thread holds it: DRAINING). */
 bool span_set_owned_state(span_t *s, unsigned from, unsigned to);
 
+/* Owner of a FLOATING span with no live block that it keeps for its class
+ * (frontend.c, "KEPT EMPTY SPANS"): marks it DRAINED, so that a trim from
+ * any thread may give its memory back meanwhile (span_trim_drained_*).
+ * false if it is not FLOATING any more (a remote free drained it). */
+bool span_keep_empty(span_t *s);
+
+/* Owner of a DRAINED span it kept: makes it HOT again, its lists as they
+ * are (bumping the generation, as for a floating span made hot). false if
+ * a trimming thread holds it (DRAINING). The caller then looks whether the
+ * trim gave its memory back meanwhile (span_was_trimmed). */
+bool span_reclaim_kept(span_t *s);
+
+/* Whether a DRAINED span's memory was given back by a trim: its pages past
+ * the header read as zeros, so its lists must not be used. */
+bool span_was_trimmed(const span_t *s);
+
 /* Owner of a span with no live block (HOT, FLOATING or DRAINED): marks it
  * POOLED, after which the caller puts it in the pool (span_pool_put).
  * false if a trimming thread is releasing its memory right now (DRAINING):

@@ -16,15 +16,19 @@
  *                                             [unused_class_hot_span_retires]
  *  - floating spans that the owner's frees empty wait for their class
  *    (committing at most FRONTEND_KEEP_EMPTY_BYTES per frontend; more go
- *    to the pool), serve its next batch without a span from the pool, and
- *    go to the pool by themselves once the thread stops using the class
- *                                                  [kept_empty_spans_*]
+ *    to the pool), serve its next batch without a span from the pool, go
+ *    to the pool by themselves once the thread stops using the class, and
+ *    give their memory back on a trim by another thread while their owner
+ *    is blocked; the owner then uses them again       [kept_empty_spans_*]
  */
 #include <criterion/criterion.h>
 
 #include <string.h>
 #include <time.h>
 
+#include <pthread.h>
+
+#include "frontend.h"
 #include "test_util.h"
 #include "tuning.h"
 
@@ -251,17 +255,47 @@ Test(span_reuse, unused_class_hot_span_retires, .timeout = 60)
     sc_heap_destroy(h);
 }
 
-/* A batch of count 32 B blocks, each written. */
-static void **alloc_batch(sc_heap_t *h, size_t count)
+/* A batch of count 32 B blocks, block i filled with byte i + salt. */
+static void **alloc_batch(sc_heap_t *h, size_t count, int salt)
 {
     void **b = calloc(count, sizeof *b);
     cr_assert_not_null(b);
     for (size_t i = 0; i < count; i++) {
         b[i] = sc_alloc(h, 32);
         cr_assert_not_null(b[i]);
-        memset(b[i], (int)(i & 0xff), 32);
+        memset(b[i], (int)((i + (size_t)salt) & 0xff), 32);
     }
     return b;
+}
+
+static void free_batch(sc_heap_t *h, void **b, size_t count, int salt)
+{
+    for (size_t i = 0; i < count; i++) {
+        const unsigned char *q = b[i];
+        cr_assert(q[0] == (unsigned char)(i + (size_t)salt) && q[31] == q[0], "block %zu changed", i);
+        sc_free(h, b[i]);
+    }
+    free(b);
+}
+
+/* The spans the calling thread keeps empty for the 32 B class, up to max,
+ * into out; their count. */
+static size_t kept_spans(sc_heap_t *h, span_t **out, size_t max)
+{
+    sc_frontend_t *t = sc_heap_thread(h);
+    unsigned cls = size_class_of(32);
+    size_t n = 0;
+    span_t *head = t->floating[cls];
+    for (span_t *s = head; s != NULL; s = s->set_next == head ? NULL : s->set_next) {
+        if (s->kept_empty && n < max)
+            out[n++] = s;
+    }
+    return n;
+}
+
+static size_t blocks_per_span(void)
+{
+    return (REAL_SPAN_MIN - SPAN_HEADER_SIZE) / 32;
 }
 
 Test(span_reuse, kept_empty_spans_bounded_and_reused)
@@ -271,33 +305,35 @@ Test(span_reuse, kept_empty_spans_bounded_and_reused)
     /* 4 MiB of 32 B blocks in 32 KiB real spans: four times what a
      * frontend keeps. */
     size_t count = (4u << 20) / 32;
-    void **b = alloc_batch(h, count);
-    for (size_t i = 0; i < count; i++)
-        sc_free(h, b[i]);
+    void **b = alloc_batch(h, count, 0);
+    free_batch(h, b, count, 0);
+    sc_frontend_t *t = sc_heap_thread(h);
+    span_t *kept[64];
+    size_t n = kept_spans(h, kept, 64);
+    cr_assert_gt(n, 0, "no empty span kept for the class");
+    cr_assert_leq(t->kept_empty_bytes, FRONTEND_KEEP_EMPTY_BYTES);
+    cr_assert_leq(n, FRONTEND_KEEP_EMPTY_BYTES / REAL_SPAN_MIN, "%zu spans kept", n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(span_state(kept[i]), SPAN_DRAINED, "a kept span is DRAINED");
     sc_heap_stats_t st = test_stats(h);
     cr_assert_eq(st.live_blocks, 0);
-    cr_assert_gt(st.spans_floating, 0, "no empty span kept for the class");
-    cr_assert_leq(st.spans_floating, FRONTEND_KEEP_EMPTY_BYTES / REAL_SPAN_MIN,
-                  "%zu empty floating spans kept", st.spans_floating);
-    cr_assert_gt(st.spans_free, 0, "what the bound does not keep is in the pool");
-    /* A batch the kept spans hold takes nothing from the pool. */
-    size_t small = st.spans_floating * ((REAL_SPAN_MIN - 128) / 32);
-    size_t pooled = st.spans_free, committed = st.committed_bytes;
-    for (size_t i = 0; i < small; i++) {
-        b[i] = sc_alloc(h, 32);
-        unsigned char *q = b[i];
-        q[0] = 7;
-        q[31] = 9;
-    }
+    cr_assert_gt(st.spans_free, n, "what the bound does not keep is in the pool");
+    /* A batch that the hot span and the kept spans hold is served by them:
+     * no other span, nothing committed. */
+    size_t committed = st.committed_bytes;
+    size_t small = n * blocks_per_span();
+    span_t *hot = t->hot[size_class_of(32)];
+    b = alloc_batch(h, small, 3);
     st = test_stats(h);
-    cr_assert_eq(st.spans_free, pooled, "the batch took spans from the pool");
     cr_assert_eq(st.committed_bytes, committed);
     for (size_t i = 0; i < small; i++) {
-        unsigned char *q = b[i];
-        cr_assert(q[0] == 7 && q[31] == 9, "block %zu changed", i);
-        sc_free(h, b[i]);
+        span_t *s = (span_t *)((uintptr_t)b[i] & ~(uintptr_t)SPAN_MASK);
+        bool known = s == hot;
+        for (size_t k = 0; k < n && !known; k++)
+            known = s == kept[k];
+        cr_assert(known, "block %zu came from a span that was not kept", i);
     }
-    free(b);
+    free_batch(h, b, small, 3);
     sc_heap_destroy(h);
 }
 
@@ -305,33 +341,77 @@ Test(span_reuse, kept_empty_spans_retire, .timeout = 60)
 {
     sc_heap_t *h = sc_heap_create(NULL);
     cr_assert_not_null(h);
-    size_t count = 4 * ((REAL_SPAN_MIN - 128) / 32);
-    void **b = alloc_batch(h, count);
-    for (size_t i = 0; i < count; i++)
-        sc_free(h, b[i]);
-    free(b);
+    size_t count = 4 * blocks_per_span();
+    free_batch(h, alloc_batch(h, count, 0), count, 0);
+    span_t *kept[8];
+    cr_assert_geq(kept_spans(h, kept, 8), 3, "the emptied spans are kept");
     sc_heap_stats_t st = test_stats(h);
-    cr_assert_geq(st.spans_floating, 3, "the emptied spans are kept: %zu", st.spans_floating);
-    size_t pooled_before = st.spans_free;
     /* The thread stops using the class and goes on with huge blocks only
      * (every call a slow path): two retirement looks later the kept spans
      * are in the pool. Bounded in calls and in time. */
     double start = test_now_seconds();
-    size_t calls = 0;
+    size_t calls = 0, left = 0;
     while (calls < 10000000 && test_now_seconds() - start < 20.0) {
         void *q = sc_alloc(h, 2u << 20);
         cr_assert_not_null(q);
         sc_free(h, q);
-        if (++calls % 256 == 0) {
-            st = test_stats(h);
-            if (st.spans_floating == 0)
-                break;
-        }
+        if (++calls % 256 == 0 && (left = kept_spans(h, kept, 8)) == 0)
+            break;
     }
-    cr_log_info("%zu huge alloc/free pairs, %.0f ms: floating %zu, pool %zu -> %zu", calls,
-                (test_now_seconds() - start) * 1e3, st.spans_floating, pooled_before,
-                st.spans_free);
-    cr_assert_eq(st.spans_floating, 0, "kept spans of an unused class stayed");
-    cr_assert_geq(st.spans_free, pooled_before + 3, "the kept spans are not in the pool");
+    st = test_stats(h);
+    cr_log_info("%zu huge alloc/free pairs, %.0f ms: kept %zu, pool %zu", calls,
+                (test_now_seconds() - start) * 1e3, left, st.spans_free);
+    cr_assert_eq(left, 0, "kept spans of an unused class stayed");
+    cr_assert_eq(sc_heap_thread(h)->kept_empty_bytes, 0);
+    sc_heap_destroy(h);
+}
+
+typedef struct kept_worker_s {
+    sc_heap_t *heap;
+    pthread_barrier_t *barrier;
+    size_t kept;
+    span_t *spans[8];
+} kept_worker_t;
+
+static void *kept_worker(void *arg)
+{
+    kept_worker_t *w = arg;
+    size_t count = 4 * blocks_per_span();
+    free_batch(w->heap, alloc_batch(w->heap, count, 0), count, 0);
+    w->kept = kept_spans(w->heap, w->spans, 8);
+    pthread_barrier_wait(w->barrier); /* kept: the main thread trims */
+    pthread_barrier_wait(w->barrier); /* trimmed: use them again */
+    void **b = alloc_batch(w->heap, count, 5);
+    free_batch(w->heap, b, count, 5);
+    return NULL;
+}
+
+Test(span_reuse, kept_empty_spans_trimmed_by_other_thread)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, 2);
+    kept_worker_t w = {.heap = h, .barrier = &barrier};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, kept_worker, &w), 0);
+    pthread_barrier_wait(&barrier);
+    /* The worker is blocked with an empty hot span and its kept spans. */
+    cr_assert_geq(w.kept, 3, "the worker kept %zu spans", w.kept);
+    sc_heap_stats_t before = test_stats(h);
+    sc_heap_trim(h);
+    sc_heap_stats_t after = test_stats(h);
+    cr_log_info("resident %zu KiB -> %zu KiB after a trim by another thread", before.resident_bytes >> 10,
+                after.resident_bytes >> 10);
+    for (size_t i = 0; i < w.kept; i++)
+        cr_assert(span_was_trimmed(w.spans[i]), "kept span %zu still holds its memory", i);
+    cr_assert_leq(after.resident_bytes + w.kept * (REAL_SPAN_MIN - 4096), before.resident_bytes,
+                  "the kept spans' pages are still resident: %zu -> %zu", before.resident_bytes,
+                  after.resident_bytes);
+    pthread_barrier_wait(&barrier);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    pthread_barrier_destroy(&barrier);
+    sc_heap_stats_t end = test_stats(h);
+    cr_assert_eq(end.live_blocks, 0);
     sc_heap_destroy(h);
 }
