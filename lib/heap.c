@@ -384,8 +384,9 @@ void sc_heap_trim(sc_heap_t *heap)
      * reusable stack (EMPTY): to the pool first; then everything the
      * release policy retains goes back at once: the pool's spans (whole,
      * header pages too) and free huge runs' pages. A floating span of
-     * another thread that remote frees emptied (DRAINED) stays with its
-     * owner, which pools it when it next looks; its memory goes now. */
+     * another thread with every block free (DRAINED, kept for its class,
+     * or FLOATING) stays with its owner, which pools it when it next
+     * looks; its memory goes now. */
     reusable_sweep_empty(heap);
     span_pool_cool(heap, true);
     arena_for_each_span(heap, trim_drained, NULL);

@@ -274,10 +274,11 @@ bool span_set_owned_state(span_t *s, unsigned from, unsigned to)
         uint64_t next = (w & ~REMOTE_STATE_MASK) | to;
         if (to == SPAN_HOT)
             next += (uint64_t)1 << REMOTE_GEN_SHIFT; /* wraps within the field */
-        /* relaxed: only the state bits (and the generation) change; the
-         * list and count that remote frees publish are left as they are
-         * and not read here. */
-        if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next, memory_order_relaxed,
+        /* release: a trimmer that finds the span FLOATING (acquire) reads
+         * the owner's `used` of this moment or later (span_trim_drained_
+         * begin); the list and count that remote frees publish are left as
+         * they are and not read here. */
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next, memory_order_release,
                                                   memory_order_relaxed))
             return true;
     }
@@ -343,16 +344,27 @@ bool span_claim_owned_empty(span_t *s, bool leaving)
 
 bool span_trim_drained_begin(span_t *s)
 {
-    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
-    while (remote_state(w) == SPAN_DRAINED) {
+    /* acquire: pairs with the release of the owner's HOT -> FLOATING, so
+     * that `used` below is the owner's of then or later. */
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
+    for (;;) {
+        unsigned st = remote_state(w);
+        /* A FLOATING span whose every block is free is as good as DRAINED:
+         * its owner allocates from it only after making it HOT by CAS
+         * (which this CAS makes fail, or fails), and its `used` only falls
+         * while it floats, so a stale read errs towards "not empty". Its
+         * last free was the owner's below the span's event level, or a
+         * remote free counted after the owner set that level. */
+        if (st != SPAN_DRAINED &&
+            !(st == SPAN_FLOATING && remote_count(w) >= span_used_peek(s)))
+            return false;
         /* acquire: the owner's and the freers' writes to the span come
          * before ours. */
         if (atomic_compare_exchange_weak_explicit(&s->remote, &w,
                                                   (w & ~REMOTE_STATE_MASK) | SPAN_DRAINING,
-                                                  memory_order_acquire, memory_order_relaxed))
+                                                  memory_order_acquire, memory_order_acquire))
             return true;
     }
-    return false;
 }
 
 bool span_trim_drained_end(span_t *s)

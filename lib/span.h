@@ -150,9 +150,11 @@ bool span_was_trimmed(const span_t *s);
  * `leaving` (its thread exits), hands it to that thread, which pools it. */
 bool span_claim_owned_empty(span_t *s, bool leaving);
 
-/* Any thread (sc_heap_trim): if s is DRAINED, takes it from its owner for
- * as long as it takes to give its memory back (DRAINING) and returns true;
- * span_trim_drained_end gives it back. */
+/* Any thread (sc_heap_trim): if s is DRAINED, or FLOATING with every
+ * block free (the owner's last free came below its event level, after
+ * remote frees it had not seen), takes it from its owner for as long as it
+ * takes to give its memory back (DRAINING) and returns true;
+ * span_trim_drained_end gives it back, DRAINED. */
 bool span_trim_drained_begin(span_t *s);
 
 /* Gives the memory of a DRAINING span back (all but the header page) and

@@ -47,7 +47,8 @@
  *             the owner's frees take the fast path. The counts word stops
  *             the owner's free that makes the span reusable (it moves to
  *             the front of the set, where the next refill takes it back,
- *             HOT, before any other span) or empty (to the pool).
+ *             HOT, before any other span) or empty (kept for the class, as
+ *             DRAINED below, within a bound per frontend; else to the pool).
  *   DRAINED   a FLOATING span whose last blocks came back by remote frees:
  *             the freeing thread marks it (the owner no longer allocates
  *             from it, so the `used` it reads can only be stale upwards, and
@@ -55,7 +56,10 @@
  *             hot again, defeats ABA), the owner pools it when it next looks
  *             (refill, trim, exit), and sc_heap_trim from any thread gives
  *             its memory back meanwhile (DRAINING while it does; ORPHANED if
- *             the owner exits then, and the trimmer pools it).
+ *             the owner exits then, and the trimmer pools it). The owner
+ *             marks the empty spans it keeps for their class DRAINED too,
+ *             and a trimmer takes a FLOATING span with every block free as
+ *             if it were (its last free came below the event level).
  *   DETACHED  its owner's thread exited: every free is remote and counted.
  *             Reaching the reuse threshold makes it
  *   REUSABLE  it is pushed on its heap's reusable stack for the class

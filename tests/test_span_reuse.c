@@ -20,6 +20,9 @@
  *    to the pool by themselves once the thread stops using the class, and
  *    give their memory back on a trim by another thread while their owner
  *    is blocked; the owner then uses them again       [kept_empty_spans_*]
+ *  - so does a floating span that the owner and another thread emptied
+ *    together without either seeing it empty
+ *                           [empty_floating_span_trimmed_by_other_thread]
  */
 #include <criterion/criterion.h>
 
@@ -413,5 +416,74 @@ Test(span_reuse, kept_empty_spans_trimmed_by_other_thread)
     pthread_barrier_destroy(&barrier);
     sc_heap_stats_t end = test_stats(h);
     cr_assert_eq(end.live_blocks, 0);
+    sc_heap_destroy(h);
+}
+
+/* A floating span emptied by its owner and another thread together, so
+ * that no free of either sees it empty: the owner's frees stop at the
+ * remote count, above the event level it set before those remote frees.
+ * A trim by a third party (the main thread) still gives its memory back
+ * while the owner is blocked, and the owner uses the span again after. */
+typedef struct shared_span_s {
+    sc_heap_t *heap;
+    pthread_barrier_t *barrier;
+    void **blocks;
+    size_t count;
+    span_t *first;
+} shared_span_t;
+
+static void *shared_span_owner(void *arg)
+{
+    shared_span_t *w = arg;
+    /* The first span fills and floats; the batch goes on in a second. */
+    w->blocks = alloc_batch(w->heap, w->count, 0);
+    w->first = (span_t *)((uintptr_t)w->blocks[0] & ~(uintptr_t)SPAN_MASK);
+    pthread_barrier_wait(w->barrier); /* 1: the main thread frees half of it */
+    pthread_barrier_wait(w->barrier); /* 2: the owner frees the rest */
+    for (size_t i = 0; i < w->count; i++) {
+        bool in_first = (span_t *)((uintptr_t)w->blocks[i] & ~(uintptr_t)SPAN_MASK) == w->first;
+        if (i % 2 == 0 || !in_first)
+            sc_free(w->heap, w->blocks[i]);
+    }
+    pthread_barrier_wait(w->barrier); /* 3: the main thread trims */
+    pthread_barrier_wait(w->barrier); /* 4: the span serves the class again */
+    free(w->blocks);
+    w->blocks = alloc_batch(w->heap, w->count, 9);
+    free_batch(w->heap, w->blocks, w->count, 9);
+    return NULL;
+}
+
+Test(span_reuse, empty_floating_span_trimmed_by_other_thread)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, 2);
+    shared_span_t w = {.heap = h, .barrier = &barrier, .count = blocks_per_span() + 64};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, shared_span_owner, &w), 0);
+    pthread_barrier_wait(&barrier); /* 1 */
+    span_t *s = w.first;
+    cr_assert_eq(span_state(s), SPAN_FLOATING);
+    size_t in_first = 0;
+    for (size_t i = 1; i < w.count; i += 2) {
+        if ((span_t *)((uintptr_t)w.blocks[i] & ~(uintptr_t)SPAN_MASK) == s) {
+            sc_free(h, w.blocks[i]);
+            in_first++;
+        }
+    }
+    (void)test_stats(h); /* hands this thread's batch over */
+    pthread_barrier_wait(&barrier); /* 2 */
+    pthread_barrier_wait(&barrier); /* 3 */
+    cr_assert_gt(in_first, 0);
+    cr_assert_eq(span_state(s), SPAN_FLOATING, "no free saw the span empty (state %u)", span_state(s));
+    cr_assert_eq(span_owned_live(s), 0, "every block of the span is free");
+    sc_heap_trim(h);
+    cr_assert_eq(span_state(s), SPAN_DRAINED, "the trim took the span (state %u)", span_state(s));
+    cr_assert(span_was_trimmed(s), "the empty floating span still holds its memory");
+    pthread_barrier_wait(&barrier); /* 4 */
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    pthread_barrier_destroy(&barrier);
+    cr_assert_eq(test_stats(h).live_blocks, 0);
     sc_heap_destroy(h);
 }
