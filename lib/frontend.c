@@ -75,6 +75,10 @@ void frontend_forget_spans(sc_frontend_t *t)
     }
     t->kept_empty_bytes = 0;
     t->kept_empty_classes = 0;
+    /* No class was refilled from its kept spans lately. */
+    t->slow_ticks = 0;
+    for (unsigned c = 0; c < NUM_CLASSES; c++)
+        t->reclaim_tick[c] = 0u - HOT_REFILL_TICKS;
     atomic_store_explicit(&t->drained_classes, 0, memory_order_relaxed);
     frontend_remote_discard(t);
 }
@@ -163,11 +167,14 @@ static bool owned_to_pool(sc_frontend_t *t, span_t *s)
  * span is a double free, which sends the span to the pool, whose fresh
  * set-up drops the list it broke. Retirement looks pool kept spans that
  * waited over a whole look (frontend_retire_kept_empty); the owner's
- * trims and its thread's exit let go of them as of any floating span. */
-static void floating_settle_empty(sc_frontend_t *t, unsigned cls, span_t *s)
+ * trims and its thread's exit let go of them as of any floating span.
+ * `always`: keep it whatever the bound (a hot span that just emptied: it
+ * would have stayed hot anyway); it still counts towards the bound. */
+static void floating_settle_empty(sc_frontend_t *t, unsigned cls, span_t *s, bool always)
 {
     floating_remove(t, cls, s);
-    if (t->kept_empty_bytes + s->committed <= FRONTEND_KEEP_EMPTY_BYTES && span_keep_empty(s)) {
+    if ((always || t->kept_empty_bytes + s->committed <= FRONTEND_KEEP_EMPTY_BYTES) &&
+        span_keep_empty(s)) {
         floating_push(t, cls, s);
         t->floating[cls] = s;
         s->kept_empty = 1;
@@ -229,7 +236,58 @@ static void frontend_float_hot(sc_frontend_t *t, span_t **hot, unsigned cls)
     else
         span_set_used_level(s, used, floating_reuse_level(s, remote));
     if (used == remote) /* every block was freed while it was hot */
-        floating_settle_empty(t, cls, s);
+        floating_settle_empty(t, cls, s, false);
+}
+
+/* ARMED HOT SPANS. A hot span's frees never stop at an event (its level is
+ * SPAN_LEVEL_NEVER), so a thread that frees everything and then waits
+ * keeps its hot spans, which no other thread may touch. At each retirement
+ * look the owner arms its hot spans that hold live blocks instead: their
+ * level becomes the remote count of then, so the owner's free that empties
+ * one calls frontend_free_event, which takes it off the hot slot and
+ * settles it as an emptied floating span (kept for the class, DRAINED, so
+ * that any thread's trim gives its memory back; or pooled, past the
+ * bound). Every span that becomes hot is armed. The next allocation of the
+ * class takes the kept span back on its slow path; if it empties again
+ * within HOT_REFILL_TICKS slow paths, it stays hot, unarmed until the next
+ * look: a program that empties and refills a hot span all the time pays
+ * a slow path or two per class and look (HOT_RETIRE_MS), not one per
+ * refill. */
+static bool span_event_armed(const span_t *s)
+{
+    /* counts = room * 2^COUNTS_USED_BITS + used; an unarmed hot span's room
+     * is above 2^29 (SPAN_LEVEL_NEVER), an armed one's below a capacity. */
+    return (int64_t)owner_word_get(&s->counts) < ((int64_t)1 << (COUNTS_USED_BITS + 29));
+}
+
+static void hot_arm(span_t *s)
+{
+    uint32_t remote = remote_count(atomic_load_explicit(&s->remote, memory_order_acquire));
+    span_set_used_level(s, span_used(s), remote);
+}
+
+/* The owner's free that reached an armed hot span's level: an empty span
+ * leaves the hot slot; one that is not (its remote frees were taken back
+ * since it was armed) is armed again at the count of now. */
+static void hot_free_event(sc_frontend_t *t, unsigned cls, span_t *s, uint32_t used, uint32_t remote)
+{
+    span_t **hot = frontend_hot_array(t);
+    if (used > remote || hot[cls] != s) {
+        span_set_used_level(s, used, hot[cls] == s ? (int64_t)remote : SPAN_LEVEL_NEVER);
+        return;
+    }
+    if (t->slow_ticks - t->reclaim_tick[cls] <= HOT_REFILL_TICKS) {
+        /* Taken back from the kept spans a moment ago: a loop that
+         * empties and refills it. It stays hot, unarmed. */
+        span_set_used_level(s, used, SPAN_LEVEL_NEVER);
+        return;
+    }
+    frontend_set_hot(t, cls, &span_empty);
+    bool floated = span_set_owned_state(s, SPAN_HOT, SPAN_FLOATING);
+    SC_ASSERT(floated); /* only a FLOATING span is ever taken from its owner */
+    (void)floated;
+    floating_push(t, cls, s);
+    floating_settle_empty(t, cls, s, true);
 }
 
 void frontend_free_event(span_t *s)
@@ -240,12 +298,17 @@ void frontend_free_event(span_t *s)
     /* acquire: remote frees counted here are complete. */
     uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
     uint32_t remote = remote_count(w);
+    t->slow_ticks++; /* the owner's slow paths count frees' events too */
+    if (remote_state(w) == SPAN_HOT) {
+        hot_free_event(t, cls, s, used, remote);
+        return;
+    }
     if (remote_state(w) != SPAN_FLOATING || used <= remote || s->kept_empty) {
         /* Every block is free. A DRAINED or kept span was free already:
          * this free was a double free, which the pool's fresh start
          * absorbs. */
         if (remote_state(w) == SPAN_FLOATING && used <= remote && !s->kept_empty) {
-            floating_settle_empty(t, cls, s);
+            floating_settle_empty(t, cls, s, false);
             return;
         }
         floating_remove(t, cls, s);
@@ -290,13 +353,16 @@ static span_t *floating_reuse(sc_frontend_t *t, unsigned cls)
                 floating_push(t, cls, s); /* being trimmed: look again later */
                 continue;
             }
+            t->reclaim_tick[cls] = t->slow_ticks;
             if (!span_was_trimmed(s)) {
-                span_set_used_level(s, span_used(s), SPAN_LEVEL_NEVER);
+                hot_arm(s);
                 return s;
             }
             /* Its memory went back meanwhile: set it up afresh. */
-            if (frontend_setup_span(t, s, cls))
+            if (frontend_setup_span(t, s, cls)) {
+                hot_arm(s);
                 return s;
+            }
             bool pooled = owned_to_pool(t, s); /* the limit refused it */
             SC_ASSERT(pooled);
             (void)pooled;
@@ -310,7 +376,7 @@ static span_t *floating_reuse(sc_frontend_t *t, unsigned cls)
             continue;
         if (span_capacity(s) - live >= s->reuse_count &&
             span_set_owned_state(s, SPAN_FLOATING, SPAN_HOT)) {
-            span_set_used_level(s, span_used(s), SPAN_LEVEL_NEVER);
+            hot_arm(s);
             return s;
         }
         floating_push(t, cls, s); /* not yet, or being trimmed: look again later */
@@ -371,6 +437,7 @@ static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
     }
     span_set_owner(s, t);
     address_map_set(s, owned_word(t));
+    hot_arm(s);
     return s;
 }
 
@@ -519,8 +586,13 @@ static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
     uint64_t seen = t->empty_hot_seen, empty = 0;
     for (unsigned c = 0; c < NUM_CLASSES; c++) {
         span_t *s = hot[c];
-        if (s == &span_empty || span_owned_live(s) != 0)
+        if (s == &span_empty)
             continue;
+        if (span_owned_live(s) != 0) {
+            if (!span_event_armed(s))
+                hot_arm(s);
+            continue;
+        }
         uint64_t bit = (uint64_t)1 << c;
         if (!(seen & bit) || c == except) {
             empty |= bit;
@@ -582,6 +654,7 @@ void *frontend_alloc_huge(sc_frontend_t *t, size_t align, size_t n)
 
 void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
 {
+    t->slow_ticks++;
     if (requested_enabled(t->heap)) {
         void *b = alloc_tracked_local(t, n);
         if (b != NULL)
@@ -606,8 +679,12 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
         span_t *s = hot[cls];
         if (s != &span_empty) {
             enum carve_result carved = CARVE_OK;
-            if (s->free == NULL && !span_take_remote(s, take_threshold(s)))
-                carved = span_carve(s);
+            if (s->free == NULL) {
+                if (!span_take_remote(s, take_threshold(s)))
+                    carved = span_carve(s);
+                else if (span_event_armed(s))
+                    hot_arm(s); /* the count it was armed at was taken */
+            }
             if (carved == CARVE_NO_COMMIT) {
                 /* At the heap's limit with blocks left to carve: floating
                  * the span would only have it adopted again. Make room

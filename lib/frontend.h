@@ -42,10 +42,12 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n);
  * given back once before it fails with ENOMEM. */
 void *frontend_alloc_huge(sc_frontend_t *t, size_t align, size_t n);
 
-/* Owner: the free just pushed onto s reached s's event level (s is
- * FLOATING; its owner is the calling thread's frontend): an empty span
- * goes to the pool, a reusable one to the front of the owner's floating
- * set, where the next refill of its class looks first. */
+/* Owner: the free just pushed onto s reached s's event level (its owner
+ * is the calling thread's frontend): a FLOATING span that is empty is kept
+ * for its class or pooled, a reusable one goes to the front of the
+ * owner's floating set, where the next refill of its class looks first;
+ * an armed HOT span that is empty leaves the hot slot the same way
+ * (frontend.c, "ARMED HOT SPANS"). */
 void frontend_free_event(span_t *s);
 
 /* Owner: frees block b of s, a span t owns, after the fast path declined

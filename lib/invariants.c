@@ -30,6 +30,8 @@ static const char *check_span(span_t *s)
     unsigned st = remote_state(w);
     if (!span_state_in_use(st) && st != SPAN_DRAINED)
         return NULL; /* free: nothing of its blocks is kept */
+    if (st == SPAN_DRAINED && span_was_trimmed(s))
+        return NULL; /* its pages went back: its lists are never used again */
     uint32_t cap = span_capacity(s);
     uint32_t carved = (uint32_t)((size_t)(span_bump(s) - span_first_block(s)) / s->block_size);
     if (span_bump(s) > s->bump_end || carved > cap)

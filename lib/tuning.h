@@ -80,6 +80,17 @@
  * system calls per trim. */
 #define FRONTEND_KEEP_EMPTY_BYTES ((size_t)256 << 10)
 
+/* A hot span whose owner's free empties it leaves the hot slot (kept for
+ * its class, where any thread's trim gives its memory back) unless it was
+ * taken back from there at most this many allocation slow paths and free
+ * events of its frontend ago: then it stays hot, unarmed until the next
+ * retirement look, so that a loop that allocates and frees one block pays
+ * one slow path per look, not one per block. Bigger: more classes cycled
+ * at once pass as such a loop (and keep their hot span past a trim by
+ * another thread); smaller: more slow paths for programs that empty and
+ * refill a few classes' spans in turn. */
+#define HOT_REFILL_TICKS 16u
+
 /* Every HOT_RETIRE_MS (coarse clock), the allocation slow path looks at
  * its frontend's hot spans: one whose blocks are all free now and were
  * at the last look too goes to the span pool, where any class of its band

@@ -550,6 +550,11 @@ struct sc_frontend_s {
      * some. Owner only. */
     size_t kept_empty_bytes;
     uint64_t kept_empty_classes;
+    /* Armed hot spans (frontend.c, "ARMED HOT SPANS"): allocation slow
+     * paths and free events so far, and per class the count when a kept
+     * span of the class was last taken back. Owner only. */
+    uint32_t slow_ticks;
+    uint32_t reclaim_tick[NUM_CLASSES];
     /* Tracking heaps: slack of the blocks this frontend allocated less the
      * slack of those it freed, modulo 2^64 (requested.h). Written by the
      * owner only (relaxed load + store), read by statistics. */

@@ -25,6 +25,10 @@
  *    still alive) and each thread trimmed: resident below 1 MiB plus a
  *    small allowance per frontend; after the threads exit, again
  *                                                     [trim_after_free_all]
+ *  - workers that free what they allocated and then stay blocked, never
+ *    trimming themselves: a trim by another thread gives back what their
+ *    spans held, down to 256 KiB resident per frontend
+ *                                    [idle_workers_trimmed_by_another_thread]
  *  - sc_heap_visit reports every live block once with its usable size:
  *    small, big, huge, over-aligned huge, blocks in another live thread's
  *    hot spans, in an exited thread's spans, and never a block freed
@@ -326,6 +330,85 @@ Test(trim_stats, trim_after_free_all, .timeout = 120)
     cr_assert_leq(gone.resident_bytes, MiB + gone.frontends * TRIM_PER_FRONTEND,
                   "%zu KiB resident after the threads exited and another trim, allowed %zu KiB",
                   gone.resident_bytes >> 10, (MiB + gone.frontends * TRIM_PER_FRONTEND) >> 10);
+    sc_heap_destroy(h);
+}
+
+/* Workers that go through a few rounds of allocating blocks of mixed
+ * sizes and freeing them all themselves, then block without trimming: the
+ * hot spans their last frees emptied (armed, frontend.c "ARMED HOT SPANS")
+ * and their emptied floating spans wait DRAINED, so the main thread's trim
+ * gives their memory back. */
+enum { IDLE_THREADS = 4, IDLE_ROUNDS = 3, IDLE_BLOCKS = 4000 };
+static pthread_barrier_t idle_step;
+
+typedef struct idle_arg_s {
+    sc_heap_t *heap;
+    unsigned index;
+} idle_arg_t;
+
+/* One round: IDLE_BLOCKS blocks of mixed sizes, each filled, then checked
+ * and freed by this thread. */
+static void idle_round(sc_heap_t *h, test_rng_t *rng, int salt)
+{
+    static _Thread_local void *blocks[IDLE_BLOCKS];
+    static _Thread_local size_t sizes[IDLE_BLOCKS];
+    for (size_t i = 0; i < IDLE_BLOCKS; i++) {
+        sizes[i] = test_mixed_size(rng);
+        blocks[i] = sc_alloc(h, sizes[i]);
+        cr_assert_not_null(blocks[i]);
+        memset(blocks[i], (int)(i + (size_t)salt) & 0xff, sizes[i]);
+    }
+    for (size_t i = 0; i < IDLE_BLOCKS; i++) {
+        const unsigned char *q = blocks[i];
+        if (sizes[i] > 0)
+            cr_assert(q[0] == (unsigned char)(i + (size_t)salt) && q[sizes[i] - 1] == q[0],
+                      "block %zu changed", i);
+        sc_free(h, blocks[i]);
+    }
+}
+
+static void *idle_worker(void *arg)
+{
+    idle_arg_t *a = arg;
+    test_rng_t rng = {7919 + a->index};
+    for (int r = 0; r < IDLE_ROUNDS; r++)
+        idle_round(a->heap, &rng, r);
+    pthread_barrier_wait(&idle_step); /* freed everything: now idle */
+    pthread_barrier_wait(&idle_step); /* the main thread trimmed */
+    idle_round(a->heap, &rng, 99);    /* the spans it kept serve again */
+    return NULL;
+}
+
+Test(trim_stats, idle_workers_trimmed_by_another_thread, .timeout = 120)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    pthread_barrier_init(&idle_step, NULL, IDLE_THREADS + 1);
+    pthread_t tids[IDLE_THREADS];
+    idle_arg_t args[IDLE_THREADS];
+    for (unsigned i = 0; i < IDLE_THREADS; i++) {
+        args[i] = (idle_arg_t){h, i};
+        cr_assert_eq(pthread_create(&tids[i], NULL, idle_worker, &args[i]), 0);
+    }
+    pthread_barrier_wait(&idle_step);
+    sc_heap_stats_t before = test_stats(h);
+    sc_heap_trim(h);
+    sc_heap_stats_t st = test_stats(h);
+    cr_log_info("%u idle workers: resident %zu KiB before another thread's trim, %zu KiB after "
+                "(%zu frontends; %zu hot spans)",
+                IDLE_THREADS, before.resident_bytes >> 10, st.resident_bytes >> 10, st.frontends,
+                st.spans_hot);
+    cr_assert_eq(st.live_blocks, 0);
+    cr_assert_leq(st.resident_bytes, st.frontends * TRIM_PER_FRONTEND,
+                  "%zu KiB resident for %zu idle frontends after a trim by another thread",
+                  st.resident_bytes >> 10, st.frontends);
+    pthread_barrier_wait(&idle_step);
+    for (unsigned i = 0; i < IDLE_THREADS; i++)
+        cr_assert_eq(pthread_join(tids[i], NULL), 0);
+    pthread_barrier_destroy(&idle_step);
+    cr_assert_eq(test_stats(h).live_blocks, 0);
+    const char *broken = invariants_check_heap(h, NULL);
+    cr_assert_null(broken, "after the workers used their trimmed spans again: %s", broken);
     sc_heap_destroy(h);
 }
 
