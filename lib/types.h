@@ -42,6 +42,8 @@
  *   HOT       a frontend allocates from it. The owner's frees are local (no
  *             atomics), other threads' frees are counted on the remote list
  *             and the owner takes them back when its local list runs out.
+ *             Armed (frontend.c), the owner's free that empties it takes
+ *             it off the hot slot, FLOATING and then kept as below.
  *   FLOATING  exhausted; it stays with its owner, in the owner's floating
  *             set for the class, with the same map word as a hot span, so
  *             the owner's frees take the fast path. The counts word stops
