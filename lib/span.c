@@ -264,55 +264,46 @@ unsigned span_give_up(span_t *s)
     return to;
 }
 
-bool span_set_owned_state(span_t *s, unsigned from, unsigned to)
+/* The owner's change of its own span's state, from `from` to `to`, the
+ * remote list and count as they are; a span made HOT gets the next
+ * generation (it wraps within the field). false if the span was not in
+ * `from`. acq_rel: a trimmer that finds the span FLOATING or DRAINED
+ * (acquire) reads the owner's `used` and writes of this moment or later
+ * before it judges the span empty or gives its pages back (release side);
+ * making a DRAINED span HOT again sees what a trimmer did to it (pages,
+ * committed) before the owner looks (acquire side). */
+static bool owned_state_change(span_t *s, unsigned from, unsigned to)
 {
-    SC_ASSERT((from == SPAN_HOT && to == SPAN_FLOATING) || (from == SPAN_FLOATING && to == SPAN_HOT));
     uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
     for (;;) {
         if (remote_state(w) != from)
             return false;
         uint64_t next = (w & ~REMOTE_STATE_MASK) | to;
         if (to == SPAN_HOT)
-            next += (uint64_t)1 << REMOTE_GEN_SHIFT; /* wraps within the field */
-        /* release: a trimmer that finds the span FLOATING (acquire) reads
-         * the owner's `used` of this moment or later (span_trim_drained_
-         * begin); the list and count that remote frees publish are left as
-         * they are and not read here. */
-        if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next, memory_order_release,
+            next += (uint64_t)1 << REMOTE_GEN_SHIFT;
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next, memory_order_acq_rel,
                                                   memory_order_relaxed))
             return true;
     }
+}
+
+bool span_set_owned_state(span_t *s, unsigned from, unsigned to)
+{
+    SC_ASSERT((from == SPAN_HOT && to == SPAN_FLOATING) || (from == SPAN_FLOATING && to == SPAN_HOT));
+    return owned_state_change(s, from, to);
 }
 
 bool span_keep_empty(span_t *s)
 {
-    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
-    for (;;) {
-        if (remote_state(w) != SPAN_FLOATING)
-            return false;
-        /* release: a trimmer that takes the span (acquire) sees the
-         * owner's writes to it before it gives the pages back. */
-        if (atomic_compare_exchange_weak_explicit(&s->remote, &w,
-                                                  (w & ~REMOTE_STATE_MASK) | SPAN_DRAINED,
-                                                  memory_order_release, memory_order_relaxed))
-            return true;
-    }
+    return owned_state_change(s, SPAN_FLOATING, SPAN_DRAINED);
 }
 
 bool span_reclaim_kept(span_t *s)
 {
-    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
-    for (;;) {
-        if (remote_state(w) != SPAN_DRAINED)
-            return false;
-        uint64_t next = ((w & ~REMOTE_STATE_MASK) | SPAN_HOT) + ((uint64_t)1 << REMOTE_GEN_SHIFT);
-        /* acquire: what a trimmer did to the span (pages, committed) is
-         * visible before we look at it. */
-        if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next, memory_order_acquire,
-                                                  memory_order_relaxed))
-            return true;
-    }
+    return owned_state_change(s, SPAN_DRAINED, SPAN_HOT);
 }
+
+
 
 bool span_was_trimmed(const span_t *s)
 {

@@ -341,11 +341,6 @@ Test(trim_stats, trim_after_free_all, .timeout = 120)
 enum { IDLE_THREADS = 4, IDLE_ROUNDS = 3, IDLE_BLOCKS = 4000 };
 static pthread_barrier_t idle_step;
 
-typedef struct idle_arg_s {
-    sc_heap_t *heap;
-    unsigned index;
-} idle_arg_t;
-
 /* One round: IDLE_BLOCKS blocks of mixed sizes, each filled, then checked
  * and freed by this thread. */
 static void idle_round(sc_heap_t *h, test_rng_t *rng, int salt)
@@ -369,7 +364,7 @@ static void idle_round(sc_heap_t *h, test_rng_t *rng, int salt)
 
 static void *idle_worker(void *arg)
 {
-    idle_arg_t *a = arg;
+    trim_arg_t *a = arg;
     test_rng_t rng = {7919 + a->index};
     for (int r = 0; r < IDLE_ROUNDS; r++)
         idle_round(a->heap, &rng, r);
@@ -385,9 +380,9 @@ Test(trim_stats, idle_workers_trimmed_by_another_thread, .timeout = 120)
     cr_assert_not_null(h);
     pthread_barrier_init(&idle_step, NULL, IDLE_THREADS + 1);
     pthread_t tids[IDLE_THREADS];
-    idle_arg_t args[IDLE_THREADS];
+    trim_arg_t args[IDLE_THREADS];
     for (unsigned i = 0; i < IDLE_THREADS; i++) {
-        args[i] = (idle_arg_t){h, i};
+        args[i] = (trim_arg_t){h, i};
         cr_assert_eq(pthread_create(&tids[i], NULL, idle_worker, &args[i]), 0);
     }
     pthread_barrier_wait(&idle_step);
