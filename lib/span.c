@@ -224,6 +224,15 @@ static unsigned settled_state(const span_t *s, unsigned state, uint32_t count)
 
 unsigned span_give_up(span_t *s)
 {
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    if (remote_state(w) == SPAN_DRAINED || remote_state(w) == SPAN_DRAINING) {
+        /* Every block is free, and a trim may have given the pages back
+         * (reading its lists would map them again): to the pool, or to
+         * the trimmer releasing it (which pools it). */
+        s->free = NULL;
+        span_set_owner(s, NULL);
+        return span_claim_owned_empty(s, true) ? SPAN_POOLED : 0;
+    }
     /* Fold the local list and the never-carved blocks into the count; the
      * local list joins the remote list so the next owner finds every free
      * block in one place. */
@@ -233,7 +242,7 @@ unsigned span_give_up(span_t *s)
     uint32_t uncarved = (uint32_t)((size_t)(s->bump_end - span_bump(s)) / s->block_size);
     s->free = NULL;
     span_set_owner(s, NULL);
-    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    w = atomic_load_explicit(&s->remote, memory_order_relaxed);
     unsigned to;
     for (;;) {
         unsigned st = remote_state(w);

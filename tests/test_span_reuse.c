@@ -19,7 +19,8 @@
  *    to the pool), serve its next batch without a span from the pool, go
  *    to the pool by themselves once the thread stops using the class, and
  *    give their memory back on a trim by another thread while their owner
- *    is blocked; the owner then uses them again       [kept_empty_spans_*]
+ *    is blocked; the owner then uses them again, or exits
+ *                         [kept_empty_spans_*, kept_span_trimmed_then_owner_exits]
  *  - so does a floating span that the owner and another thread emptied
  *    together without either seeing it empty
  *                           [empty_floating_span_trimmed_by_other_thread]
@@ -502,5 +503,43 @@ Test(span_reuse, empty_floating_span_trimmed_by_other_thread)
     cr_assert_eq(pthread_join(th, NULL), 0);
     pthread_barrier_destroy(&barrier);
     cr_assert_eq(test_stats(h).live_blocks, 0);
+    sc_heap_destroy(h);
+}
+
+/* The owner of kept spans that another thread's trim gave back exits
+ * without touching them again: giving them up must not read their lists
+ * (their pages are gone; reading them would map them again, resident
+ * outside every extent the heap keeps). */
+static void *kept_then_exit(void *arg)
+{
+    kept_worker_t *w = arg;
+    size_t count = 4 * blocks_per_span();
+    free_batch(w->heap, alloc_batch(w->heap, count, 0), count, 0);
+    w->kept = kept_spans(w->heap, w->spans, 8);
+    pthread_barrier_wait(w->barrier); /* kept: the main thread trims */
+    pthread_barrier_wait(w->barrier); /* trimmed: exit */
+    return NULL;
+}
+
+Test(span_reuse, kept_span_trimmed_then_owner_exits)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, 2);
+    kept_worker_t w = {.heap = h, .barrier = &barrier};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, kept_then_exit, &w), 0);
+    pthread_barrier_wait(&barrier);
+    cr_assert_geq(w.kept, 3);
+    sc_heap_trim(h);
+    pthread_barrier_wait(&barrier);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    pthread_barrier_destroy(&barrier);
+    for (size_t i = 0; i < w.kept; i++)
+        cr_assert_eq(span_state(w.spans[i]), SPAN_POOLED, "kept span %zu: state %u", i,
+                     span_state(w.spans[i]));
+    const char *broken = invariants_check_heap(h, NULL);
+    cr_assert_null(broken, "after the owner of trimmed kept spans exited: %s", broken);
     sc_heap_destroy(h);
 }
