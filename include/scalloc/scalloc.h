@@ -174,13 +174,18 @@ SC_API void sc_heap_reset(sc_heap_t *heap);
 /* Gives the physical memory of the heap's free spans back to the OS now,
  * whatever the release policy would wait for: the span pool (including
  * header pages), empty reusable spans, free huge runs' pages, the calling
- * thread's own empty hot and floating spans, and any thread's floating
- * spans that frees from other threads emptied. First it hands the calling
- * thread's waiting remote frees (see sc_free) to their spans. Another live
- * thread's hot spans are that thread's alone to touch: it gives back its
- * empty ones on its next allocation slow path after this call, or when it
- * calls sc_heap_trim itself, or when it exits; and the frees it has
- * waiting reach their spans at the same points.
+ * thread's own empty hot and floating spans, and every other thread's
+ * spans that its own or other threads' frees emptied and that it keeps
+ * for their size class (all but a header page each; the owner sets such
+ * a span up afresh when it uses it again), including a hot span whose
+ * last block that thread freed itself. First it hands the calling
+ * thread's waiting remote frees (see sc_free) to their spans. What another
+ * live thread still holds in its hot spans (one emptied only by other
+ * threads' frees, or refilled from its kept spans a moment before) is that
+ * thread's alone to touch: it gives back its empty ones on its next
+ * allocation slow path after this call, or when it calls sc_heap_trim
+ * itself, or when it exits; and the frees it has waiting reach their spans
+ * at the same points.
  * Thread-safe; may run while other threads allocate from the heap. */
 SC_API void sc_heap_trim(sc_heap_t *heap);
 
