@@ -338,7 +338,7 @@ typedef struct sc_heap_stats_s {
     size_t spans_hot;
     size_t spans_floating;
     size_t spans_reusable;
-    size_t spans_free;       /* in the span pool */
+    size_t spans_free;       /* in the span pool, or empty and kept by a frontend for its class */
     size_t frontends;        /* live thread frontends */
     sc_class_stats_t classes[SC_NUM_CLASSES];
 } sc_heap_stats_t;
