@@ -475,21 +475,24 @@ size_t arena_retained_before(struct sc_heap_s *heap, uint32_t cutoff, uint32_t n
 
 /* Gives [from, to) back: the pages go, the range stays reserved; with a
  * strict commit limit its commit charge goes too (the caller never passes
- * a span header that a stale stack reader may still look at). */
-static void release_range(char *from, char *to, bool decommit)
+ * a span header that a stale stack reader may still look at). Released
+ * ranges join b, which the caller flushes before it lets go of the
+ * retain lock (no one may take the memory while its release is pending). */
+static void release_range(os_release_batch_t *b, char *from, char *to, bool decommit)
 {
     if (to <= from)
         return;
     if (decommit && os_strict_commit())
         os_decommit(from, (size_t)(to - from));
     else
-        os_release(from, (size_t)(to - from));
+        os_release_batch_add(b, from, (size_t)(to - from));
 }
 
 size_t arena_purge_huge(struct sc_heap_s *heap, uint32_t cutoff, bool all)
 {
     size_t page = os_page_size();
     size_t released = 0;
+    os_release_batch_t batch = {.n = 0};
     for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r;
          r = r->next) {
         size_t used = (size_t)(atomic_load_explicit(&r->bump, memory_order_relaxed) - r->base) /
@@ -501,14 +504,14 @@ size_t arena_purge_huge(struct sc_heap_s *heap, uint32_t cutoff, bool all)
             size_t keep = (w & INFO_HUGE_HEAD) ? 1 : 0;
             if (!(w & INFO_HUGE_FREE) || pages <= keep ||
                 (!all && !time_before(info_since(w), cutoff))) {
-                release_range(from, to, true);
+                release_range(&batch, from, to, true);
                 from = to = NULL;
                 continue;
             }
             char *span = r->base + k * SPAN_SIZE;
             char *lo = span + keep * page, *hi = span + pages * page;
             if (from == NULL || to != lo) {
-                release_range(from, to, true);
+                release_range(&batch, from, to, true);
                 from = lo;
             }
             to = hi;
@@ -518,8 +521,9 @@ size_t arena_purge_huge(struct sc_heap_s *heap, uint32_t cutoff, bool all)
                                             info_since(w)),
                                   memory_order_relaxed);
         }
-        release_range(from, to, true);
+        release_range(&batch, from, to, true);
     }
+    os_release_batch_flush(&batch);
     if (released) {
         arena_uncharge(heap, released);
         atomic_fetch_sub_explicit(&heap->unused_bytes, released, memory_order_relaxed);
@@ -540,6 +544,7 @@ size_t arena_purge_flush(struct sc_heap_s *heap)
     size_t page = os_page_size();
     bool strict = os_strict_commit();
     size_t released = 0;
+    os_release_batch_t batch = {.n = 0};
     for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r;
          r = r->next) {
         char *from = NULL, *to = NULL; /* the range being gathered */
@@ -576,14 +581,15 @@ size_t arena_purge_flush(struct sc_heap_s *heap)
                  * spans make neighbours one range, one call. */
                 char *lo = (char *)s;
                 if (from == NULL || to != lo) {
-                    release_range(from, to, false);
+                    release_range(&batch, from, to, false);
                     from = lo;
                 }
                 to = lo + SPAN_SIZE;
             }
         }
-        release_range(from, to, false);
+        release_range(&batch, from, to, false);
     }
+    os_release_batch_flush(&batch);
     if (released) {
         arena_uncharge(heap, released);
         atomic_fetch_sub_explicit(&heap->unused_bytes, released, memory_order_relaxed);

@@ -359,14 +359,36 @@ void sc_heap_reset(sc_heap_t *heap)
     atomic_store_explicit(&heap->committed_bytes, committed, memory_order_relaxed);
 }
 
-/* sc_heap_trim: gives the memory of a DRAINED span back. */
+/* sc_heap_trim: gives the memory of DRAINED spans back, a batch of them at
+ * a time (os_release_batch_t: one system call where the kernel allows).
+ * Each stays DRAINING until its pages are gone. */
+typedef struct {
+    os_release_batch_t pages;
+    span_t *spans[OS_RELEASE_BATCH];
+    unsigned n;
+} trim_batch_t;
+
+static void trim_batch_flush(trim_batch_t *t)
+{
+    os_release_batch_flush(&t->pages);
+    for (unsigned i = 0; i < t->n; i++) {
+        span_t *s = t->spans[i];
+        if (span_trim_drained_end(s))
+            span_pool_put(s->heap, s, 0); /* its owner left meanwhile */
+    }
+    t->n = 0;
+}
+
 static void trim_drained(span_t *s, uintptr_t word, void *arg)
 {
+    trim_batch_t *t = arg;
     (void)word;
-    (void)arg;
-    if (span_kind(s) == SPAN_KIND_BLOCKS && span_trim_drained_begin(s) &&
-        span_trim_drained_end(s))
-        span_pool_put(s->heap, s, 0); /* its owner left meanwhile */
+    if (span_kind(s) != SPAN_KIND_BLOCKS || !span_trim_drained_begin(s))
+        return;
+    if (t->n == OS_RELEASE_BATCH)
+        trim_batch_flush(t);
+    span_trim_drained_release(s, &t->pages);
+    t->spans[t->n++] = s;
 }
 
 void sc_heap_trim(sc_heap_t *heap)
@@ -389,7 +411,10 @@ void sc_heap_trim(sc_heap_t *heap)
      * looks; its memory goes now. */
     reusable_sweep_empty(heap);
     span_pool_cool(heap, true);
-    arena_for_each_span(heap, trim_drained, NULL);
+    trim_batch_t batch = {.n = 0};
+    batch.pages.n = 0;
+    arena_for_each_span(heap, trim_drained, &batch);
+    trim_batch_flush(&batch);
 }
 
 const char *sc_heap_name(const sc_heap_t *heap)

@@ -7,8 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/sysinfo.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -114,6 +117,59 @@ void os_release(void *p, size_t size)
     /* MADV_DONTNEED frees the pages now (RSS falls at once) and the range
      * reads back as zeros, which sc_calloc relies on. */
     madvise(p, size, MADV_DONTNEED);
+}
+
+/* The calling thread's own process for process_madvise, without a file
+ * descriptor (and so the same after fork). */
+#ifndef PIDFD_SELF
+#define PIDFD_SELF (-10000)
+#endif
+
+void os_release_batch_flush(os_release_batch_t *b)
+{
+    unsigned done = 0;
+#ifdef SYS_process_madvise
+    /* 1: the kernel took a batch before; -1: it refused one (an older
+     * kernel: no PIDFD_SELF, or no MADV_DONTNEED there), never asked
+     * again. Racing threads store the same answer: relaxed. */
+    static _Atomic int usable;
+    if (b->n > 1 && atomic_load_explicit(&usable, memory_order_relaxed) >= 0) {
+        struct iovec v[OS_RELEASE_BATCH];
+        for (unsigned i = 0; i < b->n; i++) {
+            v[i].iov_base = b->start[i];
+            v[i].iov_len = b->size[i];
+        }
+        long r = syscall(SYS_process_madvise, PIDFD_SELF, v, (size_t)b->n, MADV_DONTNEED, 0u);
+        if (r >= 0) {
+            atomic_store_explicit(&usable, 1, memory_order_relaxed);
+            /* The ranges it took in full; a short count means it stopped
+             * inside one: the rest go one call each below. */
+            size_t left = (size_t)r;
+            while (done < b->n && left >= b->size[done])
+                left -= b->size[done++];
+            if (done < b->n && left > 0) {
+                b->start[done] = (char *)b->start[done] + left;
+                b->size[done] -= left;
+            }
+        } else if (errno == EBADF || errno == EINVAL || errno == ENOSYS || errno == EPERM) {
+            atomic_store_explicit(&usable, -1, memory_order_relaxed);
+        }
+    }
+#endif
+    for (unsigned i = done; i < b->n; i++)
+        os_release(b->start[i], b->size[i]);
+    b->n = 0;
+}
+
+void os_release_batch_add(os_release_batch_t *b, void *p, size_t size)
+{
+    if (size == 0)
+        return;
+    if (b->n == OS_RELEASE_BATCH)
+        os_release_batch_flush(b);
+    b->start[b->n] = p;
+    b->size[b->n] = size;
+    b->n++;
 }
 
 void os_decommit(void *p, size_t size)

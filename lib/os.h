@@ -40,6 +40,22 @@ bool os_commit(void *p, size_t size);
  * reads as zero afterwards. p and size page aligned. */
 void os_release(void *p, size_t size);
 
+/* Ranges to give back as os_release does, gathered so that one system call
+ * can take many: process_madvise(2) on the calling process where the
+ * kernel accepts MADV_DONTNEED there (Linux 6.15 and later, through
+ * PIDFD_SELF), one madvise per range otherwise. The caller keeps the batch
+ * (on its stack); os_release_batch_add flushes a full one, and the caller
+ * flushes the rest before it relies on the pages being gone. */
+#define OS_RELEASE_BATCH 64
+typedef struct {
+    void *start[OS_RELEASE_BATCH];
+    size_t size[OS_RELEASE_BATCH];
+    unsigned n;
+} os_release_batch_t;
+
+void os_release_batch_add(os_release_batch_t *b, void *p, size_t size);
+void os_release_batch_flush(os_release_batch_t *b);
+
 /* Drops the pages of [p, p+size) and makes the range inaccessible and
  * uncommitted again (still reserved). */
 void os_decommit(void *p, size_t size);

@@ -367,7 +367,7 @@ bool span_trim_drained_begin(span_t *s)
     }
 }
 
-bool span_trim_drained_end(span_t *s)
+void span_trim_drained_release(span_t *s, os_release_batch_t *b)
 {
     /* Every block is free and the owner leaves the span alone while it is
      * DRAINING, so everything past the header page can go. rw_bytes and
@@ -377,8 +377,12 @@ bool span_trim_drained_end(span_t *s)
     size_t page = os_page_size();
     annotate_no_access((char *)s + SPAN_HEADER_SIZE, s->rw_bytes - SPAN_HEADER_SIZE);
     if (s->rw_bytes > page)
-        os_release((char *)s + page, s->rw_bytes - page);
+        os_release_batch_add(b, (char *)s + page, s->rw_bytes - page);
     arena_uncommit(s->heap, s, page);
+}
+
+bool span_trim_drained_end(span_t *s)
+{
     uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
     for (;;) {
         if (remote_state(w) == SPAN_ORPHANED)

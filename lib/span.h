@@ -8,6 +8,7 @@
 #ifndef SCALLOC_SPAN_H
 #define SCALLOC_SPAN_H
 
+#include "os.h"
 #include "types.h"
 
 /* THE COUNTS WORD. used = counts mod 2^21 (capacities are below 2^21);
@@ -157,9 +158,13 @@ bool span_claim_owned_empty(span_t *s, bool leaving);
  * span_trim_drained_end gives it back, DRAINED. */
 bool span_trim_drained_begin(span_t *s);
 
-/* Gives the memory of a DRAINING span back (all but the header page) and
- * returns it to DRAINED; true if its owner left meanwhile, and the caller
- * must pool it. */
+/* Adds the memory of a DRAINING span (all but the header page) to b and
+ * takes it off the heap's committed bytes. */
+void span_trim_drained_release(span_t *s, os_release_batch_t *b);
+
+/* After b was flushed: returns the span to DRAINED (its owner may then set
+ * it up again, so not before its pages are gone); true if its owner left
+ * meanwhile, and the caller must pool it. */
 bool span_trim_drained_end(span_t *s);
 
 /* Owner: blocks of s still allocated (for HOT and FLOATING spans). */

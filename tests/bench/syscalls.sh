@@ -6,7 +6,8 @@
 #
 # Runs every workload of the benchmark driver (scalloc_bench_<allocator>,
 # the binaries tests/bench/run.sh builds) once per allocator and thread
-# count under `strace -f -c -e trace=madvise,mprotect,mmap,munmap` and writes
+# count under `strace -f -c -e trace=madvise,process_madvise,mprotect,mmap,munmap`
+# (process_madvise counted with madvise) and writes
 # a markdown table of the calls each made (default: tests/bench/results/
 # syscalls.md; also printed). The counts cover the whole process: the
 # dynamic loader's mappings, the allocator's start-up, thread stacks (glibc
@@ -73,10 +74,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # count FILE: "madvise mprotect mmap munmap total" from strace -c output (the
-# calls column is the 4th; the errors column may be empty).
+# calls column is the 4th; the errors column may be empty). process_madvise
+# calls (scalloc's batches of ranges, one call each) count as madvise.
 count() {
     awk '
-        $NF == "madvise" { a = $4 } $NF == "mprotect" { p = $4 }
+        $NF == "madvise" || $NF == "process_madvise" { a += $4 } $NF == "mprotect" { p = $4 }
         $NF == "mmap" { m = $4 } $NF == "munmap" { u = $4 }
         END { printf "%d %d %d %d %d\n", a, p, m, u, a + p + m + u }' "$1"
 }
@@ -87,7 +89,7 @@ trace() {
     shift
     local env=()
     [[ $a == scalloc ]] && env=(env MALLOC_ARENA_MAX=1)
-    if ! ${env[@]+"${env[@]}"} strace -f -c -e trace=madvise,mprotect,mmap,munmap -o "$tmp/strace" \
+    if ! ${env[@]+"${env[@]}"} strace -f -c -e trace=madvise,process_madvise,mprotect,mmap,munmap -o "$tmp/strace" \
         "$bindir/scalloc_bench_$a" "$@" >"$tmp/stdout" 2>"$tmp/stderr"; then
         # 2: the workload is not supported by this allocator
         echo "- - - - -"
@@ -114,7 +116,7 @@ done
 
 {
     echo "Memory system calls per run (\`tests/bench/syscalls.sh --threads $threads --scale $scale\`):"
-    echo "madvise + mprotect + mmap + munmap of the whole process under \`strace -f -c\`, one run each"
+    echo "madvise (process_madvise calls included) + mprotect + mmap + munmap of the whole process under \`strace -f -c\`, one run each"
     echo "of \`scalloc_bench_<allocator> WORKLOAD THREADS $scale\` (scalloc's with MALLOC_ARENA_MAX=1 for"
     echo "its harness's glibc mallocs, see the script); $(uname -sr), $(nproc) cores."
     echo

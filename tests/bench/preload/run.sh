@@ -235,13 +235,15 @@ if [ "$syscalls" = 1 ]; then
         for p in "${progs[@]}"; do
             for a in "${allocs[@]}"; do
                 printf '\rstrace %-15s %-9s' "$p" "$a" >&2
-                run_prog "$p" "$a" strace -f -c -e trace=madvise,mprotect,mmap,munmap \
+                run_prog "$p" "$a" strace -f -c -e trace=madvise,process_madvise,mprotect,mmap,munmap \
                     -o "$work/strace" >/dev/null
                 awk -v p="$p" -v a="$a" '
                     $NF ~ /^(mmap|munmap|madvise|mprotect)$/ {
                         # calls is the 4th field; "errors" may be empty
-                        c[$NF] = $4
+                        c[$NF] += $4
                     }
+                    # a batch of ranges given back in one call counts as a madvise
+                    $NF == "process_madvise" { c["madvise"] += $4 }
                     END { printf "%s\t%s\t%d\t%d\t%d\t%d\n", p, a, c["mmap"], c["munmap"],
                           c["madvise"], c["mprotect"] }' "$work/strace" >>"$sysraw"
             done
@@ -366,7 +368,7 @@ report() {
                 split(l, f, "\t"); sys[f[1], f[2]] = f[3] " / " f[4] " / " f[5] " / " f[6]; nsys++
             }
             if (nsys > 0) {
-                print "## System calls (one run under strace -f -c): mmap / munmap / madvise / mprotect"
+                print "## System calls (one run under strace -f -c): mmap / munmap / madvise (process_madvise included) / mprotect"
                 print ""
                 header(0)
                 for (i = 1; i <= np; i++) {
