@@ -41,9 +41,9 @@ bool os_commit(void *p, size_t size);
 void os_release(void *p, size_t size);
 
 /* Ranges to give back as os_release does, gathered so that one system call
- * can take many: process_madvise(2) on the calling process where the
- * kernel accepts MADV_DONTNEED there (Linux 6.15 and later, through
- * PIDFD_SELF), one madvise per range otherwise. The caller keeps the batch
+ * can take many: process_madvise(2) on the calling process (PIDFD_SELF)
+ * where the kernel accepts MADV_DONTNEED there, one madvise per range
+ * otherwise (the first refusal is remembered). The caller keeps the batch
  * (on its stack); os_release_batch_add flushes a full one, and the caller
  * flushes the rest before it relies on the pages being gone. */
 #define OS_RELEASE_BATCH 64
