@@ -31,7 +31,8 @@ static size_t span_meta_bytes(const struct sc_heap_s *heap, size_t bs, uint32_t 
 static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs)
 {
     unsigned band = 0;
-    while (REAL_SPAN_BAND(band) < SPAN_SIZE && SPAN_HEADER_SIZE + bs * REAL_SPAN_MIN_BLOCKS > REAL_SPAN_BAND(band))
+    /* A band's top class keeps one block fewer (tuning.h, REAL_SPAN_MIN). */
+    while (REAL_SPAN_BAND(band) < SPAN_SIZE && bs * REAL_SPAN_MIN_BLOCKS > REAL_SPAN_BAND(band))
         band++;
     size_t target = REAL_SPAN_BAND(band);
     if (target > SPAN_SIZE)
