@@ -384,10 +384,12 @@ void span_trim_drained_release(span_t *s, os_release_batch_t *b)
 
 bool span_trim_drained_end(span_t *s)
 {
-    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    /* acquire (here and on a failed CAS): an owner that left while we held
+     * the span (ORPHANED) wrote its header last; we pool the span next. */
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
     for (;;) {
         if (remote_state(w) == SPAN_ORPHANED)
-            return true; /* acquire below: the owner's last writes are ours */
+            return true;
         SC_ASSERT(remote_state(w) == SPAN_DRAINING);
         /* release: the owner that sees DRAINED sees the memory gone and
          * the accounting done. */

@@ -14,6 +14,11 @@
  *    blocks across threads                                    [ring_handoff]
  *  - sc_heap_get_stats and sc_heap_trim may run while others allocate
  *                                                            [producer_consumer]
+ *  - sc_heap_trim from one thread, over and over, while others allocate
+ *    batches and free them themselves: the spans their frees empty (kept
+ *    for the class, armed hot spans) are given back and set up again under
+ *    their owners' feet, and every block keeps its contents
+ *                                                     [trim_while_cycling]
  *  - afterwards the stats are exact: nothing live, no huge blocks, and the
  *    exited threads' frontends are gone; destroy works          [both]
  *
@@ -390,11 +395,82 @@ static void mt_stress_producer_consumer(void)
     sc_heap_destroy(h);
 }
 
+enum { CYCLE_THREADS = 4, CYCLE_BATCH = 3000 };
+
+typedef struct cycle_arg_s {
+    sc_heap_t *heap;
+    unsigned index;
+    size_t rounds;
+    atomic_int *done_threads;
+} cycle_arg_t;
+
+/* Batches of mixed sizes (mostly small, some up to 64 KiB), each block
+ * filled, then checked and freed by this thread; a short pause in the
+ * middle of some rounds lets the trimmer find the spans empty. */
+static void *cycle_main(void *argp)
+{
+    cycle_arg_t *a = argp;
+    static _Thread_local void *blocks[CYCLE_BATCH];
+    static _Thread_local size_t sizes[CYCLE_BATCH];
+    test_rng_t rng = {1000003u * (a->index + 1)};
+    for (size_t r = 0; r < a->rounds; r++) {
+        size_t n = 1 + (size_t)(test_rng_next(&rng) % CYCLE_BATCH);
+        for (size_t i = 0; i < n; i++) {
+            unsigned pick = (unsigned)(test_rng_next(&rng) % 100);
+            sizes[i] = pick < 90 ? test_rng_range(&rng, 1, 512)
+                                 : pick < 99 ? test_rng_range(&rng, 513, 8192)
+                                             : test_rng_range(&rng, 8193, 65536);
+            blocks[i] = sc_alloc(a->heap, sizes[i]);
+            TEST_ASSERT(blocks[i] != NULL);
+            memset(blocks[i], (int)((i + r) & 0xff), sizes[i]);
+        }
+        for (size_t i = 0; i < n; i++) {
+            const unsigned char *q = blocks[i];
+            TEST_CHECK(q[0] == (unsigned char)(i + r) && q[sizes[i] - 1] == q[0],
+                       "thread %u round %zu block %zu changed", a->index, r, i);
+            sc_free(a->heap, blocks[i]);
+        }
+        if (r % 16 == 0)
+            sched_yield();
+    }
+    atomic_fetch_add(a->done_threads, 1);
+    return NULL;
+}
+
+static void mt_stress_trim_while_cycling(void)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    TEST_ASSERT(h != NULL);
+    atomic_int done_threads;
+    atomic_init(&done_threads, 0);
+    /* About 1,000,000 allocator calls in all. */
+    size_t rounds = test_scaled(1000000 / (CYCLE_THREADS * CYCLE_BATCH) + 1, 80);
+    pthread_t tids[CYCLE_THREADS];
+    cycle_arg_t args[CYCLE_THREADS];
+    for (unsigned i = 0; i < CYCLE_THREADS; i++) {
+        args[i] = (cycle_arg_t){h, i, rounds, &done_threads};
+        TEST_ASSERT(pthread_create(&tids[i], NULL, cycle_main, &args[i]) == 0);
+    }
+    size_t trims = 0;
+    while (atomic_load(&done_threads) < CYCLE_THREADS) {
+        sc_heap_trim(h);
+        trims++;
+        sched_yield();
+    }
+    for (unsigned i = 0; i < CYCLE_THREADS; i++)
+        pthread_join(tids[i], NULL);
+    TEST_LOG("trim_while_cycling: %zu rounds per thread, %zu trims", rounds, trims);
+    sc_heap_stats_t st = test_stats(h);
+    TEST_CHECK(st.live_blocks == 0, "live blocks %zu after all frees", st.live_blocks);
+    sc_heap_destroy(h);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
         {"mt_stress::ring_handoff", mt_stress_ring_handoff},
         {"mt_stress::producer_consumer", mt_stress_producer_consumer},
+        {"mt_stress::trim_while_cycling", mt_stress_trim_while_cycling},
     };
     return test_run_cases(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
