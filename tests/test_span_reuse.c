@@ -388,6 +388,7 @@ Test(span_reuse, kept_empty_spans_retire, .timeout = 60)
 typedef struct kept_worker_s {
     sc_heap_t *heap;
     pthread_barrier_t *barrier;
+    bool use_again; /* after the trim: use the kept spans again, or exit */
     size_t kept;
     span_t *spans[8];
 } kept_worker_t;
@@ -399,10 +400,22 @@ static void *kept_worker(void *arg)
     free_batch(w->heap, alloc_batch(w->heap, count, 0), count, 0);
     w->kept = kept_spans(w->heap, w->spans, 8);
     pthread_barrier_wait(w->barrier); /* kept: the main thread trims */
-    pthread_barrier_wait(w->barrier); /* trimmed: use them again */
-    void **b = alloc_batch(w->heap, count, 5);
-    free_batch(w->heap, b, count, 5);
+    pthread_barrier_wait(w->barrier); /* trimmed */
+    if (w->use_again)
+        free_batch(w->heap, alloc_batch(w->heap, count, 5), count, 5);
     return NULL;
+}
+
+/* Starts kept_worker and waits until it is blocked with an empty hot span
+ * and at least three kept spans. */
+static void kept_worker_start(kept_worker_t *w, sc_heap_t *h, pthread_barrier_t *barrier,
+                              bool use_again, pthread_t *th)
+{
+    pthread_barrier_init(barrier, NULL, 2);
+    *w = (kept_worker_t){.heap = h, .barrier = barrier, .use_again = use_again};
+    cr_assert_eq(pthread_create(th, NULL, kept_worker, w), 0);
+    pthread_barrier_wait(barrier);
+    cr_assert_geq(w->kept, 3, "the worker kept %zu spans", w->kept);
 }
 
 Test(span_reuse, kept_empty_spans_trimmed_by_other_thread)
@@ -410,13 +423,9 @@ Test(span_reuse, kept_empty_spans_trimmed_by_other_thread)
     sc_heap_t *h = sc_heap_create(NULL);
     cr_assert_not_null(h);
     pthread_barrier_t barrier;
-    pthread_barrier_init(&barrier, NULL, 2);
-    kept_worker_t w = {.heap = h, .barrier = &barrier};
+    kept_worker_t w;
     pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, kept_worker, &w), 0);
-    pthread_barrier_wait(&barrier);
-    /* The worker is blocked with an empty hot span and its kept spans. */
-    cr_assert_geq(w.kept, 3, "the worker kept %zu spans", w.kept);
+    kept_worker_start(&w, h, &barrier, true, &th);
     sc_heap_stats_t before = test_stats(h);
     sc_heap_trim(h);
     sc_heap_stats_t after = test_stats(h);
@@ -510,28 +519,14 @@ Test(span_reuse, empty_floating_span_trimmed_by_other_thread)
  * without touching them again: giving them up must not read their lists
  * (their pages are gone; reading them would map them again, resident
  * outside every extent the heap keeps). */
-static void *kept_then_exit(void *arg)
-{
-    kept_worker_t *w = arg;
-    size_t count = 4 * blocks_per_span();
-    free_batch(w->heap, alloc_batch(w->heap, count, 0), count, 0);
-    w->kept = kept_spans(w->heap, w->spans, 8);
-    pthread_barrier_wait(w->barrier); /* kept: the main thread trims */
-    pthread_barrier_wait(w->barrier); /* trimmed: exit */
-    return NULL;
-}
-
 Test(span_reuse, kept_span_trimmed_then_owner_exits)
 {
     sc_heap_t *h = sc_heap_create(NULL);
     cr_assert_not_null(h);
     pthread_barrier_t barrier;
-    pthread_barrier_init(&barrier, NULL, 2);
-    kept_worker_t w = {.heap = h, .barrier = &barrier};
+    kept_worker_t w;
     pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, kept_then_exit, &w), 0);
-    pthread_barrier_wait(&barrier);
-    cr_assert_geq(w.kept, 3);
+    kept_worker_start(&w, h, &barrier, false, &th);
     sc_heap_trim(h);
     pthread_barrier_wait(&barrier);
     cr_assert_eq(pthread_join(th, NULL), 0);
