@@ -303,17 +303,16 @@ void frontend_free_event(span_t *s)
         hot_free_event(t, cls, s, used, remote);
         return;
     }
-    if (remote_state(w) != SPAN_FLOATING || used <= remote || s->kept_empty) {
-        /* Every block is free. A DRAINED or kept span was free already:
-         * this free was a double free, which the pool's fresh start
-         * absorbs. */
-        if (remote_state(w) == SPAN_FLOATING && used <= remote && !s->kept_empty) {
-            floating_settle_empty(t, cls, s, false);
-            return;
-        }
+    if (remote_state(w) != SPAN_FLOATING || s->kept_empty) {
+        /* A DRAINED or kept span was free already: this free was a double
+         * free, which the pool's fresh start absorbs. */
         floating_remove(t, cls, s);
         if (!owned_to_pool(t, s))
             floating_push(t, cls, s);
+        return;
+    }
+    if (used <= remote) { /* every block is free */
+        floating_settle_empty(t, cls, s, false);
         return;
     }
     /* Reusable: first in line for the next refill of the class. */
@@ -354,19 +353,16 @@ static span_t *floating_reuse(sc_frontend_t *t, unsigned cls)
                 continue;
             }
             t->reclaim_tick[cls] = t->slow_ticks;
-            if (!span_was_trimmed(s)) {
-                hot_arm(s);
-                return s;
+            /* If its memory went back meanwhile, it is set up afresh; if
+             * the limit refuses that, it goes to the pool. */
+            if (span_was_trimmed(s) && !frontend_setup_span(t, s, cls)) {
+                bool pooled = owned_to_pool(t, s);
+                SC_ASSERT(pooled);
+                (void)pooled;
+                continue;
             }
-            /* Its memory went back meanwhile: set it up afresh. */
-            if (frontend_setup_span(t, s, cls)) {
-                hot_arm(s);
-                return s;
-            }
-            bool pooled = owned_to_pool(t, s); /* the limit refused it */
-            SC_ASSERT(pooled);
-            (void)pooled;
-            continue;
+            hot_arm(s);
+            return s;
         }
         uint32_t live = span_owned_live(s);
         /* An empty span that is still FLOATING (kept, or emptied by frees
@@ -533,12 +529,6 @@ void frontend_remote_discard(sc_frontend_t *t)
     t->remote_pending = 0;
 }
 
-/* Trims t if sc_heap_trim ran since it last looked. */
-/* Owner, on the allocation slow path for class `except`: every
- * HOT_RETIRE_MS, the hot spans that are empty now and were empty at the
- * previous look go to the pool (tuning.h). The fast paths never look at
- * the clock; a frontend that never reaches its slow path keeps its spans
- * until a trim or its thread's exit. */
 /* At a retirement look: the kept empty spans that a look saw before go to
  * the pool, the others are marked seen. Kept spans are pushed to the front
  * of their set, so each class's first few spans are looked at. */
@@ -569,6 +559,12 @@ static void frontend_retire_kept_empty(sc_frontend_t *t)
     t->kept_empty_classes = still;
 }
 
+/* Owner, on the allocation slow path for class `except`: every
+ * HOT_RETIRE_MS, the hot spans that are empty now and were empty at the
+ * previous look go to the pool (tuning.h), the kept spans a look saw
+ * before too, and the hot spans that hold live blocks are armed. The fast
+ * paths never look at the clock; a frontend that never reaches its slow
+ * path keeps its spans until a trim or its thread's exit. */
 static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
 {
     /* The clock every HOT_RETIRE_CHECK_EVERY slow paths: a program whose
@@ -603,6 +599,7 @@ static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
     t->empty_hot_seen = empty;
 }
 
+/* Trims t if sc_heap_trim ran since it last looked. */
 static void frontend_trim_if_asked(sc_frontend_t *t)
 {
     /* relaxed: a late look only delays the trim to the next slow path. */

@@ -412,7 +412,6 @@ void sc_heap_trim(sc_heap_t *heap)
     reusable_sweep_empty(heap);
     span_pool_cool(heap, true);
     trim_batch_t batch = {.n = 0};
-    batch.pages.n = 0;
     arena_for_each_span(heap, trim_drained, &batch);
     trim_batch_flush(&batch);
 }

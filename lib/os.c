@@ -129,11 +129,11 @@ void os_release_batch_flush(os_release_batch_t *b)
 {
     unsigned done = 0;
 #ifdef SYS_process_madvise
-    /* 1: the kernel took a batch before; -1: it refused one (an older
-     * kernel: no PIDFD_SELF, or no MADV_DONTNEED there), never asked
-     * again. Racing threads store the same answer: relaxed. */
-    static _Atomic int usable;
-    if (b->n > 1 && atomic_load_explicit(&usable, memory_order_relaxed) >= 0) {
+    /* The kernel refused a batch once (no PIDFD_SELF, or no MADV_DONTNEED
+     * there): never asked again. Racing threads store the same answer:
+     * relaxed. */
+    static _Atomic bool refused;
+    if (b->n > 1 && !atomic_load_explicit(&refused, memory_order_relaxed)) {
         struct iovec v[OS_RELEASE_BATCH];
         for (unsigned i = 0; i < b->n; i++) {
             v[i].iov_base = b->start[i];
@@ -141,7 +141,6 @@ void os_release_batch_flush(os_release_batch_t *b)
         }
         long r = syscall(SYS_process_madvise, PIDFD_SELF, v, (size_t)b->n, MADV_DONTNEED, 0u);
         if (r >= 0) {
-            atomic_store_explicit(&usable, 1, memory_order_relaxed);
             /* The ranges it took in full; a short count means it stopped
              * inside one: the rest go one call each below. */
             size_t left = (size_t)r;
@@ -152,7 +151,7 @@ void os_release_batch_flush(os_release_batch_t *b)
                 b->size[done] -= left;
             }
         } else if (errno == EBADF || errno == EINVAL || errno == ENOSYS || errno == EPERM) {
-            atomic_store_explicit(&usable, -1, memory_order_relaxed);
+            atomic_store_explicit(&refused, true, memory_order_relaxed);
         }
     }
 #endif

@@ -225,20 +225,15 @@ static unsigned settled_state(const span_t *s, unsigned state, uint32_t count)
 
 unsigned span_give_up(span_t *s)
 {
-    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
-    if (remote_state(w) == SPAN_DRAINED || remote_state(w) == SPAN_DRAINING) {
-        /* Every block is free, and a trim may have given the pages back
-         * (reading its lists would map them again): to the pool, or to
-         * the trimmer releasing it (which pools it). */
-        s->free = NULL;
-        span_set_owner(s, NULL);
-        return span_claim_owned_empty(s, true) ? SPAN_POOLED : 0;
-    }
     /* Fold the local list and the never-carved blocks into the count; the
      * local list joins the remote list so the next owner finds every free
-     * block in one place. */
+     * block in one place. A DRAINED span's lists are not read: it is free
+     * anyway, and a trim may have given their pages back (reading them
+     * would map them again). */
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    bool drained = remote_state(w) == SPAN_DRAINED || remote_state(w) == SPAN_DRAINING;
     const block_t *tail = NULL;
-    block_t *local = s->free;
+    block_t *local = drained ? NULL : s->free;
     uint32_t local_count = span_list_length(local, &tail);
     uint32_t uncarved = (uint32_t)((size_t)(s->bump_end - span_bump(s)) / s->block_size);
     s->free = NULL;
@@ -312,8 +307,6 @@ bool span_reclaim_kept(span_t *s)
 {
     return owned_state_change(s, SPAN_DRAINED, SPAN_HOT);
 }
-
-
 
 bool span_was_trimmed(const span_t *s)
 {
