@@ -15,12 +15,13 @@ static size_t round_up(size_t x, size_t a)
 }
 
 /* Bytes of a region's descriptor and tables for `spans` spans: the
- * descriptor, a span info word per span, the cold and purging bitmaps. */
+ * descriptor, a span info word per span, the cold, purging and two orphan
+ * bitmaps. */
 static size_t meta_bytes(size_t spans)
 {
     size_t words = (spans + 63) / 64;
     return round_up(sizeof(region_t), CACHE_LINE) + spans * sizeof(uint64_t) +
-           2 * words * sizeof(uint64_t);
+           4 * words * sizeof(uint64_t);
 }
 
 /* Reserves a region of about `size` bytes (at least `min`), halving on
@@ -74,6 +75,8 @@ static region_t *region_reserve(struct sc_heap_s *heap, size_t size, size_t min)
     r->cold_words = (spans + 63) / 64;
     r->cold = (uint64_t *)(r->info + spans);
     r->purging = r->cold + r->cold_words;
+    r->orphan_new = (_Atomic uint64_t *)(r->purging + r->cold_words);
+    r->orphan_old = r->orphan_new + r->cold_words;
     r->cold_first = r->cold_words;
     /* The tables are fresh memory: every word reads as zero already. */
     atomic_init(&r->bump, base + meta_spans * SPAN_SIZE);
@@ -346,6 +349,10 @@ void arena_rewind(region_t *r, char *end)
         atomic_store_explicit(&r->info[k], 0, memory_order_relaxed);
     memset(r->cold, 0, r->cold_words * sizeof(uint64_t));
     memset(r->purging, 0, r->cold_words * sizeof(uint64_t));
+    for (size_t wi = 0; wi < r->cold_words; wi++) {
+        atomic_store_explicit(&r->orphan_new[wi], 0, memory_order_relaxed);
+        atomic_store_explicit(&r->orphan_old[wi], 0, memory_order_relaxed);
+    }
     r->cold_first = r->cold_words;
     atomic_store_explicit(&r->bump, end, memory_order_relaxed);
 }
@@ -649,4 +656,44 @@ void arena_for_each_span(struct sc_heap_s *heap, arena_span_fn *fn, void *arg)
             fn((span_t *)p, w, arg);
         }
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Orphaned spans                                                           */
+/* ------------------------------------------------------------------------ */
+
+void arena_mark_orphan(struct sc_heap_s *heap, span_t *s)
+{
+    region_t *r = arena_region_of(heap, s);
+    if (r == NULL)
+        return;
+    size_t k = (size_t)((char *)s - r->base) / SPAN_SIZE;
+    /* seq_cst: see reusable_note_orphan; the span's own state is read
+     * by the sweep from its state word (acquire). */
+    atomic_fetch_or_explicit(&r->orphan_new[k / 64], (uint64_t)1 << (k % 64),
+                             memory_order_seq_cst);
+}
+
+bool arena_sweep_orphans(struct sc_heap_s *heap, arena_orphan_fn *fn, void *arg)
+{
+    bool left = false;
+    for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r;
+         r = r->next) {
+        for (size_t wi = 0; wi < r->cold_words; wi++) {
+            /* Each bit is taken by one sweep only (the exchange), so a span
+             * is looked at once per marking. */
+            uint64_t old = atomic_exchange_explicit(&r->orphan_old[wi], 0, memory_order_relaxed);
+            while (old) {
+                size_t k = wi * 64 + (size_t)__builtin_ctzll(old);
+                old &= old - 1;
+                fn((span_t *)(r->base + k * SPAN_SIZE), arg);
+            }
+            uint64_t young = atomic_exchange_explicit(&r->orphan_new[wi], 0, memory_order_seq_cst);
+            if (young) {
+                atomic_fetch_or_explicit(&r->orphan_old[wi], young, memory_order_relaxed);
+                left = true;
+            }
+        }
+    }
+    return left;
 }

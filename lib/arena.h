@@ -161,4 +161,19 @@ span_t *arena_take_cold(struct sc_heap_s *heap);
 typedef void arena_span_fn(span_t *s, uintptr_t word, void *arg);
 void arena_for_each_span(struct sc_heap_s *heap, arena_span_fn *fn, void *arg);
 
+/* ------------------------------------------------------------------------ */
+/* Orphaned spans: given up DETACHED, to be looked at again later           */
+/* ------------------------------------------------------------------------ */
+
+/* Marks the block span s (any thread): the next sweep but one looks at it. */
+void arena_mark_orphan(struct sc_heap_s *heap, span_t *s);
+
+/* Calls fn for every span marked before the previous sweep (once each:
+ * their marks are cleared), then ages the marks made since. True if some
+ * marks are left for the next sweep. One sweep at a time (the caller's
+ * election); marks may be added meanwhile. A mark may be stale: fn must
+ * look at the span's state. */
+typedef void arena_orphan_fn(span_t *s, void *arg);
+bool arena_sweep_orphans(struct sc_heap_s *heap, arena_orphan_fn *fn, void *arg);
+
 #endif /* SCALLOC_ARENA_H */

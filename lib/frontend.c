@@ -123,6 +123,10 @@ static void place_span(struct sc_heap_s *heap, span_t *s, unsigned to, unsigned 
 {
     if (to == SPAN_REUSABLE) {
         reusable_push(heap, s);
+    } else if (to == SPAN_DETACHED) {
+        /* Its blocks may outlive the thread for good: looked at again
+         * after a delay (reusable_adopt_orphans). */
+        reusable_note_orphan(heap, s);
     } else if (to == SPAN_EMPTY) {
         /* Still on its stack, its pages kept: the next allocation slow
          * path of any thread sweeps it into the pool. */
@@ -218,7 +222,7 @@ static void owned_give_up(sc_frontend_t *t, span_t *s)
  * read: later remote frees only bring the real event earlier. */
 static int64_t floating_reuse_level(const span_t *s, uint32_t remote)
 {
-    return (int64_t)span_capacity(s) - s->reuse_count + remote;
+    return (int64_t)span_capacity(s) - span_reuse_count(s) + remote;
 }
 
 /* The hot span of cls is exhausted: it joins t's floating set. */
@@ -370,7 +374,7 @@ static span_t *floating_reuse(sc_frontend_t *t, unsigned cls)
          * the pool, which has its pages back already or soon. */
         if (live == 0 && span_state(s) != SPAN_FLOATING && owned_to_pool(t, s))
             continue;
-        if (span_capacity(s) - live >= s->reuse_count &&
+        if (span_capacity(s) - live >= span_reuse_count(s) &&
             span_set_owned_state(s, SPAN_FLOATING, SPAN_HOT)) {
             hot_arm(s);
             return s;
@@ -568,11 +572,13 @@ static void frontend_retire_kept_empty(sc_frontend_t *t)
 static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
 {
     /* The clock every HOT_RETIRE_CHECK_EVERY slow paths: a program whose
-     * slow paths come in bursts does not read it on each. */
+     * slow paths come in bursts does not read it on each. The heap's
+     * orphan sweep runs on the same reading. */
     if (--t->retire_countdown != 0)
         return;
     t->retire_countdown = HOT_RETIRE_CHECK_EVERY;
     uint32_t now = os_coarse_ms();
+    reusable_adopt_orphans(t->heap, now);
     if (time_before(now, t->retire_due))
         return;
     t->retire_due = now + HOT_RETIRE_MS;

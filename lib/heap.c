@@ -237,6 +237,8 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     atomic_init(&h->reserved_bytes, 0);
     atomic_init(&h->trim_epoch, 0);
     atomic_init(&h->reusable_emptied, 0);
+    atomic_init(&h->orphans_marked, 0);
+    atomic_init(&h->orphan_sweep_due, 0);
     atomic_init(&h->committed_bytes, 0);
     h->frontends = NULL;
     h->frontend_count = 0;
@@ -311,6 +313,7 @@ void sc_heap_reset(sc_heap_t *heap)
     atomic_store_explicit(&heap->purge_due, 0, memory_order_relaxed);
     heap->huge_free_runs = NULL;
     atomic_store_explicit(&heap->reusable_emptied, 0, memory_order_relaxed);
+    atomic_store_explicit(&heap->orphans_marked, 0, memory_order_relaxed);
     heap->huge_blocks = heap->huge_bytes = heap->huge_requested = 0;
 
     /* Every region starts over: its used part goes back to the OS (memory

@@ -116,7 +116,7 @@ static void open_header(span_t *s)
     annotate_span_meta(s, SPAN_HEADER_SIZE);
     s->free = NULL;
     s->block_size = 0;
-    s->reuse_count = 0;
+    span_set_reuse_count(s, 0);
     s->set_next = s->set_prev = NULL;
     /* relaxed: these say nothing for a huge header; readers check the
      * kind and state first. */

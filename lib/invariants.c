@@ -63,9 +63,9 @@ static const char *check_span(span_t *s)
             return "ownerless span with an owner";
         if (remote + (cap - carved) != remote_count(w))
             return "ownerless span: list + uncarved blocks != free count";
-        if (st == SPAN_REUSABLE && remote_count(w) < s->reuse_count)
+        if (st == SPAN_REUSABLE && remote_count(w) < span_reuse_count(s))
             return "REUSABLE span below the reuse threshold";
-        if (st == SPAN_DETACHED && remote_count(w) >= s->reuse_count)
+        if (st == SPAN_DETACHED && remote_count(w) >= span_reuse_count(s))
             return "DETACHED span past the reuse threshold";
     }
     return NULL;

@@ -1,6 +1,7 @@
 /* The heap's reusable stacks (reusable.h). */
 #include "reusable.h"
 
+#include "arena.h"
 #include "span.h"
 #include "span_pool.h"
 #include "span_stack.h"
@@ -50,4 +51,40 @@ void reusable_sweep_empty(struct sc_heap_s *heap)
             keep = next;
         }
     }
+}
+
+void reusable_note_orphan(struct sc_heap_s *heap, span_t *s)
+{
+    /* seq_cst, here and in the sweep (flag cleared, then the marks
+     * taken): a mark the sweep misses comes before its flag store in the
+     * one order of all four, so the flag stays set for the next sweep.
+     * Thread exits and sweeps are rare; the order costs nothing to see. */
+    arena_mark_orphan(heap, s);
+    atomic_store_explicit(&heap->orphans_marked, 1, memory_order_seq_cst);
+}
+
+static void adopt_one(span_t *s, void *arg)
+{
+    struct sc_heap_s *heap = arg;
+    if (span_adopt_orphan(s))
+        reusable_push(heap, s);
+}
+
+void reusable_adopt_orphans(struct sc_heap_s *heap, uint32_t now)
+{
+    if (atomic_load_explicit(&heap->orphans_marked, memory_order_relaxed) == 0)
+        return;
+    uint32_t due = atomic_load_explicit(&heap->orphan_sweep_due, memory_order_relaxed);
+    if (time_before(now, due))
+        return;
+    /* One sweeper per period: the thread that moves the due time. */
+    if (!atomic_compare_exchange_strong_explicit(&heap->orphan_sweep_due, &due,
+                                                 now + ORPHAN_REUSE_MS, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return;
+    atomic_store_explicit(&heap->orphans_marked, 0, memory_order_seq_cst);
+    /* Marks made during the sweep set the flag again themselves; marks
+     * aged by it need one more sweep. */
+    if (arena_sweep_orphans(heap, adopt_one, heap))
+        atomic_store_explicit(&heap->orphans_marked, 1, memory_order_relaxed);
 }

@@ -92,7 +92,7 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
     s->block_size = (uint32_t)bs;
     span_set_capacity(s, g->capacity);
     s->divide_magic = g->divide_magic;
-    s->reuse_count = g->reuse_count;
+    span_set_reuse_count(s, g->reuse_count);
     span_set_class(s, (uint16_t)cls);
     span_set_kind(s, SPAN_KIND_BLOCKS);
     s->heap = heap;
@@ -215,7 +215,7 @@ static unsigned settled_state(const span_t *s, unsigned state, uint32_t count)
     if (state == SPAN_DETACHED) {
         if (count == span_capacity(s))
             return SPAN_POOLED;
-        if (count >= s->reuse_count)
+        if (count >= span_reuse_count(s))
             return SPAN_REUSABLE;
     } else if (state == SPAN_REUSABLE && count == span_capacity(s)) {
         return SPAN_EMPTY;
@@ -403,6 +403,35 @@ bool span_claim_if_empty(span_t *s)
             return true;
     }
     return false;
+}
+
+bool span_adopt_orphan(span_t *s)
+{
+    uint32_t share = span_capacity(s) / ORPHAN_REUSE_SHARE;
+    if (share == 0)
+        share = 1;
+    /* acquire: the give-up's header and list (its release) are seen
+     * before the span is judged, and are handed on with it. */
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
+    for (;;) {
+        if (remote_state(w) != SPAN_DETACHED || remote_count(w) < share)
+            return false;
+        /* Only the state changes: remote frees go on counting into the
+         * same list, now of a REUSABLE span (span_free_remote: EMPTY when
+         * they free its last block). release: for the taker of the stack. */
+        uint64_t next = (w & ~REMOTE_STATE_MASK) | SPAN_REUSABLE;
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            break;
+    }
+    /* Its blocks outlived their thread by the delay: the span keeps the
+     * lower threshold until it is set up afresh, so that the next owners
+     * refill it (and give it up reusable) without waiting again. No
+     * settling reads the count for a REUSABLE span, and the taker sees
+     * the store after the push. */
+    if (share < span_reuse_count(s))
+        span_set_reuse_count(s, share);
+    return true;
 }
 
 enum span_claim span_claim_reusable(span_t *s)

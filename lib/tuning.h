@@ -107,6 +107,21 @@
 /* ... the clock being read on one slow path in HOT_RETIRE_CHECK_EVERY. */
 #define HOT_RETIRE_CHECK_EVERY 32u
 
+/* A span its owner gave up (thread exit) with less than the reuse
+ * threshold free is DETACHED: nobody allocates from it until frees by
+ * other threads bring it to the threshold, so that a span whose blocks are
+ * about to die empties and goes to the pool whole instead of being
+ * refilled. Blocks that outlive their thread for good (a cache, a leak)
+ * would strand its free blocks for ever: a span still DETACHED after
+ * ORPHAN_REUSE_MS (between one and two of them; coarse clock, looked at on
+ * allocation slow paths) becomes REUSABLE if at least one block in
+ * ORPHAN_REUSE_SHARE is free (the first span change of whoever takes it
+ * then buys that many blocks at least). Shorter: spans whose blocks were
+ * going to die anyway are refilled (more spans partly used); longer:
+ * stranded free blocks wait longer. */
+#define ORPHAN_REUSE_MS 10u
+#define ORPHAN_REUSE_SHARE 8u
+
 /* --- Heaps, regions, the pool and the release policy ---------------------- */
 
 /* Default share of a span's blocks that must be free before it is reused

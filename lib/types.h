@@ -299,7 +299,12 @@ typedef struct span_s {
      * owner's floating set (frontend.c, "KEPT EMPTY SPANS"): 1 when kept,
      * 2 once a retirement look saw it there. */
     uint8_t kept_empty;
-    uint32_t reuse_count;     /* free blocks at which a span is reusable */
+    /* Free blocks at which an ownerless span is reusable (and a floating
+     * one its owner's to refill): the class's reuse threshold from set-up,
+     * lowered for good by reusable_adopt_orphans on a span whose blocks
+     * outlived their thread. Relaxed atomic: remote frees read it while
+     * the sweep writes it. */
+    _Atomic uint32_t reuse_count;
     /* --- line 1: written by any thread, only by CAS, or by an exclusive
      * holder on slow paths. */
     _Alignas(CACHE_LINE) _Atomic uint64_t remote;
@@ -337,6 +342,16 @@ static inline uint32_t span_capacity(const span_t *s)
 static inline void span_set_capacity(span_t *s, uint32_t v)
 {
     atomic_store_explicit(&s->capacity, v, memory_order_relaxed);
+}
+
+static inline uint32_t span_reuse_count(const span_t *s)
+{
+    return atomic_load_explicit(&((span_t *)s)->reuse_count, memory_order_relaxed);
+}
+
+static inline void span_set_reuse_count(span_t *s, uint32_t v)
+{
+    atomic_store_explicit(&s->reuse_count, v, memory_order_relaxed);
 }
 
 static inline unsigned span_class(const span_t *s)
@@ -394,6 +409,13 @@ typedef struct region_s {
      * address space) and purging (being given back right now). */
     uint64_t *cold;
     uint64_t *purging;
+    /* Bit per span, any thread (relaxed RMW): spans given up DETACHED
+     * since the last orphan sweep (orphan_new), and those the sweep before
+     * saw as new (orphan_old), which the next sweep makes REUSABLE if they
+     * are still DETACHED (reusable.c, reusable_adopt_orphans). A bit may
+     * outlive the state; the sweep looks at the span. */
+    _Atomic uint64_t *orphan_new;
+    _Atomic uint64_t *orphan_old;
     size_t cold_words;          /* words in each bitmap */
     size_t cold_first;          /* no cold bit below this word (retain_lock) */
 } region_t;
@@ -450,6 +472,11 @@ struct sc_heap_s {
      * slow path moves them to the pool, where the release policy sees
      * them (frontend.c, reusable_sweep_empty). */
     _Atomic size_t reusable_emptied;
+
+    /* Orphaned spans (region_t.orphan_new): nonzero while some may be
+     * marked, and the coarse ms from which the next sweep may run. */
+    _Atomic uint32_t orphans_marked;
+    _Atomic uint32_t orphan_sweep_due;
 
     /* Frontends of this heap, under the registry lock. */
     sc_frontend_t *frontends;

@@ -24,6 +24,11 @@
  *  - so does a floating span that the owner and another thread emptied
  *    together without either seeing it empty
  *                           [empty_floating_span_trimmed_by_other_thread]
+ *  - a span its thread left half used (its blocks outliving the thread)
+ *    is reused after a delay: the next thread of its class fills its holes
+ *    and nothing else, taking no new memory, and it is reusable at once
+ *    when that thread exits too; contents survive
+ *                                        [orphaned_span_reused_after_delay]
  */
 #include <criterion/criterion.h>
 
@@ -536,5 +541,146 @@ Test(span_reuse, kept_span_trimmed_then_owner_exits)
                      span_state(w.spans[i]));
     const char *broken = invariants_check_heap(h, NULL);
     cr_assert_null(broken, "after the owner of trimmed kept spans exited: %s", broken);
+    sc_heap_destroy(h);
+}
+
+/* ORPHANED SPANS. A thread fills one span of 1 KiB blocks, frees every
+ * other block and exits: with half its blocks free, below the reuse
+ * threshold, the span is DETACHED. Its live blocks outlive the thread, so
+ * after ORPHAN_REUSE_MS the heap makes it REUSABLE; the next thread that
+ * needs the class fills its holes (and only its holes) instead of taking
+ * new memory, and when that thread exits with the span half used again it
+ * is reusable at once (the lower threshold stays with the span). */
+enum { ORPHAN_BLOCK = 1024, ORPHAN_MAX = 64 };
+
+typedef struct orphan_job_s {
+    sc_heap_t *heap;
+    span_t *span;              /* the span the first thread filled */
+    void *mine[ORPHAN_MAX];    /* blocks of it this thread keeps live */
+    size_t mine_count;
+    size_t capacity;           /* blocks of the span */
+    size_t taken;              /* second thread: blocks it got, all in span */
+    bool all_in_span;
+} orphan_job_t;
+
+static span_t *span_of(const void *p)
+{
+    return (span_t *)((uintptr_t)p & ~(uintptr_t)SPAN_MASK);
+}
+
+static unsigned span_state_of(span_t *s)
+{
+    return remote_state(atomic_load_explicit(&s->remote, memory_order_acquire));
+}
+
+static void *orphan_first_owner(void *arg)
+{
+    orphan_job_t *j = arg;
+    void *all[ORPHAN_MAX + 1];
+    size_t n = 0;
+    for (; n <= ORPHAN_MAX; n++) {
+        all[n] = sc_alloc(j->heap, ORPHAN_BLOCK);
+        cr_assert_not_null(all[n]);
+        if (n > 0 && span_of(all[n]) != span_of(all[0]))
+            break; /* the span is full: this block is in the next one */
+    }
+    cr_assert_lt(n, ORPHAN_MAX + 1, "more than %d blocks of 1 KiB in a span", ORPHAN_MAX);
+    sc_free(j->heap, all[n]);
+    j->span = span_of(all[0]);
+    j->capacity = n;
+    for (size_t i = 0; i < n; i++) {
+        if (i % 2 == 0) {
+            sc_free(j->heap, all[i]);
+        } else {
+            test_pattern_fill(all[i], ORPHAN_BLOCK, 7000 + i);
+            j->mine[j->mine_count++] = all[i];
+        }
+    }
+    return NULL;
+}
+
+/* Takes the holes of the orphan, keeps half of what it got, exits. */
+static void *orphan_second_owner(void *arg)
+{
+    orphan_job_t *j = arg;
+    size_t holes = j->capacity - j->mine_count;
+    void *got[ORPHAN_MAX];
+    j->all_in_span = true;
+    for (size_t i = 0; i < holes; i++) {
+        got[i] = sc_alloc(j->heap, ORPHAN_BLOCK);
+        cr_assert_not_null(got[i]);
+        if (span_of(got[i]) != j->span)
+            j->all_in_span = false;
+        for (size_t k = 0; k < j->mine_count; k++)
+            cr_assert_neq(got[i], j->mine[k], "a live block of the orphan was handed out again");
+        test_pattern_fill(got[i], ORPHAN_BLOCK, 9000 + i);
+    }
+    j->taken = holes;
+    /* Keep every other one: the span stays below the class's threshold. */
+    size_t kept = 0;
+    for (size_t i = 0; i < holes; i++) {
+        if (i % 2 == 0)
+            sc_free(j->heap, got[i]);
+        else
+            j->mine[j->mine_count + kept++] = got[i];
+    }
+    j->mine_count += kept;
+    return NULL;
+}
+
+Test(span_reuse, orphaned_span_reused_after_delay, .timeout = 60)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    orphan_job_t j = {.heap = h};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, orphan_first_owner, &j), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(span_state_of(j.span), SPAN_DETACHED,
+                 "a span half free when its thread exited should wait (state %u)",
+                 span_state_of(j.span));
+    /* The main thread's slow paths (huge blocks: every call is one) read
+     * the clock; bounded in calls and in time (two sweeps must pass). */
+    double start = test_now_seconds();
+    size_t calls = 0;
+    while (span_state_of(j.span) == SPAN_DETACHED && calls < 10000000 &&
+           test_now_seconds() - start < 20.0) {
+        void *q = sc_alloc(h, 2u << 20);
+        cr_assert_not_null(q);
+        sc_free(h, q);
+        calls++;
+    }
+    cr_log_info("orphan of %zu blocks (%zu live) reusable after %zu slow paths, %.1f ms", j.capacity,
+                j.mine_count, calls, (test_now_seconds() - start) * 1e3);
+    cr_assert_eq(span_state_of(j.span), SPAN_REUSABLE, "the orphan never became reusable (state %u)",
+                 span_state_of(j.span));
+    const char *broken = invariants_check_heap(h, NULL);
+    cr_assert_null(broken, "with a reusable orphan: %s", broken);
+    size_t committed = test_stats(h).committed_bytes;
+
+    /* The next thread that needs the class fills the holes. */
+    size_t first_live = j.mine_count;
+    cr_assert_eq(pthread_create(&th, NULL, orphan_second_owner, &j), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert(j.all_in_span, "the %zu blocks the next thread got did not all fill the orphan's holes",
+              j.taken);
+    cr_assert_leq(test_stats(h).committed_bytes, committed + REAL_SPAN_MIN,
+                  "filling the orphan's holes took new memory");
+    /* Half used again at that exit, but reusable at once this time. */
+    cr_assert_eq(span_state_of(j.span), SPAN_REUSABLE,
+                 "the refilled orphan should be reusable when its thread exits (state %u)",
+                 span_state_of(j.span));
+    broken = invariants_check_heap(h, NULL);
+    cr_assert_null(broken, "after the second exit: %s", broken);
+
+    /* Every block kept its contents; all of them go back. */
+    for (size_t i = 0; i < j.mine_count; i++) {
+        uint64_t key = i < first_live ? 7000 + (2 * i + 1) : 9000 + (2 * (i - first_live) + 1);
+        cr_assert_eq(test_pattern_check(j.mine[i], ORPHAN_BLOCK, key), TEST_PATTERN_OK,
+                     "block %zu changed", i);
+        sc_free(h, j.mine[i]);
+    }
+    sc_heap_stats_t st = test_stats(h);
+    cr_assert_eq(st.live_blocks, 0);
     sc_heap_destroy(h);
 }

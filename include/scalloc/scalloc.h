@@ -88,7 +88,9 @@ typedef struct sc_heap_config_s {
      * smaller regions are taken instead. */
     size_t region_size;
     /* Percentage (1..100) of a span's objects that must be free before an
-     * exhausted span is reused for allocation; 0 = default (80). */
+     * exhausted span is reused for allocation; 0 = default (80). A span
+     * whose thread exited and whose blocks outlive it by a few
+     * milliseconds is reused from an eighth free. */
     unsigned reuse_threshold;
     /* Hard cap on the heap's committed bytes; 0 = no limit. Allocations
      * that would exceed it return NULL with errno = ENOMEM. */
