@@ -75,6 +75,8 @@ void frontend_forget_spans(sc_frontend_t *t)
     }
     t->kept_empty_bytes = 0;
     t->kept_empty_classes = 0;
+    t->keep_budget = FRONTEND_KEEP_EMPTY_BYTES;
+    t->keep_overflow = 0;
     /* No class was refilled from its kept spans lately. */
     t->slow_ticks = 0;
     for (unsigned c = 0; c < NUM_CLASSES; c++)
@@ -103,7 +105,7 @@ static void floating_remove(sc_frontend_t *t, unsigned cls, span_t *s)
 {
     if (s->kept_empty) {
         s->kept_empty = 0;
-        t->kept_empty_bytes -= s->committed;
+        t->kept_empty_bytes -= span_keep_bytes(t->heap, cls);
     }
     if (s->set_next == s) {
         t->floating[cls] = NULL;
@@ -177,12 +179,17 @@ static bool owned_to_pool(sc_frontend_t *t, span_t *s)
 static void floating_settle_empty(sc_frontend_t *t, unsigned cls, span_t *s, bool always)
 {
     floating_remove(t, cls, s);
-    if ((always || t->kept_empty_bytes + s->committed <= FRONTEND_KEEP_EMPTY_BYTES) &&
-        span_keep_empty(s)) {
+    /* Counted at the class's real span, not at `committed`, which a trim
+     * by another thread may cut while the span waits. */
+    size_t bytes = span_keep_bytes(t->heap, cls);
+    bool fits = t->kept_empty_bytes + bytes <= t->keep_budget;
+    if (!fits && !always)
+        t->keep_overflow++;
+    if ((always || fits) && span_keep_empty(s)) {
         floating_push(t, cls, s);
         t->floating[cls] = s;
         s->kept_empty = 1;
-        t->kept_empty_bytes += s->committed;
+        t->kept_empty_bytes += bytes;
         t->kept_empty_classes |= (uint64_t)1 << cls;
         return;
     }
@@ -412,8 +419,61 @@ static void frontend_pool_drained(sc_frontend_t *t)
     }
 }
 
+/* t takes a span of class cls from the pool or fresh address space: if
+ * its own spans went to the pool for want of budget since the last look,
+ * the budget grows by this one (tuning.h, FRONTEND_KEEP_EMPTY_BYTES). */
+static void keep_budget_grow(sc_frontend_t *t, unsigned cls)
+{
+    if (t->keep_overflow == 0)
+        return;
+    t->keep_overflow--;
+    size_t bytes = span_keep_bytes(t->heap, cls);
+    if (t->keep_budget + bytes <= FRONTEND_KEEP_EMPTY_MAX)
+        t->keep_budget += bytes;
+}
+
+/* A span t keeps empty for another class (KEPT EMPTY SPANS) whose
+ * committed bytes class cls keeps as they are (no tail to cut), set up
+ * afresh for cls and HOT; NULL if there is none. A thread that moves on
+ * from one class to the next of its band reuses its own empty spans
+ * without the pool's round trip (two clock reads and atomics that every
+ * thread of the heap writes), and its kept spans do not wait for a class
+ * it no longer uses. */
+static span_t *kept_reuse_other(sc_frontend_t *t, unsigned cls)
+{
+    size_t keep = span_keep_bytes(t->heap, cls);
+    unsigned band = span_pool_bucket(keep);
+    uint64_t classes = t->kept_empty_classes & ~((uint64_t)1 << cls);
+    while (classes) {
+        unsigned c = (unsigned)__builtin_ctzll(classes);
+        classes &= classes - 1;
+        span_t *s = t->floating[c];
+        /* Of the same band only: a smaller span grown for a bigger class
+         * would leave the pool's warm spans of that band idle (and its own
+         * class without it), which measured as more memory, not less. */
+        if (s == NULL || !s->kept_empty || s->committed > keep ||
+            span_pool_bucket(span_keep_bytes(t->heap, c)) != band)
+            continue;
+        floating_remove(t, c, s);
+        if (!span_reclaim_kept(s)) {
+            floating_push(t, c, s); /* being trimmed: the trimmer pools it */
+            continue;
+        }
+        if (!frontend_setup_span(t, s, cls)) {
+            bool pooled = owned_to_pool(t, s);
+            SC_ASSERT(pooled);
+            (void)pooled;
+            return NULL;
+        }
+        t->reclaim_tick[cls] = t->slow_ticks;
+        return s;
+    }
+    return NULL;
+}
+
 /* A span for class cls, HOT for t: one of t's own floating spans, then a
- * reusable one of the heap, then the pool, then a fresh virtual span. */
+ * reusable one of the heap, then one t keeps empty for another class, then
+ * the pool, then a fresh virtual span. */
 static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
 {
     struct sc_heap_s *heap = t->heap;
@@ -422,13 +482,19 @@ static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
         return s;
     bool empty = false;
     s = reusable_take(heap, cls, &empty);
+    if (s == NULL && (s = kept_reuse_other(t, cls)) != NULL) {
+        hot_arm(s);
+        return s;
+    }
     if (s == NULL || empty) {
-        if (s == NULL)
+        if (s == NULL) {
             s = span_pool_take_fit(heap, t->pool_slot, span_keep_bytes(heap, cls));
-        if (s == NULL)
-            s = arena_take_span(heap);
-        if (s == NULL)
-            return NULL;
+            if (s == NULL)
+                s = arena_take_span(heap);
+            if (s == NULL)
+                return NULL;
+            keep_budget_grow(t, cls);
+        }
         if (!frontend_setup_span(t, s, cls)) {
             span_pool_put(heap, s, t->pool_slot);
             errno = ENOMEM;
@@ -539,6 +605,7 @@ void frontend_remote_discard(sc_frontend_t *t)
 static void frontend_retire_kept_empty(sc_frontend_t *t)
 {
     uint64_t classes = t->kept_empty_classes, still = 0;
+    bool retired = false;
     while (classes) {
         unsigned c = (unsigned)__builtin_ctzll(classes);
         classes &= classes - 1;
@@ -551,6 +618,7 @@ static void frontend_retire_kept_empty(sc_frontend_t *t)
             span_t *s = look[i];
             if (s->kept_empty == 2) {
                 floating_remove(t, c, s);
+                retired = true;
                 if (owned_to_pool(t, s))
                     continue;
                 floating_push(t, c, s); /* being trimmed: the trimmer pools it */
@@ -559,8 +627,19 @@ static void frontend_retire_kept_empty(sc_frontend_t *t)
                 still |= (uint64_t)1 << c;
             }
         }
+        /* More kept spans than one look takes (they wait at the front):
+         * the class is looked at again. */
+        span_t *first = t->floating[c];
+        if (first != NULL && first->kept_empty)
+            still |= (uint64_t)1 << c;
     }
     t->kept_empty_classes = still;
+    /* Spans kept a whole look for nothing: the budget was more than the
+     * thread cycles. */
+    if (retired && t->keep_budget / 2 >= FRONTEND_KEEP_EMPTY_BYTES)
+        t->keep_budget /= 2;
+    else if (retired)
+        t->keep_budget = FRONTEND_KEEP_EMPTY_BYTES;
 }
 
 /* Owner, on the allocation slow path for class `except`: every
@@ -582,6 +661,7 @@ static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
     if (time_before(now, t->retire_due))
         return;
     t->retire_due = now + HOT_RETIRE_MS;
+    t->keep_overflow = 0; /* evidence of one look's period only */
     if (t->kept_empty_classes)
         frontend_retire_kept_empty(t);
     span_t **hot = frontend_hot_array(t);

@@ -579,6 +579,11 @@ struct sc_frontend_s {
      * some. Owner only. */
     size_t kept_empty_bytes;
     uint64_t kept_empty_classes;
+    /* What they may commit (tuning.h, FRONTEND_KEEP_EMPTY_BYTES), and the
+     * spans that went to the pool for want of it since the last look.
+     * Owner only. */
+    size_t keep_budget;
+    uint32_t keep_overflow;
     /* Armed hot spans (frontend.c, "ARMED HOT SPANS"): allocation slow
      * paths and free events so far, and per class the count when a kept
      * span of the class was last taken back. Owner only. */

@@ -24,6 +24,12 @@
  *  - so does a floating span that the owner and another thread emptied
  *    together without either seeing it empty
  *                           [empty_floating_span_trimmed_by_other_thread]
+ *  - kept spans serve another class of their band that the thread moves
+ *    to (no span from the pool, no new memory), never a class of a bigger
+ *    band                        [kept_spans_serve_another_class_of_their_band]
+ *  - a thread that cycles batches bigger than it keeps grows its keep
+ *    budget until a batch takes no span from the pool, and the budget
+ *    falls back once its kept spans retire     [keep_budget_follows_the_batch]
  *  - a span its thread left half used (its blocks outliving the thread)
  *    is reused after a delay: the next thread of its class fills its holes
  *    and nothing else, taking no new memory, and it is reusable at once
@@ -682,5 +688,122 @@ Test(span_reuse, orphaned_span_reused_after_delay, .timeout = 60)
     }
     sc_heap_stats_t st = test_stats(h);
     cr_assert_eq(st.live_blocks, 0);
+    sc_heap_destroy(h);
+}
+
+/* KEPT SPANS FOR ANOTHER CLASS. The empty spans a thread keeps for one
+ * class serve the next class of the same band it moves to (set up
+ * afresh, no span from the pool), but not a class of another band, whose
+ * real span is bigger. */
+static bool span_in(span_t *s, span_t **set, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (set[i] == s)
+            return true;
+    return false;
+}
+
+Test(span_reuse, kept_spans_serve_another_class_of_their_band)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    size_t count = 4 * blocks_per_span();
+    free_batch(h, alloc_batch(h, count, 0), count, 0);
+    span_t *kept[8];
+    size_t n = kept_spans(h, kept, 8);
+    cr_assert_geq(n, 3, "the emptied spans are kept");
+    /* 8 KiB blocks: band of 128 KiB real spans, not served by them. */
+    void *big = sc_alloc(h, 8192);
+    cr_assert_not_null(big);
+    cr_assert(!span_in(span_of(big), kept, n), "a 32 KiB kept span served an 8 KiB class");
+    memset(big, 7, 8192);
+    /* 48 B blocks: the same band as 32 B. */
+    sc_heap_stats_t before = test_stats(h);
+    unsigned char *p = sc_alloc(h, 48);
+    cr_assert_not_null(p);
+    cr_assert(span_in(span_of(p), kept, n), "the 48 B class took a span other than the kept ones");
+    memset(p, 9, 48);
+    sc_heap_stats_t after = test_stats(h);
+    /* Statistics count kept (drained) spans as free: one fewer, the one
+     * that became hot, and no other. */
+    cr_assert_eq(after.spans_free + 1, before.spans_free, "a span came from the pool");
+    cr_assert_eq(after.committed_bytes, before.committed_bytes, "the reused span took new memory");
+    const char *broken = invariants_check_heap(h, NULL);
+    cr_assert_null(broken, "after a kept span changed class: %s", broken);
+    /* Its blocks are whole 48 B blocks of that span. */
+    void *more[64];
+    for (size_t i = 0; i < 64; i++) {
+        more[i] = sc_alloc(h, 48);
+        cr_assert_not_null(more[i]);
+        cr_assert_eq(sc_usable_size(h, more[i]), 48);
+        memset(more[i], (int)i, 48);
+    }
+    for (size_t i = 0; i < 64; i++) {
+        cr_assert_eq(((unsigned char *)more[i])[47], (unsigned char)i);
+        sc_free(h, more[i]);
+    }
+    sc_free(h, p);
+    sc_free(h, big);
+    cr_assert_eq(test_stats(h).live_blocks, 0);
+    sc_heap_destroy(h);
+}
+
+/* THE KEEP BUDGET. A thread that cycles batches bigger than what it keeps
+ * sends spans to the pool and takes them back; its budget grows until it
+ * keeps a whole batch, so a later batch takes nothing from the pool. Once
+ * the thread stops using the class, the looks retire the kept spans and
+ * the budget falls back to the minimum. */
+Test(span_reuse, keep_budget_follows_the_batch, .timeout = 60)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    sc_frontend_t *t = sc_heap_thread(h);
+    /* 32 spans of 32 B blocks: 1 MiB, four times the starting budget. */
+    size_t count = 32 * blocks_per_span();
+    cr_assert_eq(t->keep_budget, FRONTEND_KEEP_EMPTY_BYTES);
+    /* Per round: the spans its blocks came from that the thread did not
+     * hold (hot or kept) before the round. */
+    size_t taken_last = SIZE_MAX;
+    int rounds = 0;
+    for (; rounds < 12 && taken_last != 0; rounds++) {
+        span_t *held[66];
+        size_t n = kept_spans(h, held, 64);
+        held[n++] = t->hot[size_class_of(32)];
+        void **b = alloc_batch(h, count, rounds);
+        span_t *other[64];
+        size_t others = 0;
+        for (size_t i = 0; i < count; i++) {
+            span_t *s = span_of(b[i]);
+            if (!span_in(s, held, n) && !span_in(s, other, others)) {
+                cr_assert_lt(others, 64);
+                other[others++] = s;
+            }
+        }
+        taken_last = others;
+        free_batch(h, b, count, rounds);
+    }
+    cr_log_info("budget %zu KiB after %d rounds; the last took %zu spans it did not hold",
+                t->keep_budget >> 10, rounds, taken_last);
+    cr_assert_eq(taken_last, 0, "a batch of %zu blocks still took spans from elsewhere", count);
+    cr_assert_gt(t->keep_budget, FRONTEND_KEEP_EMPTY_BYTES);
+    cr_assert_leq(t->keep_budget, FRONTEND_KEEP_EMPTY_MAX);
+    cr_assert_leq(t->kept_empty_bytes, t->keep_budget + REAL_SPAN_MIN);
+    /* The thread moves on to huge blocks only (every call a slow path),
+     * bounded in calls and in time: the kept spans retire, the budget
+     * falls back. */
+    double start = test_now_seconds();
+    size_t calls = 0;
+    span_t *kept[4];
+    while (calls < 10000000 && test_now_seconds() - start < 20.0 &&
+           (kept_spans(h, kept, 4) != 0 || t->keep_budget != FRONTEND_KEEP_EMPTY_BYTES)) {
+        void *q = sc_alloc(h, 2u << 20);
+        cr_assert_not_null(q);
+        sc_free(h, q);
+        calls++;
+    }
+    cr_assert_eq(kept_spans(h, kept, 4), 0, "kept spans of an unused class stayed");
+    cr_assert_eq(t->keep_budget, FRONTEND_KEEP_EMPTY_BYTES, "the budget stayed at %zu KiB",
+                 t->keep_budget >> 10);
+    cr_assert_eq(t->kept_empty_bytes, 0);
     sc_heap_destroy(h);
 }
