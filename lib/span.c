@@ -234,8 +234,16 @@ unsigned span_give_up(span_t *s)
     bool drained = remote_state(w) == SPAN_DRAINED || remote_state(w) == SPAN_DRAINING;
     const block_t *tail = NULL;
     block_t *local = drained ? NULL : s->free;
-    uint32_t local_count = span_list_length(local, &tail);
     uint32_t uncarved = (uint32_t)((size_t)(s->bump_end - span_bump(s)) / s->block_size);
+    /* The local list holds every carved block not handed out (used counts
+     * the handed-out ones, remote frees included), so its length is known
+     * without a walk; the walk, which touches every free block, is only
+     * needed for its tail, to join the remote list behind it, when the
+     * span keeps live blocks and other threads freed some of its blocks.
+     * A span whose every block is free goes to the pool, which sets it up
+     * afresh. */
+    uint32_t carved = span_capacity(s) - uncarved;
+    uint32_t local_count = local ? carved - span_used(s) : 0;
     s->free = NULL;
     span_set_owner(s, NULL);
     w = atomic_load_explicit(&s->remote, memory_order_relaxed);
@@ -251,11 +259,17 @@ unsigned span_give_up(span_t *s)
         uint32_t count = remote_count(w) + local_count + uncarved;
         SC_ASSERT(count <= span_capacity(s));
         block_t *head = remote_head(s, w);
-        if (local) {
-            block_set_next((block_t *)tail, head);
+        to = settled_state(s, SPAN_DETACHED, count);
+        if (local && to != SPAN_POOLED) {
+            if (head != NULL && tail == NULL) {
+                uint32_t walked = span_list_length(local, &tail);
+                SC_ASSERT(walked == local_count);
+                (void)walked;
+            }
+            if (head != NULL)
+                block_set_next((block_t *)tail, head);
             head = local;
         }
-        to = settled_state(s, SPAN_DETACHED, count);
         uint64_t next = to == SPAN_POOLED ? remote_word(SPAN_POOLED, s, NULL, 0)
                                           : remote_word(to, s, head, count);
         /* release: whoever takes the span next (a remote freer, a taker of
