@@ -90,9 +90,10 @@
  * bigger maximum: bigger batches cycle without the pool, more memory an
  * idle thread holds until its next looks or a trim. sh6bench through the
  * preload library, 2 threads: 230 ms at 256 KiB fixed, 162 ms at 1 MiB
- * fixed, 158 ms at 4 MiB fixed (mimalloc 180 ms). */
+ * fixed, 158 ms at 4 MiB fixed; grown, up to 1 MiB: 164 ms, up to 4 MiB:
+ * 156 ms (mimalloc 180 ms), so the smaller cap. */
 #define FRONTEND_KEEP_EMPTY_BYTES ((size_t)256 << 10)
-#define FRONTEND_KEEP_EMPTY_MAX ((size_t)4 << 20)
+#define FRONTEND_KEEP_EMPTY_MAX ((size_t)1 << 20)
 
 /* A hot span whose owner's free empties it leaves the hot slot (kept for
  * its class, where any thread's trim gives its memory back) unless it was
