@@ -213,6 +213,15 @@ void arena_give_back(struct sc_heap_s *heap, span_t *s, size_t from)
     }
 }
 
+void arena_give_back_to_batch(struct sc_heap_s *heap, span_t *s, size_t from,
+                              os_release_batch_t *batch)
+{
+    size_t end = s->committed;
+    arena_uncommit(heap, s, from);
+    if (end > from)
+        os_release_batch_add(batch, (char *)s + from, end - from);
+}
+
 void arena_uncommit(struct sc_heap_s *heap, span_t *s, size_t keep)
 {
     if (s->committed > keep) {

@@ -8,6 +8,7 @@
 #ifndef SCALLOC_ARENA_H
 #define SCALLOC_ARENA_H
 
+#include "os.h"
 #include "types.h"
 
 /* Reserves the heap's first region. false (errno = ENOMEM) if no address
@@ -44,6 +45,11 @@ bool arena_make_writable(void *p, size_t bytes);
  * charging them: with a strict commit limit they become inaccessible again
  * (rw_bytes = from), otherwise they stay writable so mappings do not split. */
 void arena_give_back(struct sc_heap_s *heap, span_t *s, size_t from);
+
+/* The same outside a strict commit limit, the range added to `batch`: the
+ * caller flushes it before anyone may touch those pages again. */
+void arena_give_back_to_batch(struct sc_heap_s *heap, span_t *s, size_t from,
+                              os_release_batch_t *batch);
 
 /* Writable bytes to make a fresh span or run of `bytes` (see
  * os_strict_commit). */

@@ -260,6 +260,37 @@ span_t *span_pool_take(struct sc_heap_s *heap, unsigned slot)
     return s != NULL ? s : arena_take_cold(heap);
 }
 
+/* The caller took s (taken already), a warm span with more committed than `keep`, for a
+ * class that keeps `keep`: the bigger warm spans of the pool outnumber the
+ * small ones. Cut s and up to POOL_CUT_BATCH - 1 more of them down to
+ * `keep` in one system call (os_release_batch_t) and pool the others in
+ * bucket `fit`, where the next small classes take them without a cut each:
+ * a program whose frees leave big spans and whose allocations want small
+ * ones (threads that end with their big blocks freed, then new ones) pays
+ * one call per batch, not one per span. Under a strict commit limit each
+ * cut is an mmap of its own anyway: s is left to span_init_blocks. */
+static void cut_batch(struct sc_heap_s *heap, span_t *s, unsigned slot, unsigned fit, size_t keep)
+{
+    if (os_strict_commit())
+        return;
+    span_t *more[POOL_CUT_BATCH - 1];
+    unsigned n = 0;
+    for (unsigned b = fit + 1; b < POOL_BUCKETS && n < POOL_CUT_BATCH - 1; b++) {
+        span_t *t;
+        while (n < POOL_CUT_BATCH - 1 && (t = pop_bucket(heap, b, slot)) != NULL)
+            more[n++] = taken(heap, t);
+    }
+    os_release_batch_t batch;
+    batch.n = 0;
+    arena_give_back_to_batch(heap, s, keep, &batch);
+    for (unsigned i = 0; i < n; i++)
+        arena_give_back_to_batch(heap, more[i], keep, &batch);
+    /* The pages go before any of these spans can be taken again. */
+    os_release_batch_flush(&batch);
+    for (unsigned i = 0; i < n; i++)
+        span_pool_put(heap, more[i], slot);
+}
+
 span_t *span_pool_take_fit(struct sc_heap_s *heap, unsigned slot, size_t keep)
 {
     span_t *s = NULL;
@@ -281,7 +312,10 @@ span_t *span_pool_take_fit(struct sc_heap_s *heap, unsigned slot, size_t keep)
      * heap's committed bytes grow until the delay passes. */
     for (unsigned b = fit; b < POOL_BUCKETS && s == NULL; b++)
         s = pop_bucket(heap, b, slot);
-    return taken(heap, s);
+    s = taken(heap, s); /* before the cut: it counts what was pooled */
+    if (s != NULL && s->committed > keep)
+        cut_batch(heap, s, slot, fit, keep);
+    return s;
 }
 
 void span_pool_cool(struct sc_heap_s *heap, bool release_headers)

@@ -160,6 +160,12 @@
  * stacks), POOL_BUCKETS buckets by committed bytes (span_pool.c), so that
  * a small class does not take a span with a big committed tail. */
 #define POOL_SLOTS 8
+/* A small class that finds only bigger warm spans in the pool cuts this
+ * many down at once, in one system call, and pools the others for the
+ * small classes after it (span_pool.c, cut_batch). Bigger: fewer calls
+ * when big spans outnumber small ones, more big spans given back that a
+ * big class might have wanted. */
+#define POOL_CUT_BATCH 8
 #define POOL_BUCKETS 4
 
 /* A heap's first region: DEFAULT_REGION_SIZE of address space, or 1/64 of

@@ -30,6 +30,9 @@
  *  - a thread that cycles batches bigger than it keeps grows its keep
  *    budget until a batch takes no span from the pool, and the budget
  *    falls back once its kept spans retire     [keep_budget_follows_the_batch]
+ *  - small classes that find only bigger warm spans in the pool cut
+ *    several at once and take the others as they are
+ *                                [small_classes_cut_big_warm_spans_in_batches]
  *  - a span its thread left half used (its blocks outliving the thread)
  *    is reused after a delay: the next thread of its class fills its holes
  *    and nothing else, taking no new memory, and it is reusable at once
@@ -805,5 +808,74 @@ Test(span_reuse, keep_budget_follows_the_batch, .timeout = 60)
     cr_assert_eq(t->keep_budget, FRONTEND_KEEP_EMPTY_BYTES, "the budget stayed at %zu KiB",
                  t->keep_budget >> 10);
     cr_assert_eq(t->kept_empty_bytes, 0);
+    sc_heap_destroy(h);
+}
+
+/* CUTS IN BATCHES. A thread fills eight spans of the 512 KiB band, frees
+ * everything and exits: the pool holds their warm pages. The first small
+ * class after that finds only bigger warm spans; it cuts eight of them
+ * down to its real span at once (one system call) and the next small
+ * classes take the others as they are. */
+enum { BIG_BLOCK = 48 << 10, BIG_SPANS = 8 };
+
+static void *big_spans_worker(void *arg)
+{
+    sc_heap_t *h = arg;
+    enum { MAX = 256 };
+    void *b[MAX];
+    size_t n = 0;
+    span_t *spans[BIG_SPANS + 1];
+    size_t nspans = 0;
+    while (n < MAX) {
+        b[n] = sc_alloc(h, BIG_BLOCK);
+        cr_assert_not_null(b[n]);
+        memset(b[n], 5, BIG_BLOCK);
+        span_t *s = span_of(b[n++]);
+        if (!span_in(s, spans, nspans)) {
+            if (nspans == BIG_SPANS)
+                break; /* the ninth span: stop before filling it */
+            spans[nspans++] = s;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        sc_free(h, b[i]);
+    return NULL;
+}
+
+Test(span_reuse, small_classes_cut_big_warm_spans_in_batches)
+{
+    sc_heap_config_t cfg = {.purge_delay_ms = SC_PURGE_NEVER};
+    sc_heap_t *h = sc_heap_create(&cfg);
+    cr_assert_not_null(h);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, big_spans_worker, h), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    sc_heap_stats_t before = test_stats(h);
+    cr_assert_eq(before.live_blocks, 0);
+    /* Eight small classes in turn, one block each. */
+    static const size_t sizes[] = {16, 48, 80, 112, 144, 176, 208, 240};
+    void *p[8];
+    p[0] = sc_alloc(h, sizes[0]);
+    cr_assert_not_null(p[0]);
+    sc_heap_stats_t first = test_stats(h);
+    size_t cut = (REAL_SPAN_BAND(2) - REAL_SPAN_BAND(0)) * 6;
+    cr_log_info("committed %zu KiB -> %zu KiB after the first small class", before.committed_bytes >> 10,
+                first.committed_bytes >> 10);
+    cr_assert_leq(first.committed_bytes + cut, before.committed_bytes,
+                  "one small class cut fewer than 7 big warm spans: %zu -> %zu KiB",
+                  before.committed_bytes >> 10, first.committed_bytes >> 10);
+    for (size_t i = 1; i < 8; i++) {
+        p[i] = sc_alloc(h, sizes[i]);
+        cr_assert_not_null(p[i]);
+        memset(p[i], (int)i, sizes[i]);
+    }
+    sc_heap_stats_t after = test_stats(h);
+    cr_assert_leq(after.committed_bytes, first.committed_bytes,
+                  "the next small classes took new memory instead of the cut spans");
+    const char *broken = invariants_check_heap(h, NULL);
+    cr_assert_null(broken, "after the batch of cuts: %s", broken);
+    for (size_t i = 0; i < 8; i++)
+        sc_free(h, p[i]);
+    cr_assert_eq(test_stats(h).live_blocks, 0);
     sc_heap_destroy(h);
 }
