@@ -348,6 +348,29 @@ static bool frontend_setup_span(sc_frontend_t *t, span_t *s, unsigned cls)
     return true;
 }
 
+/* Owner: takes back s, a span kept empty for class c (KEPT EMPTY SPANS)
+ * and just taken off c's set, as an armed HOT span of class cls. It is set
+ * up afresh when cls is another class or a trim gave its memory back
+ * meanwhile. */
+enum kept_result { KEPT_HOT, KEPT_BEING_TRIMMED, KEPT_REFUSED };
+static enum kept_result kept_take(sc_frontend_t *t, unsigned c, span_t *s, unsigned cls)
+{
+    if (!span_reclaim_kept(s)) {
+        floating_push(t, c, s); /* being trimmed: the trimmer pools it */
+        return KEPT_BEING_TRIMMED;
+    }
+    t->reclaim_tick[cls] = t->slow_ticks;
+    if ((c != cls || span_was_trimmed(s)) && !frontend_setup_span(t, s, cls)) {
+        /* The heap's limit refused the set-up. */
+        bool pooled = owned_to_pool(t, s);
+        SC_ASSERT(pooled);
+        (void)pooled;
+        return KEPT_REFUSED;
+    }
+    hot_arm(s);
+    return KEPT_HOT;
+}
+
 /* Looks at the oldest floating spans of cls: empty ones go to the pool, the
  * first with enough free blocks becomes HOT and is returned. */
 static span_t *floating_reuse(sc_frontend_t *t, unsigned cls)
@@ -359,21 +382,9 @@ static span_t *floating_reuse(sc_frontend_t *t, unsigned cls)
         bool kept = s->kept_empty != 0;
         floating_remove(t, cls, s);
         if (kept) {
-            if (!span_reclaim_kept(s)) {
-                floating_push(t, cls, s); /* being trimmed: look again later */
-                continue;
-            }
-            t->reclaim_tick[cls] = t->slow_ticks;
-            /* If its memory went back meanwhile, it is set up afresh; if
-             * the limit refuses that, it goes to the pool. */
-            if (span_was_trimmed(s) && !frontend_setup_span(t, s, cls)) {
-                bool pooled = owned_to_pool(t, s);
-                SC_ASSERT(pooled);
-                (void)pooled;
-                continue;
-            }
-            hot_arm(s);
-            return s;
+            if (kept_take(t, cls, s, cls) == KEPT_HOT)
+                return s;
+            continue;
         }
         uint32_t live = span_owned_live(s);
         /* An empty span that is still FLOATING (kept, or emptied by frees
@@ -434,7 +445,7 @@ static void keep_budget_grow(sc_frontend_t *t, unsigned cls)
 
 /* A span t keeps empty for another class (KEPT EMPTY SPANS) whose
  * committed bytes class cls keeps as they are (no tail to cut), set up
- * afresh for cls and HOT; NULL if there is none. A thread that moves on
+ * afresh for cls, HOT and armed; NULL if there is none. A thread that moves on
  * from one class to the next of its band reuses its own empty spans
  * without the pool's round trip (two clock reads and atomics that every
  * thread of the heap writes), and its kept spans do not wait for a class
@@ -455,18 +466,11 @@ static span_t *kept_reuse_other(sc_frontend_t *t, unsigned cls)
             span_pool_bucket(span_keep_bytes(t->heap, c)) != band)
             continue;
         floating_remove(t, c, s);
-        if (!span_reclaim_kept(s)) {
-            floating_push(t, c, s); /* being trimmed: the trimmer pools it */
-            continue;
+        switch (kept_take(t, c, s, cls)) {
+        case KEPT_HOT: return s;
+        case KEPT_BEING_TRIMMED: continue;
+        case KEPT_REFUSED: return NULL;
         }
-        if (!frontend_setup_span(t, s, cls)) {
-            bool pooled = owned_to_pool(t, s);
-            SC_ASSERT(pooled);
-            (void)pooled;
-            return NULL;
-        }
-        t->reclaim_tick[cls] = t->slow_ticks;
-        return s;
     }
     return NULL;
 }
@@ -482,10 +486,8 @@ static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
         return s;
     bool empty = false;
     s = reusable_take(heap, cls, &empty);
-    if (s == NULL && (s = kept_reuse_other(t, cls)) != NULL) {
-        hot_arm(s);
+    if (s == NULL && (s = kept_reuse_other(t, cls)) != NULL)
         return s;
-    }
     if (s == NULL || empty) {
         if (s == NULL) {
             s = span_pool_take_fit(heap, t->pool_slot, span_keep_bytes(heap, cls));
