@@ -229,13 +229,20 @@ void span_pool_put(struct sc_heap_s *heap, span_t *s, unsigned slot)
 }
 
 /* The span just popped off the pool is the caller's: it is no longer
- * unused, and the policy looks at the heap (the caller allocates). */
+ * unused. */
+static span_t *take_out(struct sc_heap_s *heap, span_t *s)
+{
+    atomic_fetch_sub_explicit(&heap->unused_bytes, s->committed, memory_order_relaxed);
+    atomic_store_explicit(arena_info(heap, s), 0, memory_order_relaxed);
+    return s;
+}
+
+/* The same for what a caller takes to allocate from, and the policy looks
+ * at the heap (the caller allocates). */
 static span_t *taken(struct sc_heap_s *heap, span_t *s)
 {
-    if (s != NULL) {
-        atomic_fetch_sub_explicit(&heap->unused_bytes, s->committed, memory_order_relaxed);
-        atomic_store_explicit(arena_info(heap, s), 0, memory_order_relaxed);
-    }
+    if (s != NULL)
+        take_out(heap, s);
     maybe_purge(heap, os_coarse_ms(), true);
     return s;
 }
@@ -260,9 +267,9 @@ span_t *span_pool_take(struct sc_heap_s *heap, unsigned slot)
     return s != NULL ? s : arena_take_cold(heap);
 }
 
-/* The caller took s (taken already), a warm span with more committed than `keep`, for a
- * class that keeps `keep`: the bigger warm spans of the pool outnumber the
- * small ones. Cut s and up to POOL_CUT_BATCH - 1 more of them down to
+/* The caller took s (taken already), a warm span with more committed
+ * than `keep`, for a class that keeps `keep`: the bigger warm spans of the
+ * pool outnumber the small ones. Cut s and up to POOL_CUT_BATCH - 1 more of them down to
  * `keep` in one system call (os_release_batch_t) and pool the others in
  * bucket `fit`, where the next small classes take them without a cut each:
  * a program whose frees leave big spans and whose allocations want small
@@ -278,7 +285,7 @@ static void cut_batch(struct sc_heap_s *heap, span_t *s, unsigned slot, unsigned
     for (unsigned b = fit + 1; b < POOL_BUCKETS && n < POOL_CUT_BATCH - 1; b++) {
         span_t *t;
         while (n < POOL_CUT_BATCH - 1 && (t = pop_bucket(heap, b, slot)) != NULL)
-            more[n++] = taken(heap, t);
+            more[n++] = take_out(heap, t); /* the caller's take looked at the policy */
     }
     os_release_batch_t batch;
     batch.n = 0;
