@@ -65,6 +65,12 @@ static size_t kept_spans_of(sc_heap_t *h, unsigned cls, span_t **out, size_t max
     return n;
 }
 
+/* The span of block p (a block span's header is at its 2 MiB start). */
+static span_t *span_of(const void *p)
+{
+    return (span_t *)((uintptr_t)p & ~(uintptr_t)SPAN_MASK);
+}
+
 enum { ROUNDS = 10 };
 
 typedef struct round_figures_s {
@@ -360,7 +366,7 @@ Test(span_reuse, kept_empty_spans_bounded_and_reused)
     st = test_stats(h);
     cr_assert_eq(st.committed_bytes, committed);
     for (size_t i = 0; i < small; i++) {
-        span_t *s = (span_t *)((uintptr_t)b[i] & ~(uintptr_t)SPAN_MASK);
+        span_t *s = span_of(b[i]);
         bool known = s == hot;
         for (size_t k = 0; k < n && !known; k++)
             known = s == kept[k];
@@ -478,11 +484,11 @@ static void *shared_span_owner(void *arg)
     shared_span_t *w = arg;
     /* The first span fills and floats; the batch goes on in a second. */
     w->blocks = alloc_batch(w->heap, w->count, 0);
-    w->first = (span_t *)((uintptr_t)w->blocks[0] & ~(uintptr_t)SPAN_MASK);
+    w->first = span_of(w->blocks[0]);
     pthread_barrier_wait(w->barrier); /* 1: the main thread frees half of it */
     pthread_barrier_wait(w->barrier); /* 2: the owner frees the rest */
     for (size_t i = 0; i < w->count; i++) {
-        bool in_first = (span_t *)((uintptr_t)w->blocks[i] & ~(uintptr_t)SPAN_MASK) == w->first;
+        bool in_first = span_of(w->blocks[i]) == w->first;
         if (i % 2 == 0 || !in_first)
             sc_free(w->heap, w->blocks[i]);
     }
@@ -508,7 +514,7 @@ Test(span_reuse, empty_floating_span_trimmed_by_other_thread)
     cr_assert_eq(span_state(s), SPAN_FLOATING);
     size_t in_first = 0;
     for (size_t i = 1; i < w.count; i += 2) {
-        if ((span_t *)((uintptr_t)w.blocks[i] & ~(uintptr_t)SPAN_MASK) == s) {
+        if (span_of(w.blocks[i]) == s) {
             sc_free(h, w.blocks[i]);
             in_first++;
         }
@@ -571,16 +577,6 @@ typedef struct orphan_job_s {
     size_t taken;              /* second thread: blocks it got, all in span */
     bool all_in_span;
 } orphan_job_t;
-
-static span_t *span_of(const void *p)
-{
-    return (span_t *)((uintptr_t)p & ~(uintptr_t)SPAN_MASK);
-}
-
-static unsigned span_state_of(span_t *s)
-{
-    return remote_state(atomic_load_explicit(&s->remote, memory_order_acquire));
-}
 
 static void *orphan_first_owner(void *arg)
 {
@@ -645,14 +641,14 @@ Test(span_reuse, orphaned_span_reused_after_delay, .timeout = 60)
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, orphan_first_owner, &j), 0);
     cr_assert_eq(pthread_join(th, NULL), 0);
-    cr_assert_eq(span_state_of(j.span), SPAN_DETACHED,
+    cr_assert_eq(span_state(j.span), SPAN_DETACHED,
                  "a span half free when its thread exited should wait (state %u)",
-                 span_state_of(j.span));
+                 span_state(j.span));
     /* The main thread's slow paths (huge blocks: every call is one) read
      * the clock; bounded in calls and in time (two sweeps must pass). */
     double start = test_now_seconds();
     size_t calls = 0;
-    while (span_state_of(j.span) == SPAN_DETACHED && calls < 10000000 &&
+    while (span_state(j.span) == SPAN_DETACHED && calls < 10000000 &&
            test_now_seconds() - start < 20.0) {
         void *q = sc_alloc(h, 2u << 20);
         cr_assert_not_null(q);
@@ -661,8 +657,8 @@ Test(span_reuse, orphaned_span_reused_after_delay, .timeout = 60)
     }
     cr_log_info("orphan of %zu blocks (%zu live) reusable after %zu slow paths, %.1f ms", j.capacity,
                 j.mine_count, calls, (test_now_seconds() - start) * 1e3);
-    cr_assert_eq(span_state_of(j.span), SPAN_REUSABLE, "the orphan never became reusable (state %u)",
-                 span_state_of(j.span));
+    cr_assert_eq(span_state(j.span), SPAN_REUSABLE, "the orphan never became reusable (state %u)",
+                 span_state(j.span));
     const char *broken = invariants_check_heap(h, NULL);
     cr_assert_null(broken, "with a reusable orphan: %s", broken);
     size_t committed = test_stats(h).committed_bytes;
@@ -676,9 +672,9 @@ Test(span_reuse, orphaned_span_reused_after_delay, .timeout = 60)
     cr_assert_leq(test_stats(h).committed_bytes, committed + REAL_SPAN_MIN,
                   "filling the orphan's holes took new memory");
     /* Half used again at that exit, but reusable at once this time. */
-    cr_assert_eq(span_state_of(j.span), SPAN_REUSABLE,
+    cr_assert_eq(span_state(j.span), SPAN_REUSABLE,
                  "the refilled orphan should be reusable when its thread exits (state %u)",
-                 span_state_of(j.span));
+                 span_state(j.span));
     broken = invariants_check_heap(h, NULL);
     cr_assert_null(broken, "after the second exit: %s", broken);
 
