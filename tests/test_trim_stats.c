@@ -235,6 +235,27 @@ typedef struct trim_arg_s {
     unsigned index;
 } trim_arg_t;
 
+/* Starts n workers of heap h running fn, worker i with {h, i}, after
+ * setting up `step` for them and the main thread. */
+static void workers_start(sc_heap_t *h, pthread_barrier_t *step, unsigned n, void *(*fn)(void *),
+                          pthread_t *tids, trim_arg_t *args)
+{
+    pthread_barrier_init(step, NULL, n + 1);
+    for (unsigned i = 0; i < n; i++) {
+        args[i] = (trim_arg_t){h, i};
+        cr_assert_eq(pthread_create(&tids[i], NULL, fn, &args[i]), 0);
+    }
+}
+
+/* Lets them past their last wait on `step` and joins them. */
+static void workers_finish(pthread_barrier_t *step, unsigned n, pthread_t *tids)
+{
+    pthread_barrier_wait(step);
+    for (unsigned i = 0; i < n; i++)
+        cr_assert_eq(pthread_join(tids[i], NULL), 0);
+    pthread_barrier_destroy(step);
+}
+
 static void *trim_worker(void *arg)
 {
     trim_arg_t *a = arg;
@@ -273,13 +294,9 @@ Test(trim_stats, trim_after_free_all, .timeout = 120)
 {
     sc_heap_t *h = sc_heap_create(NULL);
     cr_assert_not_null(h);
-    pthread_barrier_init(&trim_step, NULL, TRIM_THREADS + 1);
     pthread_t tids[TRIM_THREADS];
     trim_arg_t args[TRIM_THREADS];
-    for (unsigned i = 0; i < TRIM_THREADS; i++) {
-        args[i] = (trim_arg_t){h, i};
-        cr_assert_eq(pthread_create(&tids[i], NULL, trim_worker, &args[i]), 0);
-    }
+    workers_start(h, &trim_step, TRIM_THREADS, trim_worker, tids, args);
     /* The main thread is a frontend too, with its own blocks. */
     static void *mine[4096];
     test_rng_t rng = {4243};
@@ -307,10 +324,7 @@ Test(trim_stats, trim_after_free_all, .timeout = 120)
                 st.frontends, peak.resident_bytes >> 10, peak.live_bytes >> 10,
                 st.resident_bytes >> 10, allowance >> 10, st.committed_bytes >> 10,
                 st.spans_hot, st.spans_floating, st.spans_reusable, st.spans_free);
-    pthread_barrier_wait(&trim_step);
-    for (unsigned i = 0; i < TRIM_THREADS; i++)
-        pthread_join(tids[i], NULL);
-    pthread_barrier_destroy(&trim_step);
+    workers_finish(&trim_step, TRIM_THREADS, tids);
 
     /* Once the threads are gone, trim takes the rest too (only the main
      * thread's frontend is left). Both figures are logged before either is
@@ -378,13 +392,9 @@ Test(trim_stats, idle_workers_trimmed_by_another_thread, .timeout = 120)
 {
     sc_heap_t *h = sc_heap_create(NULL);
     cr_assert_not_null(h);
-    pthread_barrier_init(&idle_step, NULL, IDLE_THREADS + 1);
     pthread_t tids[IDLE_THREADS];
     trim_arg_t args[IDLE_THREADS];
-    for (unsigned i = 0; i < IDLE_THREADS; i++) {
-        args[i] = (trim_arg_t){h, i};
-        cr_assert_eq(pthread_create(&tids[i], NULL, idle_worker, &args[i]), 0);
-    }
+    workers_start(h, &idle_step, IDLE_THREADS, idle_worker, tids, args);
     pthread_barrier_wait(&idle_step);
     sc_heap_stats_t before = test_stats(h);
     sc_heap_trim(h);
@@ -397,10 +407,7 @@ Test(trim_stats, idle_workers_trimmed_by_another_thread, .timeout = 120)
     cr_assert_leq(st.resident_bytes, st.frontends * TRIM_PER_FRONTEND,
                   "%zu KiB resident for %zu idle frontends after a trim by another thread",
                   st.resident_bytes >> 10, st.frontends);
-    pthread_barrier_wait(&idle_step);
-    for (unsigned i = 0; i < IDLE_THREADS; i++)
-        cr_assert_eq(pthread_join(tids[i], NULL), 0);
-    pthread_barrier_destroy(&idle_step);
+    workers_finish(&idle_step, IDLE_THREADS, tids);
     cr_assert_eq(test_stats(h).live_blocks, 0);
     const char *broken = invariants_check_heap(h, NULL);
     cr_assert_null(broken, "after the workers used their trimmed spans again: %s", broken);
