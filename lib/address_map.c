@@ -1,16 +1,42 @@
-/* The process-wide address map. */
+/* The process-wide address map and span header table (address_map.h). */
 #include "address_map.h"
-
 
 #include "os.h"
 
 _Atomic uintptr_t *address_map;
+uintptr_t span_table_origin;
 
 static pthread_once_t map_once = PTHREAD_ONCE_INIT;
-/* When the map could only be reserved read-only (strict overcommit refuses
- * a 512 MiB writable reservation), pages are made writable as regions are
- * registered. Reads of never-written pages see zeros either way. */
+/* When the map or the table could only be reserved read-only (strict
+ * overcommit refuses a big writable reservation), pages are made writable
+ * as regions are registered. Reads of never-written pages see zeros
+ * either way. */
 static bool map_read_only;
+static bool table_read_only;
+/* The addresses the header table covers: [table_lo, table_hi). The whole
+ * user address space, or under an address-space limit a window of the
+ * limit's size that every region is placed in. */
+static uintptr_t table_lo, table_hi;
+
+/* Where a window goes when the whole table cannot be reserved: an eighth
+ * of the way up the 47-bit user address space, far above the program and
+ * its brk heap and far below where the kernel puts mappings by default
+ * (from the top down), so the window stays free of other mappings. */
+#define WINDOW_BASE ((uintptr_t)1 << (ADDRESS_BITS - 3))
+
+static bool table_reserve(uintptr_t lo, uintptr_t hi)
+{
+    size_t bytes = (size_t)((hi - lo) >> SPAN_SHIFT) << SPAN_HEADER_SHIFT;
+    bool writable = false;
+    char *t = os_reserve_table(bytes, &writable);
+    if (t == NULL)
+        return false;
+    table_read_only = !writable;
+    table_lo = lo;
+    table_hi = hi;
+    span_table_origin = (uintptr_t)t - ((lo >> SPAN_SHIFT) << SPAN_HEADER_SHIFT);
+    return true;
+}
 
 static void address_map_create(void)
 {
@@ -18,6 +44,17 @@ static void address_map_create(void)
     void *p = os_reserve_table(MAP_ENTRIES * sizeof(uintptr_t), &writable);
     if (p == NULL)
         return;
+    /* The whole user address space (8 GiB of address space), else a window
+     * as big as the address-space limit allows spans to be. */
+    if (!table_reserve(0, (uintptr_t)1 << ADDRESS_BITS)) {
+        size_t limit = os_address_space_limit();
+        size_t window = limit < ((size_t)1 << (ADDRESS_BITS - 3)) ? limit : (size_t)1 << (ADDRESS_BITS - 3);
+        window = (window + SPAN_SIZE - 1) & ~(SPAN_SIZE - 1);
+        if (limit == SIZE_MAX || !table_reserve(WINDOW_BASE, WINDOW_BASE + window)) {
+            os_unreserve(p, MAP_ENTRIES * sizeof(uintptr_t));
+            return;
+        }
+    }
     map_read_only = !writable;
     address_map = p;
 }
@@ -28,6 +65,15 @@ bool address_map_init(void)
     return address_map != NULL;
 }
 
+bool address_map_window(char **lo, char **hi)
+{
+    if (table_lo == 0 && table_hi == (uintptr_t)1 << ADDRESS_BITS)
+        return false;
+    *lo = (char *)table_lo;
+    *hi = (char *)table_hi;
+    return true;
+}
+
 /* Whole-range changes (a region registered or dropped) are rare and take
  * this lock, so that releasing a page of zeros below cannot race with a
  * region being registered on the same page. Single-word changes need no
@@ -35,40 +81,94 @@ bool address_map_init(void)
  * zero, so a page holding one is never released. */
 static pthread_mutex_t range_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Whether the map words of spans [first, first + count) are all 0. */
+static bool words_zero(size_t first, size_t count)
+{
+    for (size_t i = first; i < first + count && i < MAP_ENTRIES; i++)
+        if (atomic_load_explicit(&address_map[i], memory_order_relaxed) != 0)
+            return false;
+    return true;
+}
+
+/* Gives back the pages [lo, hi), if any. */
+static void release_run(char *lo, char *hi)
+{
+    if (hi > lo)
+        os_release(lo, (size_t)(hi - lo));
+}
+
+/* Pages [first_page, last_page) of a table whose page pg holds the entries
+ * of spans [pg * per_page, (pg + 1) * per_page): those whose spans all have
+ * word 0 go back to the OS, neighbouring pages in one call. */
+static void release_pages_of_unused_spans(char *table, size_t per_page, size_t first_page,
+                                          size_t last_page)
+{
+    size_t page = os_page_size();
+    char *run = NULL;
+    for (size_t pg = first_page; pg < last_page; pg++) {
+        char *at = table + pg * page;
+        if (words_zero(pg * per_page, per_page)) {
+            if (run == NULL)
+                run = at;
+            continue;
+        }
+        if (run)
+            release_run(run, at);
+        run = NULL;
+    }
+    if (run)
+        release_run(run, table + last_page * page);
+}
+
 /* After a range was cleared: map pages that hold only zeros go back to the
- * OS (they read as zeros again), so that creating and destroying many
- * heaps does not leave the map's pages resident. */
+ * OS (they read as zeros again), and so do the header table's pages whose
+ * spans are none of any heap any more, so that creating and destroying
+ * many heaps does not leave either resident. */
 static void release_zero_pages(size_t first, size_t count)
 {
     size_t page = os_page_size();
     size_t per_page = page / sizeof(uintptr_t);
+    release_pages_of_unused_spans((char *)address_map, per_page, first / per_page,
+                                  (first + count + per_page - 1) / per_page);
+    /* The table's page pg (counted from span 0, whatever part of the
+     * address space the table covers) holds page >> SPAN_HEADER_SHIFT
+     * headers. */
+    per_page = page >> SPAN_HEADER_SHIFT;
     size_t lo = first / per_page, hi = (first + count + per_page - 1) / per_page;
-    for (size_t pg = lo; pg < hi; pg++) {
-        _Atomic uintptr_t *words = &address_map[pg * per_page];
-        bool zero = true;
-        for (size_t i = 0; i < per_page && zero; i++)
-            zero = atomic_load_explicit(&words[i], memory_order_relaxed) == 0;
-        if (zero)
-            os_release((void *)words, page);
-    }
+    size_t table_first = (table_lo >> SPAN_SHIFT) / per_page;
+    size_t table_end = (table_hi >> SPAN_SHIFT) / per_page;
+    if (lo < table_first)
+        lo = table_first;
+    if (hi > table_end)
+        hi = table_end;
+    if (lo < hi)
+        release_pages_of_unused_spans((char *)span_table_origin, per_page, lo, hi);
 }
 
 void address_map_lock_ranges(void) { pthread_mutex_lock(&range_lock); }
 void address_map_unlock_ranges(void) { pthread_mutex_unlock(&range_lock); }
+
+/* Under range_lock: makes [lo, hi) writable (rounded out to pages) where
+ * it was reserved read-only. */
+static bool make_writable(bool read_only, uintptr_t lo, uintptr_t hi)
+{
+    if (!read_only)
+        return true;
+    size_t page = os_page_size();
+    lo &= ~(uintptr_t)(page - 1);
+    hi = (hi + page - 1) & ~(uintptr_t)(page - 1);
+    return os_commit((void *)lo, hi - lo);
+}
 
 bool address_map_set_range(const void *base, size_t size, uintptr_t word)
 {
     size_t first = (uintptr_t)base >> SPAN_SHIFT;
     size_t count = size >> SPAN_SHIFT;
     pthread_mutex_lock(&range_lock);
-    if (map_read_only && word != 0) {
-        size_t page = os_page_size();
-        uintptr_t lo = (uintptr_t)&address_map[first] & ~(uintptr_t)(page - 1);
-        uintptr_t hi = ((uintptr_t)&address_map[first + count] + page - 1) & ~(uintptr_t)(page - 1);
-        if (!os_commit((void *)lo, hi - lo)) {
-            pthread_mutex_unlock(&range_lock);
-            return false;
-        }
+    if (word != 0 && !make_writable(map_read_only, (uintptr_t)&address_map[first],
+                                    (uintptr_t)&address_map[first + count])) {
+        pthread_mutex_unlock(&range_lock);
+        return false;
     }
     for (size_t i = 0; i < count; i++)
         atomic_store_explicit(&address_map[first + i], word, memory_order_release);
@@ -76,4 +176,13 @@ bool address_map_set_range(const void *base, size_t size, uintptr_t word)
         release_zero_pages(first, count);
     pthread_mutex_unlock(&range_lock);
     return true;
+}
+
+bool address_map_headers_writable(const void *base, size_t size)
+{
+    pthread_mutex_lock(&range_lock);
+    bool ok = make_writable(table_read_only, (uintptr_t)span_at(base),
+                            (uintptr_t)span_at((const char *)base + size));
+    pthread_mutex_unlock(&range_lock);
+    return ok;
 }

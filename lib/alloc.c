@@ -167,12 +167,12 @@ void *sc_calloc(sc_heap_t *heap, size_t count, size_t size)
     if (p == NULL)
         return NULL;
     /* A huge block clears only what may hold a former block's data (its
-     * header page, and pages a freed block kept); the rest of its pages
+     * first page, and pages a freed block kept); the rest of its pages
      * are fresh or were given back, and read as zero. */
     uintptr_t a = (uintptr_t)p;
     uintptr_t w = address_map_get(a);
     span_t *s = (w & MAP_TAGS) == MAP_HUGE_ALIGNED ? huge_header_of(a, w)
-                                                   : (span_t *)(a & ~(uintptr_t)SPAN_MASK);
+                                                   : span_at(p);
     if (span_kind(s) == SPAN_KIND_HUGE) {
         huge_clear_for_calloc(s, p, n);
         annotate_defined(p, n);
@@ -198,13 +198,13 @@ void *sc_aligned_alloc(sc_heap_t *heap, size_t alignment, size_t n)
      * block size is a multiple of an alignment up to 128 only has aligned
      * blocks: pick the first such class that fits, and frees stay ordinary.
      * Larger alignments get a huge block placed at the alignment. */
-    if (alignment <= SPAN_HEADER_SIZE && n <= SIZE_CLASS_MAX) {
+    if (alignment <= SPAN_LEAD && n <= SIZE_CLASS_MAX) {
         for (unsigned c = size_class_of(n); c < SIZE_CLASS_COUNT; c++) {
             if (size_class_block_size(c) % alignment != 0)
                 continue;
             void *p = frontend_alloc(t, size_class_block_size(c));
             if (p && requested_enabled(t->heap))
-                requested_on_resize(t, (span_t *)((uintptr_t)p & ~(uintptr_t)SPAN_MASK), p, n);
+                requested_on_resize(t, span_at(p), p, n);
             return p;
         }
     }
@@ -236,7 +236,7 @@ void *sc_realloc(sc_heap_t *heap, void *p, size_t n)
      * much smaller request moves to a smaller class to free the memory, and
      * a huge block shrunk to a class size moves to that class, unless it is
      * huge only for its alignment.) */
-    bool aligned_huge = huge && (uintptr_t)p - (uintptr_t)s != SPAN_HEADER_SIZE;
+    bool aligned_huge = huge && (size_t)((char *)p - span_base(s)) != SPAN_LEAD;
     if (n <= usable && (n > usable / 2 || usable <= 256) &&
         (!huge || n > SIZE_CLASS_MAX || aligned_huge)) {
         if (huge) {

@@ -14,14 +14,56 @@ static size_t round_up(size_t x, size_t a)
     return (x + a - 1) & ~(a - 1);
 }
 
-/* Bytes of a region's descriptor and tables for `spans` spans: the
- * descriptor, a span info word per span, the cold, purging and two orphan
- * bitmaps. */
+/* Bytes of a region's descriptor and tables for `spans` spans, whole pages:
+ * the descriptor, a span info word per span, the cold, purging and two
+ * orphan bitmaps. (The spans' headers are in the header table.) */
 static size_t meta_bytes(size_t spans)
 {
     size_t words = (spans + 63) / 64;
-    return round_up(sizeof(region_t), CACHE_LINE) + spans * sizeof(uint64_t) +
-           4 * words * sizeof(uint64_t);
+    return round_up(round_up(sizeof(region_t), CACHE_LINE) + spans * sizeof(uint64_t) +
+                        4 * words * sizeof(uint64_t),
+                    os_page_size());
+}
+
+/* Bytes of header table pages that the headers of spans [0, k) of a region
+ * at base touch. The first and last page may be shared with a neighbouring
+ * region's headers (a page holds the headers of 64 MiB of address space),
+ * so two regions can both count one page. */
+static size_t header_page_bytes(const char *base, size_t k)
+{
+    size_t page = os_page_size();
+    uintptr_t lo = (uintptr_t)span_at(base) & ~(uintptr_t)(page - 1);
+    uintptr_t hi = round_up((uintptr_t)span_at(base + k * SPAN_SIZE), page);
+    return k ? (size_t)(hi - lo) : 0;
+}
+
+/* Under an address-space limit the header table covers a window, and every
+ * region is placed inside it: from a cursor on, at the first range nothing
+ * else holds, wrapping round once. Rare (a region per doubling of a heap):
+ * one lock for the cursor. */
+static pthread_mutex_t window_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *window_cursor;
+
+static char *window_reserve(char *lo, char *hi, size_t size, bool writable)
+{
+    pthread_mutex_lock(&window_lock);
+    if (window_cursor < lo || window_cursor >= hi)
+        window_cursor = lo;
+    char *found = NULL;
+    for (int pass = 0; pass < 2 && found == NULL; pass++) {
+        for (char *at = window_cursor; (size_t)(hi - at) >= size; at += size) {
+            if (os_reserve_at(at, size, writable)) {
+                found = at;
+                break;
+            }
+        }
+        if (found == NULL)
+            window_cursor = lo;
+    }
+    if (found)
+        window_cursor = found + size;
+    pthread_mutex_unlock(&window_lock);
+    return found;
 }
 
 /* Reserves a region of about `size` bytes (at least `min`), halving on
@@ -40,20 +82,31 @@ static region_t *region_reserve(struct sc_heap_s *heap, size_t size, size_t min)
     char *base = NULL;
     void *mapping = NULL;
     size_t mapping_size = 0;
+    char *window_lo, *window_hi;
+    bool window = address_map_window(&window_lo, &window_hi);
     for (;;) {
-        base = os_reserve_aligned(size, SPAN_SIZE, !strict, &mapping, &mapping_size);
+        if (window) {
+            base = window_reserve(window_lo, window_hi, size, !strict);
+            mapping = base;
+            mapping_size = size;
+        } else {
+            base = os_reserve_aligned(size, SPAN_SIZE, !strict, &mapping, &mapping_size);
+        }
         if (base || size / 2 < min)
             break;
         size /= 2;
     }
     if (base == NULL)
         return NULL;
-    size_t page = os_page_size();
     size_t spans = size / SPAN_SIZE;
-    size_t meta = meta_bytes(spans);
-    size_t meta_spans = (meta + SPAN_SIZE - 1) / SPAN_SIZE;
-    size_t meta_pages = round_up(meta, page);
-    if (meta_spans >= spans || (strict && !os_commit(base, meta_pages))) {
+    size_t meta_pages = meta_bytes(spans);
+    size_t meta_spans = (meta_pages + SPAN_SIZE - 1) / SPAN_SIZE;
+    /* Under a strict limit the region's header pages are made writable and
+     * charged now (bumps do not lock); otherwise they are charged as spans
+     * are bumped (headers_charge). */
+    size_t header_pages = strict ? header_page_bytes(base, spans) : 0;
+    if (meta_spans >= spans || (strict && (!os_commit(base, meta_pages) ||
+                                           !address_map_headers_writable(base, size)))) {
         os_unreserve(mapping, mapping_size);
         return NULL;
     }
@@ -64,6 +117,7 @@ static region_t *region_reserve(struct sc_heap_s *heap, size_t size, size_t min)
         return NULL;
     }
     region_t *r = (region_t *)base;
+    r->headers = span_at(base);
     r->base = base;
     r->size = size;
     r->mapping = mapping;
@@ -71,6 +125,7 @@ static region_t *region_reserve(struct sc_heap_s *heap, size_t size, size_t min)
     r->spans = spans;
     r->meta_spans = meta_spans;
     r->meta_committed = meta_pages;
+    atomic_init(&r->headers_committed, header_pages);
     r->info = (_Atomic uint64_t *)(base + round_up(sizeof(region_t), CACHE_LINE));
     r->cold_words = (spans + 63) / 64;
     r->cold = (uint64_t *)(r->info + spans);
@@ -84,7 +139,8 @@ static region_t *region_reserve(struct sc_heap_s *heap, size_t size, size_t min)
     atomic_fetch_add_explicit(&heap->reserved_bytes, size, memory_order_relaxed);
     /* The descriptor and its tables are charged as committed (they are
      * resident only where touched), outside the limit as before. */
-    atomic_fetch_add_explicit(&heap->committed_bytes, meta_pages, memory_order_relaxed);
+    atomic_fetch_add_explicit(&heap->committed_bytes, meta_pages + header_pages,
+                              memory_order_relaxed);
     return r;
 }
 
@@ -101,20 +157,89 @@ bool arena_init(struct sc_heap_s *heap)
     return true;
 }
 
-/* Bumps `count` spans off the newest region, or NULL if it has no room. */
-static char *region_bump(region_t *r, size_t count)
+/* Makes the headers of [p, p + count spans) those of fresh spans, as the
+ * zero page made headers that lived in their spans: no kind, no owner,
+ * nothing committed or carved. The caller holds the spans
+ * alone and their map words say MAP_RESERVED (just bumped off a region, or
+ * cold), but a rewound or cold span's header still says what it said
+ * before, and a stale reader (an orphan sweep whose bit outlived the
+ * state, statistics) may look at it meanwhile: field by field, atomics by
+ * relaxed stores. The state word is left as it is: kind 0 already makes
+ * every reader pass the span by (free.c, stats.c), and whoever sets the
+ * span up writes its state (span.c, huge.c). */
+static void headers_fresh(char *p, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        char *base = p + i * SPAN_SIZE;
+        span_t *s = span_at(base);
+        atomic_store_explicit(&s->kind, 0, memory_order_relaxed);
+        s->free = NULL;
+        atomic_store_explicit(&s->bump, NULL, memory_order_relaxed);
+        s->block_size = 0;
+        atomic_store_explicit(&s->capacity, 0, memory_order_relaxed);
+        s->divide_magic = 0;
+        s->heap = NULL;
+        owner_word_set(&s->carved_limit, 0);
+        owner_word_set(&s->counts, 0);
+        atomic_store_explicit(&s->size_class, 0, memory_order_relaxed);
+        s->kept_empty = 0;
+        atomic_store_explicit(&s->reuse_count, 0, memory_order_relaxed);
+        s->bump_end = NULL;
+        atomic_store_explicit(&s->stack_next, NULL, memory_order_relaxed);
+        atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+        s->set_next = s->set_prev = NULL;
+        owner_word_set(&s->committed, 0);
+        s->rw_bytes = 0;
+    }
+}
+
+/* Charges the header table's pages up to the header of the span before
+ * `end` (a bump pointer of r to be) as committed, against the heap's limit
+ * like the spans themselves: a span's header is resident from its first
+ * use. false if the limit refuses. Bumpers race: a charge is kept only by
+ * the one whose CAS raises the charged extent by it; a loser gives its
+ * charge back and looks again. A charge whose bump then fails stays (the
+ * next bump needs the page). */
+static bool headers_charge(struct sc_heap_s *heap, region_t *r, char *end)
+{
+    size_t want = header_page_bytes(r->base, (size_t)(end - r->base) / SPAN_SIZE);
+    /* relaxed: a counter; the pages need no commit outside a strict limit
+     * (MAP_NORESERVE), and under one they were made writable and charged
+     * up front (headers_committed starts at all of them). */
+    size_t cur = atomic_load_explicit(&r->headers_committed, memory_order_relaxed);
+    while (cur < want) {
+        if (!arena_charge(heap, want - cur))
+            return false;
+        size_t was = cur;
+        if (atomic_compare_exchange_strong_explicit(&r->headers_committed, &cur, want,
+                                                    memory_order_relaxed, memory_order_relaxed))
+            return true;
+        arena_uncharge(heap, want - was);
+    }
+    return true;
+}
+
+/* Bumps `count` spans off region r, or NULL if it has no room (*limited
+ * set if it has, but the limit refused the headers' page). */
+static char *region_bump(struct sc_heap_s *heap, region_t *r, size_t count, bool *limited)
 {
     size_t bytes = count * SPAN_SIZE;
     char *cur = atomic_load_explicit(&r->bump, memory_order_relaxed);
     for (;;) {
         if ((size_t)(r->base + r->size - cur) < bytes)
             return NULL;
+        if (!headers_charge(heap, r, cur + bytes)) {
+            *limited = true;
+            return NULL;
+        }
         /* relaxed: the bump pointer only divides address space; nothing
          * else is published through it. */
         if (atomic_compare_exchange_weak_explicit(&r->bump, &cur, cur + bytes,
                                                   memory_order_relaxed,
-                                                  memory_order_relaxed))
+                                                  memory_order_relaxed)) {
+            headers_fresh(cur, count);
             return cur;
+        }
     }
 }
 
@@ -123,8 +248,9 @@ static char *arena_bump(struct sc_heap_s *heap, size_t count)
 {
     for (;;) {
         region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire);
-        char *p = region_bump(r, count);
-        if (p)
+        bool limited = false;
+        char *p = region_bump(heap, r, count, &limited);
+        if (p || limited)
             return p;
         pthread_mutex_lock(&heap->grow_lock);
         if (atomic_load_explicit(&heap->regions, memory_order_relaxed) == r) {
@@ -178,7 +304,7 @@ bool arena_commit(struct sc_heap_s *heap, span_t *s, size_t bytes)
         return false;
     if (s->rw_bytes < bytes) {
         if (os_strict_commit() &&
-            !os_commit((char *)s + s->rw_bytes, bytes - s->rw_bytes)) {
+            !os_commit(span_base(s) + s->rw_bytes, bytes - s->rw_bytes)) {
             arena_uncharge(heap, extra);
             return false;
         }
@@ -195,10 +321,8 @@ size_t arena_writable_extent(size_t bytes, size_t spans)
 
 void arena_give_back(struct sc_heap_s *heap, span_t *s, size_t from)
 {
-    /* Read the header before the pages go: `from` may be 0 (a header that
-     * is merged away), and released pages read back as zeros. Outside a
-     * strict limit nothing past `committed` was ever touched, so that is
-     * where the range ends. */
+    /* Outside a strict limit nothing past `committed` was ever touched, so
+     * that is where the range ends. */
     size_t rw = s->rw_bytes;
     size_t end = os_strict_commit() ? rw : s->committed;
     arena_uncommit(heap, s, from);
@@ -206,9 +330,9 @@ void arena_give_back(struct sc_heap_s *heap, span_t *s, size_t from)
         if (os_strict_commit()) {
             if (from > 0)
                 s->rw_bytes = from;
-            os_decommit((char *)s + from, end - from);
+            os_decommit(span_base(s) + from, end - from);
         } else {
-            os_release((char *)s + from, end - from);
+            os_release(span_base(s) + from, end - from);
         }
     }
 }
@@ -219,7 +343,7 @@ void arena_give_back_to_batch(struct sc_heap_s *heap, span_t *s, size_t from,
     size_t end = s->committed;
     arena_uncommit(heap, s, from);
     if (end > from)
-        os_release_batch_add(batch, (char *)s + from, end - from);
+        os_release_batch_add(batch, span_base(s) + from, end - from);
 }
 
 void arena_uncommit(struct sc_heap_s *heap, span_t *s, size_t keep)
@@ -230,16 +354,15 @@ void arena_uncommit(struct sc_heap_s *heap, span_t *s, size_t keep)
     }
 }
 
-bool arena_commit_header(struct sc_heap_s *heap, span_t *s)
+bool arena_commit_first_page(struct sc_heap_s *heap, span_t *s)
 {
     size_t page = os_page_size();
     if (!arena_charge(heap, page))
         return false;
-    if (os_strict_commit() && !os_commit(s, page)) {
+    if (os_strict_commit() && !os_commit(span_base(s), page)) {
         arena_uncharge(heap, page);
         return false;
     }
-    annotate_owned(s, SPAN_HEADER_SIZE);
     s->committed = page;
     s->rw_bytes = arena_writable_extent(page, 1);
     return true;
@@ -260,7 +383,7 @@ span_t *arena_take_run(struct sc_heap_s *heap, size_t count, size_t bytes)
         errno = ENOMEM;
         return NULL;
     }
-    span_t *s = (span_t *)p;
+    span_t *s = span_at(p);
     s->committed = bytes;
     s->rw_bytes = rw;
     s->heap = heap;
@@ -272,7 +395,7 @@ span_t *arena_take_span(struct sc_heap_s *heap)
     span_t *s = arena_take_run(heap, 1, os_page_size());
     if (s == NULL)
         return NULL;
-    atomic_init(&s->bump, (char *)s + SPAN_HEADER_SIZE);
+    atomic_store_explicit(&s->bump, span_base(s) + SPAN_LEAD, memory_order_relaxed);
     address_map_set(s, (uintptr_t)heap | MAP_SPAN);
     return s;
 }
@@ -289,15 +412,19 @@ region_t *arena_region_of(struct sc_heap_s *heap, const void *p)
 
 bool arena_extend_run(struct sc_heap_s *heap, span_t *s, size_t count, size_t more)
 {
-    region_t *r = arena_region_of(heap, s);
+    region_t *r = arena_region_of(heap, span_base(s));
     if (r == NULL)
         return false;
-    char *end = (char *)s + count * SPAN_SIZE;
-    if ((size_t)(r->base + r->size - end) < more * SPAN_SIZE)
+    char *end = span_base(s) + count * SPAN_SIZE;
+    if ((size_t)(r->base + r->size - end) < more * SPAN_SIZE ||
+        !headers_charge(heap, r, end + more * SPAN_SIZE))
         return false;
     /* relaxed: as region_bump; succeeds only if nobody bumped past s. */
-    return atomic_compare_exchange_strong_explicit(&r->bump, &end, end + more * SPAN_SIZE,
-                                                   memory_order_relaxed, memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(&r->bump, &end, end + more * SPAN_SIZE,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return false;
+    headers_fresh(end, more);
+    return true;
 }
 
 void arena_unpoison_used(struct sc_heap_s *heap)
@@ -317,13 +444,13 @@ void arena_unpoison_used(struct sc_heap_s *heap)
                 annotate_owned(p, SPAN_SIZE);
                 continue;
             }
-            span_t *s = (span_t *)p;
+            span_t *s = span_at(p);
             if (span_kind(s) == SPAN_KIND_HUGE) {
                 size_t spans = span_capacity(s);
-                annotate_owned(s, spans * SPAN_SIZE);
+                annotate_owned(p, spans * SPAN_SIZE);
                 p += (spans ? spans - 1 : 0) * SPAN_SIZE;
             } else {
-                annotate_owned(s, SPAN_SIZE);
+                annotate_owned(p, SPAN_SIZE);
             }
         }
     }
@@ -393,6 +520,16 @@ static void resident_add(resident_walk_t *w, char *lo, char *hi)
     w->to = hi;
 }
 
+/* Resident bytes of r's pages in the header table (those it charged). */
+static size_t headers_resident(region_t *r)
+{
+    size_t bytes = atomic_load_explicit(&r->headers_committed, memory_order_relaxed);
+    if (bytes == 0)
+        return 0;
+    uintptr_t page_mask = (uintptr_t)os_page_size() - 1;
+    return os_resident_bytes((char *)((uintptr_t)r->headers & ~page_mask), bytes);
+}
+
 /* Where pages can be resident: a free span's or free huge span's retained
  * pages (its info word), a span with a header up to its committed bytes
  * (a live huge block's run from its first span), a region's metadata.
@@ -419,7 +556,7 @@ size_t arena_resident_bytes(struct sc_heap_s *heap)
             unsigned tag = (unsigned)(word & MAP_TAGS);
             if (word == 0 || tag == MAP_RESERVED || tag == MAP_HUGE_ALIGNED)
                 continue; /* no header: covered by a run's first span, or nothing */
-            size_t extent = (size_t)owner_word_peek(&((span_t *)p)->committed);
+            size_t extent = (size_t)owner_word_peek(&span_at(p)->committed);
             size_t room = (used - k) * SPAN_SIZE;
             resident_add(&w, p, p + (extent < room ? extent : room));
         }
@@ -427,6 +564,7 @@ size_t arena_resident_bytes(struct sc_heap_s *heap)
          * mapped pages of them (the zero page, which mincore counts). */
         resident_flush(&w);
         w.bytes += os_resident_bytes(r->base, r->meta_committed);
+        w.bytes += headers_resident(r);
     }
     return w.bytes;
 }
@@ -437,7 +575,7 @@ size_t arena_resident_bytes_anywhere(struct sc_heap_s *heap)
     for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r;
          r = r->next) {
         char *end = atomic_load_explicit(&r->bump, memory_order_relaxed);
-        total += os_resident_bytes(r->base, (size_t)(end - r->base));
+        total += os_resident_bytes(r->base, (size_t)(end - r->base)) + headers_resident(r);
     }
     return total;
 }
@@ -446,14 +584,14 @@ size_t arena_resident_bytes_anywhere(struct sc_heap_s *heap)
 /* Span info, cold spans, purging                                           */
 /* ------------------------------------------------------------------------ */
 
-_Atomic uint64_t *arena_info(struct sc_heap_s *heap, const void *s)
+_Atomic uint64_t *arena_info(struct sc_heap_s *heap, const char *p)
 {
-    region_t *r = arena_region_of(heap, s);
-    return &r->info[(size_t)((const char *)s - r->base) >> SPAN_SHIFT];
+    region_t *r = arena_region_of(heap, p);
+    return &r->info[(size_t)(p - r->base) >> SPAN_SHIFT];
 }
 
 /* Bytes of retained pages an info word stands for (a free huge run keeps
- * its header page whatever happens, so that page is not counted). */
+ * its first page whatever happens, so that page is not counted). */
 static size_t retained_pages(uint64_t w, uint64_t kinds)
 {
     if (!(w & kinds))
@@ -550,8 +688,8 @@ size_t arena_purge_huge(struct sc_heap_s *heap, uint32_t cutoff, bool all)
 
 void arena_purge_mark(struct sc_heap_s *heap, span_t *s)
 {
-    region_t *r = arena_region_of(heap, s);
-    size_t k = (size_t)((char *)s - r->base) >> SPAN_SHIFT;
+    region_t *r = arena_region_of(heap, span_base(s));
+    size_t k = (size_t)(span_base(s) - r->base) >> SPAN_SHIFT;
     r->purging[k / 64] |= (uint64_t)1 << (k % 64);
 }
 
@@ -575,27 +713,28 @@ size_t arena_purge_flush(struct sc_heap_s *heap)
             while (bits) {
                 size_t k = wi * 64 + (size_t)__builtin_ctzll(bits);
                 bits &= bits - 1;
-                span_t *s = (span_t *)(r->base + k * SPAN_SIZE);
-                /* Read the header before its page goes. */
+                char *lo = r->base + k * SPAN_SIZE;
+                span_t *s = span_at(lo);
                 size_t committed = s->committed;
                 size_t rw = s->rw_bytes;
                 released += committed;
                 atomic_store_explicit(&r->info[k], 0, memory_order_relaxed);
                 /* Nobody may take the span for a live one from here on. */
                 address_map_set(s, (uintptr_t)heap | MAP_RESERVED);
-                annotate_owned(s, SPAN_HEADER_SIZE);
+                owner_word_set(&s->committed, 0);
                 if (strict) {
-                    /* The header page stays mapped (a stale stack reader
-                     * may look at it); the rest loses its charge too. */
-                    os_release(s, page);
+                    /* The first page stays writable (as a span's first
+                     * page always is while the span is known); the rest
+                     * loses its charge too. */
+                    os_release(lo, page);
                     if (rw > page)
-                        os_decommit((char *)s + page, rw - page);
+                        os_decommit(lo + page, rw - page);
+                    s->rw_bytes = page;
                     continue;
                 }
                 /* The whole span: pages past `committed` were never
                  * touched and cost the kernel nothing to skip, and whole
                  * spans make neighbours one range, one call. */
-                char *lo = (char *)s;
                 if (from == NULL || to != lo) {
                     release_range(&batch, from, to, false);
                     from = lo;
@@ -627,7 +766,7 @@ span_t *arena_take_cold(struct sc_heap_s *heap)
             k = wi * 64 + (size_t)__builtin_ctzll(r->cold[wi]);
             r->cold[wi] &= r->cold[wi] - 1;
             r->cold_first = wi;
-            s = (span_t *)(r->base + k * SPAN_SIZE);
+            s = span_at(r->base + k * SPAN_SIZE);
             from = r;
             break;
         }
@@ -637,7 +776,7 @@ span_t *arena_take_cold(struct sc_heap_s *heap)
     pthread_mutex_unlock(&heap->retain_lock);
     if (s == NULL)
         return NULL;
-    if (!arena_commit_header(heap, s)) {
+    if (!arena_commit_first_page(heap, s)) {
         pthread_mutex_lock(&heap->retain_lock);
         from->cold[k / 64] |= (uint64_t)1 << (k % 64); /* the limit refused: keep it */
         if (k / 64 < from->cold_first)
@@ -645,10 +784,15 @@ span_t *arena_take_cold(struct sc_heap_s *heap)
         pthread_mutex_unlock(&heap->retain_lock);
         return NULL;
     }
-    /* The header page was given back: it reads as zeros (no kind, no
-     * state). Make it a fresh span's, as arena_take_span does. */
+    /* The span's pages were given back; its header still says what it
+     * said when the span was pooled. Make it a fresh span's, as
+     * arena_take_span does. */
+    size_t committed = s->committed, rw = s->rw_bytes;
+    headers_fresh(span_base(s), 1);
+    s->committed = committed;
+    s->rw_bytes = rw;
     s->heap = heap;
-    atomic_init(&s->bump, (char *)s + SPAN_HEADER_SIZE);
+    atomic_store_explicit(&s->bump, span_base(s) + SPAN_LEAD, memory_order_relaxed);
     address_map_set(s, (uintptr_t)heap | MAP_SPAN);
     return s;
 }
@@ -662,7 +806,7 @@ void arena_for_each_span(struct sc_heap_s *heap, arena_span_fn *fn, void *arg)
             unsigned tag = (unsigned)(w & MAP_TAGS);
             if (w == 0 || tag == MAP_RESERVED || tag == MAP_HUGE_ALIGNED)
                 continue;
-            fn((span_t *)p, w, arg);
+            fn(span_at(p), w, arg);
         }
     }
 }
@@ -673,10 +817,10 @@ void arena_for_each_span(struct sc_heap_s *heap, arena_span_fn *fn, void *arg)
 
 void arena_mark_orphan(struct sc_heap_s *heap, span_t *s)
 {
-    region_t *r = arena_region_of(heap, s);
+    region_t *r = arena_region_of(heap, span_base(s));
     if (r == NULL)
         return;
-    size_t k = (size_t)((char *)s - r->base) / SPAN_SIZE;
+    size_t k = (size_t)(span_base(s) - r->base) / SPAN_SIZE;
     /* seq_cst: see reusable_note_orphan; the span's own state is read
      * by the sweep from its state word (acquire). */
     atomic_fetch_or_explicit(&r->orphan_new[k / 64], (uint64_t)1 << (k % 64),
@@ -695,7 +839,7 @@ bool arena_sweep_orphans(struct sc_heap_s *heap, arena_orphan_fn *fn, void *arg)
             while (old) {
                 size_t k = wi * 64 + (size_t)__builtin_ctzll(old);
                 old &= old - 1;
-                fn((span_t *)(r->base + k * SPAN_SIZE), arg);
+                fn(span_at(r->base + k * SPAN_SIZE), arg);
             }
             uint64_t young = atomic_exchange_explicit(&r->orphan_new[wi], 0, memory_order_seq_cst);
             if (young) {

@@ -8,6 +8,7 @@
 #ifndef SCALLOC_ARENA_H
 #define SCALLOC_ARENA_H
 
+#include "address_map.h"
 #include "os.h"
 #include "types.h"
 
@@ -15,7 +16,7 @@
  * space could be had even at the smallest region size. */
 bool arena_init(struct sc_heap_s *heap);
 
-/* A never-used span of the heap, its header page committed and its map
+/* A never-used span of the heap, its first page committed and its map
  * word set to heap | MAP_SPAN; NULL (errno = ENOMEM) when address space or
  * the heap's limit runs out. Lock-free unless a new region is needed. */
 span_t *arena_take_span(struct sc_heap_s *heap);
@@ -59,9 +60,10 @@ size_t arena_writable_extent(size_t bytes, size_t spans);
  * back with os_release or os_decommit). */
 void arena_uncommit(struct sc_heap_s *heap, span_t *s, size_t keep);
 
-/* Commits the first page of a span never committed before (a new header
- * inside a huge run), charging the limit; sets its `committed`. */
-bool arena_commit_header(struct sc_heap_s *heap, span_t *s);
+/* Commits the first page of a span that has none (a new free run's first
+ * span inside a huge run, a cold span), charging the limit; sets its
+ * `committed`. */
+bool arena_commit_first_page(struct sc_heap_s *heap, span_t *s);
 
 /* ASan builds: opens every range scalloc poisoned in the heap's regions
  * (before they are unmapped or rewound). Nothing in other builds. */
@@ -106,7 +108,7 @@ region_t *arena_region_of(struct sc_heap_s *heap, const void *p);
 #define INFO_POOLED ((uint64_t)1 << 56)    /* in the span pool, pages kept */
 #define INFO_HUGE_FREE ((uint64_t)1 << 57) /* inside a free huge run */
 #define INFO_HUGE_HEAD ((uint64_t)1 << 58) /* first span of a free huge run:
-                                              its header page stays */
+                                              its first page stays */
 
 static inline uint64_t info_word(uint64_t flags, size_t pages, uint32_t since)
 {
@@ -129,11 +131,18 @@ static inline bool time_before(uint32_t a, uint32_t b)
     return (int32_t)(a - b) < 0;
 }
 
-/* The info word of the span at s (inside one of heap's regions). */
-_Atomic uint64_t *arena_info(struct sc_heap_s *heap, const void *s);
+/* The info word of the span whose memory starts at p (inside one of heap's
+ * regions). */
+_Atomic uint64_t *arena_info(struct sc_heap_s *heap, const char *p);
+
+/* The info word of span s. */
+static inline _Atomic uint64_t *arena_span_info(struct sc_heap_s *heap, const span_t *s)
+{
+    return arena_info(heap, span_base(s));
+}
 
 /* Retained pages of the spans whose info has a flag of `kinds`
- * (INFO_POOLED, INFO_HUGE_FREE; huge runs' header pages are not counted)
+ * (INFO_POOLED, INFO_HUGE_FREE; huge runs' first pages are not counted)
  * that became unused before `cutoff`, in bytes; *oldest gets the earliest
  * `since` of all of them (or `now` if none). An estimate while other
  * threads run (relaxed reads). */
@@ -142,7 +151,7 @@ size_t arena_retained_before(struct sc_heap_s *heap, uint32_t cutoff, uint32_t n
 
 /* Under retain_lock: gives back the pages of free huge spans that became
  * unused before `cutoff` (all of them if `all`), in contiguous ranges, one
- * call each; keeps each free run's header page. Returns the bytes given
+ * call each; keeps each free run's first page. Returns the bytes given
  * back (uncharged and taken off unused_bytes). */
 size_t arena_purge_huge(struct sc_heap_s *heap, uint32_t cutoff, bool all);
 
@@ -151,12 +160,12 @@ size_t arena_purge_huge(struct sc_heap_s *heap, uint32_t cutoff, bool all);
  * next arena_purge_flush. */
 void arena_purge_mark(struct sc_heap_s *heap, span_t *s);
 
-/* Under retain_lock: gives back every marked span, header page included,
+/* Under retain_lock: gives back every marked span, first page included,
  * in contiguous ranges (one call per range), and makes them cold. Returns
  * the bytes given back (uncharged and taken off unused_bytes). */
 size_t arena_purge_flush(struct sc_heap_s *heap);
 
-/* A cold span made usable again (its header page committed and charged
+/* A cold span made usable again (its first page committed and charged
  * afresh, its map word back to a span with a header), lowest address
  * first; NULL if there is none or the heap's limit refuses the page. */
 span_t *arena_take_cold(struct sc_heap_s *heap);

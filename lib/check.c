@@ -9,7 +9,7 @@
 static _Atomic uint64_t *bitmap_of(span_t *s)
 {
     /* Right after the header, before the blocks (span.c). */
-    return (_Atomic uint64_t *)(void *)((char *)s + SPAN_HEADER_SIZE);
+    return (_Atomic uint64_t *)(void *)(span_base(s) + SPAN_LEAD);
 }
 
 void check_span_init(span_t *s)

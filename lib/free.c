@@ -46,7 +46,7 @@ block_ref_t block_lookup(const struct sc_heap_s *heap, const sc_frontend_t *t, c
     default:
         break; /* MAP_SPAN (ownerless, or owned in a slow-only heap) or a frontend */
     }
-    span_t *s = (span_t *)(a & ~(uintptr_t)SPAN_MASK);
+    span_t *s = span_at(p);
     if (span_kind(s) == SPAN_KIND_HUGE)
         return huge_ref(s, p);
     if (span_kind(s) != SPAN_KIND_BLOCKS)
@@ -121,11 +121,12 @@ void free_dispatch(sc_frontend_t *t, void *p, const char *call)
         struct sc_heap_s *heap = t->heap;
         /* acquire: the span header behind a published word is initialised. */
         uintptr_t w = atomic_load_explicit(&address_map[idx], memory_order_acquire);
-        span_t *s = (span_t *)(idx << SPAN_SHIFT);
+        /* Read only where w says the span has a header. */
+        span_t *s = span_at(p);
         bool other_frontend = (w & MAP_TAGS) == 0 && w != 0 && w != (uintptr_t)t;
         if ((other_frontend || w == ((uintptr_t)heap | MAP_SPAN)) &&
             (heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED)) == 0 && s->heap == heap &&
-            span_kind(s) == SPAN_KIND_BLOCKS && span_is_block_start_at(s, a, SPAN_HEADER_SIZE) &&
+            span_kind(s) == SPAN_KIND_BLOCKS && span_is_block_start_at(s, a, SPAN_LEAD) &&
             span_state_in_use(span_state(s))) {
             if (likely(frontend_remote_add_fast(t, s, p)))
                 return;

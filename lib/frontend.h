@@ -55,10 +55,12 @@ void frontend_free_event(span_t *s);
  * a double free for `call`, else does what the fast path does. */
 void frontend_free_owned(sc_frontend_t *t, span_t *s, block_t *b, const char *call);
 
-/* REMOTE BATCHES (frontend.c): the slot of t that collects s's blocks. */
+/* REMOTE BATCHES (frontend.c): the slot of t that collects s's blocks.
+ * Neighbouring spans' headers are neighbours in the header table, so the
+ * header's number there spreads neighbouring spans over the slots. */
 static inline remote_batch_t *frontend_remote_slot(sc_frontend_t *t, const span_t *s)
 {
-    return &t->remote[((uintptr_t)s >> SPAN_SHIFT) % REMOTE_SLOTS];
+    return &t->remote[((uintptr_t)s >> SPAN_HEADER_SHIFT) % REMOTE_SLOTS];
 }
 
 static inline span_t *remote_batch_span(const remote_batch_t *r)
@@ -163,7 +165,7 @@ static inline span_t *frontend_free_target(sc_frontend_t *t, void *p)
     /* relaxed: t wrote this word itself, nothing to synchronise with. */
     if (unlikely(atomic_load_explicit(&address_map[idx], memory_order_relaxed) != (uintptr_t)t))
         return NULL;
-    span_t *s = (span_t *)(idx << SPAN_SHIFT);
+    span_t *s = span_at(p);
     if (unlikely(!span_is_block_start_plain(s, a) || (block_t *)p == s->free))
         return NULL;
     return s;

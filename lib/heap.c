@@ -331,14 +331,14 @@ void sc_heap_reset(sc_heap_t *heap)
         span_t *kept = NULL;
         while (keep && start < used_end) {
             uintptr_t w = address_map_get((uintptr_t)start);
-            span_t *s = (span_t *)start;
+            span_t *s = span_at(start);
             bool block_span = ((w & MAP_TAGS) == 0 || (w & MAP_TAGS) == MAP_SPAN) &&
                               span_kind(s) == SPAN_KIND_BLOCKS;
             if (!block_span || s->committed > keep)
                 break;
             keep -= s->committed;
             committed += s->committed;
-            annotate_no_access((char *)s + SPAN_HEADER_SIZE, s->rw_bytes - SPAN_HEADER_SIZE);
+            annotate_no_access(start + SPAN_LEAD, s->rw_bytes - SPAN_LEAD);
             address_map_set(s, (uintptr_t)heap | MAP_SPAN);
             atomic_store_explicit(&s->stack_next, kept, memory_order_relaxed);
             kept = s;
@@ -357,7 +357,9 @@ void sc_heap_reset(sc_heap_t *heap)
             pool_put_kept(heap, kept, slot++);
             kept = next;
         }
-        committed += r->meta_committed; /* the descriptor and its tables */
+        /* The descriptor, its tables and the first pages written so far. */
+        committed += r->meta_committed +
+                     atomic_load_explicit(&r->headers_committed, memory_order_relaxed);
     }
     atomic_store_explicit(&heap->committed_bytes, committed, memory_order_relaxed);
 }
@@ -408,7 +410,7 @@ void sc_heap_trim(sc_heap_t *heap)
     /* What can hold memory outside the pool is a fully free span on a
      * reusable stack (EMPTY): to the pool first; then everything the
      * release policy retains goes back at once: the pool's spans (whole,
-     * header pages too) and free huge runs' pages. A floating span of
+     * first pages too) and free huge runs' pages. A floating span of
      * another thread with every block free (DRAINED, kept for its class,
      * or FLOATING) stays with its owner, which pools it when it next
      * looks; its memory goes now. */

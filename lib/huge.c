@@ -55,7 +55,7 @@ static void run_set_next(span_t *r, span_t *next)
 
 static char *run_end(span_t *r)
 {
-    return (char *)r + (size_t)span_capacity(r) * SPAN_SIZE;
+    return span_base(r) + (size_t)span_capacity(r) * SPAN_SIZE;
 }
 
 static size_t pages_per_span(void)
@@ -63,14 +63,20 @@ static size_t pages_per_span(void)
     return SPAN_SIZE / os_page_size();
 }
 
-/* The span info words of the spans from s on (all in s's region). */
-static _Atomic uint64_t *info_of(struct sc_heap_s *heap, const void *s)
+/* The span info words of the spans from p on (all in p's region). */
+static _Atomic uint64_t *info_of(struct sc_heap_s *heap, const char *p)
 {
-    return arena_info(heap, s);
+    return arena_info(heap, p);
+}
+
+/* The same from run (or block) r's first span on. */
+static _Atomic uint64_t *run_info(struct sc_heap_s *heap, const span_t *r)
+{
+    return arena_span_info(heap, r);
 }
 
 /* Pages of a free span that the release policy may give back (a run's
- * header page stays). */
+ * first page stays). */
 static size_t purgeable_pages(uint64_t w)
 {
     if (!(w & INFO_HUGE_FREE))
@@ -105,15 +111,13 @@ static void unused_sub(struct sc_heap_s *heap, size_t pages)
     unused_change(heap, pages, false);
 }
 
-/* A header is about to be written at s, maybe inside a former block's data,
- * which checkers keep off limits after its free: open it for them (ASan and
- * memcheck alike) and give the fields huge headers do not use (owner,
- * counters, the floating links) defined values. Field by field, atomics by
- * atomic stores: statistics and misdirected frees may read the old header
- * meanwhile (no memset). The caller writes the rest. */
+/* A huge header is about to be written at s, which may still say what a
+ * former span or run said there: give the fields huge headers do not use
+ * (owner, counters, the floating links) defined values. Field by field,
+ * atomics by atomic stores: statistics and misdirected frees may read the
+ * old header meanwhile (no memset). The caller writes the rest. */
 static void open_header(span_t *s)
 {
-    annotate_span_meta(s, SPAN_HEADER_SIZE);
     s->free = NULL;
     s->block_size = 0;
     span_set_reuse_count(s, 0);
@@ -146,7 +150,7 @@ static void run_make_free(struct sc_heap_s *heap, span_t *r, size_t spans)
  * the run before it; its page becomes one the policy may give back. */
 static void run_absorbed(struct sc_heap_s *heap, span_t *r)
 {
-    _Atomic uint64_t *w = info_of(heap, r);
+    _Atomic uint64_t *w = run_info(heap, r);
     uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
     atomic_store_explicit(w, v & ~INFO_HUGE_HEAD, memory_order_relaxed);
     if (info_pages(v) > 0)
@@ -156,7 +160,7 @@ static void run_absorbed(struct sc_heap_s *heap, span_t *r)
 
 /* Under huge_lock and retain_lock: [start, start + spans) becomes free,
  * keeping its pages up to `committed` bytes from start (at least the first
- * page, which holds the new run's header), and joins the free runs,
+ * page, which a free run always keeps), and joins the free runs,
  * coalesced with its neighbours. */
 static void run_free(struct sc_heap_s *heap, char *start, size_t spans, size_t committed,
                      uint32_t now)
@@ -173,20 +177,20 @@ static void run_free(struct sc_heap_s *heap, char *start, size_t spans, size_t c
         atomic_store_explicit(&w[j], v, memory_order_relaxed);
         unused_add(heap, purgeable_pages(v));
     }
-    span_t *r = (span_t *)start;
+    span_t *r = span_at(start);
     run_make_free(heap, r, spans);
     span_t *prev = NULL, *next = heap->huge_free_runs;
-    while (next && next < r) {
+    while (next && span_base(next) < start) {
         prev = next;
         next = run_next(next);
     }
-    if (next && run_end(r) == (char *)next) {
+    if (next && run_end(r) == span_base(next)) {
         span_t *after = run_next(next);
         span_set_capacity(r, span_capacity(r) + span_capacity(next));
         run_absorbed(heap, next);
         next = after;
     }
-    if (prev && run_end(prev) == (char *)r) {
+    if (prev && run_end(prev) == start) {
         span_set_capacity(prev, span_capacity(prev) + span_capacity(r));
         run_absorbed(heap, r);
         run_set_next(prev, next);
@@ -208,17 +212,17 @@ static size_t run_claim(struct sc_heap_s *heap, span_t *prev, span_t *r, char *p
                         size_t *last)
 {
     size_t cap = span_capacity(r);
-    size_t o = (size_t)(pos - (char *)r) / SPAN_SIZE;
-    _Atomic uint64_t *w = info_of(heap, r);
+    size_t o = (size_t)(pos - span_base(r)) / SPAN_SIZE;
+    _Atomic uint64_t *w = run_info(heap, r);
     span_t *next = run_next(r);
     if (o + spans < cap) {
-        span_t *rest = (span_t *)(pos + spans * SPAN_SIZE);
+        span_t *rest = span_at(pos + spans * SPAN_SIZE);
         uint64_t v = atomic_load_explicit(&w[o + spans], memory_order_relaxed);
         size_t pages = info_pages(v);
         if (pages == 0)
             pages = 1; /* charged by the caller */
         else
-            unused_sub(heap, 1); /* a header page now, not purgeable */
+            unused_sub(heap, 1); /* a first page now, not purgeable */
         atomic_store_explicit(&w[o + spans],
                               info_word(INFO_HUGE_FREE | INFO_HUGE_HEAD, pages, info_since(v)),
                               memory_order_relaxed);
@@ -266,7 +270,7 @@ static bool place(struct sc_heap_s *heap, size_t spans, size_t lead, size_t alig
         size_t cap = span_capacity(r);
         if (cap < spans)
             continue;
-        _Atomic uint64_t *w = info_of(heap, r);
+        _Atomic uint64_t *w = run_info(heap, r);
         /* Sliding window: kept pages of the full spans, plus the last. */
         size_t sum = 0;
         for (size_t j = 0; j + 1 < spans; j++)
@@ -276,7 +280,7 @@ static bool place(struct sc_heap_s *heap, size_t spans, size_t lead, size_t alig
                 sum -= info_pages(atomic_load_explicit(&w[o - 1], memory_order_relaxed));
                 sum += info_pages(atomic_load_explicit(&w[o + spans - 2], memory_order_relaxed));
             }
-            char *pos = (char *)r + o * SPAN_SIZE;
+            char *pos = span_base(r) + o * SPAN_SIZE;
             if (((uintptr_t)pos + lead) & (align - 1))
                 continue;
             size_t lastp = info_pages(atomic_load_explicit(&w[o + spans - 1], memory_order_relaxed));
@@ -299,8 +303,8 @@ size_t huge_good_size(size_t n)
     if (n > HUGE_MAX || n > os_memory_total())
         return 0;
     size_t page = os_page_size();
-    /* Data starts after the header, the block ends at a page boundary. */
-    return round_up(SPAN_HEADER_SIZE + n, page) - SPAN_HEADER_SIZE;
+    /* Data starts after the span's lead, the block ends at a page boundary. */
+    return round_up(SPAN_LEAD + n, page) - SPAN_LEAD;
 }
 
 #if HUGE_ZERO_REUSED
@@ -328,11 +332,12 @@ static void zero_kept(_Atomic uint64_t *w, char *pos, size_t spans, size_t end)
 #endif
 
 /* Under huge_lock: sets up the header of a block at s of `spans` spans with
- * data at s + lead and end `end`, committed `committed` bytes from s. */
+ * data at lead bytes from s's start and end `end`, committed `committed`
+ * bytes from s's start. */
 static void *block_init(struct sc_heap_s *heap, span_t *s, size_t spans, size_t lead, char *end,
                         size_t committed, size_t rw, size_t requested, size_t dirty_end)
 {
-    char *data = (char *)s + lead;
+    char *data = span_base(s) + lead;
     open_header(s);
     span_set_kind(s, SPAN_KIND_HUGE);
     s->heap = heap;
@@ -347,7 +352,7 @@ static void *block_init(struct sc_heap_s *heap, span_t *s, size_t spans, size_t 
     span_set_exclusive_state(s, SPAN_HOT);
     address_map_set(s, (uintptr_t)heap | MAP_SPAN);
     if (lead >= SPAN_SIZE)
-        address_map_set(data, (uintptr_t)heap | MAP_HUGE_ALIGNED);
+        address_map_set_at(data, (uintptr_t)heap | MAP_HUGE_ALIGNED);
     annotate_alloc(heap, data, (size_t)(end - data));
     heap->huge_blocks++;
     heap->huge_bytes += (size_t)(end - data);
@@ -367,38 +372,39 @@ static void *alloc_fresh(struct sc_heap_s *heap, size_t spans, size_t extra, siz
     span_t *r = arena_take_run(heap, total, page);
     if (r == NULL)
         return NULL;
+    char *start = span_base(r);
     span_t *h = r;
     if (extra) {
-        uintptr_t data = round_up((uintptr_t)r + SPAN_SIZE, align);
-        h = (span_t *)(data - SPAN_SIZE);
-        size_t before = (size_t)((char *)h - (char *)r) / SPAN_SIZE;
+        uintptr_t data = round_up((uintptr_t)start + SPAN_SIZE, align);
+        h = span_at((char *)(data - SPAN_SIZE));
+        size_t before = (size_t)(span_base(h) - start) / SPAN_SIZE;
         size_t after = total - before - spans;
-        if (before && !arena_commit_header(heap, h)) {
-            /* No page for the moved header (the heap's limit): the block
+        if (before && !arena_commit_first_page(heap, h)) {
+            /* No first page for the moved header's span (the heap's limit): the block
              * cannot be placed at its alignment. The run becomes free. */
             pthread_mutex_lock(&heap->retain_lock);
-            run_free(heap, (char *)r, total, page, now);
+            run_free(heap, start, total, page, now);
             pthread_mutex_unlock(&heap->retain_lock);
             errno = ENOMEM;
             return NULL;
         }
-        span_t *tail = (span_t *)((char *)h + spans * SPAN_SIZE);
-        bool tail_ok = after && arena_commit_header(heap, tail);
+        span_t *tail = span_at(span_base(h) + spans * SPAN_SIZE);
+        bool tail_ok = after && arena_commit_first_page(heap, tail);
         if (after && !tail_ok)
             spans += after; /* no page for its header: the block keeps it */
         pthread_mutex_lock(&heap->retain_lock);
         if (before)
-            run_free(heap, (char *)r, before, page, now);
+            run_free(heap, start, before, page, now);
         if (tail_ok)
-            run_free(heap, (char *)tail, after, page, now);
+            run_free(heap, span_base(tail), after, page, now);
         pthread_mutex_unlock(&heap->retain_lock);
     }
-    char *data = (char *)h + lead;
+    char *data = span_base(h) + lead;
     char *end = (char *)round_up((uintptr_t)data + n, page);
-    size_t bytes = (size_t)(end - (char *)h);
+    size_t bytes = (size_t)(end - span_base(h));
     if (!arena_commit(heap, h, bytes)) {
         pthread_mutex_lock(&heap->retain_lock);
-        run_free(heap, (char *)h, spans, page, now);
+        run_free(heap, span_base(h), spans, page, now);
         pthread_mutex_unlock(&heap->retain_lock);
         errno = ENOMEM;
         return NULL;
@@ -425,7 +431,7 @@ static void *alloc_reuse(struct sc_heap_s *heap, size_t spans, size_t lead, size
     /* What the block will be charged for, before anything changes: every
      * page of its spans but the last, the last up to its end or what that
      * span kept if more (kept pages stay the block's until it is freed),
-     * plus a header page for the run after it if that span kept none. */
+     * plus a first page for the run after it if that span kept none. */
     _Atomic uint64_t *w = info_of(heap, pl.pos);
     size_t kept = 0;
     for (size_t j = 0; j < spans; j++)
@@ -433,7 +439,7 @@ static void *alloc_reuse(struct sc_heap_s *heap, size_t spans, size_t lead, size
     size_t last_kept = info_pages(atomic_load_explicit(&w[spans - 1], memory_order_relaxed));
     size_t last = last_kept > need_last ? last_kept : need_last;
     size_t committed = (spans - 1) * SPAN_SIZE + last * page;
-    bool rest = (char *)pl.pos + spans * SPAN_SIZE < run_end(pl.run);
+    bool rest = pl.pos + spans * SPAN_SIZE < run_end(pl.run);
     bool rest_needs_page =
         rest && info_pages(atomic_load_explicit(&w[spans], memory_order_relaxed)) == 0;
     size_t charge = committed - kept * page + (rest_needs_page ? page : 0);
@@ -442,8 +448,8 @@ static void *alloc_reuse(struct sc_heap_s *heap, size_t spans, size_t lead, size
         *limited = true;
         return NULL;
     }
-    span_t *s = (span_t *)pl.pos;
-    if (!arena_make_writable(s, committed)) {
+    span_t *s = span_at(pl.pos);
+    if (!arena_make_writable(pl.pos, committed)) {
         arena_uncharge(heap, charge);
         pthread_mutex_unlock(&heap->retain_lock);
         *limited = true;
@@ -465,7 +471,7 @@ static void *alloc_reuse(struct sc_heap_s *heap, size_t spans, size_t lead, size
     run_claim(heap, pl.prev, pl.run, pl.pos, spans, &last_pages);
     pthread_mutex_unlock(&heap->retain_lock);
     size_t rw = os_strict_commit() ? committed : spans * SPAN_SIZE;
-    return block_init(heap, s, spans, lead, (char *)s + rel_end, committed, rw, requested,
+    return block_init(heap, s, spans, lead, pl.pos + rel_end, committed, rw, requested,
                       dirty_end);
 }
 
@@ -481,7 +487,7 @@ void *huge_alloc_aligned(struct sc_heap_s *heap, size_t align, size_t n)
     /* Where the data starts in the run: right after the header, or, for
      * alignments of a span or more, one span in (the header keeps its own
      * span and the data span gets the MAP_HUGE_ALIGNED word). */
-    size_t lead = align >= SPAN_SIZE ? SPAN_SIZE : round_up(SPAN_HEADER_SIZE, align);
+    size_t lead = align >= SPAN_SIZE ? SPAN_SIZE : round_up(SPAN_LEAD, align);
     size_t spans = (lead + n + SPAN_SIZE - 1) / SPAN_SIZE;
     /* For alignments above a span, fresh runs take extra spans. */
     size_t extra = align > SPAN_SIZE ? align / SPAN_SIZE - 1 : 0;
@@ -515,7 +521,7 @@ span_t *huge_header_of(uintptr_t p, uintptr_t word)
     uintptr_t span = p & ~(uintptr_t)SPAN_MASK;
     if ((word & MAP_TAGS) == MAP_HUGE_ALIGNED)
         span -= SPAN_SIZE;
-    return (span_t *)span;
+    return span_at((const void *)span);
 }
 
 void huge_free(sc_frontend_t *t, span_t *s, void *p, const char *call)
@@ -533,13 +539,13 @@ void huge_free(sc_frontend_t *t, span_t *s, void *p, const char *call)
     heap->huge_blocks--;
     heap->huge_bytes -= huge_usable_size(s);
     heap->huge_requested -= s->huge_requested;
-    if ((uintptr_t)data - (uintptr_t)s >= SPAN_SIZE)
-        address_map_set(data, (uintptr_t)heap | MAP_RESERVED);
+    if ((size_t)(data - span_base(s)) >= SPAN_SIZE)
+        address_map_set_at(data, (uintptr_t)heap | MAP_RESERVED);
     /* The pages stay (committed and charged) for the next huge block; the
      * release policy gives them back. */
     uint32_t now = os_coarse_ms();
     pthread_mutex_lock(&heap->retain_lock);
-    run_free(heap, (char *)s, span_capacity(s), s->committed, now);
+    run_free(heap, span_base(s), span_capacity(s), s->committed, now);
     if (os_strict_commit()) {
         /* Under a strict commit limit kept pages hold commit charge that
          * other programs may need: they go back at once. */
@@ -560,7 +566,7 @@ bool huge_contains(struct sc_heap_s *heap, uintptr_t a)
         if (w == 0 || address_map_heap(w, span) != heap)
             return false;
         if ((w & MAP_TAGS) == MAP_SPAN) {
-            span_t *s = (span_t *)span;
+            span_t *s = span_at((const void *)span);
             if (span_kind(s) != SPAN_KIND_HUGE || span_state(s) != SPAN_HOT)
                 return false;
             return a < (uintptr_t)s->bump_end;
@@ -573,7 +579,7 @@ bool huge_contains(struct sc_heap_s *heap, uintptr_t a)
 
 /* Under huge_lock: block s of `spans` spans keeps only its first `keep`
  * spans; the rest becomes a free run with the pages it had. false (nothing
- * changed) if the rest's header page cannot be charged. */
+ * changed) if the rest's first page cannot be charged. */
 static bool block_cut(struct sc_heap_s *heap, span_t *s, size_t keep)
 {
     size_t page = os_page_size();
@@ -585,7 +591,7 @@ static bool block_cut(struct sc_heap_s *heap, span_t *s, size_t keep)
     if (tail_committed < page) {
         if (!arena_charge(heap, page - tail_committed))
             return false;
-        if (!arena_make_writable((char *)s + off, page)) {
+        if (!arena_make_writable(span_base(s) + off, page)) {
             arena_uncharge(heap, page - tail_committed);
             return false;
         }
@@ -599,7 +605,7 @@ static bool block_cut(struct sc_heap_s *heap, span_t *s, size_t keep)
     else if (s->rw_bytes > off)
         s->rw_bytes = off;
     pthread_mutex_lock(&heap->retain_lock);
-    run_free(heap, (char *)s + off, spans - keep, tail_committed, os_coarse_ms());
+    run_free(heap, span_base(s) + off, spans - keep, tail_committed, os_coarse_ms());
     pthread_mutex_unlock(&heap->retain_lock);
     return true;
 }
@@ -614,15 +620,15 @@ static bool block_grow(struct sc_heap_s *heap, span_t *s, size_t more, size_t ne
     size_t spans = span_capacity(s);
     char *end = run_end(s);
     span_t *prev = NULL, *r = heap->huge_free_runs;
-    while (r && (char *)r < end) {
+    while (r && span_base(r) < end) {
         prev = r;
         r = run_next(r);
     }
     size_t old = s->committed;
     size_t base = spans * SPAN_SIZE;
-    if (r && (char *)r == end && span_capacity(r) >= more) {
+    if (r && span_base(r) == end && span_capacity(r) >= more) {
         pthread_mutex_lock(&heap->retain_lock);
-        _Atomic uint64_t *w = info_of(heap, r);
+        _Atomic uint64_t *w = run_info(heap, r);
         size_t kept = 0;
         for (size_t j = 0; j < more; j++)
             kept += info_pages(atomic_load_explicit(&w[j], memory_order_relaxed));
@@ -639,13 +645,13 @@ static bool block_grow(struct sc_heap_s *heap, span_t *s, size_t more, size_t ne
             pthread_mutex_unlock(&heap->retain_lock);
             return false;
         }
-        if (!arena_make_writable(s, committed)) {
+        if (!arena_make_writable(span_base(s), committed)) {
             arena_uncharge(heap, charge);
             pthread_mutex_unlock(&heap->retain_lock);
             return false;
         }
         size_t last_pages = 0;
-        run_claim(heap, prev, r, (char *)r, more, &last_pages);
+        run_claim(heap, prev, r, end, more, &last_pages);
         pthread_mutex_unlock(&heap->retain_lock);
         address_map_set(r, (uintptr_t)heap | MAP_RESERVED);
         s->committed = committed;
@@ -659,7 +665,7 @@ static bool block_grow(struct sc_heap_s *heap, span_t *s, size_t more, size_t ne
     if (!arena_charge(heap, committed - old))
         return false;
     if (!arena_extend_run(heap, s, spans, more) ||
-        (os_strict_commit() && !arena_make_writable(s, committed))) {
+        (os_strict_commit() && !arena_make_writable(span_base(s), committed))) {
         arena_uncharge(heap, committed - old);
         return false;
     }
@@ -677,10 +683,10 @@ bool huge_resize_in_place(struct sc_heap_s *heap, span_t *s, size_t n)
     bool ok = false;
     pthread_mutex_lock(&heap->huge_lock);
     char *data = atomic_load_explicit(&s->bump, memory_order_relaxed);
-    size_t lead = (size_t)(data - (char *)s);
+    size_t lead = (size_t)(data - span_base(s));
     size_t spans = (lead + n + SPAN_SIZE - 1) / SPAN_SIZE;
     char *end = (char *)round_up((uintptr_t)data + n, page);
-    size_t keep = (size_t)(end - (char *)s);
+    size_t keep = (size_t)(end - span_base(s));
     if (spans <= span_capacity(s)) {
         /* Shrink (or grow within the run): whole spans past the new end
          * become a free run with their pages; pages past the end inside
@@ -714,7 +720,7 @@ out:
 
 void huge_clear_for_calloc(span_t *s, void *p, size_t n)
 {
-    char *to = (char *)s + s->huge_dirty_end;
+    char *to = span_base(s) + s->huge_dirty_end;
     if ((char *)p + n < to)
         to = (char *)p + n;
     if (to > (char *)p)

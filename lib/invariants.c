@@ -16,7 +16,7 @@ static bool walk_list(span_t *s, block_t *b, uint32_t *count)
 {
     uint32_t n = 0;
     for (; b; b = block_next(b)) {
-        if ((uintptr_t)b >> SPAN_SHIFT != (uintptr_t)s >> SPAN_SHIFT ||
+        if ((uintptr_t)b >> SPAN_SHIFT != (uintptr_t)span_base(s) >> SPAN_SHIFT ||
             !span_is_block_start(s, (uintptr_t)b) || ++n > span_capacity(s))
             return false;
     }

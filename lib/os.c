@@ -9,6 +9,7 @@
 #include <string.h>
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <sys/uio.h>
@@ -103,6 +104,37 @@ void *os_reserve_aligned(size_t size, size_t align, bool writable, void **mappin
     *mapping = raw;
     *mapping_size = span;
     return (void *)start;
+}
+
+bool os_reserve_at(void *p, size_t size, bool writable)
+{
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+    int prot = writable ? PROT_READ | PROT_WRITE : PROT_NONE;
+    char *got = mmap(p, size, prot,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (got == MAP_FAILED)
+        return false;
+    if (got != p) {
+        /* A kernel (or valgrind) that takes the flag for a hint put it
+         * elsewhere: not what was asked. */
+        munmap(got, size);
+        return false;
+    }
+#ifdef MADV_NOHUGEPAGE
+    if (thp_always())
+        madvise(p, size, MADV_NOHUGEPAGE);
+#endif
+    return true;
+}
+
+size_t os_address_space_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return SIZE_MAX;
+    return (size_t)rl.rlim_cur;
 }
 
 bool os_commit(void *p, size_t size)

@@ -79,6 +79,14 @@ void os_free_metadata(void *p, size_t size);
  * read on slow paths only. */
 uint32_t os_coarse_ms(void);
 
+/* The address-space limit (RLIMIT_AS) in bytes, SIZE_MAX if none. */
+size_t os_address_space_limit(void);
+
+/* Reserves exactly [p, p + size) (nothing there may be mapped already):
+ * read-write and MAP_NORESERVE if writable, else inaccessible. false if the
+ * range is taken or the kernel refuses. */
+bool os_reserve_at(void *p, size_t size, bool writable);
+
 /* Bytes of [p, p+size) resident now (mincore). */
 size_t os_resident_bytes(void *p, size_t size);
 

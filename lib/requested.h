@@ -46,7 +46,7 @@ static inline bool requested_enabled(const struct sc_heap_s *heap)
  * blocks (span.c). */
 static inline char *requested_table_of(const span_t *s)
 {
-    char *table = (char *)s + SPAN_HEADER_SIZE;
+    char *table = span_base(s) + SPAN_LEAD;
     if (check_enabled(s->heap))
         table += span_bitmap_bytes(span_capacity(s));
     return table;

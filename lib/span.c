@@ -13,7 +13,7 @@ span_t span_empty;
 
 /* Bytes a span of cap blocks of bs bytes keeps between its header and its
  * first block: the checked-mode bitmap and the requested-size table (each a
- * multiple of 8), rounded up to SPAN_HEADER_SIZE so that blocks keep the
+ * multiple of 8), rounded up to SPAN_LEAD so that blocks keep the
  * alignment aligned allocation relies on. At most a few KiB (16-byte blocks
  * in a 32 KiB real span: 2 KiB of table), so the metadata lies in the first
  * commit step and the rest of the real span is committed as carving
@@ -25,7 +25,7 @@ static size_t span_meta_bytes(const struct sc_heap_s *heap, size_t bs, uint32_t 
         bytes += span_bitmap_bytes(cap);
     if (heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED))
         bytes += span_slack_table_bytes(bs, cap);
-    return (bytes + SPAN_HEADER_SIZE - 1) & ~(SPAN_HEADER_SIZE - 1);
+    return (bytes + SPAN_LEAD - 1) & ~(SPAN_LEAD - 1);
 }
 
 static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs)
@@ -37,9 +37,9 @@ static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs)
     size_t target = REAL_SPAN_BAND(band);
     if (target > SPAN_SIZE)
         target = SPAN_SIZE;
-    size_t cap = (target - SPAN_HEADER_SIZE) / bs;
+    size_t cap = (target - SPAN_LEAD) / bs;
     /* What a checked or tracking span keeps before its blocks must fit. */
-    while (cap > 1 && SPAN_HEADER_SIZE + span_meta_bytes(heap, bs, (uint32_t)cap) + cap * bs > SPAN_SIZE)
+    while (cap > 1 && SPAN_LEAD + span_meta_bytes(heap, bs, (uint32_t)cap) + cap * bs > SPAN_SIZE)
         cap--;
     return (uint32_t)(cap ? cap : 1);
 }
@@ -50,7 +50,7 @@ void span_geometry_init(struct sc_heap_s *heap)
     for (unsigned cls = 0; cls < NUM_CLASSES; cls++) {
         size_t bs = size_class_block_size(cls);
         uint32_t cap = class_capacity(heap, bs);
-        size_t first = SPAN_HEADER_SIZE + span_meta_bytes(heap, bs, cap);
+        size_t first = SPAN_LEAD + span_meta_bytes(heap, bs, cap);
         size_t real = (first + (size_t)cap * bs + page - 1) & ~(page - 1);
         /* The first step (metadata and first block); carving commits the
          * rest as it goes. */
@@ -85,10 +85,10 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
     size_t bs = size_class_block_size(cls);
     s->free = NULL;
     s->kept_empty = 0;
-    span_set_bump(s, (char *)s + g->first);
+    span_set_bump(s, span_base(s) + g->first);
     owner_word_set(&s->carved_limit, 0);
     span_set_used_level(s, 0, SPAN_LEVEL_NEVER);
-    s->bump_end = (char *)s + g->first + (size_t)g->capacity * bs;
+    s->bump_end = span_base(s) + g->first + (size_t)g->capacity * bs;
     s->block_size = (uint32_t)bs;
     span_set_capacity(s, g->capacity);
     s->divide_magic = g->divide_magic;
@@ -114,18 +114,18 @@ static enum carve_result carve_bytes(span_t *s, size_t bytes)
     size_t left = (size_t)(s->bump_end - p) / bs;
     if (n > left)
         n = left;
-    size_t end = (size_t)(p + n * bs - (char *)s);
+    size_t end = (size_t)(p + n * bs - span_base(s));
     if (end > s->committed) {
         /* Commit the next step (never past the real span); at the heap's
          * limit, carve only what is committed already, if anything. */
         size_t page = os_page_size();
-        size_t real = ((size_t)(s->bump_end - (char *)s) + page - 1) & ~(page - 1);
+        size_t real = ((size_t)(s->bump_end - span_base(s)) + page - 1) & ~(page - 1);
         size_t want = (end + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
         if (want > real)
             want = real;
         if (!arena_commit(s->heap, s, want)) {
-            size_t fits = s->committed > (size_t)(p - (char *)s)
-                              ? (s->committed - (size_t)(p - (char *)s)) / bs
+            size_t fits = s->committed > (size_t)(p - span_base(s))
+                              ? (s->committed - (size_t)(p - span_base(s))) / bs
                               : 0;
             if (fits == 0)
                 return CARVE_NO_COMMIT;
@@ -154,16 +154,16 @@ enum carve_result span_carve(span_t *s)
 size_t span_touched_bytes(const span_t *s)
 {
     if (span_kind(s) != SPAN_KIND_BLOCKS)
-        return SPAN_HEADER_SIZE;
-    size_t bumped = (size_t)(span_bump(s) - (const char *)s);
+        return SPAN_LEAD;
+    size_t bumped = (size_t)((uintptr_t)span_bump(s) - (uintptr_t)span_base(s));
     if (bumped > SPAN_SIZE)
-        return SPAN_HEADER_SIZE; /* not a block span's bump */
+        return SPAN_LEAD; /* not a block span's bump */
     return bumped < s->committed ? bumped : s->committed;
 }
 
 void span_carve_touched(span_t *s, size_t touched)
 {
-    size_t at = (size_t)(span_bump(s) - (char *)s);
+    size_t at = (size_t)(span_bump(s) - span_base(s));
     if (touched > s->committed)
         touched = s->committed; /* set-up gave a bigger class's tail back */
     if (touched > at + CARVE_BYTES)
@@ -378,14 +378,14 @@ bool span_trim_drained_begin(span_t *s)
 void span_trim_drained_release(span_t *s, os_release_batch_t *b)
 {
     /* Every block is free and the owner leaves the span alone while it is
-     * DRAINING, so everything past the header page can go. rw_bytes and
+     * DRAINING, so everything past the first page can go. rw_bytes and
      * the block fields stay as they are (the owner pools the span, and
      * whoever takes it next sets it up again); committed falls to the
-     * header page. */
+     * first page. */
     size_t page = os_page_size();
-    annotate_no_access((char *)s + SPAN_HEADER_SIZE, s->rw_bytes - SPAN_HEADER_SIZE);
+    annotate_no_access(span_base(s) + SPAN_LEAD, s->rw_bytes - SPAN_LEAD);
     if (s->rw_bytes > page)
-        os_release_batch_add(b, (char *)s + page, s->rw_bytes - page);
+        os_release_batch_add(b, span_base(s) + page, s->rw_bytes - page);
     arena_uncommit(s->heap, s, page);
 }
 

@@ -8,6 +8,7 @@
 #ifndef SCALLOC_SPAN_H
 #define SCALLOC_SPAN_H
 
+#include "address_map.h"
 #include "os.h"
 #include "types.h"
 
@@ -85,13 +86,14 @@ static inline uint32_t remote_count(uint64_t w)
 static inline block_t *remote_head(span_t *s, uint64_t w)
 {
     uint64_t off = (w >> REMOTE_HEAD_SHIFT) & REMOTE_FIELD_MASK;
-    return off ? (block_t *)((char *)s + off) : NULL;
+    return off ? (block_t *)(span_base(s) + off) : NULL;
 }
 
 static inline uint64_t remote_word(unsigned state, const span_t *s, const block_t *head,
                                    uint32_t count)
 {
-    uint64_t off = head ? (uint64_t)((const char *)head - (const char *)s) : 0;
+    (void)s; /* head lies in s's 2 MiB: its offset is its low bits */
+    uint64_t off = head ? (uint64_t)((uintptr_t)head & SPAN_MASK) : 0;
     return (uint64_t)state | (off << REMOTE_HEAD_SHIFT) |
            ((uint64_t)count << REMOTE_COUNT_SHIFT);
 }
@@ -158,7 +160,7 @@ bool span_claim_owned_empty(span_t *s, bool leaving);
  * span_trim_drained_end gives it back, DRAINED. */
 bool span_trim_drained_begin(span_t *s);
 
-/* Adds the memory of a DRAINING span (all but the header page) to b and
+/* Adds the memory of a DRAINING span (all but the first page) to b and
  * takes it off the heap's committed bytes. */
 void span_trim_drained_release(span_t *s, os_release_batch_t *b);
 
@@ -202,10 +204,11 @@ extern span_t span_empty;
  * carved_limit = carved * step exactly when k < carved; any other q of
  * the span (0 < q mod bs, or q "negative": a before the first block) gives
  * at least 2^64 / bs - 2^14 > 2^40, far above any carved_limit (< 2^22).
- * Callers guarantee a lies in the span's 2 MiB. */
+ * Callers guarantee a lies in the span's 2 MiB, so a's offset in it is
+ * its low bits. */
 static inline bool span_is_block_start_at(const span_t *s, uintptr_t a, size_t blocks_offset)
 {
-    uint64_t q = (uint64_t)(a - ((uintptr_t)s + blocks_offset));
+    uint64_t q = (uint64_t)((a & SPAN_MASK) - blocks_offset);
     return q * s->divide_magic < owner_word_peek(&s->carved_limit);
 }
 
@@ -264,7 +267,7 @@ static inline size_t span_block_index(const span_t *s, const block_t *b)
 
 static inline bool span_is_block_start(const span_t *s, uintptr_t a)
 {
-    return span_is_block_start_at(s, a, (size_t)(span_first_block(s) - (const char *)s));
+    return span_is_block_start_at(s, a, (size_t)(span_first_block(s) - span_base(s)));
 }
 
 /* The same, by the span's owner, for a span whose blocks follow the header
@@ -273,7 +276,7 @@ static inline bool span_is_block_start(const span_t *s, uintptr_t a)
  * it) and saves computing the first block. */
 static inline bool span_is_block_start_plain(const span_t *s, uintptr_t a)
 {
-    uint64_t q = (uint64_t)(a - ((uintptr_t)s + SPAN_HEADER_SIZE));
+    uint64_t q = (uint64_t)((a & SPAN_MASK) - SPAN_LEAD);
     return q * s->divide_magic < owner_word_get(&s->carved_limit);
 }
 

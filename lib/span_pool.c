@@ -113,7 +113,7 @@ static bool purge_stack(struct sc_heap_s *heap, span_stack_t *st, uint32_t cutof
     bool marked = false;
     while (s) {
         span_t *next = atomic_load_explicit(&s->stack_next, memory_order_relaxed);
-        uint64_t w = atomic_load_explicit(arena_info(heap, s), memory_order_relaxed);
+        uint64_t w = atomic_load_explicit(arena_span_info(heap, s), memory_order_relaxed);
         /* A span without INFO_POOLED was kept by sc_heap_reset
          * (reset_keep_bytes): only a trim takes it. */
         if (all || ((w & INFO_POOLED) && time_before(info_since(w), cutoff))) {
@@ -217,7 +217,7 @@ void span_pool_put(struct sc_heap_s *heap, span_t *s, unsigned slot)
     size_t bytes = s->committed;
     uint32_t now = os_coarse_ms();
     /* relaxed: the push below publishes the info word with the span. */
-    atomic_store_explicit(arena_info(heap, s),
+    atomic_store_explicit(arena_span_info(heap, s),
                           info_word(INFO_POOLED, bytes / os_page_size(), now),
                           memory_order_relaxed);
     atomic_fetch_add_explicit(&heap->unused_bytes, bytes, memory_order_relaxed);
@@ -233,7 +233,7 @@ void span_pool_put(struct sc_heap_s *heap, span_t *s, unsigned slot)
 static span_t *take_out(struct sc_heap_s *heap, span_t *s)
 {
     atomic_fetch_sub_explicit(&heap->unused_bytes, s->committed, memory_order_relaxed);
-    atomic_store_explicit(arena_info(heap, s), 0, memory_order_relaxed);
+    atomic_store_explicit(arena_span_info(heap, s), 0, memory_order_relaxed);
     return s;
 }
 

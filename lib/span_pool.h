@@ -7,7 +7,7 @@
  * schedule, never once per event: the pool's spans and the free huge runs'
  * pages are given back once they stayed unused for the heap's purge delay,
  * or, oldest first, when the heap's unused committed bytes pass its bound;
- * given back whole (header page too, so that neighbours make one range and
+ * given back whole (first page too, so that neighbours make one range and
  * one madvise), pool spans become cold and are taken again before fresh
  * address space. There is no background thread: the coarse clock is read
  * and the policy applied when a span is pooled or taken and when a huge

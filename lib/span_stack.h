@@ -1,20 +1,23 @@
 /*
  * A lock-free Treiber stack of spans with an ABA tag. The head word packs
- * the span address (2 MiB aligned, below 2^47) with a 38-bit counter in the
- * low 21 bits and the top 17 bits; every successful pop bumps the counter,
+ * the span's memory address (2 MiB aligned, below 2^47; its header is found
+ * through the address map, span_at) with a 38-bit counter in the low 21
+ * bits and the top 17 bits; every successful pop bumps the counter,
  * so a popper that was preempted between reading the head and its CAS
  * cannot succeed against a head that was popped and pushed back meanwhile.
  */
 #ifndef SCALLOC_SPAN_STACK_H
 #define SCALLOC_SPAN_STACK_H
 
+#include "address_map.h"
 #include "types.h"
 
 #define STACK_ADDR_MASK ((((uint64_t)1 << ADDRESS_BITS) - 1) & ~(uint64_t)SPAN_MASK)
 
 static inline span_t *span_stack_word_span(uint64_t w)
 {
-    return (span_t *)(uintptr_t)(w & STACK_ADDR_MASK);
+    uint64_t base = w & STACK_ADDR_MASK;
+    return base ? span_at((const void *)(uintptr_t)base) : NULL;
 }
 
 static inline uint64_t span_stack_word_tag(uint64_t w)
@@ -22,10 +25,17 @@ static inline uint64_t span_stack_word_tag(uint64_t w)
     return (w & SPAN_MASK) | ((w >> ADDRESS_BITS) << SPAN_SHIFT);
 }
 
+/* The head word for the span whose memory is at base (NULL: none). */
+static inline uint64_t span_stack_word_at(const char *base, uint64_t tag)
+{
+    return (uint64_t)(uintptr_t)base | (tag & SPAN_MASK) |
+           ((tag >> SPAN_SHIFT) << ADDRESS_BITS);
+}
+
+/* The head word for span s (NULL: the empty stack). */
 static inline uint64_t span_stack_word(span_t *s, uint64_t tag)
 {
-    return (uint64_t)(uintptr_t)s | (tag & SPAN_MASK) |
-           ((tag >> SPAN_SHIFT) << ADDRESS_BITS);
+    return span_stack_word_at(s ? span_base(s) : NULL, tag);
 }
 
 static inline void span_stack_push(span_stack_t *st, span_t *s)
@@ -37,7 +47,7 @@ static inline void span_stack_push(span_stack_t *st, span_t *s)
         /* release: the span's header and link are visible to the popper.
          * The tag is kept: only pops need to change it (a push cannot be
          * fooled by ABA, it only needs the current head). */
-        uint64_t next = span_stack_word(s, span_stack_word_tag(old));
+        uint64_t next = span_stack_word_at(span_base(s), span_stack_word_tag(old));
         if (atomic_compare_exchange_weak_explicit(&st->head, &old, next,
                                                   memory_order_release,
                                                   memory_order_relaxed))

@@ -27,13 +27,32 @@
  * against the caller's frontend; everything else goes to the free
  * dispatcher (free.h), which reads the word once and classifies.
  *
- * SPANS. A span serves one size class. Only its real span — the header and
- * the blocks the class needs — is ever touched. Blocks have no headers; a
- * block's span is found by masking the pointer. Each span header has two
- * cache lines: the first is written by the owning thread only (local free
- * list, bump pointer, the counts word: `used` and the room to the next
- * life-cycle event) and read by anyone for immutable facts (class, heap);
- * the second holds `remote`, the only word other threads write.
+ * SPANS. A span serves one size class. Only its real span — the blocks the
+ * class needs, from SPAN_LEAD bytes in — is ever touched. Blocks have no
+ * headers; a block's span is the 2 MiB that holds it. Each span header has
+ * two cache lines: the first is written by the owning thread only (local
+ * free list, bump pointer, the counts word: `used` and the room to the
+ * next life-cycle event) and read by anyone for immutable facts (class,
+ * heap); the second holds `remote`, the only word other threads write.
+ *
+ * THE SPAN HEADER TABLE. Headers do not live in their spans but side by
+ * side in one process-wide table beside the address map, indexed like it:
+ * the header of the span at address a is at a fixed origin plus
+ * (a >> 21) << 7 (span_at), and a header's span is found the same way
+ * back (span_base), so neither direction reads memory. A header at the
+ * start of every 2 MiB would put the fast paths' hot line of every span
+ * into the same few sets of every cache level and give each its own page:
+ * a program touching a few hundred spans at random (frees scattered over a
+ * heap, blocks handed between threads) misses in cache and TLB on headers
+ * alone. In the table, neighbouring spans' headers share pages and spread
+ * over the cache sets. The table is address space only (128 bytes per
+ * 2 MiB, 8 GiB for the 47-bit user space, MAP_NORESERVE); its pages are
+ * touched, and charged to the heap as committed, as the heap's spans are
+ * bumped (arena.c). Where that much address space cannot be reserved
+ * (ulimit -v), the table covers a window the size of the limit and every
+ * region is placed inside it (address_map.c, arena.c). A span's first page
+ * still stays committed while the span is known (the "first page" below):
+ * it holds the span's first blocks.
  *
  * THE SPAN LIFE CYCLE. `remote` packs the span state, the remote free list
  * head (as an offset in the span), a count of free blocks the owner does
@@ -139,10 +158,13 @@ _Noreturn void sc_assert_fail(const char *cond, const char *file, int line);
 #define SPAN_SHIFT 21
 #define SPAN_SIZE ((size_t)1 << SPAN_SHIFT)
 #define SPAN_MASK (SPAN_SIZE - 1)
-/* The span header: two cache lines. Blocks follow it, after the checked
- * bitmap and requested-size table of a checked or tracking heap's span
- * (span.c, span_first_block). */
-#define SPAN_HEADER_SIZE ((size_t)2 * CACHE_LINE)
+/* Bytes at the start of a span's memory before its blocks (after them the
+ * checked bitmap and requested-size table of a checked or tracking heap's
+ * span, span.c, span_first_block) or before a huge block's data. The span
+ * header is not there but in the span header table (THE SPAN HEADER
+ * TABLE above); the lead keeps every block and huge block 128-byte aligned
+ * away from the span start, so that the start never is one. */
+#define SPAN_LEAD ((size_t)2 * CACHE_LINE)
 /* User addresses are below 2^47 on x86-64 and aarch64 (48-bit VA). */
 #define ADDRESS_BITS 47
 #define MAP_ENTRIES ((size_t)1 << (ADDRESS_BITS - SPAN_SHIFT))
@@ -322,7 +344,7 @@ typedef struct span_s {
     /* Links in the owner's floating set for the class (owner only). */
     struct span_s *set_next, *set_prev;
     /* committed: bytes from the span start charged to the heap (its
-     * committed_bytes and limit); released spans keep only the header page.
+     * committed_bytes and limit); released spans keep only the first page.
      * rw_bytes: bytes from the span start that are read-write. Released
      * pages stay read-write (MADV_DONTNEED, no VMA split), so rw_bytes can
      * exceed committed. Written by the exclusive holder only; committed is
@@ -332,7 +354,11 @@ typedef struct span_s {
     size_t rw_bytes; /* line 1 is now exactly full */
 } span_t;
 
-_Static_assert(sizeof(span_t) == SPAN_HEADER_SIZE, "span header is two cache lines");
+_Static_assert(sizeof(span_t) == 2 * CACHE_LINE, "span header is two cache lines");
+/* log2 of the header size: the header table (address_map.h) is indexed by
+ * shifting. */
+#define SPAN_HEADER_SHIFT 7
+_Static_assert(sizeof(span_t) == (size_t)1 << SPAN_HEADER_SHIFT, "header size is a power of two");
 
 static inline uint32_t span_capacity(const span_t *s)
 {
@@ -395,6 +421,10 @@ typedef struct region_s {
     size_t mapping_size;
     size_t spans;               /* size / SPAN_SIZE */
     size_t meta_spans;          /* spans at base holding this and the tables */
+    span_t *headers;            /* span_at(base): headers[k] is span k's */
+    /* Bytes of header table pages charged as committed (arena.c,
+     * headers_charge): the pages up to the last bumped span's header. */
+    _Atomic size_t headers_committed;
     size_t meta_committed;      /* bytes of them charged as committed */
     /* One word per span of the region (arena.c, "span info"): for a span
      * that is free but keeps committed pages (pooled, or part of a free huge
@@ -503,7 +533,7 @@ struct sc_heap_s {
     size_t retain_bytes;        /* 0: the default bound (span_pool.c) */
     /* Committed bytes that are free for reuse and could go back: pooled
      * spans' committed bytes and free huge runs' pages (less each run's
-     * header page). Any thread, atomic. */
+     * first page). Any thread, atomic. */
     _Atomic size_t unused_bytes;
     /* The part of unused_bytes in free huge runs (what the default bound
      * applies to). */

@@ -13,7 +13,7 @@
  *    address space finds only words of the one live heap, and every span
  *    of its region has one
  *                                                     [any_pointer_value]
- *  - every word kind, written with address_map_set_range / address_map_set
+ *  - every word kind, written with address_map_set_range / address_map_set_at, and the header table beside the words (span_at, span_base)
  *    into address space of the test's own: 0, heap | MAP_SPAN,
  *    heap | MAP_RESERVED, heap | MAP_HUGE_ALIGNED, and an untagged frontend
  *    word (whose heap the span header names), read back at the span's
@@ -25,15 +25,22 @@
  *    a huge block's head and continuation, an over-aligned huge block's
  *    data span (MAP_HUGE_ALIGNED); all 0 after sc_heap_destroy
  *                                                  [every_word_kind_of_a_heap]
+ *  - under an address-space limit (ulimit -v) too small for the whole span
+ *    header table, the table covers a window and every region of every
+ *    heap is placed inside it: blocks, huge blocks and their headers work
+ *    as in the whole table                        [header_window_under_ulimit]
  */
 #include <criterion/criterion.h>
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "address_map.h"
 #include "arena.h"
+#include "invariants.h"
 #include "os.h"
 #include "test_util.h"
 
@@ -192,9 +199,29 @@ Test(component_address_map, every_word_kind_set)
     for (size_t k = 0; k < SPANS; k++)
         assert_span_word(base + k * SPAN_SIZE, 0, NULL, "unregistered");
 
-    /* A region: every word heap | MAP_RESERVED. */
+    /* A region: every word heap | MAP_RESERVED. Its spans' headers are in
+     * the header table, found from any address in the span by arithmetic
+     * and back, neighbours side by side. */
     uintptr_t reserved = (uintptr_t)&fake_heap | MAP_RESERVED;
     cr_assert(address_map_set_range((void *)base, SPANS * SPAN_SIZE, reserved));
+    char *lo, *hi;
+    bool windowed = address_map_window(&lo, &hi);
+    if (windowed && ((char *)base < lo || (char *)after > hi)) {
+        cr_assert(address_map_set_range((void *)base, SPANS * SPAN_SIZE, 0));
+        os_unreserve(mapping, mapping_size);
+        cr_skip_test("the header table covers a window (ulimit -v) that this area is not in");
+    }
+    cr_assert(address_map_headers_writable((void *)base, SPANS * SPAN_SIZE));
+    span_t *first = span_at((void *)base);
+    for (size_t k = 0; k < SPANS; k++) {
+        span_t *h = span_at((void *)(base + k * SPAN_SIZE));
+        cr_assert_eq(h, first + k, "span %zu: header %p, not %p (the headers side by side)", k,
+                     (void *)h, (void *)(first + k));
+        cr_assert_eq(span_at((void *)(base + k * SPAN_SIZE + SPAN_SIZE - 1)), h,
+                     "span %zu: its last byte leads to another header", k);
+        cr_assert_eq((uintptr_t)span_base(h), base + k * SPAN_SIZE, "span %zu: header %p leads back to %p", k,
+                     (void *)h, (void *)span_base(h));
+    }
     for (size_t k = 0; k < SPANS; k++)
         assert_span_word(base + k * SPAN_SIZE, reserved, &fake_heap, "range MAP_RESERVED");
     assert_span_word(before, 0, NULL, "below the range");
@@ -202,8 +229,7 @@ Test(component_address_map, every_word_kind_set)
 
     /* One word of each kind, one span each. The untagged (frontend) word
      * sends address_map_heap to the span header, which names the heap. */
-    cr_assert(os_commit((void *)(base + 3 * SPAN_SIZE), os_page_size()));
-    ((span_t *)(base + 3 * SPAN_SIZE))->heap = &fake_heap;
+    span_at((void *)(base + 3 * SPAN_SIZE))->heap = &fake_heap;
     const struct {
         uintptr_t word;
         struct sc_heap_s *heap;
@@ -215,7 +241,7 @@ Test(component_address_map, every_word_kind_set)
         {(uintptr_t)fake_frontend, &fake_heap, "untagged frontend word"},
     };
     for (size_t k = 0; k < 4; k++)
-        address_map_set((void *)(base + k * SPAN_SIZE), kinds[k].word);
+        address_map_set_at((void *)(base + k * SPAN_SIZE), kinds[k].word);
     for (size_t k = 0; k < 4; k++)
         assert_span_word(base + k * SPAN_SIZE, kinds[k].word, kinds[k].heap, kinds[k].what);
     for (size_t k = 4; k < SPANS; k++)
@@ -228,6 +254,7 @@ Test(component_address_map, every_word_kind_set)
     cr_assert_eq(address_map_get(base + 3 * SPAN_SIZE) & MAP_TAGS, 0);
 
     /* Cleared again, as arena_destroy does. */
+    span_at((void *)(base + 3 * SPAN_SIZE))->heap = NULL;
     cr_assert(address_map_set_range((void *)base, SPANS * SPAN_SIZE, 0));
     for (size_t k = 0; k < SPANS; k++)
         assert_span_word(base + k * SPAN_SIZE, 0, NULL, "cleared");
@@ -275,7 +302,19 @@ Test(component_address_map, every_word_kind_of_a_heap)
     /* A fresh span from the arena: a header, no owner. */
     span_t *fresh = arena_take_span(h);
     cr_assert_not_null(fresh);
-    assert_span_word((uintptr_t)fresh, span_word, h, "fresh arena span");
+    assert_span_word((uintptr_t)span_base(fresh), span_word, h, "fresh arena span");
+    cr_assert_eq(span_at(span_base(fresh) + SPAN_SIZE / 2), fresh,
+                 "the map leads from the span's memory to another header");
+    /* Its header lies in the region's header table, not in the span. */
+    region_t *hr = arena_region_of(h, span_base(fresh));
+    cr_assert_not_null(hr);
+    size_t k = (size_t)(span_base(fresh) - hr->base) / SPAN_SIZE;
+    cr_assert_eq(fresh, &hr->headers[k], "span %zu's header %p is not the table's %p", k,
+                 (void *)fresh, (void *)&hr->headers[k]);
+    /* The small block's span too: the headers of neighbouring spans are
+     * neighbours in the table. */
+    cr_assert_eq(span_at(small), &hr->headers[(size_t)(span_of(small) - (uintptr_t)hr->base) /
+                                              SPAN_SIZE]);
 
     /* The region's descriptor span and its spans never bumped. */
     region_t *r = atomic_load(&h->regions);
@@ -305,10 +344,74 @@ Test(component_address_map, every_word_kind_of_a_heap)
     assert_span_word((uintptr_t)aligned - SPAN_SIZE, span_word, h, "over-aligned huge header");
 
     /* Destroy clears every word of the heap. */
-    uintptr_t spans[] = {span_of(small),  (uintptr_t)fresh,     (uintptr_t)r->base,
+    uintptr_t spans[] = {span_of(small),  (uintptr_t)span_base(fresh), (uintptr_t)r->base,
                          (uintptr_t)bump, span_of(huge),        span_of(huge) + SPAN_SIZE,
                          (uintptr_t)aligned, (uintptr_t)aligned - SPAN_SIZE};
     sc_heap_destroy(h);
     for (size_t i = 0; i < sizeof spans / sizeof spans[0]; i++)
         assert_span_word(spans[i], 0, NULL, "after destroy");
+}
+
+/* Under RLIMIT_AS the 8 GiB header table cannot be reserved: the table
+ * covers a window as big as the limit, and regions go inside it. The map
+ * is set up on the first heap's creation, so the limit must come first:
+ * in a process of its own (Criterion forks each test). */
+Test(component_address_map, header_window_under_ulimit, .timeout = 60)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    cr_skip_test("a sanitizer's shadow memory needs more address space than the limit");
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+    cr_skip_test("a sanitizer's shadow memory needs more address space than the limit");
+#endif
+#endif
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload && strstr(preload, "vgpreload"))
+        cr_skip_test("valgrind keeps its own address space");
+    if (address_map != NULL)
+        cr_skip_test("the address map was set up before this test (tests not forked)");
+    const size_t limit = (size_t)4000 << 20;
+    struct rlimit old, rl;
+    cr_assert_eq(getrlimit(RLIMIT_AS, &old), 0);
+    rl = old;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > limit)
+        rl.rlim_cur = limit;
+    cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
+    sc_heap_t *a = sc_heap_create(NULL), *b = sc_heap_create(NULL);
+    cr_assert(a && b, "heaps refused under a %zu MiB limit", (size_t)rl.rlim_cur >> 20);
+    char *lo, *hi;
+    cr_assert(address_map_window(&lo, &hi), "the whole 8 GiB table fit under a 4000 MiB limit");
+    cr_assert_leq((size_t)(hi - lo), (size_t)rl.rlim_cur + SPAN_SIZE);
+    cr_log_info("window %p..%p (%zu MiB)", (void *)lo, (void *)hi, (size_t)(hi - lo) >> 20);
+
+    enum { N = 3000 };
+    static unsigned char *blocks[N];
+    test_rng_t rng = {99};
+    for (size_t i = 0; i < N; i++) {
+        sc_heap_t *h = i % 2 ? a : b;
+        size_t n = i % 500 == 7 ? (size_t)3 << 20 : 1 + test_mixed_size(&rng);
+        blocks[i] = i % 700 == 3 ? sc_aligned_alloc(h, (size_t)4 << 20, n) : sc_alloc(h, n);
+        cr_assert_not_null(blocks[i], "block %zu of %zu bytes", i, n);
+        cr_assert((char *)blocks[i] >= lo && (char *)blocks[i] < hi,
+                  "block %p outside the window", (void *)blocks[i]);
+        cr_assert_eq(sc_heap_of(blocks[i]), h);
+        memset(blocks[i], (int)(i & 0xff), n < 64 ? n : 64);
+    }
+    for (sc_heap_t *h = a; h; h = h == a ? b : NULL)
+        for (region_t *r = atomic_load(&h->regions); r; r = r->next) {
+            cr_assert(r->base >= lo && r->base + r->size <= hi, "region %p+%zu outside the window",
+                      (void *)r->base, r->size);
+            cr_assert_eq(span_base(r->headers), r->base);
+        }
+    for (size_t i = 0; i < N; i++) {
+        cr_assert_eq(blocks[i][0], (unsigned char)(i & 0xff), "block %zu lost its contents", i);
+        sc_free(i % 2 ? a : b, blocks[i]);
+    }
+    span_t *bad = NULL;
+    const char *broken = invariants_check_heap(a, &bad);
+    cr_assert_null(broken, "%s (span %p)", broken, (void *)bad);
+    sc_heap_destroy(a);
+    sc_heap_destroy(b);
+    setrlimit(RLIMIT_AS, &old);
 }

@@ -40,7 +40,7 @@ static void take_spans(sc_heap_t *heap, span_t **spans, size_t n)
     for (size_t i = 0; i < n; i++) {
         spans[i] = arena_take_span(heap);
         cr_assert_not_null(spans[i], "arena_take_span failed for span %zu", i);
-        cr_assert_eq((uintptr_t)spans[i] & SPAN_MASK, 0, "span %p is not 2 MiB aligned",
+        cr_assert_eq((uintptr_t)span_base(spans[i]) & SPAN_MASK, 0, "span %p is not 2 MiB aligned",
                      (void *)spans[i]);
         for (size_t k = 0; k < i; k++)
             cr_assert_neq(spans[i], spans[k], "the arena handed out span %p twice",

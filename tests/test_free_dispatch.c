@@ -12,7 +12,8 @@
  *  - libc, stack, global, garbage and non-canonical pointers: foreign;
  *    another heap's block: other heap                         [foreign_*, other_heap]
  *  - interior pointers into a block; blocks freed already (a pooled span,
- *    the head of the free list)                               [interior, freed_*]
+ *    the head of the free list, a block kept across a reset into a span
+ *    bumped again)                                  [interior, freed_*, stale_*]
  */
 #include <criterion/criterion.h>
 
@@ -20,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "arena.h"
 #include "free.h"
 #include "frontend.h"
 #include "invariants.h"
@@ -71,7 +73,8 @@ Test(free_dispatch, owned_hot)
     void *p = sc_alloc(h, 64);
     block_ref_t r = lookup(h, p);
     cr_assert_eq(r.kind, BLOCK_OWNED);
-    cr_assert_eq((uintptr_t)r.span, (uintptr_t)p & ~(uintptr_t)SPAN_MASK);
+    cr_assert_eq(r.span, span_at(p));
+    cr_assert_eq((uintptr_t)span_base(r.span), (uintptr_t)p & ~(uintptr_t)SPAN_MASK);
     cr_assert_eq(sc_usable_size(h, p), 64);
     sc_free(h, p);
     cr_assert_eq(atomic_load(&errors.count), 0);
@@ -86,8 +89,8 @@ Test(free_dispatch, owned_floating)
     static void *blocks[N];
     for (int i = 0; i < N; i++)
         blocks[i] = sc_alloc(h, 32);
-    span_t *first = (span_t *)((uintptr_t)blocks[0] & ~(uintptr_t)SPAN_MASK);
-    span_t *last = (span_t *)((uintptr_t)blocks[N - 1] & ~(uintptr_t)SPAN_MASK);
+    span_t *first = span_at(blocks[0]);
+    span_t *last = span_at(blocks[N - 1]);
     cr_assert_neq(first, last, "one span held %d blocks of 32 B", N);
     cr_assert_eq(span_state(first), SPAN_FLOATING);
     span_t *bad = NULL;
@@ -317,8 +320,42 @@ Test(free_dispatch, freed_pooled_span)
     pthread_t tid;
     cr_assert_eq(pthread_create(&tid, NULL, alloc_free_worker, &w), 0);
     pthread_join(tid, NULL);
-    span_t *s = (span_t *)((uintptr_t)w.block & ~(uintptr_t)SPAN_MASK);
+    span_t *s = span_at(w.block);
     cr_assert_eq(span_state(s), SPAN_POOLED);
     expect_bad(h, w.block, SC_ERR_DOUBLE_FREE);
+    sc_heap_destroy(h);
+}
+
+/* Span headers live in the header table, not in the span, so a span
+ * bumped again after sc_heap_reset gets its old header back: the arena
+ * makes it a fresh span's (no kind, nothing carved) before its map word
+ * says it has one. A block pointer kept from before the reset is then
+ * refused, as a zeroed header in the span's own first page refused it,
+ * instead of being taken for a live block of the span it used to be. */
+Test(free_dispatch, stale_block_in_a_span_bumped_again)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    void *blocks[64];
+    for (int i = 0; i < 64; i++)
+        blocks[i] = sc_alloc(h, 64);
+    char *stale = blocks[10];
+    span_t *before = span_at(stale);
+    char *base = span_base(before);
+    cr_assert_eq(span_kind(before), SPAN_KIND_BLOCKS);
+    sc_heap_reset(h); /* reset_keep_bytes 0: the whole region is rewound */
+    expect_bad(h, stale, SC_ERR_FOREIGN_POINTER);
+
+    span_t *s = arena_take_span(h);
+    cr_assert_not_null(s);
+    cr_assert_eq(span_base(s), base, "the first span bumped after the reset is %p, not %p",
+                 (void *)span_base(s), (void *)base);
+    cr_assert_eq(s, before, "the same 2 MiB got another header");
+    cr_assert_eq(span_kind(s), 0, "a bumped span's header kept its kind");
+    cr_assert_eq(span_capacity(s), 0);
+    cr_assert_eq(s->block_size, 0);
+    cr_assert_null(span_owner(s));
+    cr_assert_eq(s->committed, os_page_size());
+    cr_assert_eq(address_map_get((uintptr_t)stale) & MAP_TAGS, MAP_SPAN);
+    expect_bad(h, stale, SC_ERR_FOREIGN_POINTER);
     sc_heap_destroy(h);
 }

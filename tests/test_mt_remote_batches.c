@@ -84,7 +84,7 @@ static void *worker(void *arg)
 
 static span_t *span_of(const void *p)
 {
-    return (span_t *)((uintptr_t)p & ~(uintptr_t)SPAN_MASK);
+    return span_at(p);
 }
 
 static uint32_t remote_of(const void *p)
@@ -345,9 +345,9 @@ static void drained_floating(void)
     pthread_join(tid, NULL);
     pthread_barrier_destroy(&hold);
     /* The owner (main) pools it when it next looks: on its trim, which
-     * also makes pooled spans cold (their header page goes too). */
+     * also makes pooled spans cold (their first page goes too). */
     sc_heap_trim(h);
-    uintptr_t word = address_map_get((uintptr_t)first);
+    uintptr_t word = address_map_get((uintptr_t)span_base(first));
     TEST_CHECK((word & MAP_TAGS) == MAP_RESERVED ||
                    ((word & MAP_TAGS) == MAP_SPAN && span_state(first) == SPAN_POOLED),
                "map word %#lx", (unsigned long)word);

@@ -65,10 +65,10 @@ static size_t kept_spans_of(sc_heap_t *h, unsigned cls, span_t **out, size_t max
     return n;
 }
 
-/* The span of block p (a block span's header is at its 2 MiB start). */
+/* The span of block p (its header, in the region's header table). */
 static span_t *span_of(const void *p)
 {
-    return (span_t *)((uintptr_t)p & ~(uintptr_t)SPAN_MASK);
+    return span_at(p);
 }
 
 enum { ROUNDS = 10 };
@@ -332,7 +332,7 @@ static size_t kept_spans(sc_heap_t *h, span_t **out, size_t max)
 
 static size_t blocks_per_span(void)
 {
-    return (REAL_SPAN_MIN - SPAN_HEADER_SIZE) / 32;
+    return (REAL_SPAN_MIN - SPAN_LEAD) / 32;
 }
 
 Test(span_reuse, kept_empty_spans_bounded_and_reused)

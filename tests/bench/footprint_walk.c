@@ -194,7 +194,7 @@ static const char *const fp_row_name[ROWS] = {
     [ROW_TAIL_OTHER] = "uncarved tails of other spans in use",
     [ROW_SPAN_END] = "span ends past the last block (page rounding)",
     [ROW_META_SPAN] = "metadata: span headers (and checked/tracking tables)",
-    [ROW_META_REGION] = "metadata: region descriptors",
+    [ROW_META_REGION] = "metadata: region descriptors, span header tables",
     [ROW_POOL_WARM] = "warm pool spans (empty, memory kept)",
     [ROW_DRAINED] = "drained spans awaiting their owner (emptied by remote frees)",
     [ROW_COLD] = "cold/other: released spans' header pages, free huge runs",
@@ -389,15 +389,15 @@ static void fp_walk_huge(fp_snapshot *out, span_t *s, size_t page)
     size_t committed = s->committed;
     size_t committed_pages = (committed + page - 1) / page * page;
     if (remote_state(w) != SPAN_HOT) { /* a free run: its header page */
-        fp_add(&out->row[ROW_COLD], committed, fp_res_range((char *)s, committed_pages));
+        fp_add(&out->row[ROW_COLD], committed, fp_res_range(span_base(s), committed_pages));
         out->spans_other++;
         return;
     }
     char *data = span_bump(s);
     size_t usable = (size_t)(s->bump_end - data);
-    size_t lead = (size_t)(data - (char *)s);
-    size_t res_all = fp_res_range((char *)s, committed_pages);
-    size_t res_lead = fp_res_range((char *)s, (lead + page - 1) / page * page);
+    size_t lead = (size_t)(data - span_base(s));
+    size_t res_all = fp_res_range(span_base(s), committed_pages);
+    size_t res_lead = fp_res_range(span_base(s), (lead + page - 1) / page * page);
     /* The huge block's live part first; requested vs rounding is split by
      * class counters below, like class blocks. */
     out->cls[FP_HUGE].usable_live += usable;
@@ -428,16 +428,19 @@ static void fp_walk(bench_heap *h, fp_snapshot *out, const char *label)
          r = r->next) {
         char *bump = atomic_load_explicit(&r->bump, memory_order_relaxed);
         out->regions++;
-        fp_add(&out->row[ROW_META_REGION], page, fp_res_range(r->base, page));
+        size_t headers = atomic_load_explicit(&r->headers_committed, memory_order_relaxed);
+        fp_add(&out->row[ROW_META_REGION], r->meta_committed + headers,
+               fp_res_range(r->base, r->meta_committed) +
+                   fp_res_range((char *)r->headers, headers));
         out->heap_resident += fp_res_range(r->base, (size_t)(bump - r->base));
-        for (char *p = r->base + SPAN_SIZE; p < bump; p += SPAN_SIZE) {
+        for (char *p = r->base + r->meta_spans * SPAN_SIZE; p < bump; p += SPAN_SIZE) {
             uintptr_t word = address_map_get((uintptr_t)p);
             uintptr_t tag = word & MAP_TAGS;
             /* Not a span with a header: cold spans (nothing committed),
              * the continuation spans of huge runs (their head counts them). */
             if (word == 0 || tag == MAP_RESERVED || tag == MAP_HUGE_ALIGNED)
                 continue;
-            span_t *s = (span_t *)p;
+            span_t *s = span_at(p);
             view.base = p;
             if (span_kind(s) == SPAN_KIND_BLOCKS) {
                 fp_walk_blocks(out, s, &view);

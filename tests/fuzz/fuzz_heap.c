@@ -786,11 +786,15 @@ static void workers_join(void)
 /* Heap-level checks                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* Upper bound on the pages charged outside the limit (one descriptor page
- * per region; regions are at least MIN_REGION). */
+/* Upper bound on the metadata a heap keeps charged whatever it holds, even
+ * after a reset: a descriptor page per region (regions are at least
+ * MIN_REGION), and the header table pages of the spans it ever bumped (a
+ * header per 2 MiB span, and a page at either end of each region's run of
+ * headers, which a neighbour may share). */
 static size_t descriptor_slack(const sc_heap_stats_t *st)
 {
-    return (st->reserved_bytes / MIN_REGION + 1) * 4096;
+    size_t regions = st->reserved_bytes / MIN_REGION + 1;
+    return regions * 3 * 4096 + st->reserved_bytes / SPAN_SIZE * sizeof(span_t);
 }
 
 /* Statistics of heap hi against the model; only when no worker holds one of
