@@ -24,39 +24,37 @@ static uintptr_t table_lo, table_hi;
  * (from the top down), so the window stays free of other mappings. */
 #define WINDOW_BASE ((uintptr_t)1 << (ADDRESS_BITS - 3))
 
-static bool table_reserve(uintptr_t lo, uintptr_t hi)
+/* Reserves the map and, right after it in the same mapping (one system
+ * call), the header table for the spans of [lo, hi). */
+static bool map_and_table_reserve(uintptr_t lo, uintptr_t hi)
 {
-    size_t bytes = (size_t)((hi - lo) >> SPAN_SHIFT) << SPAN_HEADER_SHIFT;
+    size_t map_bytes = MAP_ENTRIES * sizeof(uintptr_t);
+    size_t table_bytes = (size_t)((hi - lo) >> SPAN_SHIFT) << SPAN_HEADER_SHIFT;
     bool writable = false;
-    char *t = os_reserve_table(bytes, &writable);
-    if (t == NULL)
+    char *p = os_reserve_table(map_bytes + table_bytes, &writable);
+    if (p == NULL)
         return false;
-    table_read_only = !writable;
+    map_read_only = table_read_only = !writable;
     table_lo = lo;
     table_hi = hi;
-    span_table_origin = (uintptr_t)t - ((lo >> SPAN_SHIFT) << SPAN_HEADER_SHIFT);
+    span_table_origin = (uintptr_t)(p + map_bytes) - ((lo >> SPAN_SHIFT) << SPAN_HEADER_SHIFT);
+    address_map = (_Atomic uintptr_t *)(void *)p;
     return true;
 }
 
 static void address_map_create(void)
 {
-    bool writable = false;
-    void *p = os_reserve_table(MAP_ENTRIES * sizeof(uintptr_t), &writable);
-    if (p == NULL)
+    /* The table for the whole user address space (8 GiB of address space),
+     * else for a window as big as the address-space limit allows spans to
+     * be. */
+    if (map_and_table_reserve(0, (uintptr_t)1 << ADDRESS_BITS))
         return;
-    /* The whole user address space (8 GiB of address space), else a window
-     * as big as the address-space limit allows spans to be. */
-    if (!table_reserve(0, (uintptr_t)1 << ADDRESS_BITS)) {
-        size_t limit = os_address_space_limit();
-        size_t window = limit < ((size_t)1 << (ADDRESS_BITS - 3)) ? limit : (size_t)1 << (ADDRESS_BITS - 3);
-        window = (window + SPAN_SIZE - 1) & ~(SPAN_SIZE - 1);
-        if (limit == SIZE_MAX || !table_reserve(WINDOW_BASE, WINDOW_BASE + window)) {
-            os_unreserve(p, MAP_ENTRIES * sizeof(uintptr_t));
-            return;
-        }
-    }
-    map_read_only = !writable;
-    address_map = p;
+    size_t limit = os_address_space_limit();
+    if (limit == SIZE_MAX)
+        return;
+    size_t window = limit < ((size_t)1 << (ADDRESS_BITS - 3)) ? limit : (size_t)1 << (ADDRESS_BITS - 3);
+    window = (window + SPAN_SIZE - 1) & ~(SPAN_SIZE - 1);
+    (void)map_and_table_reserve(WINDOW_BASE, WINDOW_BASE + window);
 }
 
 bool address_map_init(void)
@@ -90,18 +88,11 @@ static bool words_zero(size_t first, size_t count)
     return true;
 }
 
-/* Gives back the pages [lo, hi), if any. */
-static void release_run(char *lo, char *hi)
-{
-    if (hi > lo)
-        os_release(lo, (size_t)(hi - lo));
-}
-
 /* Pages [first_page, last_page) of a table whose page pg holds the entries
  * of spans [pg * per_page, (pg + 1) * per_page): those whose spans all have
- * word 0 go back to the OS, neighbouring pages in one call. */
-static void release_pages_of_unused_spans(char *table, size_t per_page, size_t first_page,
-                                          size_t last_page)
+ * word 0 join batch b, neighbouring pages as one range. */
+static void release_pages_of_unused_spans(os_release_batch_t *b, char *table, size_t per_page,
+                                          size_t first_page, size_t last_page)
 {
     size_t page = os_page_size();
     char *run = NULL;
@@ -113,11 +104,11 @@ static void release_pages_of_unused_spans(char *table, size_t per_page, size_t f
             continue;
         }
         if (run)
-            release_run(run, at);
+            os_release_batch_add(b, run, (size_t)(at - run));
         run = NULL;
     }
     if (run)
-        release_run(run, table + last_page * page);
+        os_release_batch_add(b, run, (size_t)(table + last_page * page - run));
 }
 
 /* After a range was cleared: map pages that hold only zeros go back to the
@@ -126,9 +117,10 @@ static void release_pages_of_unused_spans(char *table, size_t per_page, size_t f
  * many heaps does not leave either resident. */
 static void release_zero_pages(size_t first, size_t count)
 {
+    os_release_batch_t batch = {.n = 0}; /* both tables' pages in one call */
     size_t page = os_page_size();
     size_t per_page = page / sizeof(uintptr_t);
-    release_pages_of_unused_spans((char *)address_map, per_page, first / per_page,
+    release_pages_of_unused_spans(&batch, (char *)address_map, per_page, first / per_page,
                                   (first + count + per_page - 1) / per_page);
     /* The table's page pg (counted from span 0, whatever part of the
      * address space the table covers) holds page >> SPAN_HEADER_SHIFT
@@ -142,7 +134,8 @@ static void release_zero_pages(size_t first, size_t count)
     if (hi > table_end)
         hi = table_end;
     if (lo < hi)
-        release_pages_of_unused_spans((char *)span_table_origin, per_page, lo, hi);
+        release_pages_of_unused_spans(&batch, (char *)span_table_origin, per_page, lo, hi);
+    os_release_batch_flush(&batch);
 }
 
 void address_map_lock_ranges(void) { pthread_mutex_lock(&range_lock); }
