@@ -270,13 +270,17 @@ static inline bool span_is_block_start(const span_t *s, uintptr_t a)
     return span_is_block_start_at(s, a, (size_t)(span_first_block(s) - span_base(s)));
 }
 
-/* The same, by the span's owner, for a span whose blocks follow the header
+/* The same, by the span's owner, for a span whose blocks follow the lead
  * directly: every span of a heap that is neither checked nor tracking. The
  * free fast path only meets those (other heaps' spans are never tagged for
- * it) and saves computing the first block. */
+ * it) and saves computing the first block. The offset is taken modulo the
+ * span, after the lead is subtracted (one instruction fewer than masking
+ * first): an a inside the lead gives q in [2 MiB - SPAN_LEAD, 2 MiB), at or
+ * past capacity * block_size, which the test refuses like any q beyond the
+ * carved blocks. */
 static inline bool span_is_block_start_plain(const span_t *s, uintptr_t a)
 {
-    uint64_t q = (uint64_t)((a & SPAN_MASK) - SPAN_LEAD);
+    uint64_t q = (uint64_t)((a - SPAN_LEAD) & SPAN_MASK);
     return q * s->divide_magic < owner_word_get(&s->carved_limit);
 }
 

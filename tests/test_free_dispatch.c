@@ -275,9 +275,14 @@ Test(free_dispatch, interior)
     char *q = sc_alloc(h, 64);
     expect_bad(h, p + 8, SC_ERR_INTERIOR_POINTER);
     expect_bad(h, p + 16, SC_ERR_INTERIOR_POINTER);
-    /* The span header, and a block never handed out. */
-    expect_bad(h, (void *)((uintptr_t)p & ~(uintptr_t)SPAN_MASK), SC_ERR_INTERIOR_POINTER);
+    /* Every 16 bytes of the span's lead (before its first block, where the
+     * fast path's offset test wraps round), a block never handed out, and
+     * the last 16 bytes of the span. */
+    char *base = (char *)((uintptr_t)p & ~(uintptr_t)SPAN_MASK);
+    for (size_t off = 0; off < SPAN_LEAD; off += 16)
+        expect_bad(h, base + off, SC_ERR_INTERIOR_POINTER);
     expect_bad(h, q + 64 * 100, SC_ERR_INTERIOR_POINTER);
+    expect_bad(h, base + SPAN_SIZE - 16, SC_ERR_INTERIOR_POINTER);
     sc_free(h, p);
     sc_free(h, q);
     cr_assert_eq(atomic_load(&errors.count), 0);
