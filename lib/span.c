@@ -108,41 +108,43 @@ static enum carve_result carve_bytes(span_t *s, size_t bytes)
     if (p >= s->bump_end)
         return CARVE_FULL;
     size_t bs = s->block_size;
-    size_t n = bytes / bs;
-    if (n == 0)
-        n = 1;
-    size_t left = (size_t)(s->bump_end - p) / bs;
-    if (n > left)
-        n = left;
-    size_t end = (size_t)(p + n * bs - span_base(s));
-    if (end > s->committed) {
+    char *base = span_base(s);
+    /* Where the batch may end: `bytes` on but at least one block, never
+     * past the real span's blocks (bump_end - p is a multiple of bs). No
+     * division: the blocks are counted by linking them. */
+    char *stop = p + (bytes > bs ? bytes : bs);
+    if (stop > s->bump_end)
+        stop = s->bump_end;
+    if ((size_t)(stop - base) > s->committed) {
         /* Commit the next step (never past the real span); at the heap's
          * limit, carve only what is committed already, if anything. */
         size_t page = os_page_size();
-        size_t real = ((size_t)(s->bump_end - span_base(s)) + page - 1) & ~(page - 1);
-        size_t want = (end + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
+        size_t real = ((size_t)(s->bump_end - base) + page - 1) & ~(page - 1);
+        size_t want = ((size_t)(stop - base) + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
         if (want > real)
             want = real;
         if (!arena_commit(s->heap, s, want)) {
-            size_t fits = s->committed > (size_t)(p - span_base(s))
-                              ? (s->committed - (size_t)(p - span_base(s))) / bs
-                              : 0;
-            if (fits == 0)
+            stop = base + s->committed;
+            if (stop < p + bs)
                 return CARVE_NO_COMMIT;
-            n = fits;
         }
     }
     /* Link the batch in address order so allocation walks memory forward.
-     * Never-used blocks are off limits to the caller until handed out. */
-    block_t *first = (block_t *)p;
-    annotate_no_access(p, n * bs);
-    for (size_t i = 0; i + 1 < n; i++)
-        block_set_next((block_t *)(p + i * bs), (block_t *)(p + (i + 1) * bs));
-    block_set_next((block_t *)(p + (n - 1) * bs), s->free);
-    s->free = first;
-    span_set_bump(s, p + n * bs);
-    uint64_t carved = (uint64_t)(p + n * bs - span_first_block(s)) / bs;
-    owner_word_set(&s->carved_limit, carved * span_divide_step(s));
+     * Never-used blocks are off limits to the caller until handed out (a
+     * tail short of a block too: it is the next batch's). */
+    annotate_no_access(p, (size_t)(stop - p));
+    char *last = p, *next = p + bs;
+    for (char *link_end = stop - bs; next <= link_end; next += bs) {
+        block_set_next((block_t *)last, (block_t *)next);
+        last = next;
+    }
+    block_set_next((block_t *)last, s->free);
+    s->free = (block_t *)p;
+    span_set_bump(s, last + bs);
+    /* carved blocks * divide_step, without dividing: (carved * bs) *
+     * divide_magic is the same product modulo 2^64 (span.h). */
+    owner_word_set(&s->carved_limit,
+                   (uint64_t)(last + bs - span_first_block(s)) * s->divide_magic);
     return CARVE_OK;
 }
 
