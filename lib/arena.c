@@ -44,6 +44,9 @@ static size_t header_page_bytes(const char *base, size_t k)
 static pthread_mutex_t window_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *window_cursor;
 
+void arena_lock_placement(void) { pthread_mutex_lock(&window_lock); }
+void arena_unlock_placement(void) { pthread_mutex_unlock(&window_lock); }
+
 static char *window_reserve(char *lo, char *hi, size_t size, bool writable)
 {
     pthread_mutex_lock(&window_lock);

@@ -95,6 +95,12 @@ static inline char *arena_first_span(const region_t *r)
     return r->base + r->meta_spans * SPAN_SIZE;
 }
 
+/* Holds off region placement inside the header window (fork takes every
+ * lock before it forks; the order is a heap's grow_lock, this, the address
+ * map's range lock). */
+void arena_lock_placement(void);
+void arena_unlock_placement(void);
+
 /* The region of the heap that holds p (any address inside the heap's
  * regions), or NULL. Walks the heap's few regions. */
 region_t *arena_region_of(struct sc_heap_s *heap, const void *p);

@@ -127,6 +127,7 @@ static void fork_prepare(void)
 {
     registry_lock();
     for_each_live_heap(lock_heap);
+    arena_lock_placement();
     address_map_lock_ranges();
     meta_lock();
 }
@@ -135,6 +136,7 @@ static void fork_after(void)
 {
     meta_unlock();
     address_map_unlock_ranges();
+    arena_unlock_placement();
     for_each_live_heap(unlock_heap);
     registry_unlock();
 }
