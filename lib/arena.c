@@ -162,14 +162,14 @@ bool arena_init(struct sc_heap_s *heap)
 
 /* Makes the headers of [p, p + count spans) those of fresh spans, as the
  * zero page made headers that lived in their spans: no kind, no owner,
- * nothing committed or carved. The caller holds the spans
- * alone and their map words say MAP_RESERVED (just bumped off a region, or
- * cold), but a rewound or cold span's header still says what it said
- * before, and a stale reader (an orphan sweep whose bit outlived the
- * state, statistics) may look at it meanwhile: field by field, atomics by
- * relaxed stores. The state word is left as it is: kind 0 already makes
- * every reader pass the span by (free.c, stats.c), and whoever sets the
- * span up writes its state (span.c, huge.c). */
+ * nothing committed or carved. The caller holds the spans alone and their
+ * map words say MAP_RESERVED (just bumped off a region, or cold), but a
+ * rewound or cold span's header still says what it said before, and a
+ * stale reader (an orphan sweep whose bit outlived the state, statistics)
+ * may look at it meanwhile: field by field, atomics by relaxed stores. The
+ * state word is left as it is: kind 0 already makes every reader pass the
+ * span by (free.c, stats.c), and whoever sets the span up writes its state
+ * (span.c, huge.c). */
 static void headers_fresh(char *p, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
