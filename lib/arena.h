@@ -138,10 +138,10 @@ static inline bool time_before(uint32_t a, uint32_t b)
 }
 
 /* The info word of the span whose memory starts at p (inside one of heap's
- * regions). */
+ * regions); the words of the region's following spans follow it. */
 _Atomic uint64_t *arena_info(struct sc_heap_s *heap, const char *p);
 
-/* The info word of span s. */
+/* The info word of span s (and its region's following spans'). */
 static inline _Atomic uint64_t *arena_span_info(struct sc_heap_s *heap, const span_t *s)
 {
     return arena_info(heap, span_base(s));

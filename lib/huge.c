@@ -63,18 +63,6 @@ static size_t pages_per_span(void)
     return SPAN_SIZE / os_page_size();
 }
 
-/* The span info words of the spans from p on (all in p's region). */
-static _Atomic uint64_t *info_of(struct sc_heap_s *heap, const char *p)
-{
-    return arena_info(heap, p);
-}
-
-/* The same from run (or block) r's first span on. */
-static _Atomic uint64_t *run_info(struct sc_heap_s *heap, const span_t *r)
-{
-    return arena_span_info(heap, r);
-}
-
 /* Pages of a free span that the release policy may give back (a run's
  * first page stays). */
 static size_t purgeable_pages(uint64_t w)
@@ -150,7 +138,7 @@ static void run_make_free(struct sc_heap_s *heap, span_t *r, size_t spans)
  * the run before it; its page becomes one the policy may give back. */
 static void run_absorbed(struct sc_heap_s *heap, span_t *r)
 {
-    _Atomic uint64_t *w = run_info(heap, r);
+    _Atomic uint64_t *w = arena_span_info(heap, r);
     uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
     atomic_store_explicit(w, v & ~INFO_HUGE_HEAD, memory_order_relaxed);
     if (info_pages(v) > 0)
@@ -166,7 +154,7 @@ static void run_free(struct sc_heap_s *heap, char *start, size_t spans, size_t c
                      uint32_t now)
 {
     size_t page = os_page_size(), pps = pages_per_span();
-    _Atomic uint64_t *w = info_of(heap, start);
+    _Atomic uint64_t *w = arena_info(heap, start);
     for (size_t j = 0; j < spans; j++) {
         size_t off = j * SPAN_SIZE;
         size_t pages = committed > off ? (committed - off + page - 1) / page : 0;
@@ -213,7 +201,7 @@ static size_t run_claim(struct sc_heap_s *heap, span_t *prev, span_t *r, char *p
 {
     size_t cap = span_capacity(r);
     size_t o = (size_t)(pos - span_base(r)) / SPAN_SIZE;
-    _Atomic uint64_t *w = run_info(heap, r);
+    _Atomic uint64_t *w = arena_span_info(heap, r);
     span_t *next = run_next(r);
     if (o + spans < cap) {
         span_t *rest = span_at(pos + spans * SPAN_SIZE);
@@ -270,7 +258,7 @@ static bool place(struct sc_heap_s *heap, size_t spans, size_t lead, size_t alig
         size_t cap = span_capacity(r);
         if (cap < spans)
             continue;
-        _Atomic uint64_t *w = run_info(heap, r);
+        _Atomic uint64_t *w = arena_span_info(heap, r);
         /* Sliding window: kept pages of the full spans, plus the last. */
         size_t sum = 0;
         for (size_t j = 0; j + 1 < spans; j++)
@@ -432,7 +420,7 @@ static void *alloc_reuse(struct sc_heap_s *heap, size_t spans, size_t lead, size
      * page of its spans but the last, the last up to its end or what that
      * span kept if more (kept pages stay the block's until it is freed),
      * plus a first page for the run after it if that span kept none. */
-    _Atomic uint64_t *w = info_of(heap, pl.pos);
+    _Atomic uint64_t *w = arena_info(heap, pl.pos);
     size_t kept = 0;
     for (size_t j = 0; j < spans; j++)
         kept += info_pages(atomic_load_explicit(&w[j], memory_order_relaxed));
@@ -628,7 +616,7 @@ static bool block_grow(struct sc_heap_s *heap, span_t *s, size_t more, size_t ne
     size_t base = spans * SPAN_SIZE;
     if (r && span_base(r) == end && span_capacity(r) >= more) {
         pthread_mutex_lock(&heap->retain_lock);
-        _Atomic uint64_t *w = run_info(heap, r);
+        _Atomic uint64_t *w = arena_span_info(heap, r);
         size_t kept = 0;
         for (size_t j = 0; j < more; j++)
             kept += info_pages(atomic_load_explicit(&w[j], memory_order_relaxed));

@@ -141,8 +141,7 @@ static enum carve_result carve_bytes(span_t *s, size_t bytes)
     block_set_next((block_t *)last, s->free);
     s->free = (block_t *)p;
     span_set_bump(s, last + bs);
-    /* carved blocks * divide_step, without dividing: (carved * bs) *
-     * divide_magic is the same product modulo 2^64 (span.h). */
+    /* The carved bytes times divide_magic (types.h, carved_limit). */
     owner_word_set(&s->carved_limit,
                    (uint64_t)(last + bs - span_first_block(s)) * s->divide_magic);
     return CARVE_OK;

@@ -201,7 +201,8 @@ extern span_t span_empty;
  * inside the carved part. One multiply and one compare do both. With
  * magic = floor(2^64 / bs) + 1 and step = bs * magic mod 2^64 (between 1
  * and bs), an offset q = k * bs has q * magic mod 2^64 = k * step, below
- * carved_limit = carved * step exactly when k < carved; any other q of
+ * carved_limit = carved * step (= carved * bs * magic mod 2^64, how
+ * span.c writes it) exactly when k < carved; any other q of
  * the span (0 < q mod bs, or q "negative": a before the first block) gives
  * at least 2^64 / bs - 2^14 > 2^40, far above any carved_limit (< 2^22).
  * Callers guarantee a lies in the span's 2 MiB, so a's offset in it is
@@ -212,18 +213,13 @@ static inline bool span_is_block_start_at(const span_t *s, uintptr_t a, size_t b
     return q * s->divide_magic < owner_word_peek(&s->carved_limit);
 }
 
-/* The multiplier and the step of span_is_block_start_at for a block size. */
+/* The multiplier of span_is_block_start_at for a block size. */
 static inline uint64_t span_divide_magic(size_t bs)
 {
     uint64_t q = UINT64_MAX / bs;
     if (UINT64_MAX % bs == bs - 1)
         q++; /* bs divides 2^64 */
     return q + 1;
-}
-
-static inline uint32_t span_divide_step(const span_t *s)
-{
-    return (uint32_t)((uint64_t)s->block_size * s->divide_magic);
 }
 
 /* The first block of a block span: after the header and, in a checked or

@@ -296,8 +296,9 @@ typedef struct span_s {
         size_t huge_requested;
     };
     struct sc_heap_s *heap;   /* owning heap, fixed for the span's life */
-    /* Carved blocks times divide_step (span.h): an offset q from the first
-     * block is a carved block start iff q * divide_magic < carved_limit.
+    /* Carved bytes (from the first block) times divide_magic, modulo 2^64:
+     * an offset q from the first block is a carved block start iff
+     * q * divide_magic < carved_limit (span.h, span_is_block_start_at).
      * Written by the owner, read by remote frees: an owner word like
      * `room` below, so that the owner's fast path compares it straight
      * from memory; 64 bits (the value fits 32) to compare it with the
