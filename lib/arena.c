@@ -120,7 +120,6 @@ static region_t *region_reserve(struct sc_heap_s *heap, size_t size, size_t min)
         return NULL;
     }
     region_t *r = (region_t *)base;
-    r->headers = span_at(base);
     r->base = base;
     r->size = size;
     r->mapping = mapping;
@@ -530,7 +529,7 @@ static size_t headers_resident(region_t *r)
     if (bytes == 0)
         return 0;
     uintptr_t page_mask = (uintptr_t)os_page_size() - 1;
-    return os_resident_bytes((char *)((uintptr_t)r->headers & ~page_mask), bytes);
+    return os_resident_bytes((char *)((uintptr_t)span_at(r->base) & ~page_mask), bytes);
 }
 
 /* Where pages can be resident: a free span's or free huge span's retained
@@ -779,6 +778,10 @@ span_t *arena_take_cold(struct sc_heap_s *heap)
     pthread_mutex_unlock(&heap->retain_lock);
     if (s == NULL)
         return NULL;
+    /* The span's pages were given back; its header still says what it
+     * said when the span was pooled. Make it a fresh span's, as
+     * arena_take_span does (a cold span's header says nothing either). */
+    headers_fresh(span_base(s), 1);
     if (!arena_commit_first_page(heap, s)) {
         pthread_mutex_lock(&heap->retain_lock);
         from->cold[k / 64] |= (uint64_t)1 << (k % 64); /* the limit refused: keep it */
@@ -787,13 +790,6 @@ span_t *arena_take_cold(struct sc_heap_s *heap)
         pthread_mutex_unlock(&heap->retain_lock);
         return NULL;
     }
-    /* The span's pages were given back; its header still says what it
-     * said when the span was pooled. Make it a fresh span's, as
-     * arena_take_span does. */
-    size_t committed = s->committed, rw = s->rw_bytes;
-    headers_fresh(span_base(s), 1);
-    s->committed = committed;
-    s->rw_bytes = rw;
     s->heap = heap;
     atomic_store_explicit(&s->bump, span_base(s) + SPAN_LEAD, memory_order_relaxed);
     address_map_set(s, (uintptr_t)heap | MAP_SPAN);

@@ -422,7 +422,6 @@ typedef struct region_s {
     size_t mapping_size;
     size_t spans;               /* size / SPAN_SIZE */
     size_t meta_spans;          /* spans at base holding this and the tables */
-    span_t *headers;            /* span_at(base): headers[k] is span k's */
     /* Bytes of header table pages charged as committed (arena.c,
      * headers_charge): the pages up to the last bumped span's header. */
     _Atomic size_t headers_committed;

@@ -431,7 +431,8 @@ static void fp_walk(bench_heap *h, fp_snapshot *out, const char *label)
         size_t headers = atomic_load_explicit(&r->headers_committed, memory_order_relaxed);
         fp_add(&out->row[ROW_META_REGION], r->meta_committed + headers,
                fp_res_range(r->base, r->meta_committed) +
-                   fp_res_range((char *)r->headers, headers));
+                   fp_res_range((char *)((uintptr_t)span_at(r->base) & ~(uintptr_t)(page - 1)),
+                                headers));
         out->heap_resident += fp_res_range(r->base, (size_t)(bump - r->base));
         for (char *p = r->base + r->meta_spans * SPAN_SIZE; p < bump; p += SPAN_SIZE) {
             uintptr_t word = address_map_get((uintptr_t)p);
