@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <linux/membarrier.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -275,4 +277,35 @@ size_t os_resident_bytes(void *p, size_t size)
         done += n;
     }
     return resident * page;
+}
+
+/* 0: not tried yet, 1: registered, -1: refused. */
+static _Atomic int membarrier_state;
+
+bool os_membarrier(void)
+{
+#ifndef SYS_membarrier
+    return false;
+#else
+    /* relaxed: registering twice is harmless, and the state only says
+     * whether the command may be used. */
+    int state = atomic_load_explicit(&membarrier_state, memory_order_relaxed);
+    if (state == 0) {
+        long r = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
+        state = r == 0 ? 1 : -1;
+        atomic_store_explicit(&membarrier_state, state, memory_order_relaxed);
+    }
+    if (state < 0)
+        return false;
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) {
+        atomic_store_explicit(&membarrier_state, -1, memory_order_relaxed);
+        return false;
+    }
+    return true;
+#endif
+}
+
+void os_yield(void)
+{
+    sched_yield();
 }

@@ -90,4 +90,17 @@ bool os_reserve_at(void *p, size_t size, bool writable);
 /* Bytes of [p, p+size) resident now (mincore). */
 size_t os_resident_bytes(void *p, size_t size);
 
+/* A full memory barrier on every running thread of the process
+ * (membarrier(2), MEMBARRIER_CMD_PRIVATE_EXPEDITED; the process registers
+ * on the first call). Once it returns, each other thread has passed a
+ * point before which all its memory accesses are visible to the caller and
+ * after which it sees all of the caller's accesses made before the call,
+ * without that thread executing any fence itself. false (and nothing
+ * done) where the kernel or a seccomp filter refuses; the first refusal
+ * is remembered. */
+bool os_membarrier(void);
+
+/* Lets another thread run (sched_yield). */
+void os_yield(void);
+
 #endif /* SCALLOC_OS_H */
