@@ -379,14 +379,16 @@ bool span_trim_drained_begin(span_t *s)
 void span_trim_drained_release(span_t *s, os_release_batch_t *b)
 {
     /* Every block is free and the owner leaves the span alone while it is
-     * DRAINING, so everything past the first page can go. rw_bytes and
-     * the block fields stay as they are (the owner pools the span, and
-     * whoever takes it next sets it up again); committed falls to the
-     * first page. */
+     * DRAINING, so all its pages can go, the first one too: the header is
+     * in the header table, and whoever uses the span next sets it up
+     * afresh (the owner that takes it back sees it trimmed, or the pool's
+     * next taker), which rewrites what a checked or tracking span keeps at
+     * its start. rw_bytes and the block fields stay as they are; committed
+     * falls to the first page, which stays charged while the span is known
+     * (types.h) but is not resident until it is written again. */
     size_t page = os_page_size();
     annotate_no_access(span_base(s) + SPAN_LEAD, s->rw_bytes - SPAN_LEAD);
-    if (s->rw_bytes > page)
-        os_release_batch_add(b, span_base(s) + page, s->rw_bytes - page);
+    os_release_batch_add(b, span_base(s), s->rw_bytes);
     arena_uncommit(s->heap, s, page);
 }
 

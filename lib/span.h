@@ -160,8 +160,8 @@ bool span_claim_owned_empty(span_t *s, bool leaving);
  * span_trim_drained_end gives it back, DRAINED. */
 bool span_trim_drained_begin(span_t *s);
 
-/* Adds the memory of a DRAINING span (all but the first page) to b and
- * takes it off the heap's committed bytes. */
+/* Adds the memory of a DRAINING span (all its pages) to b and takes all
+ * but its first page off the heap's committed bytes. */
 void span_trim_drained_release(span_t *s, os_release_batch_t *b);
 
 /* After b was flushed: returns the span to DRAINED (its owner may then set
