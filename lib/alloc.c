@@ -28,6 +28,13 @@ static sc_frontend_t *frontend_of(sc_heap_t *heap, const char *call)
 
 static __attribute__((noinline)) void *alloc_slow(sc_heap_t *heap, size_t n)
 {
+    /* Blocks over SMALL_MAX come off their hot span behind the owner's
+     * gate (frontend.h), here so that sc_alloc needs no stack frame. */
+    if (n > SMALL_MAX && n <= SIZE_CLASS_MAX && registry_thread_cache.heap == heap) {
+        void *b = frontend_alloc_gated(registry_thread_cache.frontend, n);
+        if (likely(b != NULL))
+            return b;
+    }
     if (unlikely(registry_thread_exited))
         return registry_alloc_after_exit(heap, n);
     sc_frontend_t *t = frontend_of(heap, "sc_alloc");
@@ -107,6 +114,11 @@ static __attribute__((noinline)) bool thread_frontend_check(sc_thread_t *t, cons
 
 static __attribute__((noinline)) void *thread_alloc_slow(sc_thread_t *t, size_t n)
 {
+    if (n > SMALL_MAX && n <= SIZE_CLASS_MAX && t == registry_thread_cache.frontend) {
+        void *b = frontend_alloc_gated(t, n);
+        if (likely(b != NULL))
+            return b;
+    }
     if (!thread_frontend_check(t, "sc_thread_alloc"))
         return NULL;
     return frontend_alloc(t, n);

@@ -108,6 +108,24 @@ static __attribute__((noinline)) void free_remote_slot(sc_frontend_t *t, span_t 
         free_classified(t, p, call);
 }
 
+/* Everything below runs behind the owner's gate (frontend.h): batches
+ * and owned spans are the frontend's state that an idle trim may touch. */
+static __attribute__((noinline)) void free_classified_gated(sc_frontend_t *t, void *p,
+                                                            const char *call)
+{
+    frontend_enter(t);
+    free_classified(t, p, call);
+    frontend_leave(t);
+}
+
+static __attribute__((noinline)) void free_remote_slot_gated(sc_frontend_t *t, span_t *s,
+                                                             void *p, const char *call)
+{
+    frontend_enter(t);
+    free_remote_slot(t, s, p, call);
+    frontend_leave(t);
+}
+
 void free_dispatch(sc_frontend_t *t, void *p, const char *call)
 {
     /* The common case first, with the tests of block_lookup for it: a
@@ -128,13 +146,17 @@ void free_dispatch(sc_frontend_t *t, void *p, const char *call)
             (heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED)) == 0 && s->heap == heap &&
             span_kind(s) == SPAN_KIND_BLOCKS && span_is_block_start_at(s, a, SPAN_LEAD) &&
             span_state_in_use(span_state(s))) {
-            if (likely(frontend_remote_add_fast(t, s, p)))
-                return;
-            free_remote_slot(t, s, p, call); /* a tail call: no frame here */
+            if (likely(frontend_enter_quick(t))) {
+                bool added = frontend_remote_add_fast(t, s, p);
+                frontend_leave_quick(t);
+                if (likely(added))
+                    return;
+            }
+            free_remote_slot_gated(t, s, p, call); /* a tail call: no frame here */
             return;
         }
     }
-    free_classified(t, p, call);
+    free_classified_gated(t, p, call);
 }
 
 size_t free_usable_size(const struct sc_heap_s *heap, const void *p, const char *call)

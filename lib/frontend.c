@@ -82,6 +82,10 @@ void frontend_forget_spans(sc_frontend_t *t)
     for (unsigned c = 0; c < NUM_CLASSES; c++)
         t->reclaim_tick[c] = 0u - HOT_REFILL_TICKS;
     atomic_store_explicit(&t->drained_classes, 0, memory_order_relaxed);
+    t->parked_classes = 0;
+    t->trimmed_classes = 0;
+    for (unsigned c = 0; c < NUM_CLASSES; c++)
+        t->parked[c] = NULL;
     frontend_remote_discard(t);
 }
 
@@ -301,9 +305,18 @@ static void hot_free_event(sc_frontend_t *t, unsigned cls, span_t *s, uint32_t u
     floating_settle_empty(t, cls, s, true);
 }
 
+static void free_event_gated(sc_frontend_t *t, span_t *s);
+
 void frontend_free_event(span_t *s)
 {
     sc_frontend_t *t = span_owner(s);
+    frontend_enter(t);
+    free_event_gated(t, s);
+    frontend_leave(t);
+}
+
+static void free_event_gated(sc_frontend_t *t, span_t *s)
+{
     unsigned cls = span_class(s);
     uint32_t used = span_used(s);
     /* acquire: remote frees counted here are complete. */
@@ -578,16 +591,25 @@ bool frontend_remote_add_slow(sc_frontend_t *t, span_t *s, block_t *b)
     if (owner_word_get(&r->count) >= REMOTE_SLOT_MAX)
         remote_flush_slot(t, r);
     else if (t->remote_pending >= REMOTE_PENDING_MAX)
-        frontend_remote_flush(t);
+        frontend_remote_flush(t); /* nested in the dispatcher's gate */
     return true;
 }
 
-void frontend_remote_flush(sc_frontend_t *t)
+/* Hands every batch over; by the owner behind its gate, or by a trimmer
+ * that holds the gate closed. */
+static void remote_flush_all(sc_frontend_t *t)
 {
     for (unsigned i = 0; i < REMOTE_SLOTS && t->remote_pending > 0; i++) {
         if (remote_batch_span(&t->remote[i]) != NULL)
             remote_flush_slot(t, &t->remote[i]);
     }
+}
+
+void frontend_remote_flush(sc_frontend_t *t)
+{
+    frontend_enter(t);
+    remote_flush_all(t);
+    frontend_leave(t);
 }
 
 void frontend_remote_discard(sc_frontend_t *t)
@@ -727,18 +749,61 @@ static bool frontend_make_room(sc_frontend_t *t, bool *trimmed)
 
 void *frontend_alloc_huge(sc_frontend_t *t, size_t align, size_t n)
 {
+    frontend_enter(t);
     if (t->remote_pending > 0)
-        frontend_remote_flush(t);
+        remote_flush_all(t);
     frontend_trim_if_asked(t);
     bool trimmed = false;
     void *p = huge_alloc_aligned(t->heap, align, n);
     if (p == NULL && frontend_make_room(t, &trimmed))
         p = huge_alloc_aligned(t->heap, align, n);
+    frontend_leave(t);
     return p;
+}
+
+static void *alloc_slow_gated(sc_frontend_t *t, size_t n);
+
+/* frontend_alloc_gated when the gate is held already, closed, or has
+ * parked spans to put back: the long way in. */
+static __attribute__((noinline)) void *alloc_gated_long(sc_frontend_t *t, unsigned cls)
+{
+    frontend_enter(t);
+    span_t *s = t->hot[cls];
+    block_t *b = s->free != NULL ? frontend_local_pop(t, s) : NULL;
+    frontend_leave(t);
+    return b;
+}
+
+void *frontend_alloc_gated(sc_frontend_t *t, size_t n)
+{
+    /* A checked or tracking heap's hot[] holds only the empty span, as does
+     * a destroyed heap's frontend: both miss here. */
+    unsigned cls = size_class_of(n);
+    if (unlikely(!frontend_enter_quick(t)))
+        return alloc_gated_long(t, cls);
+    span_t *s = t->hot[cls];
+    block_t *b = s->free != NULL ? frontend_local_pop(t, s) : NULL;
+    frontend_leave_quick(t);
+    return b;
 }
 
 void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
 {
+    frontend_enter(t);
+    void *b = alloc_slow_gated(t, n);
+    frontend_leave(t);
+    return b;
+}
+
+static void *alloc_slow_gated(sc_frontend_t *t, size_t n)
+{
+    /* A block over SMALL_MAX from its hot span: the fast path's work, done
+     * here behind the gate (frontend_alloc_fast), not a slow path yet. */
+    if (n > SMALL_MAX && n <= SIZE_CLASS_MAX && !slow_only(t->heap)) {
+        span_t *s = t->hot[size_class_of(n)];
+        if (likely(s->free != NULL))
+            return frontend_local_pop(t, s);
+    }
     t->slow_ticks++;
     if (requested_enabled(t->heap)) {
         void *b = alloc_tracked_local(t, n);
@@ -749,7 +814,7 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
     if (n > SIZE_CLASS_MAX)
         return frontend_alloc_huge(t, 16, n);
     if (t->remote_pending > 0)
-        frontend_remote_flush(t);
+        remote_flush_all(t);
     if (atomic_load_explicit(&t->drained_classes, memory_order_relaxed) != 0)
         frontend_pool_drained(t);
     /* relaxed: a late look only delays the sweep to a later slow path. */
@@ -807,37 +872,48 @@ void *frontend_alloc_slow(sc_frontend_t *t, size_t n)
     }
 }
 
+/* Owner: every floating span of class c once, empty ones to the pool. */
+static void floating_trim(sc_frontend_t *t, unsigned c)
+{
+    span_t *head = t->floating[c];
+    if (head == NULL)
+        return;
+    span_t *last = head->set_prev;
+    for (span_t *s = head;;) {
+        span_t *next = s->set_next;
+        bool done = s == last;
+        if (span_owned_live(s) == 0) {
+            floating_remove(t, c, s);
+            if (!owned_to_pool(t, s))
+                floating_push(t, c, s); /* being trimmed: keep it */
+        }
+        if (done)
+            break;
+        s = next;
+    }
+}
+
 void frontend_trim(sc_frontend_t *t)
 {
-    frontend_remote_flush(t);
+    frontend_enter(t);
+    remote_flush_all(t);
     span_t **hot = frontend_hot_array(t);
     for (unsigned c = 0; c < NUM_CLASSES; c++) {
         span_t *s = hot[c];
         if (s != &span_empty && span_owned_live(s) == 0)
             hot_to_pool(t, c, s);
-        /* Every floating span once: empty ones to the pool. */
-        span_t *head = t->floating[c];
-        if (head == NULL)
-            continue;
-        span_t *last = head->set_prev;
-        for (s = head;;) {
-            span_t *next = s->set_next;
-            bool done = s == last;
-            if (span_owned_live(s) == 0) {
-                floating_remove(t, c, s);
-                if (!owned_to_pool(t, s))
-                    floating_push(t, c, s); /* being trimmed: keep it */
-            }
-            if (done)
-                break;
-            s = next;
-        }
+        floating_trim(t, c);
     }
+    frontend_leave(t);
 }
 
 void frontend_give_up_spans(sc_frontend_t *t)
 {
-    frontend_remote_flush(t);
+    /* Under the registry lock, which a trimmer of idle frontends holds
+     * too: no gate needed, but spans it parked go back to their slots. */
+    if (t->parked_classes != 0)
+        frontend_unpark(t);
+    remote_flush_all(t);
     span_t **arrays[2] = {t->hot, t->slow_hot};
     for (unsigned a = 0; a < 2; a++) {
         for (unsigned c = 0; c < NUM_CLASSES; c++) {
@@ -861,4 +937,187 @@ void frontend_give_up_spans(sc_frontend_t *t)
         }
     }
     frontend_forget_spans(t);
+}
+
+/* IDLE TRIM. A thread that stopped allocating keeps its hot spans, whose
+ * free lists only it may pop; sc_heap_trim from another thread gives their
+ * pages back all the same, without costing the owner's fast paths anything:
+ *
+ * 1. The trimmer closes the owner's gate (trim_closed) and issues a
+ *    membarrier. If the owner is on a slow path (busy) it is left alone;
+ *    else it cannot enter one until the gate opens again (the membarrier
+ *    orders the owner's store of busy before its load of trim_closed, so
+ *    one of the two sees the other). Behind the gate the trimmer hands the
+ *    owner's remote batches over, as the owner's slow paths do. (Floating
+ *    spans need no gate: one with every block free is DRAINED or as good
+ *    as, and sc_heap_trim gives its memory back in place.)
+ * 2. Hot spans with no live block are parked: their slots point to the
+ *    empty span, so the fast path allocates from them no more. A second
+ *    membarrier makes that visible: at most one allocation that read the
+ *    old slot is still under way, and it pops the head of the free list,
+ *    which the trimmer reads after the membarrier (the pop counts the block
+ *    before it publishes the new head, both with release order, so a
+ *    trimmer that sees the old head and no count has the block that pop
+ *    returns).
+ * 3. Its pages go, except those of that head block; the span stays HOT and
+ *    the owner's. Zeroed links only cut the lists short (lost blocks, never
+ *    handed out twice: nothing is carved again while a block may be live).
+ * 4. The owner's next slow path (frontend_enter) puts parked spans back in
+ *    their slots; one still without a live block is set up afresh, so its
+ *    lost blocks come back. A block the one pop under way took keeps the
+ *    span as it is until that block is freed.
+ *
+ * Frees by the owner into a parked span stay on the fast path: a span with
+ * no live block gets no correct free. Checked and tracking heaps are left
+ * out (their frontends are trimmed by their owners). */
+
+void frontend_gate_wait(sc_frontend_t *t)
+{
+    /* The owner waits with busy set: a trimmer that closes the gate again
+     * meanwhile sees it and leaves the frontend alone, so a thread that
+     * trims all the time cannot keep the owner out. The trimmer that
+     * closed it before the owner came never waits for the owner. */
+    while (atomic_load_explicit(&t->trim_closed, memory_order_acquire) != 0)
+        os_yield();
+}
+
+void frontend_unpark(sc_frontend_t *t)
+{
+    uint64_t classes = t->parked_classes, trimmed = t->trimmed_classes;
+    t->parked_classes = 0;
+    t->trimmed_classes = 0;
+    while (classes) {
+        unsigned c = (unsigned)__builtin_ctzll(classes);
+        classes &= classes - 1;
+        span_t *s = t->parked[c];
+        t->parked[c] = NULL;
+        SC_ASSERT(t->hot[c] == &span_empty);
+        /* Its pages were given back and no block is live (no allocation
+         * can be under way: this is the owner): its lists, cut short by
+         * the zeroed pages, start again. Its committed bytes are those of
+         * before, so the set-up commits nothing. */
+        if ((trimmed >> c & 1) && span_owned_live(s) == 0 && span_init_blocks(s, t->heap, c))
+            hot_arm(s);
+        frontend_set_hot(t, c, s);
+    }
+}
+
+/* The trimmer: takes hot span s of class c off t's fast path. relaxed: the
+ * owner's fast path reads the slots with relaxed loads; the membarrier
+ * that follows orders them. */
+static void idle_park(sc_frontend_t *t, unsigned c, span_t *s)
+{
+    t->parked[c] = s;
+    t->parked_classes |= (uint64_t)1 << c;
+    __atomic_store_n(&t->hot[c], &span_empty, __ATOMIC_RELAXED);
+    size_t size = size_class_block_size(c);
+    if (size > SMALL_MAX)
+        return;
+    size_t lo = c == 0 ? 0 : size_class_block_size(c - 1) / 16 + 1;
+    for (size_t i = lo; i <= size / 16; i++)
+        __atomic_store_n(&t->small[i], &span_empty, __ATOMIC_RELAXED);
+}
+
+/* Live blocks of a hot span of another thread: the remote count first,
+ * then used, so that a free in between errs towards "live". */
+static uint32_t idle_live(const span_t *s)
+{
+    uint32_t freed = remote_count(atomic_load_explicit(&((span_t *)s)->remote, memory_order_acquire));
+    uint32_t used = span_used_peek(s);
+    return used > freed ? used - freed : 0;
+}
+
+/* The trimmer: gives back the pages of parked span s but those of `keep`
+ * (a block, or NULL). Bytes given back. */
+static size_t idle_release(span_t *s, const block_t *keep, os_release_batch_t *batch)
+{
+    size_t page = os_page_size();
+    char *base = span_base(s), *end = base + s->rw_bytes;
+    char *lo = end, *hi = end;
+    if (keep != NULL) {
+        const char *k = (const char *)keep;
+        if (k < base + SPAN_LEAD || k >= end)
+            return 0; /* not a block of s: leave the span alone */
+        lo = base + ((size_t)(k - base) & ~(page - 1));
+        hi = base + (((size_t)(k - base) + s->block_size + page - 1) & ~(page - 1));
+        if (hi > end)
+            hi = end;
+    }
+    size_t bytes = 0;
+    if (lo > base) {
+        os_release_batch_add(batch, base, (size_t)(lo - base));
+        bytes += (size_t)(lo - base);
+    }
+    if (end > hi) {
+        os_release_batch_add(batch, hi, (size_t)(end - hi));
+        bytes += (size_t)(end - hi);
+    }
+    return bytes;
+}
+
+static void idle_open(sc_frontend_t *t)
+{
+    /* release: the owner's next slow path sees what the trimmer did. */
+    atomic_store_explicit(&t->trim_closed, 0, memory_order_release);
+}
+
+size_t frontend_trim_idle(sc_frontend_t *const *ts, unsigned n)
+{
+    SC_ASSERT(n <= FRONTEND_IDLE_GROUP);
+    sc_frontend_t *held[FRONTEND_IDLE_GROUP];
+    for (unsigned i = 0; i < n; i++)
+        atomic_store_explicit(&ts[i]->trim_closed, 1, memory_order_relaxed);
+    bool fenced = os_membarrier();
+    unsigned m = 0;
+    for (unsigned i = 0; i < n; i++) {
+        /* acquire: what the owner did on its last slow path is visible. */
+        if (fenced && atomic_load_explicit(&ts[i]->busy, memory_order_acquire) == 0)
+            held[m++] = ts[i];
+        else
+            idle_open(ts[i]);
+    }
+    /* Every batch first: one frontend's batches may hold the last live
+     * blocks of another's hot spans. */
+    for (unsigned i = 0; i < m; i++)
+        remote_flush_all(held[i]);
+    bool parked = false;
+    for (unsigned i = 0; i < m; i++) {
+        sc_frontend_t *t = held[i];
+        for (unsigned c = 0; c < NUM_CLASSES; c++) {
+            span_t *s = t->hot[c];
+            if (s != &span_empty && !(t->parked_classes >> c & 1) && idle_live(s) == 0) {
+                idle_park(t, c, s);
+                parked = true;
+            }
+        }
+    }
+    size_t released = 0;
+    if (parked && os_membarrier()) {
+        os_release_batch_t batch = {.n = 0};
+        for (unsigned i = 0; i < m; i++) {
+            sc_frontend_t *t = held[i];
+            uint64_t classes = t->parked_classes & ~t->trimmed_classes;
+            while (classes) {
+                unsigned c = (unsigned)__builtin_ctzll(classes);
+                classes &= classes - 1;
+                span_t *s = t->parked[c];
+                /* acquire (the head first, then the counts): see step 2.
+                 * Blocks over SMALL_MAX are only ever taken behind the
+                 * gate: no allocation of theirs can be under way. */
+                const block_t *head = __atomic_load_n(&s->free, __ATOMIC_ACQUIRE);
+                if (idle_live(s) != 0)
+                    continue; /* allocated from meanwhile: parked only */
+                if (s->block_size > SMALL_MAX)
+                    head = NULL;
+                size_t bytes = idle_release(s, head, &batch);
+                if (bytes != 0)
+                    t->trimmed_classes |= (uint64_t)1 << c;
+                released += bytes;
+            }
+        }
+        os_release_batch_flush(&batch);
+    }
+    for (unsigned i = 0; i < m; i++)
+        idle_open(held[i]);
+    return released;
 }

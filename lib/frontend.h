@@ -17,8 +17,11 @@
 static inline block_t *frontend_local_pop(sc_frontend_t *t, span_t *s)
 {
     block_t *b = s->free;
-    s->free = block_next(b);
+    block_t *next = block_next(b);
     span_count_out(s);
+    /* release, after the count: a trimmer (IDLE TRIM) that sees the new
+     * head sees the block counted. A plain store on x86-64. */
+    __atomic_store_n(&s->free, next, __ATOMIC_RELEASE);
     annotate_alloc(t->heap, b, s->block_size);
     return b;
 }
@@ -30,9 +33,73 @@ static inline bool frontend_local_push(sc_frontend_t *t, span_t *s, block_t *b)
 {
     annotate_free(t->heap, b, s->block_size);
     block_set_next(b, s->free);
-    s->free = b;
+    /* release: the link is written before the block heads the list. */
+    __atomic_store_n(&s->free, b, __ATOMIC_RELEASE);
     return span_count_in(s);
 }
+
+/* THE OWNER'S GATE (frontend.c, "IDLE TRIM"). Every slow path of the
+ * owner that touches its spans, slots or batches runs between
+ * frontend_enter and frontend_leave (nesting allowed); a trimming thread
+ * works on the frontend only while the owner is outside. The owner's part
+ * is two plain stores and a load: the trimmer's membarrier supplies the
+ * fence between the store of busy and the load of trim_closed. */
+void frontend_gate_wait(sc_frontend_t *t);
+void frontend_unpark(sc_frontend_t *t);
+
+static inline void frontend_enter(sc_frontend_t *t)
+{
+    if (t->gate_depth++ != 0)
+        return;
+    atomic_store_explicit(&t->busy, 1, memory_order_relaxed);
+    /* The store stays before the load in program order; the hardware
+     * order is the trimmer's membarrier's business. */
+    atomic_signal_fence(memory_order_seq_cst);
+    /* acquire: what a trimmer that was here wrote (parked spans, released
+     * pages) comes before what this slow path does. */
+    if (unlikely(atomic_load_explicit(&t->trim_closed, memory_order_acquire) != 0))
+        frontend_gate_wait(t);
+    if (unlikely(t->parked_classes != 0))
+        frontend_unpark(t);
+}
+
+static inline void frontend_leave(sc_frontend_t *t)
+{
+    /* release: a trimmer that sees the owner gone sees what it did. */
+    if (--t->gate_depth == 0)
+        atomic_store_explicit(&t->busy, 0, memory_order_release);
+}
+
+/* The gate for a short stretch with no call in it: true if the owner is
+ * in (then frontend_leave_quick), false if it must take the long way
+ * (frontend_enter: the gate is held already, closed, or has parked spans
+ * to put back). The same stores and load as frontend_enter, no nesting
+ * count. */
+static inline bool frontend_enter_quick(sc_frontend_t *t)
+{
+    if (t->gate_depth != 0)
+        return false;
+    atomic_store_explicit(&t->busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (likely(atomic_load_explicit(&t->trim_closed, memory_order_acquire) == 0 &&
+               t->parked_classes == 0))
+        return true;
+    atomic_store_explicit(&t->busy, 0, memory_order_release);
+    return false;
+}
+
+static inline void frontend_leave_quick(sc_frontend_t *t)
+{
+    atomic_store_explicit(&t->busy, 0, memory_order_release);
+}
+
+/* IDLE TRIM: the calling thread (not the owner of any of ts[0..n), all of
+ * one heap that is neither checked nor tracking, under the registry lock)
+ * hands their remote batches over and gives back the pages of their empty
+ * hot spans; a frontend whose owner is on a slow path is left alone.
+ * Returns the bytes whose pages were given back. n <= FRONTEND_IDLE_GROUP. */
+#define FRONTEND_IDLE_GROUP 64
+size_t frontend_trim_idle(sc_frontend_t *const *ts, unsigned n);
 
 /* Slow path of allocation (frontend.c). */
 void *frontend_alloc_slow(sc_frontend_t *t, size_t n);
@@ -130,17 +197,22 @@ void frontend_give_up_spans(sc_frontend_t *t);
 /* A block from t's hot span for n, or NULL when the slow path must run. */
 static inline void *frontend_alloc_fast(sc_frontend_t *t, size_t n)
 {
-    span_t *s;
-    if (likely(n <= SMALL_MAX))
-        s = t->small[(n + 15) >> 4];
-    else if (n <= SIZE_CLASS_MAX)
-        s = t->hot[size_class_of(n)];
-    else
+    /* Sizes up to SMALL_MAX only: bigger blocks come off their hot span on
+     * the slow path, behind the owner's gate, so that an idle trim can give
+     * back every page of their spans (frontend.c, "IDLE TRIM"). */
+    if (unlikely(n > SMALL_MAX))
         return NULL;
+    /* relaxed: a trimmer may park the span meanwhile (IDLE TRIM); either
+     * span is one this thread may allocate from. A plain load on x86-64. */
+    span_t *s = __atomic_load_n(&t->small[(n + 15) >> 4], __ATOMIC_RELAXED);
     if (likely(s->free != NULL))
         return frontend_local_pop(t, s);
     return NULL;
 }
+
+/* A block of n (SMALL_MAX < n <= SIZE_CLASS_MAX) from t's hot span for it,
+ * behind the gate, or NULL when the slow path must run (frontend.c). */
+void *frontend_alloc_gated(sc_frontend_t *t, size_t n);
 
 static inline void *frontend_alloc(sc_frontend_t *t, size_t n)
 {

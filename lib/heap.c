@@ -407,8 +407,15 @@ void sc_heap_trim(sc_heap_t *heap)
      * their next slow path (or when they exit), seeing the epoch move. */
     atomic_fetch_add_explicit(&heap->trim_epoch, 1, memory_order_relaxed);
     sc_frontend_t *own = registry_thread_cache.frontend;
-    if (registry_thread_cache.heap == heap && registry_frontend_valid(own, heap))
+    bool own_valid = registry_thread_cache.heap == heap && registry_frontend_valid(own, heap);
+    if (own_valid)
         frontend_trim(own);
+    /* Threads away from their slow paths have their empty hot spans'
+     * pages given back and their batches handed over here (frontend.c,
+     * "IDLE TRIM"); checked and tracking heaps' frontends wait for their
+     * owners. */
+    if ((heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED)) == 0)
+        registry_trim_idle(heap, own_valid ? own : NULL);
     /* What can hold memory outside the pool is a fully free span on a
      * reusable stack (EMPTY): to the pool first; then everything the
      * release policy retains goes back at once: the pool's spans (whole,

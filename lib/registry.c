@@ -344,3 +344,24 @@ void registry_forget_hot_spans(struct sc_heap_s *heap)
     for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next)
         frontend_forget_spans(f);
 }
+
+size_t registry_trim_idle(struct sc_heap_s *heap, const sc_frontend_t *own)
+{
+    size_t released = 0;
+    sc_frontend_t *group[FRONTEND_IDLE_GROUP];
+    unsigned n = 0;
+    registry_lock();
+    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next) {
+        if (f == own)
+            continue;
+        group[n++] = f;
+        if (n == FRONTEND_IDLE_GROUP) {
+            released += frontend_trim_idle(group, n);
+            n = 0;
+        }
+    }
+    if (n > 0)
+        released += frontend_trim_idle(group, n);
+    registry_unlock();
+    return released;
+}

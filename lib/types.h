@@ -631,6 +631,21 @@ struct sc_frontend_s {
      * this frontend (bit c: class c): set by them (atomic OR), taken by
      * the owner on its slow paths, which then pools those spans. */
     _Atomic uint64_t drained_classes;
+    /* IDLE TRIM (frontend.c): another thread's sc_heap_trim gives back the
+     * pages of this frontend's empty hot spans while its thread is away
+     * from the slow paths. busy: the owner is on a slow path (written by
+     * the owner only); trim_closed: a trimmer is at work here, and the
+     * owner's slow paths wait for it; gate_depth: the owner's nesting of
+     * slow paths (owner only). parked[c] is a hot span the trimmer took off
+     * the fast path's slots (classes in parked_classes; those whose pages
+     * it gave back also in trimmed_classes): written by the trimmer, read
+     * and cleared by the owner, both behind the gate. */
+    _Atomic uint32_t busy;
+    _Atomic uint32_t trim_closed;
+    uint32_t gate_depth;
+    uint64_t parked_classes;
+    uint64_t trimmed_classes;
+    span_t *parked[NUM_CLASSES];
     /* Links, under the registry lock. */
     sc_frontend_t *heap_next, *heap_prev;
     sc_frontend_t *thread_next;

@@ -41,6 +41,7 @@ memcheck)
     [[ -x $build/examples/sqlite_heap ]] && run_clean sqlite_heap "$build/examples/sqlite_heap"
     SCALLOC_TEST_SCALE=10 run_clean test_mt_stress "$build/tests/test_mt_stress" --no-fork
     SCALLOC_TEST_SCALE=10 run_clean test_mt_model "$build/tests/test_mt_model" --no-fork
+    SCALLOC_TEST_SCALE=10 run_clean test_mt_idle_trim "$build/tests/test_mt_idle_trim" --no-fork
     # The C++ layer (tests/cpp, examples/request_arena.cpp), when a C++
     # compiler built them. In-process (--no-fork), so that memcheck sees
     # every case; the RLIMIT_AS case is left out: valgrind itself cannot
