@@ -948,28 +948,34 @@ void frontend_give_up_spans(sc_frontend_t *t)
  *    else it cannot enter one until the gate opens again (the membarrier
  *    orders the owner's store of busy before its load of trim_closed, so
  *    one of the two sees the other). Behind the gate the trimmer hands the
- *    owner's remote batches over, as the owner's slow paths do. (Floating
- *    spans need no gate: one with every block free is DRAINED or as good
- *    as, and sc_heap_trim gives its memory back in place.)
+ *    owner's remote batches over, as the owner's slow paths do: all the
+ *    frontends' first, since one's batches may hold the last live blocks
+ *    of another's spans. (Floating spans need no gate: one with every
+ *    block free is DRAINED or as good as, and sc_heap_trim gives its
+ *    memory back in place.)
  * 2. Hot spans with no live block are parked: their slots point to the
  *    empty span, so the fast path allocates from them no more. A second
  *    membarrier makes that visible: at most one allocation that read the
  *    old slot is still under way, and it pops the head of the free list,
  *    which the trimmer reads after the membarrier (the pop counts the block
- *    before it publishes the new head, both with release order, so a
- *    trimmer that sees the old head and no count has the block that pop
- *    returns).
+ *    before it publishes the new head, with release order, so a trimmer
+ *    that sees the old head and no count has the block that pop returns).
+ *    Only blocks up to SMALL_MAX have such a fast path: bigger ones are
+ *    taken behind the gate (frontend_alloc_gated), so their spans have no
+ *    allocation under way.
  * 3. Its pages go, except those of that head block; the span stays HOT and
- *    the owner's. Zeroed links only cut the lists short (lost blocks, never
- *    handed out twice: nothing is carved again while a block may be live).
+ *    the owner's, its committed bytes as they were. Zeroed links only cut
+ *    the lists short (lost blocks, never handed out twice: nothing is
+ *    carved again while a block may be live).
  * 4. The owner's next slow path (frontend_enter) puts parked spans back in
  *    their slots; one still without a live block is set up afresh, so its
  *    lost blocks come back. A block the one pop under way took keeps the
- *    span as it is until that block is freed.
+ *    span as it is until the span empties and is set up again.
  *
  * Frees by the owner into a parked span stay on the fast path: a span with
  * no live block gets no correct free. Checked and tracking heaps are left
- * out (their frontends are trimmed by their owners). */
+ * out (their frontends are trimmed by their owners), and so is everything
+ * where membarrier(2) is refused. */
 
 void frontend_gate_wait(sc_frontend_t *t)
 {

@@ -178,16 +178,21 @@ SC_API void sc_heap_reset(sc_heap_t *heap);
  * header pages), empty reusable spans, free huge runs' pages, the calling
  * thread's own empty hot and floating spans, and every other thread's
  * spans that its own or other threads' frees emptied and that it keeps
- * for their size class (all but a header page each; the owner sets such
- * a span up afresh when it uses it again), including a hot span whose
- * last block that thread freed itself. First it hands the calling
- * thread's waiting remote frees (see sc_free) to their spans. What another
- * live thread still holds in its hot spans (one emptied only by other
- * threads' frees, or refilled from its kept spans a moment before) is that
- * thread's alone to touch: it gives back its empty ones on its next
- * allocation slow path after this call, or when it calls sc_heap_trim
- * itself, or when it exits; and the frees it has waiting reach their spans
- * at the same points.
+ * for their size class (the owner sets such a span up afresh when it uses
+ * it again). First it hands the calling thread's waiting remote frees (see
+ * sc_free) to their spans, and those of every other thread that is not in
+ * one of the heap's slow paths at the time.
+ * Other threads' hot spans with no live block give their pages back too,
+ * unless the thread is in a slow path of the heap right then: each stays
+ * the thread's, which sets it up afresh on its next slow path, and keeps
+ * resident only the pages of at most one block of up to 1 KiB (one an
+ * allocation running at that moment may take). This needs membarrier(2)
+ * (Linux 4.14 and later); where the kernel or a seccomp filter refuses it,
+ * and in checked and tracking heaps, another thread's hot spans and
+ * waiting frees are that thread's alone: it gives back its empty ones on
+ * its next allocation slow path after this call, its own sc_heap_trim or
+ * its exit. A thread's slow path that starts while another thread trims
+ * its frontend waits for that (a few system calls).
  * Thread-safe; may run while other threads allocate from the heap. */
 SC_API void sc_heap_trim(sc_heap_t *heap);
 
