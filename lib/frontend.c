@@ -998,12 +998,19 @@ void frontend_unpark(sc_frontend_t *t)
         span_t *s = t->parked[c];
         t->parked[c] = NULL;
         SC_ASSERT(t->hot[c] == &span_empty);
-        /* Its pages were given back and no block is live (no allocation
-         * can be under way: this is the owner): its lists, cut short by
-         * the zeroed pages, start again. Its committed bytes are those of
-         * before, so the set-up commits nothing. */
-        if ((trimmed >> c & 1) && span_owned_live(s) == 0 && span_init_blocks(s, t->heap, c))
-            hot_arm(s);
+        /* Its pages were given back, so its lists may end at a zeroed link.
+         * With no block live (no allocation can be under way: this is the
+         * owner) it is set up afresh; its committed bytes are those of
+         * before, so the set-up commits nothing. Else the one allocation
+         * that was under way took the list's head: every other block is
+         * linked again (no block may stay off both lists, or the span would
+         * look reusable with nothing to hand out). */
+        if (trimmed >> c & 1) {
+            if (span_owned_live(s) == 0 && span_init_blocks(s, t->heap, c))
+                hot_arm(s);
+            else
+                span_rebuild_free_list(s, t->parked_head[c]);
+        }
         frontend_set_hot(t, c, s);
     }
 }
@@ -1116,8 +1123,10 @@ size_t frontend_trim_idle(sc_frontend_t *const *ts, unsigned n)
                 if (s->block_size > SMALL_MAX)
                     head = NULL;
                 size_t bytes = idle_release(s, head, &batch);
-                if (bytes != 0)
+                if (bytes != 0) {
                     t->trimmed_classes |= (uint64_t)1 << c;
+                    t->parked_head[c] = head;
+                }
                 released += bytes;
             }
         }

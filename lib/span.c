@@ -351,6 +351,34 @@ bool span_claim_owned_empty(span_t *s, bool leaving)
     }
 }
 
+void span_rebuild_free_list(span_t *s, const block_t *live)
+{
+    /* acquire: the freers' links are theirs no more (they are dropped);
+     * the CAS keeps the state and the generation, and a free that comes
+     * after it starts a list of its own. */
+    uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
+    while (remote_count(w) != 0 &&
+           !atomic_compare_exchange_weak_explicit(
+               &s->remote, &w, remote_word(remote_state(w), s, NULL, 0) | (w & REMOTE_GEN_MASK),
+               memory_order_acquire, memory_order_acquire))
+        ;
+    owner_word_add(&s->counts, 0 - remote_count(w) * COUNTS_UNIT);
+    if (span_used(s) == 0)
+        live = NULL;
+    size_t bs = s->block_size;
+    char *first = span_first_block(s);
+    block_t *head = NULL;
+    /* Top down, so that the list runs in address order. */
+    for (char *p = span_bump(s); p - first >= (ptrdiff_t)bs;) {
+        p -= bs;
+        if ((const block_t *)p == live)
+            continue;
+        block_set_next((block_t *)p, head);
+        head = (block_t *)p;
+    }
+    s->free = head;
+}
+
 bool span_trim_drained_begin(span_t *s)
 {
     /* acquire: pairs with the release of the owner's HOT -> FLOATING, so

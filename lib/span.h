@@ -160,6 +160,14 @@ bool span_claim_owned_empty(span_t *s, bool leaving);
  * span_trim_drained_end gives it back, DRAINED. */
 bool span_trim_drained_begin(span_t *s);
 
+/* Owner, on the slow path: the pages of hot span s were given back while
+ * every block was free but `live`, a block an allocation under way took
+ * from it then (frontend.c, IDLE TRIM), so its lists may end early at a
+ * zeroed link. Drops the remote list (its blocks count as freed) and links
+ * every carved block but `live` onto the local list; with no live block
+ * left (`live` was freed by another thread meanwhile), that one too. */
+void span_rebuild_free_list(span_t *s, const block_t *live);
+
 /* Adds the memory of a DRAINING span (all its pages) to b and takes all
  * but its first page off the heap's committed bytes. */
 void span_trim_drained_release(span_t *s, os_release_batch_t *b);

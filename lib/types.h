@@ -646,6 +646,9 @@ struct sc_frontend_s {
     uint64_t parked_classes;
     uint64_t trimmed_classes;
     span_t *parked[NUM_CLASSES];
+    /* For a trimmed class: the head of the span's free list when its pages
+     * went, the one block an allocation under way may have taken. */
+    const block_t *parked_head[NUM_CLASSES];
     /* Links, under the registry lock. */
     sc_frontend_t *heap_next, *heap_prev;
     sc_frontend_t *thread_next;

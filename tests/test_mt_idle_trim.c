@@ -23,6 +23,7 @@
 
 #include <linux/membarrier.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -187,6 +188,7 @@ typedef struct {
     unsigned id;
     size_t rounds;
     _Atomic unsigned *running;
+    _Atomic size_t *progress; /* rounds done by all workers */
 } busy_worker_t;
 
 /* Bursts of one class at a time: each burst empties its hot span again,
@@ -211,6 +213,7 @@ static void *busy_worker(void *arg)
                        "worker %u round %zu block %zu of %zu B", w->id, r, i, n);
             sc_free(w->heap, live[i]);
         }
+        atomic_fetch_add(w->progress, 1);
     }
     atomic_fetch_sub(w->running, 1);
     return NULL;
@@ -221,18 +224,24 @@ static void trim_while_busy(void)
     sc_heap_t *h = sc_heap_create(NULL);
     TEST_ASSERT(h != NULL);
     _Atomic unsigned running = WORKERS;
+    _Atomic size_t progress = 0;
     busy_worker_t w[WORKERS];
     pthread_t tid[WORKERS];
     size_t rounds = test_scaled(3000, 200);
     for (unsigned i = 0; i < WORKERS; i++) {
-        w[i] = (busy_worker_t){h, i, rounds, &running};
+        w[i] = (busy_worker_t){h, i, rounds, &running, &progress};
         TEST_ASSERT(pthread_create(&tid[i], NULL, busy_worker, &w[i]) == 0);
     }
-    /* Bounded: the workers' rounds end it; the count only reports. */
+    /* A trim per round of some worker at most: as many trims as the
+     * workers make progress (a trim in a loop would set their spans up
+     * afresh faster than they use them, very slowly under sanitizers). */
     size_t trims = 0;
     while (atomic_load(&running) != 0) {
+        size_t seen = atomic_load(&progress);
         sc_heap_trim(h);
         trims++;
+        while (atomic_load(&running) != 0 && atomic_load(&progress) == seen)
+            sched_yield();
     }
     for (unsigned i = 0; i < WORKERS; i++)
         TEST_ASSERT(pthread_join(tid[i], NULL) == 0);
