@@ -969,8 +969,10 @@ void frontend_give_up_spans(sc_frontend_t *t)
  *    carved again while a block may be live).
  * 4. The owner's next slow path (frontend_enter) puts parked spans back in
  *    their slots; one still without a live block is set up afresh, so its
- *    lost blocks come back. A block the one pop under way took keeps the
- *    span as it is until the span empties and is set up again.
+ *    lost blocks come back. If the one pop under way took the head, that
+ *    is the span's only live block, and the owner links every other carved
+ *    block again (span_rebuild_free_list): no block stays off both lists,
+ *    where counts would call it free and no list would hand it out.
  *
  * Frees by the owner into a parked span stay on the fast path: a span with
  * no live block gets no correct free. Checked and tracking heaps are left
