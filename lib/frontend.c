@@ -1008,10 +1008,18 @@ void frontend_unpark(sc_frontend_t *t)
          * linked again (no block may stay off both lists, or the span would
          * look reusable with nothing to hand out). */
         if (trimmed >> c & 1) {
-            if (span_owned_live(s) == 0 && span_init_blocks(s, t->heap, c))
-                hot_arm(s);
-            else
+            /* Either way unarmed while no block is live (an armed level
+             * would be above an empty span's count), armed again at the
+             * count of now otherwise (the rebuild dropped the remote count
+             * it was armed at). */
+            bool fresh = span_owned_live(s) == 0 && span_init_blocks(s, t->heap, c);
+            if (!fresh) {
                 span_rebuild_free_list(s, t->parked_head[c]);
+                if (span_used(s) == 0)
+                    span_set_used_level(s, 0, SPAN_LEVEL_NEVER);
+                else if (span_event_armed(s))
+                    hot_arm(s);
+            }
         }
         frontend_set_hot(t, c, s);
     }

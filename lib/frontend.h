@@ -93,6 +93,24 @@ static inline void frontend_leave_quick(sc_frontend_t *t)
     atomic_store_explicit(&t->busy, 0, memory_order_release);
 }
 
+/* A hot span whose pages an idle trim gave back and whose owner has not
+ * taken it back yet: its lists may end early, at a zeroed link, until the
+ * owner sets it up afresh or rebuilds them (frontend_unpark). For checks
+ * of a heap at rest. */
+static inline bool frontend_span_trimmed(const span_t *s)
+{
+    const sc_frontend_t *t = span_owner(s);
+    unsigned c = span_class(s);
+    return t != NULL && (t->trimmed_classes >> c & 1) && t->parked[c] == s;
+}
+
+/* For such a span: the one block that may be live in it (the head its
+ * list had when its pages went; NULL if none). */
+static inline const block_t *frontend_trimmed_head(const span_t *s)
+{
+    return span_owner(s)->parked_head[span_class(s)];
+}
+
 /* IDLE TRIM: the calling thread (not the owner of any of ts[0..n), all of
  * one heap that is neither checked nor tracking, under the registry lock)
  * hands their remote batches over and gives back the pages of their empty

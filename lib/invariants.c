@@ -3,6 +3,7 @@
 
 #include "annotate.h"
 #include "arena.h"
+#include "frontend.h"
 #include "span.h"
 
 typedef struct check_s {
@@ -32,6 +33,8 @@ static const char *check_span(span_t *s)
         return NULL; /* free: nothing of its blocks is kept */
     if (st == SPAN_DRAINED && span_was_trimmed(s))
         return NULL; /* its pages went back: its lists are never used again */
+    if (st == SPAN_HOT && frontend_span_trimmed(s))
+        return NULL; /* the same, until its owner takes it back */
     uint32_t cap = span_capacity(s);
     uint32_t carved = (uint32_t)((size_t)(span_bump(s) - span_first_block(s)) / s->block_size);
     if (span_bump(s) > s->bump_end || carved > cap)

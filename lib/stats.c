@@ -189,6 +189,32 @@ static void mark_free(const span_t *s, const block_t *b, uint64_t *bits)
     }
 }
 
+/* Blocks of s waiting in other threads' batches (the heap is at rest). */
+static uint32_t batched_blocks(const span_t *s)
+{
+    uint32_t n = 0;
+    registry_lock();
+    for (sc_frontend_t *f = s->heap->frontends; f; f = f->heap_next) {
+        remote_batch_t *r = frontend_remote_slot(f, s);
+        if (remote_batch_span(r) == s)
+            n += (uint32_t)owner_word_peek(&r->count);
+    }
+    registry_unlock();
+    return n;
+}
+
+/* A hot span an idle trim gave the pages of (frontend.c, IDLE TRIM): its
+ * lists end early, and at most one block is live, the head of its list of
+ * then. */
+static void visit_trimmed(span_t *s, struct visit_state *v)
+{
+    const block_t *head = frontend_trimmed_head(s);
+    uint32_t freed = remote_count(atomic_load_explicit(&s->remote, memory_order_acquire)) +
+                     batched_blocks(s);
+    if (head != NULL && span_used_peek(s) > freed)
+        v->stopped = v->fn((void *)head, s->block_size, v->arg);
+}
+
 static void visit_span(span_t *s, uintptr_t word, void *arg)
 {
     struct visit_state *v = arg;
@@ -204,6 +230,10 @@ static void visit_span(span_t *s, uintptr_t word, void *arg)
     }
     if (span_kind(s) != SPAN_KIND_BLOCKS || !span_state_in_use(st))
         return;
+    if (st == SPAN_HOT && frontend_span_trimmed(s)) {
+        visit_trimmed(s, v);
+        return;
+    }
     size_t words = (span_capacity(s) + 63) / 64;
     memset(v->bits, 0, words * sizeof(uint64_t));
     mark_free(s, s->free, v->bits);
