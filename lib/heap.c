@@ -403,8 +403,9 @@ void sc_heap_trim(sc_heap_t *heap)
     if (!heap_check_live(heap, "sc_heap_trim"))
         return;
     /* The calling thread's own hot spans that hold nothing go first. Other
-     * threads' hot spans are theirs alone to touch: they trim themselves on
-     * their next slow path (or when they exit), seeing the epoch move. */
+     * threads' go below where they are away from their slow paths; the
+     * others trim themselves on their next slow path (or when they exit),
+     * seeing the epoch move. */
     atomic_fetch_add_explicit(&heap->trim_epoch, 1, memory_order_relaxed);
     sc_frontend_t *own = registry_thread_cache.frontend;
     bool own_valid = registry_thread_cache.heap == heap && registry_frontend_valid(own, heap);
