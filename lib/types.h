@@ -579,8 +579,9 @@ typedef struct remote_batch_s {
 
 struct sc_frontend_s {
     /* What the allocation fast path reads: small[(n + 15) >> 4] is the hot
-     * span of the class of n (n <= SMALL_MAX), hot[] the hot span of each
-     * class. Never NULL: the empty span when none. A checked or tracking
+     * span of the class of n (n <= SMALL_MAX; bigger blocks come off hot[]
+     * behind the owner's gate, frontend_alloc_gated), hot[] the hot span
+     * of each class. Never NULL: the empty span when none. A checked or tracking
      * heap keeps both all empty and allocates from slow_hot on its slow
      * path (check.h, requested.h). */
     span_t *small[SMALL_SLOTS];
