@@ -15,6 +15,11 @@
  *    or allocates after sc_heap_reset: nothing leaks, nothing breaks
  *                                                          [parked_then_exit,
  *                                                           parked_then_reset]
+ *  - an allocation under way while the trim runs (the pop read its span
+ *    before the trim parked it and finishes after): it gets the block the
+ *    trim kept, whose contents survive, and every other block of the span
+ *    comes back through the owner's rebuilt list, none of them twice
+ *                                                          [in_flight_pop]
  * Runs under the standalone runner of test_util.h (also under TSan).
  */
 #ifndef _GNU_SOURCE
@@ -30,6 +35,11 @@
 
 #define TEST_STANDALONE_RUNNER
 #include "test_util.h"
+
+#include "frontend.h"
+#include "invariants.h"
+#include "registry.h"
+#include "span.h"
 
 enum { WORKERS = 4, PER_CLASS = 96 };
 
@@ -328,6 +338,105 @@ static void parked_then_reset(void)
     parked_run(true, true);
 }
 
+/* ------------------------------------------------------------------------ */
+
+enum { POP_SIZE = 48, POP_BLOCKS = 40 };
+
+typedef struct {
+    sc_heap_t *heap;
+    pthread_barrier_t *barrier;
+    span_t *span;        /* the hot span the pop read */
+    const block_t *head; /* its list's head when the pop read it */
+} pop_worker_t;
+
+static void *pop_worker(void *arg)
+{
+    pop_worker_t *w = arg;
+    void *b[POP_BLOCKS];
+    /* Fill and empty the class's hot span; an armed span that empties
+     * leaves the slot and is kept, so take it back and empty it again at
+     * once: it stays hot, with no block live. */
+    for (int i = 0; i < POP_BLOCKS; i++)
+        TEST_ASSERT((b[i] = sc_alloc(w->heap, POP_SIZE)) != NULL);
+    for (int i = 0; i < POP_BLOCKS; i++)
+        sc_free(w->heap, b[i]);
+    void *one = sc_alloc(w->heap, POP_SIZE);
+    TEST_ASSERT(one != NULL);
+    sc_free(w->heap, one);
+    sc_frontend_t *t = registry_thread_cache.frontend;
+    span_t *s = t->small[(POP_SIZE + 15) >> 4];
+    TEST_CHECK(s != &span_empty && span_owned_live(s) == 0 && s->free != NULL,
+               "the hot span is empty and in its slot (live %u)", span_owned_live(s));
+    /* The first half of an allocation: the span and its head are read. */
+    w->span = s;
+    w->head = s->free;
+    pthread_barrier_wait(w->barrier); /* 1: the main thread trims */
+    pthread_barrier_wait(w->barrier); /* 2: trimmed */
+    TEST_CHECK(frontend_span_trimmed(s), "%s", "the trim parked the span and gave its pages back");
+    /* The rest of that allocation, on the span it read. */
+    block_t *got = frontend_local_pop(t, s);
+    TEST_CHECK(got == w->head, "the pop took %p, not the kept head %p", (void *)got,
+               (const void *)w->head);
+    memset(got, 0xab, POP_SIZE);
+    /* The next allocations take the owner's slow path, which puts the span
+     * back with its list rebuilt: every block but `got`, each once. */
+    size_t cap = span_capacity(s);
+    void **more = calloc(cap, sizeof(void *));
+    TEST_ASSERT(more != NULL);
+    size_t in_span = 0;
+    for (size_t i = 0; i < cap - 1; i++) {
+        more[i] = sc_alloc(w->heap, POP_SIZE);
+        TEST_ASSERT(more[i] != NULL);
+        TEST_CHECK(more[i] != (void *)got, "block %zu is the live one", i);
+        memset(more[i], (int)(i & 0x7f), POP_SIZE);
+        in_span += span_at(more[i]) == s;
+    }
+    for (size_t i = 0; i < cap - 1; i++)
+        for (size_t k = 0; k < POP_SIZE; k++)
+            TEST_CHECK(((unsigned char *)more[i])[k] == (unsigned char)(i & 0x7f),
+                       "block %zu was handed out twice", i);
+    for (size_t k = 0; k < POP_SIZE; k++)
+        TEST_CHECK(((unsigned char *)got)[k] == 0xab, "%s", "the live block's contents survive");
+    /* Every carved block of the span came back (only the span's uncarved
+     * tail and other spans serve the rest). */
+    size_t carved = (size_t)(span_bump(s) - span_first_block(s)) / s->block_size;
+    TEST_CHECK(in_span + 1 >= carved, "%zu of %zu carved blocks came back", in_span + 1, carved);
+    for (size_t i = 0; i < cap - 1; i++)
+        sc_free(w->heap, more[i]);
+    sc_free(w->heap, got);
+    free(more);
+    pthread_barrier_wait(w->barrier); /* 3: all freed */
+    pthread_barrier_wait(w->barrier); /* 4: the main thread looked */
+    return NULL;
+}
+
+static void in_flight_pop(void)
+{
+    if (!membarrier_usable()) {
+        TEST_LOG("membarrier refused here: no idle trim to race with");
+        return;
+    }
+    sc_heap_t *h = sc_heap_create(NULL);
+    TEST_ASSERT(h != NULL);
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, 2);
+    pop_worker_t w = {h, &barrier, NULL, NULL};
+    pthread_t tid;
+    TEST_ASSERT(pthread_create(&tid, NULL, pop_worker, &w) == 0);
+    pthread_barrier_wait(&barrier); /* 1 */
+    sc_heap_trim(h);
+    pthread_barrier_wait(&barrier); /* 2 */
+    pthread_barrier_wait(&barrier); /* 3 */
+    span_t *bad = NULL;
+    const char *broken = invariants_check_heap(h, &bad);
+    TEST_CHECK(broken == NULL, "span %p: %s", (void *)bad, broken ? broken : "");
+    TEST_CHECK(test_stats(h).live_blocks == 0, "live %zu", test_stats(h).live_blocks);
+    pthread_barrier_wait(&barrier); /* 4 */
+    TEST_ASSERT(pthread_join(tid, NULL) == 0);
+    pthread_barrier_destroy(&barrier);
+    sc_heap_destroy(h);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
@@ -336,6 +445,7 @@ int main(int argc, char **argv)
         {"idle_trim::parked_then_exit", parked_then_exit},
         {"idle_trim::parked_then_alloc", parked_then_alloc},
         {"idle_trim::parked_then_reset", parked_then_reset},
+        {"idle_trim::in_flight_pop", in_flight_pop},
     };
     return test_run_cases(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
