@@ -47,13 +47,13 @@ static span_t **frontend_hot_array(sc_frontend_t *t)
 /* Makes s the hot span of class cls, in hot[] and in every small[] entry
  * of the class (sizes up to SMALL_MAX), or in slow_hot[] for slow-only
  * heaps. */
-static void frontend_set_hot(sc_frontend_t *t, unsigned cls, span_t *s)
+/* The fast path's slots of class cls: hot[cls] and every small[] entry
+ * of the class. relaxed stores: the owner's fast path reads them with
+ * relaxed loads, and an idle trimmer writes them too (IDLE TRIM); plain
+ * stores on x86-64. */
+static void slots_set(sc_frontend_t *t, unsigned cls, span_t *s)
 {
-    if (slow_only(t->heap)) {
-        t->slow_hot[cls] = s;
-        return;
-    }
-    t->hot[cls] = s;
+    __atomic_store_n(&t->hot[cls], s, __ATOMIC_RELAXED);
     size_t size = size_class_block_size(cls);
     if (size > SMALL_MAX)
         return;
@@ -61,7 +61,16 @@ static void frontend_set_hot(sc_frontend_t *t, unsigned cls, span_t *s)
      * up to 16 * i, and index 0 (size 0) belongs to the first class. */
     size_t lo = cls == 0 ? 0 : size_class_block_size(cls - 1) / 16 + 1;
     for (size_t i = lo; i <= size / 16; i++)
-        t->small[i] = s;
+        __atomic_store_n(&t->small[i], s, __ATOMIC_RELAXED);
+}
+
+static void frontend_set_hot(sc_frontend_t *t, unsigned cls, span_t *s)
+{
+    if (slow_only(t->heap)) {
+        t->slow_hot[cls] = s;
+        return;
+    }
+    slots_set(t, cls, s);
 }
 
 void frontend_forget_spans(sc_frontend_t *t)
@@ -415,6 +424,38 @@ static span_t *floating_reuse(sc_frontend_t *t, unsigned cls)
     return NULL;
 }
 
+/* Owner: looks at every floating span of class c once and pools those
+ * `pick` says (a span being trimmed right then stays in the set). */
+static void floating_pool_where(sc_frontend_t *t, unsigned c, bool (*pick)(const span_t *))
+{
+    span_t *head = t->floating[c];
+    if (head == NULL)
+        return;
+    span_t *last = head->set_prev;
+    for (span_t *s = head;;) {
+        span_t *next = s->set_next;
+        bool done = s == last;
+        if (pick(s)) {
+            floating_remove(t, c, s);
+            if (!owned_to_pool(t, s))
+                floating_push(t, c, s);
+        }
+        if (done)
+            break;
+        s = next;
+    }
+}
+
+static bool drained_not_kept(const span_t *s)
+{
+    return span_state(s) == SPAN_DRAINED && !s->kept_empty;
+}
+
+static bool no_live_block(const span_t *s)
+{
+    return span_owned_live(s) == 0;
+}
+
 /* Owner: pools the DRAINED floating spans of the classes other threads
  * reported (place_span). */
 static void frontend_pool_drained(sc_frontend_t *t)
@@ -424,22 +465,7 @@ static void frontend_pool_drained(sc_frontend_t *t)
     while (classes) {
         unsigned c = (unsigned)__builtin_ctzll(classes);
         classes &= classes - 1;
-        span_t *head = t->floating[c];
-        if (head == NULL)
-            continue;
-        span_t *last = head->set_prev;
-        for (span_t *s = head;;) {
-            span_t *next = s->set_next;
-            bool done = s == last;
-            if (span_state(s) == SPAN_DRAINED && !s->kept_empty) {
-                floating_remove(t, c, s);
-                if (!owned_to_pool(t, s))
-                    floating_push(t, c, s);
-            }
-            if (done)
-                break;
-            s = next;
-        }
+        floating_pool_where(t, c, drained_not_kept);
     }
 }
 
@@ -763,13 +789,19 @@ void *frontend_alloc_huge(sc_frontend_t *t, size_t align, size_t n)
 
 static void *alloc_slow_gated(sc_frontend_t *t, size_t n);
 
+/* Owner, behind the gate: a block from the hot span of cls, or NULL. */
+static block_t *hot_pop(sc_frontend_t *t, unsigned cls)
+{
+    span_t *s = t->hot[cls];
+    return likely(s->free != NULL) ? frontend_local_pop(t, s) : NULL;
+}
+
 /* frontend_alloc_gated when the gate is held already, closed, or has
  * parked spans to put back: the long way in. */
 static __attribute__((noinline)) void *alloc_gated_long(sc_frontend_t *t, unsigned cls)
 {
     frontend_enter(t);
-    span_t *s = t->hot[cls];
-    block_t *b = s->free != NULL ? frontend_local_pop(t, s) : NULL;
+    block_t *b = hot_pop(t, cls);
     frontend_leave(t);
     return b;
 }
@@ -781,8 +813,7 @@ void *frontend_alloc_gated(sc_frontend_t *t, size_t n)
     unsigned cls = size_class_of(n);
     if (unlikely(!frontend_enter_quick(t)))
         return alloc_gated_long(t, cls);
-    span_t *s = t->hot[cls];
-    block_t *b = s->free != NULL ? frontend_local_pop(t, s) : NULL;
+    block_t *b = hot_pop(t, cls);
     frontend_leave_quick(t);
     return b;
 }
@@ -800,9 +831,9 @@ static void *alloc_slow_gated(sc_frontend_t *t, size_t n)
     /* A block over SMALL_MAX from its hot span: the fast path's work, done
      * here behind the gate (frontend_alloc_fast), not a slow path yet. */
     if (n > SMALL_MAX && n <= SIZE_CLASS_MAX && !slow_only(t->heap)) {
-        span_t *s = t->hot[size_class_of(n)];
-        if (likely(s->free != NULL))
-            return frontend_local_pop(t, s);
+        block_t *b = hot_pop(t, size_class_of(n));
+        if (b != NULL)
+            return b;
     }
     t->slow_ticks++;
     if (requested_enabled(t->heap)) {
@@ -872,27 +903,6 @@ static void *alloc_slow_gated(sc_frontend_t *t, size_t n)
     }
 }
 
-/* Owner: every floating span of class c once, empty ones to the pool. */
-static void floating_trim(sc_frontend_t *t, unsigned c)
-{
-    span_t *head = t->floating[c];
-    if (head == NULL)
-        return;
-    span_t *last = head->set_prev;
-    for (span_t *s = head;;) {
-        span_t *next = s->set_next;
-        bool done = s == last;
-        if (span_owned_live(s) == 0) {
-            floating_remove(t, c, s);
-            if (!owned_to_pool(t, s))
-                floating_push(t, c, s); /* being trimmed: keep it */
-        }
-        if (done)
-            break;
-        s = next;
-    }
-}
-
 void frontend_trim(sc_frontend_t *t)
 {
     frontend_enter(t);
@@ -902,7 +912,7 @@ void frontend_trim(sc_frontend_t *t)
         span_t *s = hot[c];
         if (s != &span_empty && span_owned_live(s) == 0)
             hot_to_pool(t, c, s);
-        floating_trim(t, c);
+        floating_pool_where(t, c, no_live_block); /* every empty one */
     }
     frontend_leave(t);
 }
@@ -1025,20 +1035,13 @@ void frontend_unpark(sc_frontend_t *t)
     }
 }
 
-/* The trimmer: takes hot span s of class c off t's fast path. relaxed: the
- * owner's fast path reads the slots with relaxed loads; the membarrier
- * that follows orders them. */
+/* The trimmer: takes hot span s of class c off t's fast path (the
+ * membarrier that follows makes the slots' new value visible). */
 static void idle_park(sc_frontend_t *t, unsigned c, span_t *s)
 {
     t->parked[c] = s;
     t->parked_classes |= (uint64_t)1 << c;
-    __atomic_store_n(&t->hot[c], &span_empty, __ATOMIC_RELAXED);
-    size_t size = size_class_block_size(c);
-    if (size > SMALL_MAX)
-        return;
-    size_t lo = c == 0 ? 0 : size_class_block_size(c - 1) / 16 + 1;
-    for (size_t i = lo; i <= size / 16; i++)
-        __atomic_store_n(&t->small[i], &span_empty, __ATOMIC_RELAXED);
+    slots_set(t, c, &span_empty);
 }
 
 /* Live blocks of a hot span of another thread: the remote count first,
