@@ -1087,7 +1087,7 @@ static void idle_open(sc_frontend_t *t)
     atomic_store_explicit(&t->trim_closed, 0, memory_order_release);
 }
 
-size_t frontend_trim_idle(sc_frontend_t *const *ts, unsigned n)
+void frontend_trim_idle(sc_frontend_t *const *ts, unsigned n)
 {
     SC_ASSERT(n <= FRONTEND_IDLE_GROUP);
     sc_frontend_t *held[FRONTEND_IDLE_GROUP];
@@ -1117,7 +1117,6 @@ size_t frontend_trim_idle(sc_frontend_t *const *ts, unsigned n)
             }
         }
     }
-    size_t released = 0;
     if (parked && os_membarrier()) {
         os_release_batch_t batch = {.n = 0};
         for (unsigned i = 0; i < m; i++) {
@@ -1135,17 +1134,14 @@ size_t frontend_trim_idle(sc_frontend_t *const *ts, unsigned n)
                     continue; /* allocated from meanwhile: parked only */
                 if (s->block_size > SMALL_MAX)
                     head = NULL;
-                size_t bytes = idle_release(s, head, &batch);
-                if (bytes != 0) {
+                if (idle_release(s, head, &batch) != 0) {
                     t->trimmed_classes |= (uint64_t)1 << c;
                     t->parked_head[c] = head;
                 }
-                released += bytes;
             }
         }
         os_release_batch_flush(&batch);
     }
     for (unsigned i = 0; i < m; i++)
         idle_open(held[i]);
-    return released;
 }

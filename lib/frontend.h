@@ -115,9 +115,9 @@ static inline const block_t *frontend_trimmed_head(const span_t *s)
  * one heap that is neither checked nor tracking, under the registry lock)
  * hands their remote batches over and gives back the pages of their empty
  * hot spans; a frontend whose owner is on a slow path is left alone.
- * Returns the bytes whose pages were given back. n <= FRONTEND_IDLE_GROUP. */
+ * n <= FRONTEND_IDLE_GROUP. */
 #define FRONTEND_IDLE_GROUP 64
-size_t frontend_trim_idle(sc_frontend_t *const *ts, unsigned n);
+void frontend_trim_idle(sc_frontend_t *const *ts, unsigned n);
 
 /* Slow path of allocation (frontend.c). */
 void *frontend_alloc_slow(sc_frontend_t *t, size_t n);

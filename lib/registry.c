@@ -345,9 +345,8 @@ void registry_forget_hot_spans(struct sc_heap_s *heap)
         frontend_forget_spans(f);
 }
 
-size_t registry_trim_idle(struct sc_heap_s *heap, const sc_frontend_t *own)
+void registry_trim_idle(struct sc_heap_s *heap, const sc_frontend_t *own)
 {
-    size_t released = 0;
     sc_frontend_t *group[FRONTEND_IDLE_GROUP];
     unsigned n = 0;
     registry_lock();
@@ -356,12 +355,11 @@ size_t registry_trim_idle(struct sc_heap_s *heap, const sc_frontend_t *own)
             continue;
         group[n++] = f;
         if (n == FRONTEND_IDLE_GROUP) {
-            released += frontend_trim_idle(group, n);
+            frontend_trim_idle(group, n);
             n = 0;
         }
     }
     if (n > 0)
-        released += frontend_trim_idle(group, n);
+        frontend_trim_idle(group, n);
     registry_unlock();
-    return released;
 }

@@ -70,8 +70,8 @@ void registry_forget_hot_spans(struct sc_heap_s *heap);
 /* sc_heap_trim's part in other threads' frontends: gives back the pages of
  * the empty hot spans of every frontend of heap but `own` whose thread is
  * away from its slow paths (frontend.c, "IDLE TRIM"), in groups, under the
- * registry lock. Not for checked or tracking heaps. Bytes given back. */
-size_t registry_trim_idle(struct sc_heap_s *heap, const sc_frontend_t *own);
+ * registry lock. Not for checked or tracking heaps. */
+void registry_trim_idle(struct sc_heap_s *heap, const sc_frontend_t *own);
 
 /* A new process-unique heap id (never 0, never UINT64_MAX). */
 uint64_t registry_next_heap_id(void);
