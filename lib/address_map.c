@@ -7,12 +7,11 @@ _Atomic uintptr_t *address_map;
 uintptr_t span_table_origin;
 
 static pthread_once_t map_once = PTHREAD_ONCE_INIT;
-/* When the map or the table could only be reserved read-only (strict
- * overcommit refuses a big writable reservation), pages are made writable
- * as regions are registered. Reads of never-written pages see zeros
- * either way. */
-static bool map_read_only;
-static bool table_read_only;
+/* When the map and the table (one mapping) could only be reserved
+ * read-only (strict overcommit refuses a big writable reservation), pages
+ * are made writable as regions are registered. Reads of never-written
+ * pages see zeros either way. */
+static bool read_only;
 /* The addresses the header table covers: [table_lo, table_hi). The whole
  * user address space, or under an address-space limit a window of the
  * limit's size that every region is placed in. */
@@ -34,7 +33,7 @@ static bool map_and_table_reserve(uintptr_t lo, uintptr_t hi)
     char *p = os_reserve_table(map_bytes + table_bytes, &writable);
     if (p == NULL)
         return false;
-    map_read_only = table_read_only = !writable;
+    read_only = !writable;
     table_lo = lo;
     table_hi = hi;
     span_table_origin = (uintptr_t)(p + map_bytes) - ((lo >> SPAN_SHIFT) << SPAN_HEADER_SHIFT);
@@ -143,7 +142,7 @@ void address_map_unlock_ranges(void) { pthread_mutex_unlock(&range_lock); }
 
 /* Under range_lock: makes [lo, hi) writable (rounded out to pages) where
  * it was reserved read-only. */
-static bool make_writable(bool read_only, uintptr_t lo, uintptr_t hi)
+static bool make_writable(uintptr_t lo, uintptr_t hi)
 {
     if (!read_only)
         return true;
@@ -158,7 +157,7 @@ bool address_map_set_range(const void *base, size_t size, uintptr_t word)
     size_t first = (uintptr_t)base >> SPAN_SHIFT;
     size_t count = size >> SPAN_SHIFT;
     pthread_mutex_lock(&range_lock);
-    if (word != 0 && !make_writable(map_read_only, (uintptr_t)&address_map[first],
+    if (word != 0 && !make_writable((uintptr_t)&address_map[first],
                                     (uintptr_t)&address_map[first + count])) {
         pthread_mutex_unlock(&range_lock);
         return false;
@@ -174,7 +173,7 @@ bool address_map_set_range(const void *base, size_t size, uintptr_t word)
 bool address_map_headers_writable(const void *base, size_t size)
 {
     pthread_mutex_lock(&range_lock);
-    bool ok = make_writable(table_read_only, (uintptr_t)span_at(base),
+    bool ok = make_writable((uintptr_t)span_at(base),
                             (uintptr_t)span_at((const char *)base + size));
     pthread_mutex_unlock(&range_lock);
     return ok;
