@@ -353,16 +353,11 @@ bool span_claim_owned_empty(span_t *s, bool leaving)
 
 void span_rebuild_free_list(span_t *s, const block_t *live)
 {
-    /* acquire: the freers' links are theirs no more (they are dropped);
-     * the CAS keeps the state and the generation, and a free that comes
-     * after it starts a list of its own. */
-    uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
-    while (remote_count(w) != 0 &&
-           !atomic_compare_exchange_weak_explicit(
-               &s->remote, &w, remote_word(remote_state(w), s, NULL, 0) | (w & REMOTE_GEN_MASK),
-               memory_order_acquire, memory_order_acquire))
-        ;
-    owner_word_add(&s->counts, 0 - remote_count(w) * COUNTS_UNIT);
+    /* The remote frees are taken as the owner always takes them (their
+     * count off `used`); the lists themselves, cut short, are dropped: the
+     * walk below links every block they held. */
+    s->free = NULL;
+    (void)span_take_remote(s, 1);
     if (span_used(s) == 0)
         live = NULL;
     size_t bs = s->block_size;
