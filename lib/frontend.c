@@ -426,7 +426,7 @@ static span_t *floating_reuse(sc_frontend_t *t, unsigned cls)
 
 /* Owner: looks at every floating span of class c once and pools those
  * `pick` says (a span being trimmed right then stays in the set). */
-static void floating_pool_where(sc_frontend_t *t, unsigned c, bool (*pick)(const span_t *))
+static void floating_pool_where(sc_frontend_t *t, unsigned c, bool (*pick)(span_t *))
 {
     span_t *head = t->floating[c];
     if (head == NULL)
@@ -446,12 +446,12 @@ static void floating_pool_where(sc_frontend_t *t, unsigned c, bool (*pick)(const
     }
 }
 
-static bool drained_not_kept(const span_t *s)
+static bool drained_not_kept(span_t *s)
 {
     return span_state(s) == SPAN_DRAINED && !s->kept_empty;
 }
 
-static bool no_live_block(const span_t *s)
+static bool no_live_block(span_t *s)
 {
     return span_owned_live(s) == 0;
 }
