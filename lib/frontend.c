@@ -1044,15 +1044,6 @@ static void idle_park(sc_frontend_t *t, unsigned c, span_t *s)
     slots_set(t, c, &span_empty);
 }
 
-/* Live blocks of a hot span of another thread: the remote count first,
- * then used, so that a free in between errs towards "live". */
-static uint32_t idle_live(const span_t *s)
-{
-    uint32_t freed = remote_count(atomic_load_explicit(&((span_t *)s)->remote, memory_order_acquire));
-    uint32_t used = span_used_peek(s);
-    return used > freed ? used - freed : 0;
-}
-
 /* The trimmer: gives back the pages of parked span s but those of `keep`
  * (a block, or NULL). Bytes given back. */
 static size_t idle_release(span_t *s, const block_t *keep, os_release_batch_t *batch)
@@ -1111,7 +1102,7 @@ void frontend_trim_idle(sc_frontend_t *const *ts, unsigned n)
         sc_frontend_t *t = held[i];
         for (unsigned c = 0; c < NUM_CLASSES; c++) {
             span_t *s = t->hot[c];
-            if (s != &span_empty && !(t->parked_classes >> c & 1) && idle_live(s) == 0) {
+            if (s != &span_empty && !(t->parked_classes >> c & 1) && span_owned_live(s) == 0) {
                 idle_park(t, c, s);
                 parked = true;
             }
@@ -1130,7 +1121,7 @@ void frontend_trim_idle(sc_frontend_t *const *ts, unsigned n)
                  * Blocks over SMALL_MAX are only ever taken behind the
                  * gate: no allocation of theirs can be under way. */
                 const block_t *head = __atomic_load_n(&s->free, __ATOMIC_ACQUIRE);
-                if (idle_live(s) != 0)
+                if (span_owned_live(s) != 0)
                     continue; /* allocated from meanwhile: parked only */
                 if (s->block_size > SMALL_MAX)
                     head = NULL;

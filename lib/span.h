@@ -177,11 +177,13 @@ void span_trim_drained_release(span_t *s, os_release_batch_t *b);
  * meanwhile, and the caller must pool it. */
 bool span_trim_drained_end(span_t *s);
 
-/* Owner: blocks of s still allocated (for HOT and FLOATING spans). */
+/* Blocks of s still allocated (for HOT and FLOATING spans): exact for the
+ * owner; another thread (an idle trim) reads the remote count first and
+ * `used` after it, so that a free in between errs towards "live". */
 static inline uint32_t span_owned_live(const span_t *s)
 {
-    uint32_t used = span_used(s);
     uint32_t freed = remote_count(atomic_load_explicit(&((span_t *)s)->remote, memory_order_acquire));
+    uint32_t used = span_used_peek(s);
     return used > freed ? used - freed : 0;
 }
 
