@@ -796,6 +796,29 @@ static block_t *hot_pop(sc_frontend_t *t, unsigned cls)
     return likely(s->free != NULL) ? frontend_local_pop(t, s) : NULL;
 }
 
+/* BORROWING. Each class of a thread carves blocks up to its own
+ * high-water mark, and the free ones stay its own: a thread whose big
+ * requests wander over neighbouring classes keeps the sum of their peaks
+ * resident, though it never holds that much at once. So when the hot span
+ * of a class with blocks of BORROW_MIN_BLOCK bytes or more has no free
+ * block on its list (the slow path would carve never-used blocks, take
+ * remote frees back or change spans), the request takes a free block of
+ * one of the next BORROW_CLASSES classes' hot spans if one has it: memory
+ * already resident, at most two classes of rounding. The block stays its span's
+ * (its free goes there); only plain heaps borrow (a checked or tracking
+ * heap's hot[] is empty). tuning.h has the figures. */
+static block_t *borrow_bigger(sc_frontend_t *t, unsigned cls)
+{
+    if (size_class_block_size(cls) < BORROW_MIN_BLOCK)
+        return NULL;
+    for (unsigned k = 1; k <= BORROW_CLASSES && cls + k < NUM_CLASSES; k++) {
+        block_t *b = hot_pop(t, cls + k);
+        if (b != NULL)
+            return b;
+    }
+    return NULL;
+}
+
 /* frontend_alloc_gated when the gate is held already, closed, or has
  * parked spans to put back: the long way in. */
 static __attribute__((noinline)) void *alloc_gated_long(sc_frontend_t *t, unsigned cls)
@@ -831,7 +854,10 @@ static void *alloc_slow_gated(sc_frontend_t *t, size_t n)
     /* A block over SMALL_MAX from its hot span: the fast path's work, done
      * here behind the gate (frontend_alloc_fast), not a slow path yet. */
     if (n > SMALL_MAX && n <= SIZE_CLASS_MAX && !slow_only(t->heap)) {
-        block_t *b = hot_pop(t, size_class_of(n));
+        unsigned cls = size_class_of(n);
+        block_t *b = hot_pop(t, cls);
+        if (b == NULL)
+            b = borrow_bigger(t, cls);
         if (b != NULL)
             return b;
     }

@@ -130,7 +130,7 @@ static void log_rounds(const char *what, const round_figures_t *f, int n)
 
 /* Every round repeats the same requests in the same order, so a heap that
  * reuses its spans needs about the memory of round 1 in every later round,
- * and exactly that of round 2 in rounds 3..10. */
+ * and no more as rounds go on. */
 Test(span_reuse, steady_state_same_pattern, .timeout = 120)
 {
     size_t count = test_scaled(100000, 10000);
@@ -159,12 +159,25 @@ Test(span_reuse, steady_state_same_pattern, .timeout = 120)
         cr_assert_leq(f[r].peak_committed, f[0].peak_committed + settle,
                       "round %d peak committed %zu KiB, round 1 needed %zu KiB", r + 1,
                       f[r].peak_committed >> 10, f[0].peak_committed >> 10);
-    cr_assert_eq(f[ROUNDS - 1].peak_committed, f[1].peak_committed,
-                 "peak committed still moving: round 2 %zu KiB, round %d %zu KiB",
-                 f[1].peak_committed >> 10, ROUNDS, f[ROUNDS - 1].peak_committed >> 10);
-    cr_assert_eq(f[ROUNDS - 1].after_committed, f[1].after_committed,
-                 "committed after free still moving: round 2 %zu KiB, round %d %zu KiB",
-                 f[1].after_committed >> 10, ROUNDS, f[ROUNDS - 1].after_committed >> 10);
+    /* From round 2 on the need stays put: within 1/256 of round 1's over
+     * rounds 2..10 (no growth from spans that are never reused). Not
+     * exactly equal: a big request whose class has no free block borrows
+     * one of the next classes' (frontend.c, BORROWING), so which blocks a
+     * round uses depends on what the round before left free; measured:
+     * rounds 2..10 within 208 KiB of each other, of 98,548 KiB. */
+    size_t lo = SIZE_MAX, hi = 0, lo_after = SIZE_MAX, hi_after = 0;
+    for (int r = 1; r < ROUNDS; r++) {
+        lo = f[r].peak_committed < lo ? f[r].peak_committed : lo;
+        hi = f[r].peak_committed > hi ? f[r].peak_committed : hi;
+        lo_after = f[r].after_committed < lo_after ? f[r].after_committed : lo_after;
+        hi_after = f[r].after_committed > hi_after ? f[r].after_committed : hi_after;
+    }
+    cr_assert_leq(hi - lo, f[0].peak_committed / 256,
+                  "peak committed still moving: rounds 2-%d between %zu and %zu KiB", ROUNDS,
+                  lo >> 10, hi >> 10);
+    cr_assert_leq(hi_after - lo_after, f[0].peak_committed / 256,
+                  "committed after free still moving: rounds 2-%d between %zu and %zu KiB",
+                  ROUNDS, lo_after >> 10, hi_after >> 10);
 
     /* Everything is free and this thread is the only owner: its spans are
      * its hot spans (at most one per class), the empty floating spans it

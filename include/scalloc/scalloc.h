@@ -263,15 +263,20 @@ SC_API void *sc_realloc(sc_heap_t *heap, void *p, size_t n);
  * NULL with errno = EINVAL. Freed with sc_free. */
 SC_API SC_MALLOC_LIKE void *sc_aligned_alloc(sc_heap_t *heap, size_t alignment, size_t n);
 
-/* Bytes usable at p (at least what was requested). Reports misuse for a
- * pointer that is not a live block of heap, and returns 0 then. */
+/* Bytes usable at p (at least what was requested, and at least
+ * sc_good_size of it). Reports misuse for a pointer that is not a live
+ * block of heap, and returns 0 then. */
 SC_API size_t sc_usable_size(sc_heap_t *heap, const void *p);
 
-/* The usable size sc_alloc(heap, n) would give: n rounded up to its size
+/* The usable size sc_alloc(heap, n) gives: n rounded up to its size
  * class, or for huge sizes up to where the block's last page ends. Lets
- * callers such as SQLite's xRoundup ask for exactly what they will get. 0
- * if n cannot be met by any heap (larger than the machine's memory and
- * swap). */
+ * callers such as SQLite's xRoundup ask for what they will get. The one
+ * exception is a plain heap's request of 4 KiB or more whose class has no
+ * free block at hand while one of the next two classes has one: the
+ * request gets that block, already in memory, rather than touching new
+ * pages, and sc_usable_size says so (at most two classes up: at most
+ * 1.5 times sc_good_size). Checked and tracking heaps never do. 0 if n
+ * cannot be met by any heap (larger than the machine's memory and swap). */
 SC_API size_t sc_good_size(size_t n);
 
 /* Whether p lies in a block or region of heap. O(1); any pointer value is
