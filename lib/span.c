@@ -56,6 +56,10 @@ void span_geometry_init(struct sc_heap_s *heap)
          * rest as it goes. */
         size_t step = (first + bs + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
         uint64_t reuse = ((uint64_t)cap * heap->reuse_threshold + 99) / 100;
+        /* Or REUSE_ENOUGH_BYTES of free blocks, if that is fewer. */
+        uint64_t enough = (REUSE_ENOUGH_BYTES + bs - 1) / bs;
+        if (enough < reuse)
+            reuse = enough;
         span_geometry_t *g = &heap->geometry[cls];
         g->capacity = cap;
         g->first = (uint32_t)first;

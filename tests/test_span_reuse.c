@@ -38,6 +38,9 @@
  *    and nothing else, taking no new memory, and it is reusable at once
  *    when that thread exits too; contents survive
  *                                        [orphaned_span_reused_after_delay]
+ *  - a floating span is refilled from once the reuse threshold of its
+ *    blocks is free, or REUSE_ENOUGH_BYTES of them if that is fewer (one
+ *    block of 64 KiB and more)    [big_block_spans_reused_from_enough_bytes]
  */
 #include <criterion/criterion.h>
 
@@ -887,4 +890,77 @@ Test(span_reuse, small_classes_cut_big_warm_spans_in_batches)
         sc_free(h, p[i]);
     cr_assert_eq(test_stats(h).live_blocks, 0);
     sc_heap_destroy(h);
+}
+
+/* Fills a hot span of bs-byte blocks (cap of them, into blocks[]) and
+ * takes one more, which a new hot span gives (*next): the filled span
+ * floats. */
+static void fill_and_float(sc_heap_t *h, size_t bs, void **blocks, uint32_t cap, void **next)
+{
+    for (uint32_t i = 0; i < cap; i++) {
+        blocks[i] = sc_alloc(h, bs);
+        cr_assert_not_null(blocks[i]);
+    }
+    *next = sc_alloc(h, bs); /* the span is exhausted: this one is a new span's */
+    cr_assert_not_null(*next);
+    cr_assert_neq(span_of(*next), span_of(blocks[0]), "%zu B: span not exhausted after %u", bs,
+                  cap);
+}
+
+/* Exhausts the current hot span of bs and returns the block after it. */
+static void *exhaust_hot(sc_heap_t *h, size_t bs, void *first, void **held, uint32_t cap)
+{
+    span_t *hot = span_of(first);
+    uint32_t n = 0;
+    for (;;) {
+        void *p = sc_alloc(h, bs);
+        cr_assert_not_null(p);
+        if (span_of(p) != hot)
+            return p;
+        cr_assert_lt(n, cap, "hot span of %zu B gives more than %u blocks", bs, cap);
+        held[n++] = p;
+    }
+}
+
+/* A floating span of big blocks is refilled from once REUSE_ENOUGH_BYTES
+ * of its blocks are free, below the reuse threshold; small blocks keep the
+ * threshold. */
+Test(span_reuse, big_block_spans_reused_from_enough_bytes)
+{
+    const size_t sizes[] = {16384, 65536, 262144, 1024};
+    for (unsigned k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t bs = sizes[k];
+        sc_heap_t *h = sc_heap_create(NULL);
+        cr_assert_not_null(h);
+        void *first = sc_alloc(h, bs);
+        cr_assert_not_null(first);
+        uint32_t cap = span_capacity(span_of(first));
+        uint32_t by_share = (cap * 80 + 99) / 100;
+        uint32_t by_bytes = (uint32_t)((REUSE_ENOUGH_BYTES + bs - 1) / bs);
+        uint32_t need = by_bytes < by_share ? by_bytes : by_share;
+        void **blocks = calloc(cap, sizeof *blocks), **held = calloc(cap + 1, sizeof *held);
+        cr_assert(blocks && held);
+        sc_free(h, first);
+        fill_and_float(h, bs, blocks, cap, &first);
+        cr_assert(first != NULL);
+        /* need - 1 blocks free: not yet reusable. */
+        for (uint32_t i = 0; i + 1 < need; i++)
+            sc_free(h, blocks[i]);
+        void *p = exhaust_hot(h, bs, first, held, cap);
+        cr_assert_neq(span_of(p), span_of(blocks[cap - 1]),
+                      "%zu B: span reused with %u of %u blocks free (needs %u)", bs, need - 1, cap,
+                      need);
+        /* One more free: reusable; the next refill takes it. */
+        sc_free(h, blocks[need - 1]);
+        void *q = exhaust_hot(h, bs, p, held, cap);
+        cr_assert_eq(span_of(q), span_of(blocks[cap - 1]),
+                     "%zu B: span not reused with %u of %u blocks free", bs, need, cap);
+        if (bs >= 65536)
+            cr_assert_eq(need, 1, "%zu B: one free block is enough", bs);
+        if (bs <= 1024)
+            cr_assert_eq(need, by_share, "%zu B: small blocks keep the threshold", bs);
+        sc_heap_destroy(h); /* frees everything at once */
+        free(blocks);
+        free(held);
+    }
 }
