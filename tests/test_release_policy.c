@@ -11,6 +11,10 @@
  *    no trim: a heap with a short delay that keeps working (a huge block
  *    allocated and freed, a slow path) sees its committed and resident
  *    bytes fall by themselves                         [memory_goes_back_after_delay]
+ *  - so it does when a thread's spans went to the pool at its exit and
+ *    the heap keeps working without pooling or taking a span (small
+ *    batches its kept spans serve): the allocation slow path's retirement
+ *    looks apply the policy                [pool_purged_without_pool_traffic]
  *  - the bound: with retain_bytes set, a heap that allocates again never
  *    keeps more than that unused                      [bound_caps_unused_memory]
  *  - SC_PURGE_NEVER with no bound keeps free memory until trim, and trim
@@ -18,6 +22,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <pthread.h>
 #include <time.h>
 
 #include "test_util.h"
@@ -106,6 +111,68 @@ Test(release_policy, memory_goes_back_after_delay, .timeout = 60)
                 st.resident_bytes >> 10, freed.resident_bytes >> 10);
     cr_assert_leq(st.committed_bytes, limit, "committed %zu KiB never fell by itself",
                   st.committed_bytes >> 10);
+    cr_assert_leq(st.resident_bytes, limit, "resident %zu KiB never fell by itself",
+                  st.resident_bytes >> 10);
+    sc_heap_destroy(h);
+}
+
+/* The pool's memory goes back after the delay even when the heap never
+ * pools or takes a span again: a thread frees a big batch and exits (its
+ * spans go to the pool), while the main thread goes on with small batches
+ * that its own kept spans serve (allocation slow paths, no span from or to
+ * the pool); its retirement looks apply the policy. Bounded in iterations
+ * and in time; no sleep. */
+typedef struct burst_arg {
+    sc_heap_t *heap;
+    size_t count;
+} burst_arg;
+
+static void *burst_thread(void *p)
+{
+    burst_arg *a = p;
+    alloc_batch(a->heap, a->count);
+    free_batch(a->heap, a->count);
+    return NULL;
+}
+
+Test(release_policy, pool_purged_without_pool_traffic, .timeout = 60)
+{
+    sc_heap_config_t cfg = {.purge_delay_ms = 20};
+    sc_heap_t *h = sc_heap_create(&cfg);
+    cr_assert_not_null(h);
+    /* 2,000 blocks of 64 B: four spans, which the main thread keeps for
+     * the class between batches. blocks[] serves one thread at a time. */
+    enum { SMALL_BATCH = 2000 };
+    for (int r = 0; r < 4; r++) {
+        alloc_batch(h, SMALL_BATCH);
+        free_batch(h, SMALL_BATCH);
+    }
+    burst_arg arg = {h, test_scaled(BATCH, 20000)};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, burst_thread, &arg), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    sc_heap_stats_t freed = test_stats(h);
+    size_t limit = 4 * MiB;
+    sc_heap_stats_t st = freed;
+    double start = test_now_seconds();
+    size_t rounds = 0;
+    while (rounds < 1000000 && test_now_seconds() - start < 20.0) {
+        alloc_batch(h, SMALL_BATCH);
+        free_batch(h, SMALL_BATCH);
+        rounds++;
+        if (rounds % 16 == 0) {
+            st = test_stats(h);
+            if (st.resident_bytes <= limit)
+                break;
+        }
+    }
+    cr_log_info("after %zu rounds (%.0f ms): committed %zu KiB, resident %zu KiB; %zu KiB "
+                "resident right after the thread exited",
+                rounds, (test_now_seconds() - start) * 1e3, st.committed_bytes >> 10,
+                st.resident_bytes >> 10, freed.resident_bytes >> 10);
+    cr_assert_gt(freed.resident_bytes, 2 * limit,
+                 "the batch's memory went back at once (%zu KiB resident): nothing to test",
+                 freed.resident_bytes >> 10);
     cr_assert_leq(st.resident_bytes, limit, "resident %zu KiB never fell by itself",
                   st.resident_bytes >> 10);
     sc_heap_destroy(h);

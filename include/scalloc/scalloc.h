@@ -110,7 +110,8 @@ typedef struct sc_heap_config_s {
      * one call) once it stayed unused for purge_delay_ms, or, oldest first,
      * when the heap's unused committed bytes pass retain_bytes. The heap
      * applies the policy on its slow paths (a span pooled or taken, a huge
-     * block freed or allocated); there is no background thread, so a heap
+     * block freed or allocated, and at most every 100 ms on each thread's
+     * allocation slow paths); there is no background thread, so a heap
      * nobody touches keeps what it retained until its next such call, a
      * trim or destroy. sc_heap_trim, reaching limit_bytes and
      * sc_heap_destroy give everything back at once. */
