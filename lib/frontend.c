@@ -711,10 +711,12 @@ static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
     if (time_before(now, t->retire_due))
         return;
     t->retire_due = now + HOT_RETIRE_MS;
-    /* The release policy's look too: what threads that exited or stopped
-     * allocating left in the pool is due after the delay even when no
-     * span is pooled or taken any more (cheap when nothing is due). */
-    span_pool_maybe_purge(t->heap, true);
+    /* The release policy's look too, when it is overdue: what threads
+     * that exited or stopped allocating left in the pool goes back even
+     * when no span is pooled or taken any more (cheap when nothing is
+     * due). Only overdue: a heap whose pool traffic applies the policy in
+     * time gets no purges, and no system calls, more. */
+    span_pool_purge_overdue(t->heap);
     t->keep_overflow = 0; /* evidence of one look's period only */
     if (t->kept_empty_classes)
         frontend_retire_kept_empty(t);
