@@ -172,6 +172,17 @@ static void purge(struct sc_heap_s *heap, uint32_t now, bool all)
                 bounded = hi;
             }
         }
+        /* By age alone, less than PURGE_MIN_BYTES is not worth a system
+         * call yet (nor the page faults of taking it back): it waits for
+         * more to age with it, half a delay at a time. The heap's bound,
+         * if smaller, is the floor instead (retain_bytes = 1 gives back
+         * whatever aged). */
+        size_t floor = bound < PURGE_MIN_BYTES ? bound : PURGE_MIN_BYTES;
+        if (bounded == aged && arena_retained_before(heap, aged, now, NULL, every) < floor) {
+            if (heap->purge_delay_ms != UINT32_MAX)
+                purge_arm(heap, now + heap->purge_delay_ms / 2);
+            return;
+        }
     }
     arena_purge_huge(heap, (kinds & INFO_HUGE_FREE) ? bounded : aged, all);
     uint32_t pool_cutoff = (kinds & INFO_POOLED) ? bounded : aged;
@@ -181,9 +192,16 @@ static void purge(struct sc_heap_s *heap, uint32_t now, bool all)
             marked |= purge_stack(heap, &heap->pool[b][i].stack, pool_cutoff, all);
     if (marked)
         arena_purge_flush(heap);
-    /* What is left is due when its oldest part has waited the delay. */
-    if (arena_retained_before(heap, now + 1, now, &oldest, every) > 0)
-        span_pool_note_unused(heap, oldest);
+    /* What is left is due when its oldest part has waited the delay, but
+     * not before half a delay from now: memory that became unused bit by
+     * bit goes back in batches, at most two purges per delay, instead of a
+     * purge (and a system call) each time one more span has aged. It
+     * waits up to one and a half delays. */
+    if (arena_retained_before(heap, now + 1, now, &oldest, every) > 0 &&
+        heap->purge_delay_ms != UINT32_MAX) {
+        uint32_t due = oldest + heap->purge_delay_ms, soonest = now + heap->purge_delay_ms / 2;
+        purge_arm(heap, time_before(due, soonest) ? soonest : due);
+    }
 }
 
 static void maybe_purge(struct sc_heap_s *heap, uint32_t now, bool allocating)

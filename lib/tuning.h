@@ -179,6 +179,9 @@
  * back down to RETAIN_TARGET_NUM / RETAIN_TARGET_DEN of it, so a heap
  * hovering at its bound gives memory back in batches, not per span. */
 #define RETAIN_MIN ((size_t)4 << 20)
+/* A purge by age waits until at least this much has aged (or the heap's
+ * retain_bytes, if smaller): fewer, bigger purges. */
+#define PURGE_MIN_BYTES ((size_t)1 << 20)
 #define RETAIN_TARGET_NUM 1
 #define RETAIN_TARGET_DEN 2
 

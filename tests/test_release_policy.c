@@ -15,6 +15,9 @@
  *    the heap keeps working without pooling or taking a span (small
  *    batches its kept spans serve): the allocation slow path's retirement
  *    looks apply the policy                [pool_purged_without_pool_traffic]
+ *  - less than PURGE_MIN_BYTES that aged waits for more to age with it
+ *    (fewer, bigger purges), and goes with the next big batch
+ *                                         [small_aged_memory_waits_for_more]
  *  - the bound: with retain_bytes set, a heap that allocates again never
  *    keeps more than that unused                      [bound_caps_unused_memory]
  *  - SC_PURGE_NEVER with no bound keeps free memory until trim, and trim
@@ -26,6 +29,7 @@
 #include <time.h>
 
 #include "test_util.h"
+#include "tuning.h"
 
 #define MiB ((size_t)1 << 20)
 
@@ -175,6 +179,65 @@ Test(release_policy, pool_purged_without_pool_traffic, .timeout = 60)
                  freed.resident_bytes >> 10);
     cr_assert_leq(st.resident_bytes, limit, "resident %zu KiB never fell by itself",
                   st.resident_bytes >> 10);
+    sc_heap_destroy(h);
+}
+
+/* Less than PURGE_MIN_BYTES that aged waits for more to age with it: a
+ * thread's small batch, pooled at its exit, is still resident after many
+ * delays of the main thread's work; a big batch after it takes both back. */
+Test(release_policy, small_aged_memory_waits_for_more, .timeout = 60)
+{
+    sc_heap_config_t cfg = {.purge_delay_ms = 20};
+    sc_heap_t *h = sc_heap_create(&cfg);
+    cr_assert_not_null(h);
+    enum { SMALL_BATCH = 2000 };
+    for (int r = 0; r < 4; r++) {
+        alloc_batch(h, SMALL_BATCH);
+        free_batch(h, SMALL_BATCH);
+    }
+    size_t before = test_stats(h).resident_bytes;
+    burst_arg arg = {h, 5000}; /* 320 KiB of blocks: 10 spans */
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, burst_thread, &arg), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    size_t pooled = test_stats(h).resident_bytes - before;
+    cr_assert_geq(pooled, 256 << 10, "the small batch left %zu KiB", pooled >> 10);
+    cr_assert_lt(pooled, PURGE_MIN_BYTES, "the small batch left %zu KiB", pooled >> 10);
+    /* Ten delays and more of the main thread's small batches. */
+    double start = test_now_seconds();
+    size_t rounds = 0;
+    while (rounds < 1000000 && test_now_seconds() - start < 0.3) {
+        alloc_batch(h, SMALL_BATCH);
+        free_batch(h, SMALL_BATCH);
+        rounds++;
+    }
+    sc_heap_stats_t st = test_stats(h);
+    cr_log_info("%zu KiB pooled by the thread; after %zu rounds (300 ms), %zu KiB resident, %zu "
+                "before the thread",
+                pooled >> 10, rounds, st.resident_bytes >> 10, before >> 10);
+    cr_assert_geq(st.resident_bytes, before + pooled - pooled / 8,
+                  "%zu KiB resident: the small batch went back (%zu KiB before it, %zu in it)",
+                  st.resident_bytes >> 10, before >> 10, pooled >> 10);
+    /* A big batch ages with it: both go. */
+    arg.count = test_scaled(BATCH, 20000);
+    cr_assert_eq(pthread_create(&th, NULL, burst_thread, &arg), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    /* The small batch is gone with it (the main thread's own spans may
+     * settle a little differently meanwhile: half the small batch's
+     * bytes of slack). */
+    size_t limit = before + pooled / 2;
+    start = test_now_seconds();
+    rounds = 0;
+    while (rounds < 1000000 && test_now_seconds() - start < 20.0) {
+        alloc_batch(h, SMALL_BATCH);
+        free_batch(h, SMALL_BATCH);
+        if (++rounds % 16 == 0 && (st = test_stats(h)).resident_bytes <= limit)
+            break;
+    }
+    cr_log_info("after the big batch and %zu rounds: %zu KiB resident", rounds,
+                st.resident_bytes >> 10);
+    cr_assert_leq(st.resident_bytes, limit, "%zu KiB resident, %zu before the threads",
+                  st.resident_bytes >> 10, before >> 10);
     sc_heap_destroy(h);
 }
 

@@ -107,8 +107,10 @@ typedef struct sc_heap_config_s {
      * can reuse, and the pages of freed huge blocks, which any huge block
      * that fits can reuse) stays committed for reuse without page faults or
      * system calls, and goes back to the OS in bulk (contiguous ranges in
-     * one call) once it stayed unused for purge_delay_ms, or, oldest first,
-     * when the heap's unused committed bytes pass retain_bytes. The heap
+     * one call) once it stayed unused for purge_delay_ms (at least 1 MiB
+     * at a time, or retain_bytes if smaller: less waits for more to age,
+     * up to one and a half delays), or, oldest first, when the heap's
+     * unused committed bytes pass retain_bytes. The heap
      * applies the policy on its slow paths (a span pooled or taken, a huge
      * block freed or allocated, and at most every 100 ms on each thread's
      * allocation slow paths); there is no background thread, so a heap
