@@ -37,15 +37,16 @@
  * and refills in peace. */
 #define TAKE_REMOTE_SHARE 16
 
-/* Before a class with blocks of at least BORROW_MIN_BLOCK bytes carves a
- * never-used block, it takes a free block of one of the next
- * BORROW_CLASSES classes' hot spans if there is one (frontend.c,
- * "BORROWING"), so that a thread's neighbouring big classes share one
- * high-water mark instead of each keeping its own. The mixed workload's
- * peak RSS (tests/bench/run.sh, 1/2/4/8 threads, median of 3): 10.3 /
- * 18.1 / 31.5 / 57 MB without; 16 KiB and 2 classes: 7.6 / 13.3 / 23.5 /
- * 43.2; 4 KiB and 2: 7.5 / 12.5 / 22.4 / 41.5; 4 KiB and 4: 7.2 / 12.3 /
- * 22.2 / 37-40; 1025 B and 2: 7.9 / 13.1 / 23.1 / 41.5 (more rounding).
+/* A request of a class with blocks of at least BORROW_MIN_BLOCK bytes
+ * whose hot span has no free block on its list takes a free block of one
+ * of the next BORROW_CLASSES classes' hot spans if there is one
+ * (frontend.c, "BORROWING"), so that a thread's neighbouring big classes
+ * share one high-water mark instead of each keeping its own. The mixed
+ * workload's peak RSS (scalloc_bench_scalloc mixed T full, T = 1/2/4/8,
+ * median of 3 runs): 10.3 / 18.1 / 31.5 / 57 MB without; 16 KiB and 2
+ * classes: 7.6 / 13.3 / 23.5 / 43.2; 4 KiB and 2: 7.5 / 12.5 / 22.4 /
+ * 41.5; 4 KiB and 4: 7.2 / 12.3 / 22.2 / 37-40; 1025 B and 2: 7.9 / 13.1
+ * / 23.1 / 41.5 (more rounding).
  * More classes: up to twice the request per block (four classes are a
  * doubling); a smaller minimum: more rounding where a block is less than a
  * page and borrowing saves no page. */
@@ -159,8 +160,10 @@
  * fewer blocks (span.c, span_geometry_init): the threshold bounds how
  * often the owner's slow path runs per block it hands out, which matters
  * for small blocks; a refill that yields one block of 64 KiB costs little
- * next to writing the block. Spans of 16 KiB blocks are reused from 4 free
- * of 7 instead of 6, of 64 KiB and more from one. server, the footprint
+ * next to writing the block. It applies to spans of 128 KiB and more
+ * (blocks over 4 KiB): spans of 8 KiB blocks are reused from 8 free of 15
+ * instead of 12, of 16 KiB blocks from 4 of 7 instead of 6, of 64 KiB
+ * blocks and more from one. server, the footprint
  * study's workload (4 threads, 64 MiB live of 16 B-256 KiB), peak RSS:
  * 174-181 MB -> 143-156 MB (5 alternating runs; 256 KiB: 145-154 MB), 1
  * thread 189 -> 137 MB (glibc 91 MB); instructions -0.2%. Smaller: spans
@@ -179,11 +182,18 @@
  * back down to RETAIN_TARGET_NUM / RETAIN_TARGET_DEN of it, so a heap
  * hovering at its bound gives memory back in batches, not per span. */
 #define RETAIN_MIN ((size_t)4 << 20)
-/* A purge by age waits until at least this much has aged (or the heap's
- * retain_bytes, if smaller): fewer, bigger purges. */
-#define PURGE_MIN_BYTES ((size_t)1 << 20)
 #define RETAIN_TARGET_NUM 1
 #define RETAIN_TARGET_DEN 2
+
+/* A purge by age waits until at least PURGE_MIN_BYTES have aged (or the
+ * heap's retain_bytes, if smaller), half a delay at a time, and purges by
+ * age come at most twice per delay (span_pool.c, purge): memory that
+ * becomes unused a span at a time goes back in batches, a span waiting up
+ * to one and a half delays. Bigger: fewer system calls, more free memory
+ * held; smaller: a purge (and later the page faults) per span or two.
+ * prodcons with one producer, tests/bench/syscalls.sh: 53-68 calls before,
+ * 30 with 1 MiB (mimalloc 37-74). */
+#define PURGE_MIN_BYTES ((size_t)1 << 20)
 
 /* The span pool: POOL_SLOTS lock-free stacks per bucket (threads push and
  * pop their own slot first: less contention, more memory spread over

@@ -90,8 +90,8 @@ typedef struct sc_heap_config_s {
     /* Percentage (1..100) of a span's objects that must be free before an
      * exhausted span is reused for allocation; 0 = default (80). A span
      * whose free objects add up to 64 KiB is reused then even below the
-     * percentage (spans of objects of 16 KiB and more: one free 64 KiB
-     * object is worth a refill). A span whose thread exited and whose
+     * percentage (spans of objects over 4 KiB: one free 64 KiB object is
+     * worth a refill). A span whose thread exited and whose
      * blocks outlive it by a few milliseconds is reused from an eighth
      * free. */
     unsigned reuse_threshold;
