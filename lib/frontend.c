@@ -250,7 +250,8 @@ static void frontend_float_hot(sc_frontend_t *t, span_t **hot, unsigned cls)
 {
     span_t *s = hot[cls];
     frontend_set_hot(t, cls, &span_empty);
-    SC_ASSERT(s->free == NULL && span_bump(s) == s->bump_end);
+    /* Exhausted, or with blocks left to carve (floating_free_first). */
+    SC_ASSERT(s->free == NULL);
     span_set_owned_state(s, SPAN_HOT, SPAN_FLOATING);
     uint32_t remote = remote_count(atomic_load_explicit(&s->remote, memory_order_acquire));
     uint32_t used = span_used(s);
@@ -825,6 +826,32 @@ static block_t *borrow_bigger(sc_frontend_t *t, unsigned cls)
     return NULL;
 }
 
+/* Free blocks before never-used ones, for big blocks too: a hot span of
+ * a class with blocks of BORROW_MIN_BLOCK bytes or more whose free list is
+ * empty but which has blocks left to carve floats as it is when the first
+ * floating span of its class holds free blocks on its list, and that span
+ * becomes hot instead (its blocks are in memory; carving touches new
+ * pages). Without it a thread carved its hot span to the end while its
+ * floating spans' free blocks waited, and each (thread, class) kept about
+ * a span's worth more than its high-water mark. The floated span carves
+ * the rest when it is hot again. Each swap hands out a block at least.
+ * The span of free blocks made HOT, or NULL. */
+static span_t *floating_free_first(sc_frontend_t *t, unsigned cls, span_t *hot_s)
+{
+    if (hot_s->block_size < BORROW_MIN_BLOCK || span_bump(hot_s) >= hot_s->bump_end)
+        return NULL;
+    span_t *f = t->floating[cls];
+    if (f == NULL || f->kept_empty || f->free == NULL)
+        return NULL;
+    floating_remove(t, cls, f);
+    if (!span_set_owned_state(f, SPAN_FLOATING, SPAN_HOT)) {
+        floating_push(t, cls, f); /* being trimmed: carve instead */
+        return NULL;
+    }
+    hot_arm(f);
+    return f;
+}
+
 /* frontend_alloc_gated when the gate is held already, closed, or has
  * parked spans to put back: the long way in. */
 static __attribute__((noinline)) void *alloc_gated_long(sc_frontend_t *t, unsigned cls)
@@ -893,9 +920,15 @@ static void *alloc_slow_gated(sc_frontend_t *t, size_t n)
         if (s != &span_empty) {
             enum carve_result carved = CARVE_OK;
             if (s->free == NULL) {
-                if (!span_take_remote(s, take_threshold(s)))
+                if (!span_take_remote(s, take_threshold(s))) {
+                    span_t *f = floating_free_first(t, cls, s);
+                    if (f != NULL) {
+                        frontend_float_hot(t, hot, cls);
+                        frontend_set_hot(t, cls, f);
+                        continue;
+                    }
                     carved = span_carve(s);
-                else if (span_event_armed(s))
+                } else if (span_event_armed(s))
                     hot_arm(s); /* the count it was armed at was taken */
             }
             if (carved == CARVE_NO_COMMIT) {

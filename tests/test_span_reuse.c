@@ -41,6 +41,9 @@
  *  - a floating span is refilled from once the reuse threshold of its
  *    blocks is free, or REUSE_ENOUGH_BYTES of them if that is fewer (one
  *    block of 64 KiB and more)    [big_block_spans_reused_from_enough_bytes]
+ *  - a hot span of blocks of 4 KiB and more does not carve new blocks while
+ *    the first floating span of its class has free blocks on its list: that
+ *    one becomes hot; small blocks carve on [free_blocks_before_never_used_ones]
  */
 #include <criterion/criterion.h>
 
@@ -922,9 +925,35 @@ static void *exhaust_hot(sc_heap_t *h, size_t bs, void *first, void **held, uint
     }
 }
 
+/* Frees blocks[from..to) from another thread, which then exits (its
+ * batches of remote frees are handed over at exit). */
+typedef struct remote_free_arg {
+    sc_heap_t *heap;
+    void **blocks;
+    uint32_t from, to;
+} remote_free_arg;
+
+static void *remote_free_thread(void *p)
+{
+    remote_free_arg *a = p;
+    for (uint32_t i = a->from; i < a->to; i++)
+        sc_free(a->heap, a->blocks[i]);
+    return NULL;
+}
+
+static void free_remotely(sc_heap_t *h, void **blocks, uint32_t from, uint32_t to)
+{
+    remote_free_arg arg = {h, blocks, from, to};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, remote_free_thread, &arg), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+}
+
 /* A floating span of big blocks is refilled from once REUSE_ENOUGH_BYTES
  * of its blocks are free, below the reuse threshold; small blocks keep the
- * threshold. */
+ * threshold. The frees come from another thread, so that they wait on the
+ * span's remote list, which only a refill takes (free blocks on its local
+ * list would be taken first: free_blocks_before_never_used_ones). */
 Test(span_reuse, big_block_spans_reused_from_enough_bytes)
 {
     const size_t sizes[] = {16384, 65536, 262144, 1024};
@@ -944,14 +973,13 @@ Test(span_reuse, big_block_spans_reused_from_enough_bytes)
         fill_and_float(h, bs, blocks, cap, &first);
         cr_assert(first != NULL);
         /* need - 1 blocks free: not yet reusable. */
-        for (uint32_t i = 0; i + 1 < need; i++)
-            sc_free(h, blocks[i]);
+        free_remotely(h, blocks, 0, need - 1);
         void *p = exhaust_hot(h, bs, first, held, cap);
         cr_assert_neq(span_of(p), span_of(blocks[cap - 1]),
                       "%zu B: span reused with %u of %u blocks free (needs %u)", bs, need - 1, cap,
                       need);
         /* One more free: reusable; the next refill takes it. */
-        sc_free(h, blocks[need - 1]);
+        free_remotely(h, blocks, need - 1, need);
         void *q = exhaust_hot(h, bs, p, held, cap);
         cr_assert_eq(span_of(q), span_of(blocks[cap - 1]),
                      "%zu B: span not reused with %u of %u blocks free", bs, need, cap);
@@ -962,5 +990,57 @@ Test(span_reuse, big_block_spans_reused_from_enough_bytes)
         sc_heap_destroy(h); /* frees everything at once */
         free(blocks);
         free(held);
+    }
+}
+
+static void check_invariants(sc_heap_t *h)
+{
+    const char *broken = invariants_check_heap(h, NULL);
+    cr_assert_null(broken, "%s", broken);
+}
+
+/* A hot span of big blocks with blocks left to carve does not carve while
+ * the first floating span of its class holds free blocks on its list: that
+ * span becomes hot and hands them out; small blocks carve on. */
+Test(span_reuse, free_blocks_before_never_used_ones)
+{
+    const size_t sizes[] = {4096, 16384, 262144, 1024};
+    for (unsigned k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t bs = sizes[k];
+        sc_heap_t *h = sc_heap_create(NULL);
+        cr_assert_not_null(h);
+        void *probe = sc_alloc(h, bs);
+        cr_assert_not_null(probe);
+        uint32_t cap = span_capacity(span_of(probe));
+        sc_free(h, probe);
+        void **blocks = calloc(cap, sizeof *blocks);
+        cr_assert_not_null(blocks);
+        void *next;
+        fill_and_float(h, bs, blocks, cap, &next); /* next: the new hot span's first */
+        span_t *hot = span_of(next), *floated = span_of(blocks[0]);
+        cr_assert_lt(span_bump(hot), hot->bump_end, "%zu B: nothing left to carve", bs);
+        sc_free(h, blocks[2]); /* a local free: on the floating span's list */
+        void *p = sc_alloc(h, bs);
+        cr_assert_not_null(p);
+        if (bs >= BORROW_MIN_BLOCK) {
+            cr_assert_eq(p, blocks[2], "%zu B: carved a new block with a free one at hand", bs);
+            cr_assert_eq(span_state(floated), SPAN_HOT);
+            cr_assert_eq(span_state(hot), SPAN_FLOATING, "%zu B: the hot span did not float", bs);
+            /* The floated span carves the rest when it is hot again: every
+             * block of both comes out once, contents kept. */
+        } else {
+            cr_assert_eq(span_of(p), hot, "%zu B: small blocks carve on", bs);
+        }
+        blocks[2] = p;
+        memset(p, 0x6d, bs);
+        check_invariants(h);
+        sc_free(h, next);
+        for (uint32_t i = 0; i < cap; i++)
+            sc_free(h, blocks[i]);
+        sc_heap_stats_t st = test_stats(h);
+        cr_assert_eq(st.live_blocks, 0);
+        check_invariants(h);
+        sc_heap_destroy(h);
+        free(blocks);
     }
 }
