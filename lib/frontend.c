@@ -826,6 +826,15 @@ static block_t *borrow_bigger(sc_frontend_t *t, unsigned cls)
     return NULL;
 }
 
+/* Behind the gate: a block of class cls from its hot span, else a
+ * borrowed one, else NULL. No gate inside: frontend_alloc_gated runs it in
+ * the quick stretch. */
+static inline block_t *hot_pop_or_borrow(sc_frontend_t *t, unsigned cls)
+{
+    block_t *b = hot_pop(t, cls);
+    return b != NULL ? b : borrow_bigger(t, cls);
+}
+
 /* Free blocks before never-used ones, for big blocks too: a hot span of
  * a class with blocks of BORROW_MIN_BLOCK bytes or more whose free list is
  * empty but which has blocks left to carve floats as it is when the first
@@ -857,7 +866,7 @@ static span_t *floating_free_first(sc_frontend_t *t, unsigned cls, span_t *hot_s
 static __attribute__((noinline)) void *alloc_gated_long(sc_frontend_t *t, unsigned cls)
 {
     frontend_enter(t);
-    block_t *b = hot_pop(t, cls);
+    block_t *b = hot_pop_or_borrow(t, cls);
     frontend_leave(t);
     return b;
 }
@@ -869,7 +878,7 @@ void *frontend_alloc_gated(sc_frontend_t *t, size_t n)
     unsigned cls = size_class_of(n);
     if (unlikely(!frontend_enter_quick(t)))
         return alloc_gated_long(t, cls);
-    block_t *b = hot_pop(t, cls);
+    block_t *b = hot_pop_or_borrow(t, cls);
     frontend_leave_quick(t);
     return b;
 }
@@ -887,10 +896,7 @@ static void *alloc_slow_gated(sc_frontend_t *t, size_t n)
     /* A block over SMALL_MAX from its hot span: the fast path's work, done
      * here behind the gate (frontend_alloc_fast), not a slow path yet. */
     if (n > SMALL_MAX && n <= SIZE_CLASS_MAX && !slow_only(t->heap)) {
-        unsigned cls = size_class_of(n);
-        block_t *b = hot_pop(t, cls);
-        if (b == NULL)
-            b = borrow_bigger(t, cls);
+        block_t *b = hot_pop_or_borrow(t, size_class_of(n));
         if (b != NULL)
             return b;
     }

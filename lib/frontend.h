@@ -47,17 +47,24 @@ static inline bool frontend_local_push(sc_frontend_t *t, span_t *s, block_t *b)
 void frontend_gate_wait(sc_frontend_t *t);
 void frontend_unpark(sc_frontend_t *t);
 
-static inline void frontend_enter(sc_frontend_t *t)
+/* The owner's half of the protocol: busy set, then whether the gate is
+ * open (true) or a trimmer holds it closed. */
+static inline bool frontend_gate_announce(sc_frontend_t *t)
 {
-    if (t->gate_depth++ != 0)
-        return;
     atomic_store_explicit(&t->busy, 1, memory_order_relaxed);
     /* The store stays before the load in program order; the hardware
      * order is the trimmer's membarrier's business. */
     atomic_signal_fence(memory_order_seq_cst);
     /* acquire: what a trimmer that was here wrote (parked spans, released
      * pages) comes before what this slow path does. */
-    if (unlikely(atomic_load_explicit(&t->trim_closed, memory_order_acquire) != 0))
+    return atomic_load_explicit(&t->trim_closed, memory_order_acquire) == 0;
+}
+
+static inline void frontend_enter(sc_frontend_t *t)
+{
+    if (t->gate_depth++ != 0)
+        return;
+    if (unlikely(!frontend_gate_announce(t)))
         frontend_gate_wait(t);
     if (unlikely(t->parked_classes != 0))
         frontend_unpark(t);
@@ -79,10 +86,7 @@ static inline bool frontend_enter_quick(sc_frontend_t *t)
 {
     if (t->gate_depth != 0)
         return false;
-    atomic_store_explicit(&t->busy, 1, memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst);
-    if (likely(atomic_load_explicit(&t->trim_closed, memory_order_acquire) == 0 &&
-               t->parked_classes == 0))
+    if (likely(frontend_gate_announce(t) && t->parked_classes == 0))
         return true;
     atomic_store_explicit(&t->busy, 0, memory_order_release);
     return false;

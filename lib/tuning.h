@@ -50,6 +50,9 @@
  * More classes: up to twice the request per block (four classes are a
  * doubling); a smaller minimum: more rounding where a block is less than a
  * page and borrowing saves no page. */
+/* The same bound says which classes take free blocks of a floating span
+ * before carving new ones in their hot span (frontend.c,
+ * floating_free_first): where a block is a page or more. */
 #define BORROW_MIN_BLOCK ((size_t)4 << 10)
 #define BORROW_CLASSES 2u
 
