@@ -139,37 +139,53 @@ static void *burst_thread(void *p)
     return NULL;
 }
 
+/* Runs burst_thread over count blocks and waits for it to exit. */
+static void run_burst(sc_heap_t *h, size_t count)
+{
+    burst_arg arg = {h, count};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, burst_thread, &arg), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+}
+
+/* 2,000 blocks of 64 B: four spans, which the main thread keeps for the
+ * class between batches. blocks[] serves one thread at a time. */
+enum { SMALL_BATCH = 2000 };
+
+/* The main thread's small batches, for up to `seconds` (and a bounded
+ * number of rounds), until the heap's resident bytes are at most `limit`
+ * (0: for the whole time). The last stats; *rounds, how many batches. */
+static sc_heap_stats_t small_batches_until(sc_heap_t *h, size_t limit, double seconds,
+                                           size_t *rounds)
+{
+    sc_heap_stats_t st = test_stats(h);
+    double start = test_now_seconds();
+    size_t n = 0;
+    while (n < 1000000 && test_now_seconds() - start < seconds) {
+        alloc_batch(h, SMALL_BATCH);
+        free_batch(h, SMALL_BATCH);
+        if (++n % 16 == 0 && (st = test_stats(h)).resident_bytes <= limit)
+            break;
+    }
+    *rounds = n;
+    return test_stats(h);
+}
+
 Test(release_policy, pool_purged_without_pool_traffic, .timeout = 60)
 {
     sc_heap_config_t cfg = {.purge_delay_ms = 20};
     sc_heap_t *h = sc_heap_create(&cfg);
     cr_assert_not_null(h);
-    /* 2,000 blocks of 64 B: four spans, which the main thread keeps for
-     * the class between batches. blocks[] serves one thread at a time. */
-    enum { SMALL_BATCH = 2000 };
+    size_t rounds;
     for (int r = 0; r < 4; r++) {
         alloc_batch(h, SMALL_BATCH);
         free_batch(h, SMALL_BATCH);
     }
-    burst_arg arg = {h, test_scaled(BATCH, 20000)};
-    pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, burst_thread, &arg), 0);
-    cr_assert_eq(pthread_join(th, NULL), 0);
+    run_burst(h, test_scaled(BATCH, 20000));
     sc_heap_stats_t freed = test_stats(h);
     size_t limit = 4 * MiB;
-    sc_heap_stats_t st = freed;
     double start = test_now_seconds();
-    size_t rounds = 0;
-    while (rounds < 1000000 && test_now_seconds() - start < 20.0) {
-        alloc_batch(h, SMALL_BATCH);
-        free_batch(h, SMALL_BATCH);
-        rounds++;
-        if (rounds % 16 == 0) {
-            st = test_stats(h);
-            if (st.resident_bytes <= limit)
-                break;
-        }
-    }
+    sc_heap_stats_t st = small_batches_until(h, limit, 20.0, &rounds);
     cr_log_info("after %zu rounds (%.0f ms): committed %zu KiB, resident %zu KiB; %zu KiB "
                 "resident right after the thread exited",
                 rounds, (test_now_seconds() - start) * 1e3, st.committed_bytes >> 10,
@@ -190,28 +206,18 @@ Test(release_policy, small_aged_memory_waits_for_more, .timeout = 60)
     sc_heap_config_t cfg = {.purge_delay_ms = 20};
     sc_heap_t *h = sc_heap_create(&cfg);
     cr_assert_not_null(h);
-    enum { SMALL_BATCH = 2000 };
     for (int r = 0; r < 4; r++) {
         alloc_batch(h, SMALL_BATCH);
         free_batch(h, SMALL_BATCH);
     }
     size_t before = test_stats(h).resident_bytes;
-    burst_arg arg = {h, 5000}; /* 320 KiB of blocks: 10 spans */
-    pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, burst_thread, &arg), 0);
-    cr_assert_eq(pthread_join(th, NULL), 0);
+    run_burst(h, 5000); /* 320 KiB of blocks: 10 spans */
     size_t pooled = test_stats(h).resident_bytes - before;
     cr_assert_geq(pooled, 256 << 10, "the small batch left %zu KiB", pooled >> 10);
     cr_assert_lt(pooled, PURGE_MIN_BYTES, "the small batch left %zu KiB", pooled >> 10);
     /* Ten delays and more of the main thread's small batches. */
-    double start = test_now_seconds();
-    size_t rounds = 0;
-    while (rounds < 1000000 && test_now_seconds() - start < 0.3) {
-        alloc_batch(h, SMALL_BATCH);
-        free_batch(h, SMALL_BATCH);
-        rounds++;
-    }
-    sc_heap_stats_t st = test_stats(h);
+    size_t rounds;
+    sc_heap_stats_t st = small_batches_until(h, 0, 0.3, &rounds);
     cr_log_info("%zu KiB pooled by the thread; after %zu rounds (300 ms), %zu KiB resident, %zu "
                 "before the thread",
                 pooled >> 10, rounds, st.resident_bytes >> 10, before >> 10);
@@ -219,21 +225,12 @@ Test(release_policy, small_aged_memory_waits_for_more, .timeout = 60)
                   "%zu KiB resident: the small batch went back (%zu KiB before it, %zu in it)",
                   st.resident_bytes >> 10, before >> 10, pooled >> 10);
     /* A big batch ages with it: both go. */
-    arg.count = test_scaled(BATCH, 20000);
-    cr_assert_eq(pthread_create(&th, NULL, burst_thread, &arg), 0);
-    cr_assert_eq(pthread_join(th, NULL), 0);
+    run_burst(h, test_scaled(BATCH, 20000));
     /* The small batch is gone with it (the main thread's own spans may
      * settle a little differently meanwhile: half the small batch's
      * bytes of slack). */
     size_t limit = before + pooled / 2;
-    start = test_now_seconds();
-    rounds = 0;
-    while (rounds < 1000000 && test_now_seconds() - start < 20.0) {
-        alloc_batch(h, SMALL_BATCH);
-        free_batch(h, SMALL_BATCH);
-        if (++rounds % 16 == 0 && (st = test_stats(h)).resident_bytes <= limit)
-            break;
-    }
+    st = small_batches_until(h, limit, 20.0, &rounds);
     cr_log_info("after the big batch and %zu rounds: %zu KiB resident", rounds,
                 st.resident_bytes >> 10);
     cr_assert_leq(st.resident_bytes, limit, "%zu KiB resident, %zu before the threads",

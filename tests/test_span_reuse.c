@@ -949,6 +949,17 @@ static void free_remotely(sc_heap_t *h, void **blocks, uint32_t from, uint32_t t
     cr_assert_eq(pthread_join(th, NULL), 0);
 }
 
+/* How many blocks of bs bytes a span of a fresh heap holds (one block
+ * allocated and freed to see it). */
+static uint32_t capacity_for(sc_heap_t *h, size_t bs)
+{
+    void *probe = sc_alloc(h, bs);
+    cr_assert_not_null(probe);
+    uint32_t cap = span_capacity(span_of(probe));
+    sc_free(h, probe);
+    return cap;
+}
+
 /* A floating span of big blocks is refilled from once REUSE_ENOUGH_BYTES
  * of its blocks are free, below the reuse threshold; small blocks keep the
  * threshold. The frees come from another thread, so that they wait on the
@@ -961,17 +972,14 @@ Test(span_reuse, big_block_spans_reused_from_enough_bytes)
         size_t bs = sizes[k];
         sc_heap_t *h = sc_heap_create(NULL);
         cr_assert_not_null(h);
-        void *first = sc_alloc(h, bs);
-        cr_assert_not_null(first);
-        uint32_t cap = span_capacity(span_of(first));
+        uint32_t cap = capacity_for(h, bs);
         uint32_t by_share = (cap * 80 + 99) / 100;
         uint32_t by_bytes = (uint32_t)((REUSE_ENOUGH_BYTES + bs - 1) / bs);
         uint32_t need = by_bytes < by_share ? by_bytes : by_share;
         void **blocks = calloc(cap, sizeof *blocks), **held = calloc(cap + 1, sizeof *held);
         cr_assert(blocks && held);
-        sc_free(h, first);
+        void *first;
         fill_and_float(h, bs, blocks, cap, &first);
-        cr_assert(first != NULL);
         /* need - 1 blocks free: not yet reusable. */
         free_remotely(h, blocks, 0, need - 1);
         void *p = exhaust_hot(h, bs, first, held, cap);
@@ -1009,10 +1017,7 @@ Test(span_reuse, free_blocks_before_never_used_ones)
         size_t bs = sizes[k];
         sc_heap_t *h = sc_heap_create(NULL);
         cr_assert_not_null(h);
-        void *probe = sc_alloc(h, bs);
-        cr_assert_not_null(probe);
-        uint32_t cap = span_capacity(span_of(probe));
-        sc_free(h, probe);
+        uint32_t cap = capacity_for(h, bs);
         void **blocks = calloc(cap, sizeof *blocks);
         cr_assert_not_null(blocks);
         void *next;
