@@ -836,7 +836,7 @@ static inline block_t *hot_pop_or_borrow(sc_frontend_t *t, unsigned cls)
 }
 
 /* Free blocks before never-used ones, for big blocks too: a hot span of
- * a class with blocks of BORROW_MIN_BLOCK bytes or more whose free list is
+ * a class with blocks of FREE_FIRST_MIN_BLOCK bytes or more whose free list is
  * empty but which has blocks left to carve floats as it is when the first
  * floating span of its class holds free blocks on its list, and that span
  * becomes hot instead (its blocks are in memory; carving touches new
@@ -847,7 +847,7 @@ static inline block_t *hot_pop_or_borrow(sc_frontend_t *t, unsigned cls)
  * The span of free blocks made HOT, or NULL. */
 static span_t *floating_free_first(sc_frontend_t *t, unsigned cls, span_t *hot_s)
 {
-    if (hot_s->block_size < BORROW_MIN_BLOCK || span_bump(hot_s) >= hot_s->bump_end)
+    if (hot_s->block_size < FREE_FIRST_MIN_BLOCK || span_bump(hot_s) >= hot_s->bump_end)
         return NULL;
     span_t *f = t->floating[cls];
     if (f == NULL || f->kept_empty || f->free == NULL)

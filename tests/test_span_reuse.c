@@ -1027,7 +1027,7 @@ Test(span_reuse, free_blocks_before_never_used_ones)
         sc_free(h, blocks[2]); /* a local free: on the floating span's list */
         void *p = sc_alloc(h, bs);
         cr_assert_not_null(p);
-        if (bs >= BORROW_MIN_BLOCK) {
+        if (bs >= FREE_FIRST_MIN_BLOCK) {
             cr_assert_eq(p, blocks[2], "%zu B: carved a new block with a free one at hand", bs);
             cr_assert_eq(span_state(floated), SPAN_HOT);
             cr_assert_eq(span_state(hot), SPAN_FLOATING, "%zu B: the hot span did not float", bs);
