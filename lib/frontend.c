@@ -81,6 +81,7 @@ void frontend_forget_spans(sc_frontend_t *t)
         t->hot[c] = &span_empty;
         t->slow_hot[c] = &span_empty;
         t->floating[c] = NULL;
+        t->floating_spans[c] = 0;
     }
     t->kept_empty_bytes = 0;
     t->kept_empty_classes = 0;
@@ -91,6 +92,7 @@ void frontend_forget_spans(sc_frontend_t *t)
     for (unsigned c = 0; c < NUM_CLASSES; c++)
         t->reclaim_tick[c] = 0u - HOT_REFILL_TICKS;
     atomic_store_explicit(&t->drained_classes, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->remote_classes, 0, memory_order_relaxed);
     t->parked_classes = 0;
     t->trimmed_classes = 0;
     for (unsigned c = 0; c < NUM_CLASSES; c++)
@@ -103,6 +105,7 @@ void frontend_forget_spans(sc_frontend_t *t)
 static void floating_push(sc_frontend_t *t, unsigned cls, span_t *s)
 {
     span_t *head = t->floating[cls];
+    t->floating_spans[cls]++;
     if (head == NULL) {
         s->set_next = s->set_prev = s;
         t->floating[cls] = s;
@@ -118,8 +121,9 @@ static void floating_remove(sc_frontend_t *t, unsigned cls, span_t *s)
 {
     if (s->kept_empty) {
         s->kept_empty = 0;
-        t->kept_empty_bytes -= span_keep_bytes(t->heap, cls);
+        t->kept_empty_bytes -= span_real_bytes(s);
     }
+    t->floating_spans[cls]--;
     if (s->set_next == s) {
         t->floating[cls] = NULL;
     } else {
@@ -192,9 +196,9 @@ static bool owned_to_pool(sc_frontend_t *t, span_t *s)
 static void floating_settle_empty(sc_frontend_t *t, unsigned cls, span_t *s, bool always)
 {
     floating_remove(t, cls, s);
-    /* Counted at the class's real span, not at `committed`, which a trim
+    /* Counted at the span's real span, not at `committed`, which a trim
      * by another thread may cut while the span waits. */
-    size_t bytes = span_keep_bytes(t->heap, cls);
+    size_t bytes = span_real_bytes(s);
     bool fits = t->kept_empty_bytes + bytes <= t->keep_budget;
     if (!fits && !always)
         t->keep_overflow++;
@@ -357,11 +361,12 @@ static void free_event_gated(sc_frontend_t *t, span_t *s)
 }
 
 /* Sets up s (taken from the pool, fresh, or an EMPTY reusable span) as a
- * HOT span of cls, with the metadata of a checked or tracking heap. */
-static bool frontend_setup_span(sc_frontend_t *t, span_t *s, unsigned cls)
+ * HOT span of cls, grown or not, with the metadata of a checked or
+ * tracking heap. */
+static bool frontend_setup_span(sc_frontend_t *t, span_t *s, unsigned cls, bool grown)
 {
     size_t touched = span_touched_bytes(s);
-    if (!span_init_blocks(s, t->heap, cls))
+    if (!span_init_blocks(s, t->heap, cls, grown))
         return false;
     if (check_enabled(t->heap))
         check_span_init(s);
@@ -383,7 +388,9 @@ static enum kept_result kept_take(sc_frontend_t *t, unsigned c, span_t *s, unsig
         return KEPT_BEING_TRIMMED;
     }
     t->reclaim_tick[cls] = t->slow_ticks;
-    if ((c != cls || span_was_trimmed(s)) && !frontend_setup_span(t, s, cls)) {
+    /* Set up afresh for its own class, a span keeps its size. */
+    if ((c != cls || span_was_trimmed(s)) &&
+        !frontend_setup_span(t, s, cls, c == cls && span_is_grown(s))) {
         /* The heap's limit refused the set-up. */
         bool pooled = owned_to_pool(t, s);
         SC_ASSERT(pooled);
@@ -395,14 +402,18 @@ static enum kept_result kept_take(sc_frontend_t *t, unsigned c, span_t *s, unsig
 }
 
 /* Looks at the oldest floating spans of cls: empty ones go to the pool, the
- * first with enough free blocks becomes HOT and is returned. */
-static span_t *floating_reuse(sc_frontend_t *t, unsigned cls)
+ * first with enough free blocks becomes HOT and is returned. *all_full:
+ * whether every span it looked at (one at least) had every block live. */
+static span_t *floating_reuse(sc_frontend_t *t, unsigned cls, bool *all_full)
 {
+    *all_full = t->floating[cls] != NULL;
     for (unsigned i = 0; i < FLOATING_SCAN; i++) {
         span_t *s = t->floating[cls];
         if (s == NULL)
             return NULL;
         bool kept = s->kept_empty != 0;
+        if (kept || span_owned_live(s) < span_capacity(s))
+            *all_full = false;
         floating_remove(t, cls, s);
         if (kept) {
             if (kept_take(t, cls, s, cls) == KEPT_HOT)
@@ -473,12 +484,11 @@ static void frontend_pool_drained(sc_frontend_t *t)
 /* t takes a span of class cls from the pool or fresh address space: if
  * its own spans went to the pool for want of budget since the last look,
  * the budget grows by this one (tuning.h, FRONTEND_KEEP_EMPTY_BYTES). */
-static void keep_budget_grow(sc_frontend_t *t, unsigned cls)
+static void keep_budget_grow(sc_frontend_t *t, size_t bytes)
 {
     if (t->keep_overflow == 0)
         return;
     t->keep_overflow--;
-    size_t bytes = span_keep_bytes(t->heap, cls);
     if (t->keep_budget + bytes <= FRONTEND_KEEP_EMPTY_MAX)
         t->keep_budget += bytes;
 }
@@ -492,7 +502,7 @@ static void keep_budget_grow(sc_frontend_t *t, unsigned cls)
  * it no longer uses. */
 static span_t *kept_reuse_other(sc_frontend_t *t, unsigned cls)
 {
-    size_t keep = span_keep_bytes(t->heap, cls);
+    size_t keep = span_keep_bytes(t->heap, cls, false);
     unsigned band = span_pool_bucket(keep);
     uint64_t classes = t->kept_empty_classes & ~((uint64_t)1 << cls);
     while (classes) {
@@ -503,7 +513,7 @@ static span_t *kept_reuse_other(sc_frontend_t *t, unsigned cls)
          * would leave the pool's warm spans of that band idle (and its own
          * class without it), which measured as more memory, not less. */
         if (s == NULL || !s->kept_empty || s->committed > keep ||
-            span_pool_bucket(span_keep_bytes(t->heap, c)) != band)
+            span_pool_bucket(span_real_bytes(s)) != band)
             continue;
         floating_remove(t, c, s);
         switch (kept_take(t, c, s, cls)) {
@@ -515,13 +525,31 @@ static span_t *kept_reuse_other(sc_frontend_t *t, unsigned cls)
     return NULL;
 }
 
+/* Whether t's next span of class cls from the pool or fresh address space
+ * is a grown one (tuning.h, GROWN_SPAN_AFTER): its floating set holds that
+ * many spans, those floating_reuse just looked at have every block live
+ * (`full`: none came back), and no other thread began freeing blocks of
+ * the class into t's spans since t's last retirement look (remote frees
+ * wait in batches, so spans look full long after they started): the
+ * class's live blocks keep piling up. A thread whose blocks come back (a
+ * ring, a producer whose consumers free them) keeps small spans, which
+ * frees empty sooner. */
+static bool class_grows(const sc_frontend_t *t, unsigned cls, bool full)
+{
+    if (!full || !span_class_can_grow(t->heap, cls) || t->floating_spans[cls] < GROWN_SPAN_AFTER)
+        return false;
+    /* relaxed: a hint; a bit set a moment late costs one grown span. */
+    return (atomic_load_explicit(&t->remote_classes, memory_order_relaxed) >> cls & 1) == 0;
+}
+
 /* A span for class cls, HOT for t: one of t's own floating spans, then a
  * reusable one of the heap, then one t keeps empty for another class, then
  * the pool, then a fresh virtual span. */
 static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
 {
     struct sc_heap_s *heap = t->heap;
-    span_t *s = floating_reuse(t, cls);
+    bool floating_full;
+    span_t *s = floating_reuse(t, cls, &floating_full);
     if (s)
         return s;
     bool empty = false;
@@ -529,15 +557,17 @@ static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
     if (s == NULL && (s = kept_reuse_other(t, cls)) != NULL)
         return s;
     if (s == NULL || empty) {
+        bool grown = class_grows(t, cls, floating_full);
         if (s == NULL) {
-            s = span_pool_take_fit(heap, t->pool_slot, span_keep_bytes(heap, cls));
+            size_t keep = span_keep_bytes(heap, cls, grown);
+            s = span_pool_take_fit(heap, t->pool_slot, keep);
             if (s == NULL)
                 s = arena_take_span(heap);
             if (s == NULL)
                 return NULL;
-            keep_budget_grow(t, cls);
+            keep_budget_grow(t, keep);
         }
-        if (!frontend_setup_span(t, s, cls)) {
+        if (!frontend_setup_span(t, s, cls, grown)) {
             span_pool_put(heap, s, t->pool_slot);
             errno = ENOMEM;
             return NULL;
@@ -604,6 +634,17 @@ static void remote_flush_slot(sc_frontend_t *t, remote_batch_t *r)
         place_span(t->heap, s, to, t->pool_slot);
 }
 
+/* A batch of frees into s begins: s's owner learns that its class has
+ * remote frees (class_grows). Frontends are never unmapped, so a stale
+ * owner's bit is only a spurious hint. relaxed: nothing is published. */
+static void note_remote_class(const span_t *s)
+{
+    sc_frontend_t *owner = span_owner(s);
+    uint64_t bit = (uint64_t)1 << span_class(s);
+    if (owner != NULL && (atomic_load_explicit(&owner->remote_classes, memory_order_relaxed) & bit) == 0)
+        atomic_fetch_or_explicit(&owner->remote_classes, bit, memory_order_relaxed);
+}
+
 bool frontend_remote_add_slow(sc_frontend_t *t, span_t *s, block_t *b)
 {
     remote_batch_t *r = frontend_remote_slot(t, s);
@@ -611,6 +652,7 @@ bool frontend_remote_add_slow(sc_frontend_t *t, span_t *s, block_t *b)
         if (remote_batch_span(r) != NULL)
             remote_flush_slot(t, r);
         owner_word_set(&r->span, (uintptr_t)s);
+        note_remote_class(s);
     } else if (b == r->head) {
         return false;
     }
@@ -712,6 +754,9 @@ static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
     if (time_before(now, t->retire_due))
         return;
     t->retire_due = now + HOT_RETIRE_MS;
+    /* A class whose remote frees stopped may grow again (class_grows). */
+    if (atomic_load_explicit(&t->remote_classes, memory_order_relaxed) != 0)
+        atomic_store_explicit(&t->remote_classes, 0, memory_order_relaxed);
     /* The release policy's look too, when it is overdue: what threads
      * that exited or stopped allocating left in the pool goes back even
      * when no span is pooled or taken any more (cheap when nothing is
@@ -1093,7 +1138,7 @@ void frontend_unpark(sc_frontend_t *t)
              * would be above an empty span's count), armed again at the
              * count of now otherwise (the rebuild dropped the remote count
              * it was armed at). */
-            bool fresh = span_owned_live(s) == 0 && span_init_blocks(s, t->heap, c);
+            bool fresh = span_owned_live(s) == 0 && span_init_blocks(s, t->heap, c, span_is_grown(s));
             if (!fresh) {
                 span_rebuild_free_list(s, t->parked_head[c]);
                 if (span_used(s) == 0)

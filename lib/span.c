@@ -28,12 +28,20 @@ static size_t span_meta_bytes(const struct sc_heap_s *heap, size_t bs, uint32_t 
     return (bytes + SPAN_LEAD - 1) & ~(SPAN_LEAD - 1);
 }
 
-static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs)
+/* The band of real span sizes of blocks of bs bytes (tuning.h). */
+static unsigned class_band(size_t bs)
 {
     unsigned band = 0;
     /* A band's top class keeps one block fewer (tuning.h, REAL_SPAN_MIN). */
     while (REAL_SPAN_BAND(band) < SPAN_SIZE && bs * REAL_SPAN_MIN_BLOCKS > REAL_SPAN_BAND(band))
         band++;
+    return band;
+}
+
+/* Blocks of bs bytes in a real span of band `band` (at least the class's
+ * own band). */
+static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs, unsigned band)
+{
     size_t target = REAL_SPAN_BAND(band);
     if (target > SPAN_SIZE)
         target = SPAN_SIZE;
@@ -44,40 +52,71 @@ static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs)
     return (uint32_t)(cap ? cap : 1);
 }
 
-void span_geometry_init(struct sc_heap_s *heap)
+/* One class's geometry with real spans of band `band`. */
+static void geometry_fill(struct sc_heap_s *heap, span_geometry_t *g, size_t bs, unsigned band)
 {
     size_t page = os_page_size();
+    uint32_t cap = class_capacity(heap, bs, band);
+    size_t first = SPAN_LEAD + span_meta_bytes(heap, bs, cap);
+    size_t real = (first + (size_t)cap * bs + page - 1) & ~(page - 1);
+    /* The first step (metadata and first block); carving commits the
+     * rest as it goes. */
+    size_t step = (first + bs + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
+    uint64_t reuse = ((uint64_t)cap * heap->reuse_threshold + 99) / 100;
+    /* Or REUSE_ENOUGH_BYTES of free blocks, if that is fewer. */
+    uint64_t enough = (REUSE_ENOUGH_BYTES + bs - 1) / bs;
+    if (enough < reuse)
+        reuse = enough;
+    g->capacity = cap;
+    g->first = (uint32_t)first;
+    g->real = (uint32_t)real;
+    g->first_step = (uint32_t)(step > real ? real : step);
+    g->reuse_count = (uint32_t)(reuse ? reuse : 1);
+    g->divide_magic = span_divide_magic(bs);
+}
+
+void span_geometry_init(struct sc_heap_s *heap)
+{
+    /* Grown spans (tuning.h, GROWN_SPAN_AFTER) for the smallest band of
+     * plain heaps only: a checked or tracking span's tables grow with its
+     * blocks, and those heaps are not the ones whose speed counts. */
+    bool plain = (heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED)) == 0;
     for (unsigned cls = 0; cls < NUM_CLASSES; cls++) {
         size_t bs = size_class_block_size(cls);
-        uint32_t cap = class_capacity(heap, bs);
-        size_t first = SPAN_LEAD + span_meta_bytes(heap, bs, cap);
-        size_t real = (first + (size_t)cap * bs + page - 1) & ~(page - 1);
-        /* The first step (metadata and first block); carving commits the
-         * rest as it goes. */
-        size_t step = (first + bs + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
-        uint64_t reuse = ((uint64_t)cap * heap->reuse_threshold + 99) / 100;
-        /* Or REUSE_ENOUGH_BYTES of free blocks, if that is fewer. */
-        uint64_t enough = (REUSE_ENOUGH_BYTES + bs - 1) / bs;
-        if (enough < reuse)
-            reuse = enough;
-        span_geometry_t *g = &heap->geometry[cls];
-        g->capacity = cap;
-        g->first = (uint32_t)first;
-        g->real = (uint32_t)real;
-        g->first_step = (uint32_t)(step > real ? real : step);
-        g->reuse_count = (uint32_t)(reuse ? reuse : 1);
-        g->divide_magic = span_divide_magic(bs);
+        unsigned band = class_band(bs);
+        geometry_fill(heap, &heap->geometry[cls], bs, band);
+        if (plain && band == 0)
+            geometry_fill(heap, &heap->geometry_grown[cls], bs, GROWN_SPAN_BAND);
+        else
+            heap->geometry_grown[cls] = heap->geometry[cls];
     }
 }
 
-size_t span_keep_bytes(const struct sc_heap_s *heap, unsigned cls)
+size_t span_keep_bytes(const struct sc_heap_s *heap, unsigned cls, bool grown)
 {
-    return heap->geometry[cls].real;
+    return (grown ? heap->geometry_grown : heap->geometry)[cls].real;
 }
 
-bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls)
+bool span_class_can_grow(const struct sc_heap_s *heap, unsigned cls)
 {
-    const span_geometry_t *g = &heap->geometry[cls];
+    return heap->geometry_grown[cls].real > heap->geometry[cls].real;
+}
+
+bool span_is_grown(const span_t *s)
+{
+    const struct sc_heap_s *heap = s->heap;
+    unsigned cls = span_class(s);
+    return span_class_can_grow(heap, cls) && span_capacity(s) == heap->geometry_grown[cls].capacity;
+}
+
+size_t span_real_bytes(const span_t *s)
+{
+    return span_keep_bytes(s->heap, span_class(s), span_is_grown(s));
+}
+
+bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls, bool grown)
+{
+    const span_geometry_t *g = &(grown ? heap->geometry_grown : heap->geometry)[cls];
     size_t need = g->first_step;
     if (s->committed > g->real && s->committed > need) {
         /* A warm span from the pool that served a bigger class: what this

@@ -522,8 +522,11 @@ struct sc_heap_s {
      * classes. */
     pool_slot_t pool[POOL_BUCKETS][POOL_SLOTS];
 
-    /* Each class's span geometry under this heap's flags. */
+    /* Each class's span geometry under this heap's flags, and that of its
+     * grown spans (tuning.h, GROWN_SPAN_AFTER; the same where the class
+     * does not grow). */
     span_geometry_t geometry[NUM_CLASSES];
+    span_geometry_t geometry_grown[NUM_CLASSES];
 
     /* The release policy (span_pool.c, arena.c): free spans and free huge
      * runs keep their committed pages for reuse; they go back to the OS in
@@ -594,6 +597,9 @@ struct sc_frontend_s {
      * only. A floating span's map word is the frontend, as a hot span's, so
      * the owner's frees into it take the fast path. */
     span_t *floating[NUM_CLASSES];
+    /* How many spans each floating set holds (owner only): a class with
+     * GROWN_SPAN_AFTER of them gets grown spans (tuning.h). */
+    uint16_t floating_spans[NUM_CLASSES];
     struct sc_heap_s *heap;     /* NULL once the heap was destroyed */
     uint64_t heap_id;
     thread_state_t *thread;     /* owning thread */
@@ -632,6 +638,12 @@ struct sc_frontend_s {
      * this frontend (bit c: class c): set by them (atomic OR), taken by
      * the owner on its slow paths, which then pools those spans. */
     _Atomic uint64_t drained_classes;
+    /* Classes of which other threads began a batch of frees into this
+     * frontend's spans since the owner's last retirement look (bit c:
+     * class c): set by them (relaxed OR, at most once per batch they
+     * start), cleared by the owner at its looks. Such a class gets no
+     * grown spans (frontend.c, class_grows): a hint, never a guarantee. */
+    _Atomic uint64_t remote_classes;
     /* IDLE TRIM (frontend.c): another thread's sc_heap_trim gives back the
      * pages of this frontend's empty hot spans while its thread is away
      * from the slow paths. busy: the owner is on a slow path (written by

@@ -1,0 +1,221 @@
+/*
+ * Grown spans (lib/tuning.h, GROWN_SPAN_AFTER; lib/frontend.c,
+ * class_grows): a thread whose live blocks of a small class pile up in
+ * many spans gets bigger real spans for that class, so that it pays for
+ * fewer spans; a thread whose blocks come back keeps small ones.
+ *
+ * Contract lines checked here:
+ *  - a class whose blocks stay live grows after GROWN_SPAN_AFTER floating
+ *    spans: the spans before are of the class's own size, those after
+ *    grown; every block's contents survive, counts add up, and everything
+ *    comes back on free + trim                             [piling_class_grows]
+ *  - a class whose oldest floating span has a block freed by its owner
+ *    keeps spans of its own size                 [owner_frees_keep_spans_small]
+ *  - a class whose blocks another thread frees keeps them too, while
+ *    those frees still wait in its batches (at most one grown span per
+ *    retirement look, which forgets remote frees)
+ *                                                [remote_frees_keep_spans_small]
+ *  - checked and tracking heaps never grow spans         [not_in_checked_heaps]
+ */
+#include <criterion/criterion.h>
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <string.h>
+
+#include "address_map.h"
+#include "invariants.h"
+#include "size_class.h"
+#include "span.h"
+#include "test_util.h"
+#include "tuning.h"
+
+#define BLOCK 64
+
+/* Blocks of BLOCK bytes in a span of the class's own size. */
+static size_t base_capacity(sc_heap_t *h)
+{
+    return (size_t)span_keep_bytes(h, size_class_of(BLOCK), false) / BLOCK;
+}
+
+/* Allocates blocks of BLOCK bytes into b[*n..] until `spans` distinct
+ * spans have served them (the last of them just begun), each block
+ * filled with a pattern of its index; returns the spans in order. */
+static size_t fill_spans(sc_heap_t *h, void **b, size_t *n, size_t max, span_t **spans,
+                         size_t nspans, size_t want)
+{
+    while (*n < max && nspans < want) {
+        void *p = sc_alloc(h, BLOCK);
+        cr_assert_not_null(p);
+        test_pattern_fill(p, BLOCK, *n);
+        b[(*n)++] = p;
+        span_t *s = span_at(p);
+        if (nspans == 0 || spans[nspans - 1] != s)
+            spans[nspans++] = s;
+    }
+    return nspans;
+}
+
+static void free_all_checked(sc_heap_t *h, void **b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] == NULL)
+            continue;
+        cr_assert_eq(test_pattern_check(b[i], BLOCK, i), (size_t)-1, "block %zu changed", i);
+        sc_free(h, b[i]);
+    }
+}
+
+static size_t grown_count(span_t **spans, size_t n)
+{
+    size_t g = 0;
+    for (size_t i = 0; i < n; i++)
+        g += span_is_grown(spans[i]);
+    return g;
+}
+
+enum { SPANS = GROWN_SPAN_AFTER + 4, MAX_SPANS = 64 };
+
+Test(grown_spans, piling_class_grows)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    cr_assert(span_class_can_grow(h, size_class_of(BLOCK)));
+    size_t max = base_capacity(h) * 4 * SPANS;
+    void **b = calloc(max, sizeof *b);
+    cr_assert_not_null(b);
+    span_t *spans[MAX_SPANS];
+    size_t n = 0;
+    size_t ns = fill_spans(h, b, &n, max, spans, 0, SPANS);
+    cr_assert_eq(ns, (size_t)SPANS, "%zu blocks filled only %zu spans", n, ns);
+    /* Each full hot span floats as the next is set up: span i is set up
+     * with i floating, so the first grown one is span GROWN_SPAN_AFTER. */
+    for (size_t i = 0; i < ns; i++) {
+        bool want = i >= GROWN_SPAN_AFTER;
+        cr_assert_eq(span_is_grown(spans[i]), want, "span %zu of %zu: grown %d", i, ns,
+                     span_is_grown(spans[i]));
+        if (want)
+            cr_assert_gt(span_capacity(spans[i]), base_capacity(h));
+    }
+    span_t *bad = NULL;
+    const char *broken = invariants_check_heap(h, &bad);
+    cr_assert_null(broken, "%s (span %p)", broken, (void *)bad);
+    sc_heap_stats_t st = test_stats(h);
+    cr_assert_eq(st.live_blocks, n);
+    free_all_checked(h, b, n);
+    st = test_stats(h);
+    cr_assert_eq(st.live_blocks, 0);
+    broken = invariants_check_heap(h, &bad);
+    cr_assert_null(broken, "after the frees: %s (span %p)", broken, (void *)bad);
+    /* The next round reuses them, grown ones included, contents intact. */
+    n = 0;
+    ns = fill_spans(h, b, &n, max, spans, 0, SPANS);
+    free_all_checked(h, b, n);
+    sc_heap_trim(h);
+    st = test_stats(h);
+    cr_assert_eq(st.live_blocks, 0);
+    cr_assert_leq(st.resident_bytes, (size_t)64 << 10, "%zu bytes resident after free-all + trim",
+                  st.resident_bytes);
+    free(b);
+    sc_heap_destroy(h);
+}
+
+Test(grown_spans, owner_frees_keep_spans_small)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    size_t max = base_capacity(h) * 4 * SPANS;
+    void **b = calloc(max, sizeof *b);
+    cr_assert_not_null(b);
+    span_t *spans[MAX_SPANS];
+    size_t n = 0;
+    size_t ns = fill_spans(h, b, &n, max, spans, 0, 2);
+    /* One block of the first (soon the oldest floating) span comes back. */
+    sc_free(h, b[1]);
+    b[1] = NULL;
+    ns = fill_spans(h, b, &n, max, spans, ns, SPANS);
+    cr_assert_eq(grown_count(spans, ns), 0, "a class whose blocks come back grew");
+    free_all_checked(h, b, n);
+    cr_assert_eq(test_stats(h).live_blocks, 0);
+    free(b);
+    sc_heap_destroy(h);
+}
+
+/* A thread that frees the blocks it is handed and stays alive, so its
+ * frees wait in its batches (counted live in their spans) until it exits:
+ * a producer's consumer. */
+typedef struct remote_freer_s {
+    sc_heap_t *heap;
+    void *block; /* NULL: exit */
+    sem_t go, done;
+} remote_freer_t;
+
+static void *remote_freer(void *arg)
+{
+    remote_freer_t *r = arg;
+    for (;;) {
+        sem_wait(&r->go);
+        if (r->block == NULL)
+            return NULL; /* its batches are handed over at exit */
+        sc_free(r->heap, r->block);
+        sem_post(&r->done);
+    }
+}
+
+Test(grown_spans, remote_frees_keep_spans_small)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    size_t max = base_capacity(h) * 4 * SPANS;
+    void **b = calloc(max, sizeof *b);
+    cr_assert_not_null(b);
+    remote_freer_t r = {.heap = h};
+    cr_assert_eq(sem_init(&r.go, 0, 0), 0);
+    cr_assert_eq(sem_init(&r.done, 0, 0), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, remote_freer, &r), 0);
+    span_t *spans[MAX_SPANS];
+    size_t n = 0, ns = 0;
+    double start = test_now_seconds();
+    /* Each new span's first block is freed by the other thread at once;
+     * the spans still look full, the free waiting in its batch. */
+    while (ns < SPANS) {
+        ns = fill_spans(h, b, &n, max, spans, ns, ns + 1);
+        r.block = b[n - 1];
+        b[n - 1] = NULL;
+        sem_post(&r.go);
+        sem_wait(&r.done);
+    }
+    double ms = (test_now_seconds() - start) * 1e3;
+    r.block = NULL;
+    sem_post(&r.go);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    size_t grown = grown_count(spans, ns);
+    cr_assert_leq(grown, 1 + (size_t)(ms / HOT_RETIRE_MS),
+                  "%zu grown spans in %.0f ms of remote frees", grown, ms);
+    free_all_checked(h, b, n);
+    cr_assert_eq(test_stats(h).live_blocks, 0);
+    sem_destroy(&r.go);
+    sem_destroy(&r.done);
+    free(b);
+    sc_heap_destroy(h);
+}
+
+Test(grown_spans, not_in_checked_heaps)
+{
+    unsigned flags[] = {SC_HEAP_CHECKED, SC_HEAP_TRACK_REQUESTED};
+    for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++) {
+        sc_heap_config_t cfg = {.flags = flags[f]};
+        sc_heap_t *h = sc_heap_create(&cfg);
+        cr_assert_not_null(h);
+        cr_assert(!span_class_can_grow(h, size_class_of(BLOCK)), "flags %#x", flags[f]);
+        size_t max = base_capacity(h) * 4 * SPANS;
+        void **b = calloc(max, sizeof *b);
+        cr_assert_not_null(b);
+        span_t *spans[MAX_SPANS];
+        size_t n = 0;
+        size_t ns = fill_spans(h, b, &n, max, spans, 0, SPANS);
+        cr_assert_eq(grown_count(spans, ns), 0, "flags %#x: a span grew", flags[f]);
+        free_all_checked(h, b, n);
+        free(b);
+        sc_heap_destroy(h);
+    }
+}
