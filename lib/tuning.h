@@ -87,19 +87,26 @@
 /* Real span bytes of band i (0 = REAL_SPAN_MIN). */
 #define REAL_SPAN_BAND(i) (REAL_SPAN_MIN << (REAL_SPAN_BAND_SHIFT * (i)))
 
-/* Grown spans: a thread whose floating set of a class of the smallest band
- * holds GROWN_SPAN_AFTER spans or more (its live blocks of the class
- * outgrew that many real spans) sets up its next spans of the class with
- * the real span size of band GROWN_SPAN_BAND, in plain heaps (frontend.c,
- * frontend_new_span). Each real span sits alone in its 2 MiB of address
- * space, with a page-table page of its own (README, Limitations), so a
- * class with many live blocks pays for its number of spans: page walks,
- * span changes, and the kernel's work to unmap them. A thread with few
- * spans of a class keeps small ones, which hold fewer free blocks.
- * 128 KiB for every span of the band measured threadtest +10% / +26% (1 /
- * 4 threads), frag +13%, free-each +5%, but larson's and churn's 4-thread
- * peak RSS +17% and +14%. Fewer spans before growing: more memory for
- * classes with few live blocks; more: more spans for those with many. */
+/* Grown spans (frontend.c, class_grows): a thread whose floating set of a
+ * class of the smallest band holds GROWN_SPAN_AFTER spans or more, every
+ * one its refill looked at full (no block came back) and no remote free
+ * begun into them since its last retirement look, sets up its next spans
+ * of the class from the pool or fresh address space with the real span
+ * size of band GROWN_SPAN_BAND (128 KiB instead of 32 KiB), in plain heaps.
+ * Each real span sits alone in its 2 MiB of address space, with a
+ * page-table page of its own (README, Limitations), so a class whose live
+ * blocks pile up pays for its number of spans: page walks, span changes,
+ * the kernel's work to unmap them. A thread whose blocks come back (a
+ * ring, a producer whose consumers free them) keeps small spans, which
+ * frees empty sooner. Measured (scalloc_bench_scalloc W T full, 7
+ * alternating runs, 1 / 4 threads): free-each +13% / +14%, frag +11% /
+ * +14%, threadtest +3% / +7% (peak RSS -2% / +4%: the last span of a
+ * round is bigger), the other workloads within noise; destroy_bench
+ * --size 64 --alive 2.4x -> 1.6x one munmap. 128 KiB for every span of
+ * the band instead: larson's and churn's 4-thread peak RSS +17% and +14%;
+ * without the remote test, producer-consumer's +8-16%. Fewer spans before
+ * growing: more memory for classes with few live blocks; more: more spans
+ * for those with many. */
 #define GROWN_SPAN_AFTER 4
 #define GROWN_SPAN_BAND 1
 
