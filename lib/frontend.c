@@ -93,6 +93,7 @@ void frontend_forget_spans(sc_frontend_t *t)
         t->reclaim_tick[c] = 0u - HOT_REFILL_TICKS;
     atomic_store_explicit(&t->drained_classes, 0, memory_order_relaxed);
     atomic_store_explicit(&t->remote_classes, 0, memory_order_relaxed);
+    t->remote_classes_before = 0;
     t->parked_classes = 0;
     t->trimmed_classes = 0;
     for (unsigned c = 0; c < NUM_CLASSES; c++)
@@ -539,7 +540,8 @@ static bool class_grows(const sc_frontend_t *t, unsigned cls, bool full)
     if (!full || !span_class_can_grow(t->heap, cls) || t->floating_spans[cls] < GROWN_SPAN_AFTER)
         return false;
     /* relaxed: a hint; a bit set a moment late costs one grown span. */
-    return (atomic_load_explicit(&t->remote_classes, memory_order_relaxed) >> cls & 1) == 0;
+    uint64_t remote = atomic_load_explicit(&t->remote_classes, memory_order_relaxed) | t->remote_classes_before;
+    return (remote >> cls & 1) == 0;
 }
 
 /* A span for class cls, HOT for t: one of t's own floating spans, then a
@@ -754,9 +756,10 @@ static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
     if (time_before(now, t->retire_due))
         return;
     t->retire_due = now + HOT_RETIRE_MS;
-    /* A class whose remote frees stopped may grow again (class_grows). */
-    if (atomic_load_explicit(&t->remote_classes, memory_order_relaxed) != 0)
-        atomic_store_explicit(&t->remote_classes, 0, memory_order_relaxed);
+    /* A class whose remote frees stopped a whole look ago may grow again
+     * (class_grows): two looks' worth, so that the first spans after a
+     * look do not grow before the next remote batch begins. */
+    t->remote_classes_before = atomic_exchange_explicit(&t->remote_classes, 0, memory_order_relaxed);
     /* The release policy's look too, when it is overdue: what threads
      * that exited or stopped allocating left in the pool goes back even
      * when no span is pooled or taken any more (cheap when nothing is

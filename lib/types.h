@@ -641,9 +641,11 @@ struct sc_frontend_s {
     /* Classes of which other threads began a batch of frees into this
      * frontend's spans since the owner's last retirement look (bit c:
      * class c): set by them (relaxed OR, at most once per batch they
-     * start), cleared by the owner at its looks. Such a class gets no
-     * grown spans (frontend.c, class_grows): a hint, never a guarantee. */
+     * start), taken by the owner at its looks into remote_classes_before
+     * (owner only). A class in either gets no grown spans (frontend.c,
+     * class_grows): a hint, never a guarantee. */
     _Atomic uint64_t remote_classes;
+    uint64_t remote_classes_before;
     /* IDLE TRIM (frontend.c): another thread's sc_heap_trim gives back the
      * pages of this frontend's empty hot spans while its thread is away
      * from the slow paths. busy: the owner is on a slow path (written by

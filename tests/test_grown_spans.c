@@ -12,8 +12,8 @@
  *  - a class whose oldest floating span has a block freed by its owner
  *    keeps spans of its own size                 [owner_frees_keep_spans_small]
  *  - a class whose blocks another thread frees keeps them too, while
- *    those frees still wait in its batches (at most one grown span per
- *    retirement look, which forgets remote frees)
+ *    those frees still wait in its batches (a class forgets remote frees
+ *    two retirement looks later: at most one grown span per look)
  *                                                [remote_frees_keep_spans_small]
  *  - checked and tracking heaps never grow spans         [not_in_checked_heaps]
  */
