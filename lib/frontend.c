@@ -530,7 +530,7 @@ static span_t *kept_reuse_other(sc_frontend_t *t, unsigned cls)
  * is a grown one (tuning.h, GROWN_SPAN_AFTER): its floating set holds that
  * many spans, those floating_reuse just looked at have every block live
  * (`full`: none came back), and no other thread began freeing blocks of
- * the class into t's spans since t's last retirement look (remote frees
+ * the class into t's spans over t's last two retirement looks (remote frees
  * wait in batches, so spans look full long after they started): the
  * class's live blocks keep piling up. A thread whose blocks come back (a
  * ring, a producer whose consumers free them) keeps small spans, which

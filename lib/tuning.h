@@ -90,7 +90,7 @@
 /* Grown spans (frontend.c, class_grows): a thread whose floating set of a
  * class of the smallest band holds GROWN_SPAN_AFTER spans or more, every
  * one its refill looked at full (no block came back) and no remote free
- * begun into them since its last retirement look, sets up its next spans
+ * begun into them over its last two retirement looks, sets up its next spans
  * of the class from the pool or fresh address space with the real span
  * size of band GROWN_SPAN_BAND (128 KiB instead of 32 KiB), in plain heaps.
  * Each real span sits alone in its 2 MiB of address space, with a
