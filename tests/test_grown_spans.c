@@ -76,14 +76,22 @@ static size_t grown_count(span_t **spans, size_t n)
 
 enum { SPANS = GROWN_SPAN_AFTER + 4, MAX_SPANS = 64 };
 
+/* Room for the blocks of SPANS spans, grown or not; *max: how many. */
+static void **block_array(sc_heap_t *h, size_t *max)
+{
+    *max = base_capacity(h) * 4 * SPANS;
+    void **b = calloc(*max, sizeof *b);
+    cr_assert_not_null(b);
+    return b;
+}
+
 Test(grown_spans, piling_class_grows)
 {
     sc_heap_t *h = sc_heap_create(NULL);
     cr_assert_not_null(h);
     cr_assert(span_class_can_grow(h, size_class_of(BLOCK)));
-    size_t max = base_capacity(h) * 4 * SPANS;
-    void **b = calloc(max, sizeof *b);
-    cr_assert_not_null(b);
+    size_t max;
+    void **b = block_array(h, &max);
     span_t *spans[MAX_SPANS];
     size_t n = 0;
     size_t ns = fill_spans(h, b, &n, max, spans, 0, SPANS);
@@ -123,9 +131,8 @@ Test(grown_spans, piling_class_grows)
 Test(grown_spans, owner_frees_keep_spans_small)
 {
     sc_heap_t *h = sc_heap_create(NULL);
-    size_t max = base_capacity(h) * 4 * SPANS;
-    void **b = calloc(max, sizeof *b);
-    cr_assert_not_null(b);
+    size_t max;
+    void **b = block_array(h, &max);
     span_t *spans[MAX_SPANS];
     size_t n = 0;
     size_t ns = fill_spans(h, b, &n, max, spans, 0, 2);
@@ -164,9 +171,8 @@ static void *remote_freer(void *arg)
 Test(grown_spans, remote_frees_keep_spans_small)
 {
     sc_heap_t *h = sc_heap_create(NULL);
-    size_t max = base_capacity(h) * 4 * SPANS;
-    void **b = calloc(max, sizeof *b);
-    cr_assert_not_null(b);
+    size_t max;
+    void **b = block_array(h, &max);
     remote_freer_t r = {.heap = h};
     cr_assert_eq(sem_init(&r.go, 0, 0), 0);
     cr_assert_eq(sem_init(&r.done, 0, 0), 0);
@@ -207,9 +213,8 @@ Test(grown_spans, not_in_checked_heaps)
         sc_heap_t *h = sc_heap_create(&cfg);
         cr_assert_not_null(h);
         cr_assert(!span_class_can_grow(h, size_class_of(BLOCK)), "flags %#x", flags[f]);
-        size_t max = base_capacity(h) * 4 * SPANS;
-        void **b = calloc(max, sizeof *b);
-        cr_assert_not_null(b);
+        size_t max;
+        void **b = block_array(h, &max);
         span_t *spans[MAX_SPANS];
         size_t n = 0;
         size_t ns = fill_spans(h, b, &n, max, spans, 0, SPANS);
