@@ -599,7 +599,7 @@ struct sc_frontend_s {
     span_t *floating[NUM_CLASSES];
     /* How many spans each floating set holds (owner only): a class with
      * GROWN_SPAN_AFTER of them gets grown spans (tuning.h). */
-    uint16_t floating_spans[NUM_CLASSES];
+    uint32_t floating_spans[NUM_CLASSES];
     struct sc_heap_s *heap;     /* NULL once the heap was destroyed */
     uint64_t heap_id;
     thread_state_t *thread;     /* owning thread */
