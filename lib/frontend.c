@@ -765,7 +765,7 @@ static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
      * when no span is pooled or taken any more (cheap when nothing is
      * due). Only overdue: a heap whose pool traffic applies the policy in
      * time gets no purges, and no system calls, more. */
-    span_pool_purge_overdue(t->heap);
+    span_pool_purge_overdue(t->heap, now);
     t->keep_overflow = 0; /* evidence of one look's period only */
     if (t->kept_empty_classes)
         frontend_retire_kept_empty(t);

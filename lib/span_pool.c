@@ -228,14 +228,13 @@ void span_pool_maybe_purge(struct sc_heap_s *heap, bool allocating)
     maybe_purge(heap, os_coarse_ms(), allocating);
 }
 
-void span_pool_purge_overdue(struct sc_heap_s *heap)
+void span_pool_purge_overdue(struct sc_heap_s *heap, uint32_t now)
 {
     if (heap->purge_delay_ms == UINT32_MAX)
         return;
     uint64_t due = atomic_load_explicit(&heap->purge_due, memory_order_relaxed);
     if (!(due & PURGE_ARMED))
         return;
-    uint32_t now = os_coarse_ms();
     if (time_before(now, (uint32_t)due + heap->purge_delay_ms))
         return;
     maybe_purge(heap, now, false);

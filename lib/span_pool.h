@@ -53,12 +53,13 @@ void span_pool_cool(struct sc_heap_s *heap, bool release_headers);
  * when nothing is due: a clock read and a few loads. */
 void span_pool_maybe_purge(struct sc_heap_s *heap, bool allocating);
 
-/* The same, only when what is due has waited a whole delay past its time:
+/* The same at coarse time `now` (the caller's clock reading), only when
+ * what is due has waited a whole delay past its time:
  * for looks at the heap that come on a schedule of their own (a thread's
  * retirement look), which should catch memory that no span pooled or taken
  * any more gives the policy a look at, without adding purges (and system
  * calls) to a heap whose pool traffic applies the policy in time. */
-void span_pool_purge_overdue(struct sc_heap_s *heap);
+void span_pool_purge_overdue(struct sc_heap_s *heap, uint32_t now);
 
 /* Records that unused memory became free for reuse at coarse time `now`:
  * the policy looks at the heap again when it is due. */
