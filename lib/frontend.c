@@ -413,15 +413,16 @@ static span_t *floating_reuse(sc_frontend_t *t, unsigned cls, bool *all_full)
         if (s == NULL)
             return NULL;
         bool kept = s->kept_empty != 0;
-        if (kept || span_owned_live(s) < span_capacity(s))
-            *all_full = false;
         floating_remove(t, cls, s);
         if (kept) {
+            *all_full = false;
             if (kept_take(t, cls, s, cls) == KEPT_HOT)
                 return s;
             continue;
         }
         uint32_t live = span_owned_live(s);
+        if (live < span_capacity(s))
+            *all_full = false;
         /* An empty span that is still FLOATING (kept, or emptied by frees
          * counted since) serves its class as it is; a DRAINED one goes to
          * the pool, which has its pages back already or soon. */
