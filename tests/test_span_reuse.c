@@ -907,19 +907,34 @@ Test(span_reuse, small_classes_cut_big_warm_spans_in_batches)
     sc_heap_destroy(h);
 }
 
-/* Fills a hot span of bs-byte blocks (cap of them, into blocks[]) and
- * takes one more, which a new hot span gives (*next): the filled span
- * floats. */
-static void fill_and_float(sc_heap_t *h, size_t bs, void **blocks, uint32_t cap, void **next)
+/* How many blocks of bs bytes a span of a fresh heap holds (one block
+ * allocated and freed to see it). */
+static uint32_t capacity_for(sc_heap_t *h, size_t bs)
 {
-    for (uint32_t i = 0; i < cap; i++) {
+    void *probe = sc_alloc(h, bs);
+    cr_assert_not_null(probe);
+    uint32_t cap = span_capacity(span_of(probe));
+    sc_free(h, probe);
+    return cap;
+}
+
+/* A fresh heap's first span of bs bytes, filled and floated: its `*cap`
+ * blocks (a calloc'ed array, the caller frees it) and, in *next, the first
+ * block of the span that took over. */
+static void **fill_and_float(sc_heap_t *h, size_t bs, uint32_t *cap, void **next)
+{
+    *cap = capacity_for(h, bs);
+    void **blocks = calloc(*cap, sizeof *blocks);
+    cr_assert_not_null(blocks);
+    for (uint32_t i = 0; i < *cap; i++) {
         blocks[i] = sc_alloc(h, bs);
         cr_assert_not_null(blocks[i]);
     }
     *next = sc_alloc(h, bs); /* the span is exhausted: this one is a new span's */
     cr_assert_not_null(*next);
     cr_assert_neq(span_of(*next), span_of(blocks[0]), "%zu B: span not exhausted after %u", bs,
-                  cap);
+                  *cap);
+    return blocks;
 }
 
 /* Exhausts the current hot span of bs and returns the block after it. */
@@ -961,17 +976,6 @@ static void free_remotely(sc_heap_t *h, void **blocks, uint32_t from, uint32_t t
     cr_assert_eq(pthread_join(th, NULL), 0);
 }
 
-/* How many blocks of bs bytes a span of a fresh heap holds (one block
- * allocated and freed to see it). */
-static uint32_t capacity_for(sc_heap_t *h, size_t bs)
-{
-    void *probe = sc_alloc(h, bs);
-    cr_assert_not_null(probe);
-    uint32_t cap = span_capacity(span_of(probe));
-    sc_free(h, probe);
-    return cap;
-}
-
 /* A floating span of big blocks is refilled from once REUSE_ENOUGH_BYTES
  * of its blocks are free, below the reuse threshold; small blocks keep the
  * threshold. The frees come from another thread, so that they wait on the
@@ -984,14 +988,14 @@ Test(span_reuse, big_block_spans_reused_from_enough_bytes)
         size_t bs = sizes[k];
         sc_heap_t *h = sc_heap_create(NULL);
         cr_assert_not_null(h);
-        uint32_t cap = capacity_for(h, bs);
+        uint32_t cap;
+        void *first;
+        void **blocks = fill_and_float(h, bs, &cap, &first);
         uint32_t by_share = (cap * 80 + 99) / 100;
         uint32_t by_bytes = (uint32_t)((REUSE_ENOUGH_BYTES + bs - 1) / bs);
         uint32_t need = by_bytes < by_share ? by_bytes : by_share;
-        void **blocks = calloc(cap, sizeof *blocks), **held = calloc(cap + 1, sizeof *held);
-        cr_assert(blocks && held);
-        void *first;
-        fill_and_float(h, bs, blocks, cap, &first);
+        void **held = calloc(cap + 1, sizeof *held);
+        cr_assert_not_null(held);
         /* need - 1 blocks free: not yet reusable. */
         free_remotely(h, blocks, 0, need - 1);
         void *p = exhaust_hot(h, bs, first, held, cap);
@@ -1029,11 +1033,9 @@ Test(span_reuse, free_blocks_before_never_used_ones)
         size_t bs = sizes[k];
         sc_heap_t *h = sc_heap_create(NULL);
         cr_assert_not_null(h);
-        uint32_t cap = capacity_for(h, bs);
-        void **blocks = calloc(cap, sizeof *blocks);
-        cr_assert_not_null(blocks);
-        void *next;
-        fill_and_float(h, bs, blocks, cap, &next); /* next: the new hot span's first */
+        uint32_t cap;
+        void *next; /* the new hot span's first */
+        void **blocks = fill_and_float(h, bs, &cap, &next);
         span_t *hot = span_of(next), *floated = span_of(blocks[0]);
         cr_assert_lt(span_bump(hot), hot->bump_end, "%zu B: nothing left to carve", bs);
         sc_free(h, blocks[2]); /* a local free: on the floating span's list */
