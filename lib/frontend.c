@@ -364,10 +364,10 @@ static void free_event_gated(sc_frontend_t *t, span_t *s)
 /* Sets up s (taken from the pool, fresh, or an EMPTY reusable span) as a
  * HOT span of cls, grown or not, with the metadata of a checked or
  * tracking heap. */
-static bool frontend_setup_span(sc_frontend_t *t, span_t *s, unsigned cls, bool grown)
+static bool frontend_setup_span(sc_frontend_t *t, span_t *s, unsigned cls, unsigned level)
 {
     size_t touched = span_touched_bytes(s);
-    if (!span_init_blocks(s, t->heap, cls, grown))
+    if (!span_init_blocks(s, t->heap, cls, level))
         return false;
     if (check_enabled(t->heap))
         check_span_init(s);
@@ -391,7 +391,7 @@ static enum kept_result kept_take(sc_frontend_t *t, unsigned c, span_t *s, unsig
     t->reclaim_tick[cls] = t->slow_ticks;
     /* Set up afresh for its own class, a span keeps its size. */
     if ((c != cls || span_was_trimmed(s)) &&
-        !frontend_setup_span(t, s, cls, c == cls && span_is_grown(s))) {
+        !frontend_setup_span(t, s, cls, c == cls ? span_grown_level(s) : 0)) {
         /* The heap's limit refused the set-up. */
         bool pooled = owned_to_pool(t, s);
         SC_ASSERT(pooled);
@@ -504,7 +504,7 @@ static void keep_budget_grow(sc_frontend_t *t, size_t bytes)
  * it no longer uses. */
 static span_t *kept_reuse_other(sc_frontend_t *t, unsigned cls)
 {
-    size_t keep = span_keep_bytes(t->heap, cls, false);
+    size_t keep = span_keep_bytes(t->heap, cls, 0);
     unsigned band = span_pool_bucket(keep);
     uint64_t classes = t->kept_empty_classes & ~((uint64_t)1 << cls);
     while (classes) {
@@ -527,22 +527,30 @@ static span_t *kept_reuse_other(sc_frontend_t *t, unsigned cls)
     return NULL;
 }
 
-/* Whether t's next span of class cls from the pool or fresh address space
- * is a grown one (tuning.h, GROWN_SPAN_AFTER): its floating set holds that
- * many spans, those floating_reuse just looked at have every block live
+/* The level t's next span of class cls from the pool or fresh address
+ * space is grown to (tuning.h, GROWN_SPAN_AFTER; 0: not grown): 1 once its
+ * floating set holds GROWN_SPAN_AFTER spans, one more for each four times
+ * as many, up to GROWN_SPAN_LEVELS, if those floating_reuse just looked at
+ * have every block live
  * (`full`: none came back), and no other thread began freeing blocks of
  * the class into t's spans over t's last two retirement looks (remote frees
  * wait in batches, so spans look full long after they started): the
  * class's live blocks keep piling up. A thread whose blocks come back (a
  * ring, a producer whose consumers free them) keeps small spans, which
  * frees empty sooner. */
-static bool class_grows(const sc_frontend_t *t, unsigned cls, bool full)
+static unsigned class_grow_level(const sc_frontend_t *t, unsigned cls, bool full)
 {
-    if (!full || !span_class_can_grow(t->heap, cls) || t->floating_spans[cls] < GROWN_SPAN_AFTER)
-        return false;
+    uint32_t floating = t->floating_spans[cls];
+    if (!full || floating < GROWN_SPAN_AFTER || !span_class_can_grow(t->heap, cls))
+        return 0;
     /* relaxed: a hint; a bit set a moment late costs one grown span. */
     uint64_t remote = atomic_load_explicit(&t->remote_classes, memory_order_relaxed) | t->remote_classes_before;
-    return (remote >> cls & 1) == 0;
+    if (remote >> cls & 1)
+        return 0;
+    unsigned level = 1;
+    while (level < GROWN_SPAN_LEVELS && floating >= (uint32_t)GROWN_SPAN_AFTER << (2 * level))
+        level++;
+    return level;
 }
 
 /* A span for class cls, HOT for t: one of t's own floating spans, then a
@@ -560,9 +568,9 @@ static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
     if (s == NULL && (s = kept_reuse_other(t, cls)) != NULL)
         return s;
     if (s == NULL || empty) {
-        bool grown = class_grows(t, cls, floating_full);
+        unsigned level = class_grow_level(t, cls, floating_full);
         if (s == NULL) {
-            size_t keep = span_keep_bytes(heap, cls, grown);
+            size_t keep = span_keep_bytes(heap, cls, level);
             s = span_pool_take_fit(heap, t->pool_slot, keep);
             if (s == NULL)
                 s = arena_take_span(heap);
@@ -570,7 +578,12 @@ static span_t *frontend_new_span(sc_frontend_t *t, unsigned cls)
                 return NULL;
             keep_budget_grow(t, keep);
         }
-        if (!frontend_setup_span(t, s, cls, grown)) {
+        /* An empty span of the class's that grew before is set up grown to
+         * fit it, not cut down (a madvise, and the faults after it). */
+        while (empty && span_class_can_grow(heap, cls) && level < GROWN_SPAN_LEVELS &&
+               s->committed > span_keep_bytes(heap, cls, level))
+            level++;
+        if (!frontend_setup_span(t, s, cls, level)) {
             span_pool_put(heap, s, t->pool_slot);
             errno = ENOMEM;
             return NULL;
@@ -638,7 +651,7 @@ static void remote_flush_slot(sc_frontend_t *t, remote_batch_t *r)
 }
 
 /* A batch of frees into s begins: s's owner learns that its class has
- * remote frees (class_grows). Frontends are never unmapped, so a stale
+ * remote frees (class_grow_level). Frontends are never unmapped, so a stale
  * owner's bit is only a spurious hint. relaxed: nothing is published. */
 static void note_remote_class(const span_t *s)
 {
@@ -731,8 +744,10 @@ static void frontend_retire_kept_empty(sc_frontend_t *t)
     }
     t->kept_empty_classes = still;
     /* Spans kept a whole look for nothing: the budget was more than the
-     * thread cycles. */
-    if (retired && t->keep_budget / 2 >= FRONTEND_KEEP_EMPTY_BYTES)
+     * thread cycles; all of them: the thread cycles nothing now (a few big
+     * spans, grown ones, retire in one look where many small ones took
+     * several halvings). */
+    if (retired && t->kept_empty_bytes != 0 && t->keep_budget / 2 >= FRONTEND_KEEP_EMPTY_BYTES)
         t->keep_budget /= 2;
     else if (retired)
         t->keep_budget = FRONTEND_KEEP_EMPTY_BYTES;
@@ -758,7 +773,7 @@ static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
         return;
     t->retire_due = now + HOT_RETIRE_MS;
     /* A class whose remote frees stopped a whole look ago may grow again
-     * (class_grows): two looks' worth, so that the first spans after a
+     * (class_grow_level): two looks' worth, so that the first spans after a
      * look do not grow before the next remote batch begins. */
     t->remote_classes_before = atomic_exchange_explicit(&t->remote_classes, 0, memory_order_relaxed);
     /* The release policy's look too, when it is overdue: what threads
@@ -1142,7 +1157,7 @@ void frontend_unpark(sc_frontend_t *t)
              * would be above an empty span's count), armed again at the
              * count of now otherwise (the rebuild dropped the remote count
              * it was armed at). */
-            bool fresh = span_owned_live(s) == 0 && span_init_blocks(s, t->heap, c, span_is_grown(s));
+            bool fresh = span_owned_live(s) == 0 && span_init_blocks(s, t->heap, c, span_grown_level(s));
             if (!fresh) {
                 span_rebuild_free_list(s, t->parked_head[c]);
                 if (span_used(s) == 0)

@@ -84,39 +84,50 @@ void span_geometry_init(struct sc_heap_s *heap)
     for (unsigned cls = 0; cls < NUM_CLASSES; cls++) {
         size_t bs = size_class_block_size(cls);
         unsigned band = class_band(bs);
-        geometry_fill(heap, &heap->geometry[cls], bs, band);
-        if (plain && band == 0)
-            geometry_fill(heap, &heap->geometry_grown[cls], bs, GROWN_SPAN_BAND);
-        else
-            heap->geometry_grown[cls] = heap->geometry[cls];
+        geometry_fill(heap, &heap->geometry[0][cls], bs, band);
+        /* Level l: l bands up (128 KiB, 512 KiB), the sizes of the pool's
+         * buckets, so a grown span pooled serves the classes of its band. */
+        for (unsigned level = 1; level <= GROWN_SPAN_LEVELS; level++) {
+            if (plain && band == 0)
+                geometry_fill(heap, &heap->geometry[level][cls], bs, band + level);
+            else
+                heap->geometry[level][cls] = heap->geometry[0][cls];
+        }
     }
 }
 
-size_t span_keep_bytes(const struct sc_heap_s *heap, unsigned cls, bool grown)
+size_t span_keep_bytes(const struct sc_heap_s *heap, unsigned cls, unsigned level)
 {
-    return (grown ? heap->geometry_grown : heap->geometry)[cls].real;
+    return heap->geometry[level][cls].real;
 }
 
 bool span_class_can_grow(const struct sc_heap_s *heap, unsigned cls)
 {
-    return heap->geometry_grown[cls].real > heap->geometry[cls].real;
+    return heap->geometry[1][cls].real > heap->geometry[0][cls].real;
 }
 
-bool span_is_grown(const span_t *s)
+unsigned span_grown_level(const span_t *s)
 {
     const struct sc_heap_s *heap = s->heap;
     unsigned cls = span_class(s);
-    return span_class_can_grow(heap, cls) && span_capacity(s) == heap->geometry_grown[cls].capacity;
+    if (!span_class_can_grow(heap, cls))
+        return 0;
+    /* Capacities grow with the level: a span's tells its level. */
+    uint32_t cap = span_capacity(s);
+    unsigned level = GROWN_SPAN_LEVELS;
+    while (level > 0 && heap->geometry[level][cls].capacity != cap)
+        level--;
+    return level;
 }
 
 size_t span_real_bytes(const span_t *s)
 {
-    return span_keep_bytes(s->heap, span_class(s), span_is_grown(s));
+    return span_keep_bytes(s->heap, span_class(s), span_grown_level(s));
 }
 
-bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls, bool grown)
+bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls, unsigned level)
 {
-    const span_geometry_t *g = &(grown ? heap->geometry_grown : heap->geometry)[cls];
+    const span_geometry_t *g = &heap->geometry[level][cls];
     size_t need = g->first_step;
     if (s->committed > g->real && s->committed > need) {
         /* A warm span from the pool that served a bigger class: what this

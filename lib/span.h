@@ -292,22 +292,24 @@ static inline bool span_is_block_start_plain(const span_t *s, uintptr_t a)
 
 
 /* Exclusive holder: makes s a HOT span of class cls for heap (committing
- * its real span), a grown one (tuning.h, GROWN_SPAN_AFTER) if `grown` and
- * the class can grow. false with nothing changed when the heap's limit or
- * the kernel refuses the commit. */
-bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls, bool grown);
+ * its real span), grown to `level` (0: the class's own size; up to
+ * GROWN_SPAN_LEVELS, tuning.h; a class that cannot grow has the same
+ * geometry at every level). false with nothing changed when the heap's
+ * limit or the kernel refuses the commit. */
+bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls, unsigned level);
 
-/* The committed bytes a span of class cls, grown or not, may keep when it
- * is set up (its real span): a pooled span with no more than this needs no
- * cutting back (span_pool_take_fit). */
-size_t span_keep_bytes(const struct sc_heap_s *heap, unsigned cls, bool grown);
+/* The committed bytes a span of class cls grown to `level` may keep when
+ * it is set up (its real span): a pooled span with no more than this needs
+ * no cutting back (span_pool_take_fit). */
+size_t span_keep_bytes(const struct sc_heap_s *heap, unsigned cls, unsigned level);
 
-/* Whether spans of class cls in heap have a grown geometry (a plain heap's
+/* Whether spans of class cls in heap have grown geometries (a plain heap's
  * classes of the smallest band). */
 bool span_class_can_grow(const struct sc_heap_s *heap, unsigned cls);
 
-/* Whether block span s was set up grown; and its real span's bytes. */
-bool span_is_grown(const span_t *s);
+/* The level block span s was set up grown to (0: not grown); and its real
+ * span's bytes. */
+unsigned span_grown_level(const span_t *s);
 size_t span_real_bytes(const span_t *s);
 
 /* Fills heap->geometry for the heap's flags and reuse threshold (heap

@@ -87,28 +87,43 @@
 /* Real span bytes of band i (0 = REAL_SPAN_MIN). */
 #define REAL_SPAN_BAND(i) (REAL_SPAN_MIN << (REAL_SPAN_BAND_SHIFT * (i)))
 
-/* Grown spans (frontend.c, class_grows): a thread whose floating set of a
- * class of the smallest band holds GROWN_SPAN_AFTER spans or more, every
+/* Grown spans (frontend.c, class_grow_level): a thread whose floating set
+ * of a class of the smallest band holds GROWN_SPAN_AFTER spans or more, every
  * one its refill looked at full (no block came back) and no remote free
  * begun into them over its last two retirement looks, sets up its next spans
- * of the class from the pool or fresh address space with the real span
- * size of band GROWN_SPAN_BAND (128 KiB instead of 32 KiB), in plain heaps.
- * Each real span sits alone in its 2 MiB of address space, with a
+ * of the class from the pool or fresh address space one band bigger
+ * (128 KiB instead of 32 KiB), and with four times GROWN_SPAN_AFTER
+ * floating two bands bigger (512 KiB): GROWN_SPAN_LEVELS levels, in plain
+ * heaps. Each real span sits alone in its 2 MiB of address space, with a
  * page-table page of its own (README, Limitations), so a class whose live
  * blocks pile up pays for its number of spans: page walks, span changes,
  * the kernel's work to unmap them. A thread whose blocks come back (a
  * ring, a producer whose consumers free them) keeps small spans, which
- * frees empty sooner. Measured (scalloc_bench_scalloc W T full, 7
+ * frees empty sooner. A span stays a fraction of what the class holds in
+ * the thread (the first 512 KiB one after 1.6 MiB of full spans): a
+ * thread's last span of a class is partly used at its peak, and a round
+ * that takes its spans in another order leaves one of the last round's
+ * warm in the pool, so bigger spans sooner cost peak RSS: 512 KiB after 8
+ * spans instead of 16 measured threadtest's 4-thread peak committed
+ * 6.2 -> 8.1 MiB (tests/bench: 25,000 live 64 B blocks a thread).
+ * Measured, one level (scalloc_bench_scalloc W T full, 7
  * alternating runs, 1 / 4 threads): free-each +13% / +14%, frag +11% /
  * +14%, threadtest +3% / +7% (peak RSS -2% / +4%: the last span of a
  * round is bigger), the other workloads within noise; destroy_bench
- * --size 64 --alive 2.4x -> 1.6x one munmap. 128 KiB for every span of
+ * --size 64 --alive 2.4x -> 1.6x one munmap. The second level, against
+ * one (5 alternating runs, 1 / 4 threads): threadtest +5% / +4%,
+ * free-each +5% / +9%, frag +5% / +6%, larson +7% / +5%, the others
+ * within noise; instructions -0.7% (threadtest) and -1.1% (free-each,
+ * frag), so the rest is the page tables; peak RSS threadtest-1 +5% (one
+ * more partly used 512 KiB span), larson-1 +4%, the others within 4%
+ * either way; destroy_bench --size 64 --alive 1.47-1.90x -> 1.30-1.43x.
+ * 128 KiB for every span of
  * the band instead: larson's and churn's 4-thread peak RSS +17% and +14%;
  * without the remote test, producer-consumer's +8-16%. Fewer spans before
  * growing: more memory for classes with few live blocks; more: more spans
  * for those with many. */
 #define GROWN_SPAN_AFTER 4
-#define GROWN_SPAN_BAND 1
+#define GROWN_SPAN_LEVELS 2
 
 /* A real span is committed (charged to the heap's limit) in steps of this
  * many bytes as carving reaches it: a class with 1 MiB real spans does not
@@ -136,7 +151,9 @@
  * the pool for want of budget (since the last look) adds that span's
  * bytes, up to FRONTEND_KEEP_EMPTY_MAX: the thread cycles more spans than
  * it keeps, and the pool would only hold them warm for it meanwhile. A
- * look that retires kept spans unused halves it again. Bigger minimum:
+ * look that retires kept spans unused halves it again; one that retires
+ * every kept span sets it back to the minimum (a few big grown spans
+ * retire in one look). Bigger minimum:
  * more memory a thread holds for its classes whether it cycles or not;
  * bigger maximum: bigger batches cycle without the pool, more memory an
  * idle thread holds until its next looks or a trim. sh6bench through the

@@ -522,11 +522,11 @@ struct sc_heap_s {
      * classes. */
     pool_slot_t pool[POOL_BUCKETS][POOL_SLOTS];
 
-    /* Each class's span geometry under this heap's flags, and that of its
-     * grown spans (tuning.h, GROWN_SPAN_AFTER; the same where the class
-     * does not grow). */
-    span_geometry_t geometry[NUM_CLASSES];
-    span_geometry_t geometry_grown[NUM_CLASSES];
+    /* Each class's span geometry under this heap's flags, by growth level:
+     * [0] its own real span, [1..GROWN_SPAN_LEVELS] its grown ones
+     * (tuning.h, GROWN_SPAN_AFTER; the same as [0] where the class does
+     * not grow). */
+    span_geometry_t geometry[GROWN_SPAN_LEVELS + 1][NUM_CLASSES];
 
     /* The release policy (span_pool.c, arena.c): free spans and free huge
      * runs keep their committed pages for reuse; they go back to the OS in
@@ -598,7 +598,8 @@ struct sc_frontend_s {
      * the owner's frees into it take the fast path. */
     span_t *floating[NUM_CLASSES];
     /* How many spans each floating set holds (owner only): a class with
-     * GROWN_SPAN_AFTER of them gets grown spans (tuning.h). */
+     * GROWN_SPAN_AFTER of them gets grown spans, with twice as many spans
+     * grown once more (tuning.h). */
     uint32_t floating_spans[NUM_CLASSES];
     struct sc_heap_s *heap;     /* NULL once the heap was destroyed */
     uint64_t heap_id;
@@ -643,7 +644,7 @@ struct sc_frontend_s {
      * class c): set by them (relaxed OR, at most once per batch they
      * start), taken by the owner at its looks into remote_classes_before
      * (owner only). A class in either gets no grown spans (frontend.c,
-     * class_grows): a hint, never a guarantee. */
+     * class_grow_level): a hint, never a guarantee. */
     _Atomic uint64_t remote_classes;
     uint64_t remote_classes_before;
     /* IDLE TRIM (frontend.c): another thread's sc_heap_trim gives back the

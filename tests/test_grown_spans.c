@@ -1,15 +1,16 @@
 /*
  * Grown spans (lib/tuning.h, GROWN_SPAN_AFTER; lib/frontend.c,
- * class_grows): a thread whose live blocks of a small class pile up in
+ * class_grow_level): a thread whose live blocks of a small class pile up in
  * many spans gets bigger real spans for that class, so that it pays for
  * fewer spans; a thread whose blocks come back keeps small ones.
  *
  * Contract lines checked here:
  *  - a class whose blocks stay live grows after GROWN_SPAN_AFTER floating
- *    spans: the spans before are of the class's own size, those after
- *    grown; every block's contents survive, counts add up, and everything
- *    comes back on free + trim                             [piling_class_grows]
- *  - a class whose oldest floating span has a block freed by its owner
+ *    spans, and once more after four times as many, up to
+ *    GROWN_SPAN_LEVELS: the spans before are of the class's own size, each
+ *    level's bigger than the last; every block's contents survive, counts
+ *    add up, and everything comes back on free + trim    [piling_class_grows]
+ *  - a class whose floating spans each have a block freed by their owner
  *    keeps spans of its own size                 [owner_frees_keep_spans_small]
  *  - a class whose blocks another thread frees keeps them too, while
  *    those frees still wait in its batches (a class forgets remote frees
@@ -35,7 +36,7 @@
 /* Blocks of BLOCK bytes in a span of the class's own size. */
 static size_t base_capacity(sc_heap_t *h)
 {
-    return (size_t)span_keep_bytes(h, size_class_of(BLOCK), false) / BLOCK;
+    return (size_t)span_keep_bytes(h, size_class_of(BLOCK), 0) / BLOCK;
 }
 
 /* Allocates blocks of BLOCK bytes into b[*n..] until `spans` distinct
@@ -70,16 +71,25 @@ static size_t grown_count(span_t **spans, size_t n)
 {
     size_t g = 0;
     for (size_t i = 0; i < n; i++)
-        g += span_is_grown(spans[i]);
+        g += span_grown_level(spans[i]) > 0;
     return g;
 }
 
-enum { SPANS = GROWN_SPAN_AFTER + 4, MAX_SPANS = 64 };
+/* The floating spans a class needs to grow to `level` (frontend.c,
+ * class_grow_level): GROWN_SPAN_AFTER, then four times as many for each
+ * level more. */
+static size_t spans_before_level(unsigned level)
+{
+    return level == 0 ? 0 : (size_t)GROWN_SPAN_AFTER << (2 * (level - 1));
+}
 
-/* Room for the blocks of SPANS spans, grown or not; *max: how many. */
+enum { SPANS = (GROWN_SPAN_AFTER << (2 * (GROWN_SPAN_LEVELS - 1))) + 2, MAX_SPANS = 64 };
+
+/* Room for the blocks of SPANS spans, grown or not (each level a band, 4
+ * times the blocks); *max: how many. */
 static void **block_array(sc_heap_t *h, size_t *max)
 {
-    *max = base_capacity(h) * 4 * SPANS;
+    *max = base_capacity(h) * ((size_t)1 << (2 * GROWN_SPAN_LEVELS)) * SPANS;
     void **b = calloc(*max, sizeof *b);
     cr_assert_not_null(b);
     return b;
@@ -97,13 +107,18 @@ Test(grown_spans, piling_class_grows)
     size_t ns = fill_spans(h, b, &n, max, spans, 0, SPANS);
     cr_assert_eq(ns, (size_t)SPANS, "%zu blocks filled only %zu spans", n, ns);
     /* Each full hot span floats as the next is set up: span i is set up
-     * with i floating, so the first grown one is span GROWN_SPAN_AFTER. */
+     * with i floating, so the first grown one is span GROWN_SPAN_AFTER,
+     * the first grown twice span 4 * GROWN_SPAN_AFTER. */
     for (size_t i = 0; i < ns; i++) {
-        bool want = i >= GROWN_SPAN_AFTER;
-        cr_assert_eq(span_is_grown(spans[i]), want, "span %zu of %zu: grown %d", i, ns,
-                     span_is_grown(spans[i]));
-        if (want)
-            cr_assert_gt(span_capacity(spans[i]), base_capacity(h));
+        unsigned want = 0;
+        while (want < GROWN_SPAN_LEVELS && i >= spans_before_level(want + 1))
+            want++;
+        cr_assert_eq(span_grown_level(spans[i]), want, "span %zu of %zu: level %u", i, ns,
+                     span_grown_level(spans[i]));
+        if (i > 0 && want > span_grown_level(spans[i - 1]))
+            cr_assert_gt(span_capacity(spans[i]), span_capacity(spans[i - 1]));
+        else if (i > 0)
+            cr_assert_eq(span_capacity(spans[i]), span_capacity(spans[i - 1]));
     }
     span_t *bad = NULL;
     const char *broken = invariants_check_heap(h, &bad);
@@ -135,11 +150,21 @@ Test(grown_spans, owner_frees_keep_spans_small)
     void **b = block_array(h, &max);
     span_t *spans[MAX_SPANS];
     size_t n = 0;
-    size_t ns = fill_spans(h, b, &n, max, spans, 0, 2);
-    /* One block of the first (soon the oldest floating) span comes back. */
-    sc_free(h, b[1]);
-    b[1] = NULL;
-    ns = fill_spans(h, b, &n, max, spans, ns, SPANS);
+    size_t ns = 0;
+    /* As each span begins, a block of the one before (now floating) comes
+     * back: no floating span is ever full. */
+    while (ns < SPANS) {
+        ns = fill_spans(h, b, &n, max, spans, ns, ns + 1);
+        if (ns < 2)
+            continue;
+        for (size_t i = n - 1; i-- > 0;) {
+            if (b[i] != NULL && span_at(b[i]) == spans[ns - 2]) {
+                sc_free(h, b[i]);
+                b[i] = NULL;
+                break;
+            }
+        }
+    }
     cr_assert_eq(grown_count(spans, ns), 0, "a class whose blocks come back grew");
     free_all_checked(h, b, n);
     cr_assert_eq(test_stats(h).live_blocks, 0);

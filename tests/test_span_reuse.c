@@ -354,11 +354,11 @@ static size_t blocks_per_span(void)
     return (REAL_SPAN_MIN - SPAN_LEAD) / 32;
 }
 
-/* The real span of a grown span of the 32 B class (tuning.h,
+/* The real span of a span of the 32 B class grown the most (tuning.h,
  * GROWN_SPAN_AFTER): the most one kept span of the class may count. */
 static size_t grown_span_bytes(sc_heap_t *h)
 {
-    return span_keep_bytes(h, size_class_of(32), true);
+    return span_keep_bytes(h, size_class_of(32), GROWN_SPAN_LEVELS);
 }
 
 Test(span_reuse, kept_empty_spans_bounded_and_reused)
