@@ -21,8 +21,8 @@
 
 extern SC_INTERNAL _Atomic uintptr_t *address_map;
 
-/* The header table's origin: span_at(a) = origin + (a >> 21 << 7). The
- * table itself starts at origin + (window_lo >> 21 << 7); in a full table
+/* The header table's origin: span_at(a) = origin + (a >> 21 << 8). The
+ * table itself starts at origin + (window_lo >> 21 << 8); in a full table
  * window_lo is 0. An address, not a pointer into one object (the window's
  * origin may lie below the table), hence an integer. */
 extern SC_INTERNAL uintptr_t span_table_origin;

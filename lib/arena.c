@@ -182,6 +182,8 @@ static void headers_fresh(char *p, size_t count)
         s->divide_magic = 0;
         s->heap = NULL;
         owner_word_set(&s->carved_limit, 0);
+        s->owner_magic = 0;
+        owner_word_set(&s->owner_carved, 0);
         owner_word_set(&s->counts, 0);
         atomic_store_explicit(&s->size_class, 0, memory_order_relaxed);
         s->kept_empty = 0;

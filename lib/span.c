@@ -141,11 +141,13 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls, unsigned 
     s->kept_empty = 0;
     span_set_bump(s, span_base(s) + g->first);
     owner_word_set(&s->carved_limit, 0);
+    owner_word_set(&s->owner_carved, 0);
     span_set_used_level(s, 0, SPAN_LEVEL_NEVER);
     s->bump_end = span_base(s) + g->first + (size_t)g->capacity * bs;
     s->block_size = (uint32_t)bs;
     span_set_capacity(s, g->capacity);
     s->divide_magic = g->divide_magic;
+    s->owner_magic = g->divide_magic;
     span_set_reuse_count(s, g->reuse_count);
     span_set_class(s, (uint16_t)cls);
     span_set_kind(s, SPAN_KIND_BLOCKS);
@@ -196,8 +198,9 @@ static enum carve_result carve_bytes(span_t *s, size_t bytes)
     s->free = (block_t *)p;
     span_set_bump(s, last + bs);
     /* The carved bytes times divide_magic (types.h, carved_limit). */
-    owner_word_set(&s->carved_limit,
-                   (uint64_t)(last + bs - span_first_block(s)) * s->divide_magic);
+    uint64_t carved = (uint64_t)(last + bs - span_first_block(s)) * s->divide_magic;
+    owner_word_set(&s->carved_limit, carved);
+    owner_word_set(&s->owner_carved, carved);
     return CARVE_OK;
 }
 

@@ -276,7 +276,8 @@ static inline bool span_is_block_start(const span_t *s, uintptr_t a)
     return span_is_block_start_at(s, a, (size_t)(span_first_block(s) - span_base(s)));
 }
 
-/* The same, by the span's owner, for a span whose blocks follow the lead
+/* The same, by the span's owner (from its copies of the two words, on
+ * the header's first line), for a span whose blocks follow the lead
  * directly: every span of a heap that is neither checked nor tracking. The
  * free fast path only meets those (other heaps' spans are never tagged for
  * it) and saves computing the first block. The offset is taken modulo the
@@ -287,7 +288,7 @@ static inline bool span_is_block_start(const span_t *s, uintptr_t a)
 static inline bool span_is_block_start_plain(const span_t *s, uintptr_t a)
 {
     uint64_t q = (uint64_t)((a - SPAN_LEAD) & SPAN_MASK);
-    return q * s->divide_magic < owner_word_get(&s->carved_limit);
+    return q * s->owner_magic < owner_word_get(&s->owner_carved);
 }
 
 

@@ -30,23 +30,32 @@
  * SPANS. A span serves one size class. Only its real span — the blocks the
  * class needs, from SPAN_LEAD bytes in — is ever touched. Blocks have no
  * headers; a block's span is the 2 MiB that holds it. Each span header has
- * two cache lines: the first is written by the owning thread only (local
- * free list, bump pointer, the counts word: `used` and the room to the
- * next life-cycle event) and read by anyone for immutable facts (class,
- * heap); the second holds `remote`, the only word other threads write.
+ * four cache lines (a power of two, for the table below): the first is
+ * written by the owning thread on every allocation and free (local free
+ * list, bump pointer, the counts word: `used` and the room to the next
+ * life-cycle event) and read by nobody else on a fast path; the second
+ * holds what every free reads, the owner's and other threads' (class,
+ * sizes, heap, the block-start test's words), written on set-up and
+ * carving only; the third holds `remote`, the only word other threads
+ * write; the fourth is padding. With the owner's words and the facts that
+ * remote frees read in one line, every remote free's read moved that line
+ * to the freeing thread's cache and the owner's next allocation had to
+ * take it back (its counts add stalled on it): producer-consumer ran
+ * 20-36% slower, larson 4-5% (tuning.h has no knob for it; README,
+ * Design "Span headers").
  *
  * THE SPAN HEADER TABLE. Headers do not live in their spans but side by
  * side in one process-wide table beside the address map, indexed like it:
  * the header of the span at address a is at a fixed origin plus
- * (a >> 21) << 7 (span_at), and a header's span is found the same way
+ * (a >> 21) << 8 (span_at), and a header's span is found the same way
  * back (span_base), so neither direction reads memory. A header at the
  * start of every 2 MiB would put the fast paths' hot line of every span
  * into the same few sets of every cache level and give each its own page:
  * a program touching a few hundred spans at random (frees scattered over a
  * heap, blocks handed between threads) misses in cache and TLB on headers
  * alone. In the table, neighbouring spans' headers share pages and spread
- * over the cache sets. The table is address space only (128 bytes per
- * 2 MiB, 8 GiB for the 47-bit user space, MAP_NORESERVE); its pages are
+ * over the cache sets. The table is address space only (256 bytes per
+ * 2 MiB, 16 GiB for the 47-bit user space, MAP_NORESERVE); its pages are
  * touched, and charged to the heap as committed, as the heap's spans are
  * bumped (arena.c). Where that much address space cannot be reserved
  * (ulimit -v), the table covers a window the size of the limit and every
@@ -273,17 +282,41 @@ static inline uint64_t owner_word_peek(const owner_word_t *w)
 
 
 typedef struct span_s {
-    /* --- line 0: what the fast paths read. `free`, `bump`, `room` and
-     * `event_level` are written only by the frontend that owns the span
+    /* --- line 0: the owner's. Written by the frontend that owns the span
      * (HOT or FLOATING) or by an exclusive holder (a span taken from the
-     * pool or a stack). The immutable facts (kind, class, sizes, heap) are
-     * set before the span is published with release and read by others
-     * after an acquire. */
+     * pool or a stack) on every allocation and free; other threads read
+     * these words only for statistics and trims, never on a fast path. */
     block_t *free;            /* local free list: owner only */
     /* Next block never handed out. Atomic (relaxed: a plain mov) because
      * statistics read it while the owner carves. */
     _Atomic(char *) bump;
-    uint32_t block_size;      /* bytes per block (class size) */
+    /* The owner's counts in one word (span.h, "THE COUNTS WORD"): `used`
+     * (blocks handed out and not freed locally, remote frees included) in
+     * the low bits, and above them the room left before the next free
+     * that must look at the span's life cycle (negative: that free came).
+     * One add updates both, so the fast paths pay one instruction, and
+     * other threads read an exact `used` from one word. */
+    owner_word_t counts;
+    /* Links in the owner's floating set for the class (owner only). */
+    struct span_s *set_next, *set_prev;
+    /* The owner's copies of divide_magic and carved_limit (line 1), for
+     * the block-start test of its own fast-path frees (span.h,
+     * span_is_block_start_plain): written with the originals, read by the
+     * owner only, so that its frees read this line alone. */
+    uint64_t owner_magic;
+    owner_word_t owner_carved;
+    /* Owner only: nonzero while the span waits, empty, at the front of its
+     * owner's floating set (frontend.c, "KEPT EMPTY SPANS"): 1 when kept,
+     * 2 once a retirement look saw it there. */
+    uint8_t kept_empty;
+    /* --- line 1: what every free by another thread reads (the owner's
+     * slow paths too).
+     * The immutable facts (kind, class, sizes, heap) are set before the
+     * span is published with release and read by others after an acquire;
+     * carved_limit changes when the owner carves, owner and reuse_count
+     * rarely. Nobody writes this line per operation, so it stays shared in
+     * every freeing thread's cache. */
+    _Alignas(CACHE_LINE) uint32_t block_size; /* bytes per block (class size) */
     /* capacity, size_class and kind are set by the span's exclusive holder
      * and read by statistics while other threads run: relaxed atomics
      * (plain movs), read through span_capacity() and friends. */
@@ -299,51 +332,38 @@ typedef struct span_s {
     /* Carved bytes (from the first block) times divide_magic, modulo 2^64:
      * an offset q from the first block is a carved block start iff
      * q * divide_magic < carved_limit (span.h, span_is_block_start_at).
-     * Written by the owner, read by remote frees: an owner word like
-     * `room` below, so that the owner's fast path compares it straight
-     * from memory; 64 bits (the value fits 32) to compare it with the
-     * 64-bit product. */
+     * Written by the owner when it carves, read by remote frees: an owner
+     * word, so that the owner's fast path compares it straight from
+     * memory; 64 bits (the value fits 32) to compare it with the 64-bit
+     * product. */
     union {
         owner_word_t carved_limit;
         /* A huge block's header: the bytes from the header that may hold a
          * former block's data (huge.c, huge_clear_for_calloc). */
         size_t huge_dirty_end;
     };
-    /* The owner's counts in one word (span.h, "THE COUNTS WORD"): `used`
-     * (blocks handed out and not freed locally, remote frees included) in
-     * the low bits, and above them the room left before the next free
-     * that must look at the span's life cycle (negative: that free came).
-     * One add updates both, so the fast paths pay one instruction, and
-     * other threads read an exact `used` from one word. */
-    owner_word_t counts;
     _Atomic uint16_t size_class;
     _Atomic uint8_t kind;     /* enum span_kind */
-    /* Owner only: nonzero while the span waits, empty, at the front of its
-     * owner's floating set (frontend.c, "KEPT EMPTY SPANS"): 1 when kept,
-     * 2 once a retirement look saw it there. */
-    uint8_t kept_empty;
     /* Free blocks at which an ownerless span is reusable (and a floating
      * one its owner's to refill): the class's reuse threshold from set-up,
      * lowered for good by reusable_adopt_orphans on a span whose blocks
      * outlived their thread. Relaxed atomic: remote frees read it while
      * the sweep writes it. */
     _Atomic uint32_t reuse_count;
-    /* --- line 1: written by any thread, only by CAS, or by an exclusive
-     * holder on slow paths. */
-    _Alignas(CACHE_LINE) _Atomic uint64_t remote;
     /* End of the real span's blocks; less capacity * block_size, the first
      * block (span_first_block). */
     char *bump_end;
-    /* Link on a span stack (pool or reusable); written by the span's
-     * exclusive holder before a release push, read by poppers that may race
-     * with a later push (hence atomic, relaxed). */
-    _Atomic(struct span_s *) stack_next;
     /* The frontend that owns the span (HOT or FLOATING), else NULL. Set by
      * the owner or an exclusive holder; read by frees on other threads only
      * to compare with their own frontend (relaxed). */
     _Atomic(struct sc_frontend_s *) owner;
-    /* Links in the owner's floating set for the class (owner only). */
-    struct span_s *set_next, *set_prev;
+    /* --- line 2: written by any thread, only by CAS, or by an exclusive
+     * holder on slow paths. */
+    _Alignas(CACHE_LINE) _Atomic uint64_t remote;
+    /* Link on a span stack (pool or reusable); written by the span's
+     * exclusive holder before a release push, read by poppers that may race
+     * with a later push (hence atomic, relaxed). */
+    _Atomic(struct span_s *) stack_next;
     /* committed: bytes from the span start charged to the heap (its
      * committed_bytes and limit); released spans keep only the first page.
      * rw_bytes: bytes from the span start that are read-write. Released
@@ -352,13 +372,16 @@ typedef struct span_s {
      * an owner word because statistics read it while the holder changes it
      * (sc_heap_get_stats' resident walk, arena_resident_bytes). */
     owner_word_t committed;
-    size_t rw_bytes; /* line 1 is now exactly full */
+    size_t rw_bytes;
+    /* --- line 3: padding, so that the header's size is a power of two
+     * (the header table is indexed by shifting). */
+    _Alignas(CACHE_LINE) char pad[CACHE_LINE];
 } span_t;
 
-_Static_assert(sizeof(span_t) == 2 * CACHE_LINE, "span header is two cache lines");
+_Static_assert(sizeof(span_t) == 4 * CACHE_LINE, "span header is four cache lines");
 /* log2 of the header size: the header table (address_map.h) is indexed by
  * shifting. */
-#define SPAN_HEADER_SHIFT 7
+#define SPAN_HEADER_SHIFT 8
 _Static_assert(sizeof(span_t) == (size_t)1 << SPAN_HEADER_SHIFT, "header size is a power of two");
 
 static inline uint32_t span_capacity(const span_t *s)

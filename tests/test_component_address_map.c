@@ -353,7 +353,7 @@ Test(component_address_map, every_word_kind_of_a_heap)
         assert_span_word(spans[i], 0, NULL, "after destroy");
 }
 
-/* Under RLIMIT_AS the 8 GiB header table cannot be reserved: the table
+/* Under RLIMIT_AS the 16 GiB header table cannot be reserved: the table
  * covers a window as big as the limit, and regions go inside it. The map
  * is set up on the first heap's creation, so the limit must come first:
  * in a process of its own (Criterion forks each test). */
@@ -382,7 +382,7 @@ Test(component_address_map, header_window_under_ulimit, .timeout = 60)
     sc_heap_t *a = sc_heap_create(NULL), *b = sc_heap_create(NULL);
     cr_assert(a && b, "heaps refused under a %zu MiB limit", (size_t)rl.rlim_cur >> 20);
     char *lo, *hi;
-    cr_assert(address_map_window(&lo, &hi), "the whole 8 GiB table fit under a 4000 MiB limit");
+    cr_assert(address_map_window(&lo, &hi), "the whole 16 GiB table fit under a 4000 MiB limit");
     cr_assert_leq((size_t)(hi - lo), (size_t)rl.rlim_cur + SPAN_SIZE);
     cr_log_info("window %p..%p (%zu MiB)", (void *)lo, (void *)hi, (size_t)(hi - lo) >> 20);
 
