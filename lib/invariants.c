@@ -39,6 +39,11 @@ static const char *check_span(span_t *s)
     uint32_t carved = (uint32_t)((size_t)(span_bump(s) - span_first_block(s)) / s->block_size);
     if (span_bump(s) > s->bump_end || carved > cap)
         return "bump pointer past the span's blocks";
+    /* The owner's copies of the block-start test's words (types.h, line 0)
+     * are the words other threads' frees read (line 1). */
+    if (s->owner_magic != s->divide_magic ||
+        owner_word_peek(&s->owner_carved) != owner_word_peek(&s->carved_limit))
+        return "owner's block-start words differ from the span's";
     uint32_t remote = 0, local = 0;
     if (!walk_list(s, remote_head(s, w), &remote))
         return "remote list holds a block that is not a carved block of the span (or a cycle)";

@@ -40,9 +40,10 @@
  * write; the fourth is padding. With the owner's words and the facts that
  * remote frees read in one line, every remote free's read moved that line
  * to the freeing thread's cache and the owner's next allocation had to
- * take it back (its counts add stalled on it): producer-consumer ran
- * 20-36% slower, larson 4-5% (tuning.h has no knob for it; README,
- * Design "Span headers").
+ * take it back (its counts add stalled on it). Apart, producer-consumer
+ * runs 29-48% faster at 1-8 threads, larson within 5% (README, Design
+ * "Span headers"). The owner's frees read only the first line: it keeps
+ * its own copies of the block-start test's two words there.
  *
  * THE SPAN HEADER TABLE. Headers do not live in their spans but side by
  * side in one process-wide table beside the address map, indexed like it:
