@@ -380,6 +380,19 @@ typedef struct span_s {
 } span_t;
 
 _Static_assert(sizeof(span_t) == 4 * CACHE_LINE, "span header is four cache lines");
+/* The lines' roles (above): what the owner writes per operation apart from
+ * what other threads' frees read, and both apart from `remote`. */
+#define SPAN_LINE_OF(field) (offsetof(span_t, field) / CACHE_LINE)
+_Static_assert(SPAN_LINE_OF(free) == 0 && SPAN_LINE_OF(counts) == 0 && SPAN_LINE_OF(bump) == 0 &&
+                   SPAN_LINE_OF(owner_magic) == 0 && SPAN_LINE_OF(owner_carved) == 0,
+               "the owner's per-operation words share line 0");
+_Static_assert(SPAN_LINE_OF(kind) == 1 && SPAN_LINE_OF(size_class) == 1 &&
+                   SPAN_LINE_OF(divide_magic) == 1 && SPAN_LINE_OF(carved_limit) == 1 &&
+                   SPAN_LINE_OF(heap) == 1 && SPAN_LINE_OF(owner) == 1 &&
+                   SPAN_LINE_OF(block_size) == 1 && SPAN_LINE_OF(capacity) == 1,
+               "what other threads' frees read shares line 1");
+_Static_assert(SPAN_LINE_OF(remote) == 2, "remote has line 2");
+#undef SPAN_LINE_OF
 /* log2 of the header size: the header table (address_map.h) is indexed by
  * shifting. */
 #define SPAN_HEADER_SHIFT 8
