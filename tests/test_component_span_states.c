@@ -125,7 +125,7 @@ static span_t *hot_span(void)
     span_t *s = arena_take_span(the_heap);
     cr_assert_not_null(s);
     unsigned cls = size_class_of(TEST_CLASS_SIZE);
-    cr_assert(span_init_blocks(s, the_heap, cls, false), "span_init_blocks refused");
+    cr_assert(span_init_blocks(s, the_heap, cls, 0), "span_init_blocks refused");
     cr_assert_eq(s->block_size, TEST_CLASS_SIZE);
     /* The counts this test relies on: a few blocks between 0, the reuse
      * count and the capacity. */
@@ -274,7 +274,7 @@ Test(component_span_states, init_is_hot)
 {
     span_t *s = arena_take_span(the_heap);
     cr_assert_not_null(s);
-    cr_assert(span_init_blocks(s, the_heap, size_class_of(TEST_CLASS_SIZE), false));
+    cr_assert(span_init_blocks(s, the_heap, size_class_of(TEST_CLASS_SIZE), 0));
     uint64_t w = word_of(s);
     assert_state(s, SPAN_HOT);
     cr_assert_eq(remote_count(w), 0);
@@ -290,7 +290,7 @@ Test(component_span_states, init_is_hot)
     owner_free(s, b);
     cr_assert(span_claim_owned_empty(s, false));
     assert_state(s, SPAN_POOLED);
-    cr_assert(span_init_blocks(s, the_heap, size_class_of(64), false));
+    cr_assert(span_init_blocks(s, the_heap, size_class_of(64), 0));
     assert_state(s, SPAN_HOT);
     cr_assert_eq(s->block_size, 64);
     cr_assert_eq(span_used(s), 0);
@@ -655,7 +655,7 @@ static void allowed_step(built_t *b, unsigned st)
         cr_assert(span_claim_if_empty(s));
         break;
     case SPAN_POOLED:
-        cr_assert(span_init_blocks(s, the_heap, size_class_of(TEST_CLASS_SIZE), false));
+        cr_assert(span_init_blocks(s, the_heap, size_class_of(TEST_CLASS_SIZE), 0));
         assert_state(s, SPAN_HOT);
         break;
     }
