@@ -281,6 +281,17 @@ static unsigned settled_state(const span_t *s, unsigned state, uint32_t count)
     return state;
 }
 
+/* The last block of list b, which holds `count` blocks. */
+static const block_t *list_tail(const block_t *b, uint32_t count)
+{
+    const block_t *tail;
+    uint32_t walked = span_list_length(b, &tail);
+    SC_ASSERT(walked == count);
+    (void)walked;
+    (void)count;
+    return tail;
+}
+
 unsigned span_give_up(span_t *s)
 {
     /* Fold the local list and the never-carved blocks into the count; the
@@ -329,15 +340,10 @@ unsigned span_give_up(span_t *s)
              * 183 k blocks in all, the remote lists 83 k, the shorter of
              * each pair 60 k. */
             if (head != NULL && tail == NULL && remote_tail == NULL) {
-                if (remote_count(w) < local_count) {
-                    uint32_t walked = span_list_length(head, &remote_tail);
-                    SC_ASSERT(walked == remote_count(w));
-                    (void)walked;
-                } else {
-                    uint32_t walked = span_list_length(local, &tail);
-                    SC_ASSERT(walked == local_count);
-                    (void)walked;
-                }
+                if (remote_count(w) < local_count)
+                    remote_tail = list_tail(head, remote_count(w));
+                else
+                    tail = list_tail(local, local_count);
             }
             if (remote_tail != NULL) {
                 block_set_next((block_t *)remote_tail, local); /* head stays the remote list's */
