@@ -530,9 +530,9 @@ static span_t *kept_reuse_other(sc_frontend_t *t, unsigned cls)
 /* The level t's next span of class cls from the pool or fresh address
  * space is grown to (tuning.h, GROWN_SPAN_AFTER; 0: not grown): 1 once its
  * floating set holds GROWN_SPAN_AFTER spans, one more for each four times
- * as many, up to GROWN_SPAN_LEVELS, if those floating_reuse just looked at
- * have every block live
- * (`full`: none came back), and no other thread began freeing blocks of
+ * as many, up to GROWN_SPAN_LEVELS, if the spans floating_reuse just
+ * looked at have every block live (`full`: none came back), and no other
+ * thread began freeing blocks of
  * the class into t's spans over t's last two retirement looks (remote frees
  * wait in batches, so spans look full long after they started): the
  * class's live blocks keep piling up. A thread whose blocks come back (a

@@ -303,7 +303,10 @@ typedef struct span_s {
     /* The owner's copies of divide_magic and carved_limit (line 1), for
      * the block-start test of its own fast-path frees (span.h,
      * span_is_block_start_plain): written with the originals, read by the
-     * owner only, so that its frees read this line alone. */
+     * owner only, so that its frees read this line alone. Measured under
+     * cachegrind, 600,000 blocks of 16-256 B freed by their owner in random
+     * order: sc_free's D1 read misses 579,446 reading line 1, 295,029 with
+     * the copies, the same instructions. */
     uint64_t owner_magic;
     owner_word_t owner_carved;
     /* Owner only: nonzero while the span waits, empty, at the front of its
