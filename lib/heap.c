@@ -11,6 +11,7 @@
 #include "arena.h"
 #include "error.h"
 #include "frontend.h"
+#include "huge.h"
 #include "meta.h"
 #include "reusable.h"
 #include "os.h"
@@ -235,6 +236,9 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     h->retain_bytes = cfg->retain_bytes;
     atomic_init(&h->unused_bytes, 0);
     atomic_init(&h->unused_huge_bytes, 0);
+    atomic_init(&h->in_use_peak, 0);
+    atomic_init(&h->in_use_peak_before, 0);
+    atomic_init(&h->in_use_window, 0);
     atomic_init(&h->purge_due, 0);
     atomic_init(&h->reserved_bytes, 0);
     atomic_init(&h->trim_epoch, 0);
@@ -251,6 +255,7 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
             atomic_init(&h->pool[b][i].stack.head, 0);
     h->huge_free_runs = NULL;
     h->huge_blocks = h->huge_bytes = h->huge_requested = 0;
+    h->huge_map_charge = 0;
     h->retired_slack = 0;
     if (!arena_init(h)) {
         handle_retire(h);
@@ -283,6 +288,7 @@ void sc_heap_destroy(sc_heap_t *heap)
     annotate_heap_drop_all(heap, false);
     /* One munmap per region, whatever the number of live blocks. */
     arena_destroy(heap);
+    huge_forget_moves(heap);
     handle_retire(heap);
 }
 
@@ -312,6 +318,8 @@ void sc_heap_reset(sc_heap_t *heap)
             atomic_store_explicit(&heap->pool[b][i].stack.head, 0, memory_order_relaxed);
     atomic_store_explicit(&heap->unused_bytes, 0, memory_order_relaxed);
     atomic_store_explicit(&heap->unused_huge_bytes, 0, memory_order_relaxed);
+    atomic_store_explicit(&heap->in_use_peak, 0, memory_order_relaxed);
+    atomic_store_explicit(&heap->in_use_peak_before, 0, memory_order_relaxed);
     atomic_store_explicit(&heap->purge_due, 0, memory_order_relaxed);
     heap->huge_free_runs = NULL;
     atomic_store_explicit(&heap->reusable_emptied, 0, memory_order_relaxed);

@@ -285,6 +285,172 @@ static bool place(struct sc_heap_s *heap, size_t spans, size_t lead, size_t alig
     return found;
 }
 
+/* MOVING WARM PAGES. The release policy keeps up to its bound of freed
+ * huge pages warm, but a new block fits where they are only as far as the
+ * old block it replaces was as big: a program replacing buffers of varying
+ * sizes would fault in most of each bigger one while the pages of others
+ * wait for the delay. So the spans of the block's place that kept no page
+ * take the pages of other free runs' spans, moved there by the kernel
+ * (os_move_pages: page tables only, no copy, no fault). A span moved from
+ * reads as never touched (its info word says it kept none). A run's first
+ * span keeps its first page: the pages after it move to the same offsets,
+ * and the span they go to counts its own first page as kept too (charged
+ * here, faulted in by the block), so that kept pages stay a prefix. The
+ * span right after the place (the first of the run left behind, which
+ * needs a page) is never moved from. Contiguous spans move in one call. */
+
+/* A heap's moves cost map entries of the process's budget (tuning.h,
+ * MOVE_MAP_BUDGET) until they reach two per span of its address space.
+ * Under huge_lock. */
+static bool map_charge(struct sc_heap_s *heap)
+{
+    size_t spans = atomic_load_explicit(&heap->reserved_bytes, memory_order_relaxed) / SPAN_SIZE;
+    if (heap->huge_map_charge >= 2 * spans + 2)
+        return true;
+    if (!os_map_budget_take(2))
+        return false;
+    heap->huge_map_charge += 2;
+    return true;
+}
+
+/* Spans and the places their pages go to, gathered so that contiguous
+ * ones move in one call. */
+#define MOVE_BATCH 64
+typedef struct move_batch_s {
+    _Atomic uint64_t *from[MOVE_BATCH], *to[MOVE_BATCH];
+    char *from_at[MOVE_BATCH], *to_at[MOVE_BATCH];
+    unsigned n;
+} move_batch_t;
+
+/* The first byte of span `at` (info word v) that moves: a run's first
+ * page stays. */
+static size_t move_offset(uint64_t v)
+{
+    return (v & INFO_HUGE_HEAD) ? os_page_size() : 0;
+}
+
+/* Moves what the batch gathered; the info words, the unused page counts
+ * and, for pages from a run's first span, the charge of the place's first
+ * page follow each move the kernel made. false once a move failed or the
+ * limit refused a page (no more are tried). */
+static bool move_flush(struct sc_heap_s *heap, move_batch_t *b)
+{
+    size_t page = os_page_size();
+    bool ok = true;
+    for (unsigned i = 0; i < b->n && ok;) {
+        /* Spans i..e-1: sources and places both contiguous, all but the
+         * last full, none but the first a run's first. */
+        uint64_t first = atomic_load_explicit(b->from[i], memory_order_relaxed);
+        unsigned e = i + 1;
+        while (e < b->n && b->from_at[e] == b->from_at[e - 1] + SPAN_SIZE &&
+               b->to_at[e] == b->to_at[e - 1] + SPAN_SIZE &&
+               !(atomic_load_explicit(b->from[e], memory_order_relaxed) & INFO_HUGE_HEAD) &&
+               info_pages(atomic_load_explicit(b->from[e - 1], memory_order_relaxed)) ==
+                   pages_per_span())
+            e++;
+        uint64_t last = atomic_load_explicit(b->from[e - 1], memory_order_relaxed);
+        size_t off = move_offset(first);
+        size_t bytes = (size_t)(e - 1 - i) * SPAN_SIZE + info_pages(last) * page - off;
+        if (off && !arena_charge(heap, page))
+            break;
+        ok = map_charge(heap) && os_move_pages(b->from_at[i] + off, b->to_at[i] + off, bytes);
+        if (!ok && off)
+            arena_uncharge(heap, page);
+        for (; ok && i < e; i++) {
+            uint64_t v = atomic_load_explicit(b->from[i], memory_order_relaxed);
+            uint64_t t = atomic_load_explicit(b->to[i], memory_order_relaxed);
+            uint64_t flags = INFO_HUGE_FREE | INFO_HUGE_HEAD;
+            uint64_t nv = info_word(v & flags, move_offset(v) / page, info_since(v));
+            uint64_t nt = info_word(t & flags, info_pages(v), info_since(v));
+            unused_sub(heap, purgeable_pages(v) + purgeable_pages(t));
+            unused_add(heap, purgeable_pages(nv) + purgeable_pages(nt));
+            atomic_store_explicit(b->to[i], nt, memory_order_relaxed);
+            atomic_store_explicit(b->from[i], nv, memory_order_relaxed);
+        }
+    }
+    b->n = 0;
+    return ok;
+}
+
+/* Under huge_lock and retain_lock: the spans of the place [pos, pos +
+ * spans) that kept no page take those of other free runs' spans; into
+ * the last, at most last_max pages. `fresh`: the place is fresh address
+ * space, not a free run (its info words are zero), and takes no pages of
+ * runs' first spans, whose first page it would have to charge again. */
+static void move_warm_pages(struct sc_heap_s *heap, char *pos, size_t spans, size_t last_max,
+                            bool fresh)
+{
+    if (os_strict_commit())
+        return; /* kept pages go back at once there */
+    size_t page = os_page_size();
+    _Atomic uint64_t *w = arena_info(heap, pos);
+    size_t j = 0;
+    while (j < spans && info_pages(atomic_load_explicit(&w[j], memory_order_relaxed)) != 0)
+        j++;
+    if (j == spans)
+        return;
+    char *end = pos + spans * SPAN_SIZE;
+    move_batch_t b;
+    b.n = 0;
+    for (span_t *r = heap->huge_free_runs; r && j < spans; r = run_next(r)) {
+        _Atomic uint64_t *ws = arena_span_info(heap, r);
+        char *base = span_base(r);
+        for (size_t k = fresh ? 1 : 0; k < span_capacity(r) && j < spans; k++) {
+            char *from = base + k * SPAN_SIZE;
+            uint64_t v = atomic_load_explicit(&ws[k], memory_order_relaxed);
+            if ((from >= pos && from <= end) || info_pages(v) * page <= move_offset(v) ||
+                (j == spans - 1 && info_pages(v) > last_max))
+                continue;
+            b.from[b.n] = &ws[k];
+            b.from_at[b.n] = from;
+            b.to[b.n] = &w[j];
+            b.to_at[b.n] = pos + j * SPAN_SIZE;
+            if (++b.n == MOVE_BATCH && !move_flush(heap, &b))
+                return;
+            j++;
+            while (j < spans && info_pages(atomic_load_explicit(&w[j], memory_order_relaxed)) != 0)
+                j++;
+        }
+    }
+    move_flush(heap, &b);
+}
+
+/* Under huge_lock: fresh spans [h, h + spans), committed and charged up
+ * to `bytes` from h for a new block, take the pages of free runs' spans.
+ * Their charge moves with them (the block's covers them); their info
+ * words go back to zero, a live block's. Returns the end of what was
+ * moved in (relative to h), for sc_calloc's clearing. */
+static size_t move_into_fresh(struct sc_heap_s *heap, span_t *h, size_t spans, size_t bytes)
+{
+    size_t page = os_page_size();
+    size_t last_max = (bytes - (spans - 1) * SPAN_SIZE) / page;
+    _Atomic uint64_t *w = arena_span_info(heap, h);
+    pthread_mutex_lock(&heap->retain_lock);
+    if (heap->huge_free_runs == NULL) {
+        pthread_mutex_unlock(&heap->retain_lock);
+        return 0;
+    }
+    move_warm_pages(heap, span_base(h), spans, last_max, true);
+    size_t moved = 0, dirty = 0;
+    for (size_t j = 0; j < spans; j++) {
+        size_t pages = info_pages(atomic_load_explicit(&w[j], memory_order_relaxed));
+        if (pages) {
+            moved += pages * page;
+            dirty = j * SPAN_SIZE + pages * page;
+        }
+        atomic_store_explicit(&w[j], 0, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&heap->retain_lock);
+    arena_uncharge(heap, moved);
+    return dirty;
+}
+
+void huge_forget_moves(struct sc_heap_s *heap)
+{
+    os_map_budget_return(heap->huge_map_charge);
+    heap->huge_map_charge = 0;
+}
+
 size_t huge_good_size(size_t n)
 {
     /* The requests huge_alloc_aligned refuses up front. */
@@ -397,8 +563,11 @@ static void *alloc_fresh(struct sc_heap_s *heap, size_t spans, size_t extra, siz
         errno = ENOMEM;
         return NULL;
     }
+    size_t dirty_end = extra ? 0 : move_into_fresh(heap, h, spans, bytes);
+    if (dirty_end < os_page_size())
+        dirty_end = os_page_size();
     size_t rw = os_strict_commit() ? h->rw_bytes : spans * SPAN_SIZE;
-    return block_init(heap, h, spans, lead, end, bytes, rw, requested, os_page_size());
+    return block_init(heap, h, spans, lead, end, bytes, rw, requested, dirty_end);
 }
 
 /* Under huge_lock: a block placed in a free run, or NULL when none fits.
@@ -416,6 +585,7 @@ static void *alloc_reuse(struct sc_heap_s *heap, size_t spans, size_t lead, size
         pthread_mutex_unlock(&heap->retain_lock);
         return NULL;
     }
+    move_warm_pages(heap, pl.pos, spans, SIZE_MAX, false);
     /* What the block will be charged for, before anything changes: every
      * page of its spans but the last, the last up to its end or what that
      * span kept if more (kept pages stay the block's until it is freed),

@@ -59,6 +59,10 @@ void huge_clear_for_calloc(span_t *s, void *p, size_t n);
 /* A huge block kept in place by sc_realloc now holds n requested bytes. */
 void huge_set_requested(struct sc_heap_s *heap, span_t *s, size_t n);
 
+/* The heap's regions are gone (sc_heap_destroy): the map entries its page
+ * moves were charged go back to the process's budget. */
+void huge_forget_moves(struct sc_heap_s *heap);
+
 /* Live huge blocks, usable and requested bytes (under the huge lock). */
 void huge_stats(struct sc_heap_s *heap, size_t *blocks, size_t *bytes, size_t *requested);
 

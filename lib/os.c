@@ -1,6 +1,8 @@
-/* Virtual memory calls (mmap, mprotect, madvise, munmap, mincore) and the
+/* Virtual memory calls (mmap, mprotect, madvise, mremap, munmap, mincore) and the
  * coarse clock. */
 #include "os.h"
+
+#include "tuning.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -203,6 +205,47 @@ void os_release_batch_add(os_release_batch_t *b, void *p, size_t size)
     b->start[b->n] = p;
     b->size[b->n] = size;
     b->n++;
+}
+
+/* Older headers lack it (Linux 5.7). */
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+bool os_move_pages(void *from, void *to, size_t size)
+{
+    /* Racing threads store the same answer: relaxed. */
+    static _Atomic bool refused;
+    if (size == 0)
+        return true;
+    if (atomic_load_explicit(&refused, memory_order_relaxed))
+        return false;
+    if (mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to) ==
+        MAP_FAILED) {
+        atomic_store_explicit(&refused, true, memory_order_relaxed);
+        return false;
+    }
+    return true;
+}
+
+/* relaxed: a count that publishes nothing; the CAS keeps it from going
+ * below zero. */
+static _Atomic size_t map_budget = MOVE_MAP_BUDGET;
+
+bool os_map_budget_take(size_t n)
+{
+    size_t v = atomic_load_explicit(&map_budget, memory_order_relaxed);
+    do {
+        if (v < n)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&map_budget, &v, v - n, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
+}
+
+void os_map_budget_return(size_t n)
+{
+    atomic_fetch_add_explicit(&map_budget, n, memory_order_relaxed);
 }
 
 void os_decommit(void *p, size_t size)

@@ -56,6 +56,23 @@ typedef struct {
 void os_release_batch_add(os_release_batch_t *b, void *p, size_t size);
 void os_release_batch_flush(os_release_batch_t *b);
 
+/* Moves the pages of [from, from+size) to [to, to+size), replacing
+ * whatever was mapped there, without copying or faulting (mremap with
+ * MREMAP_DONTUNMAP: only page tables move). `from` stays mapped and reads
+ * as zero afterwards. Both ranges page aligned, inside the caller's
+ * writable reservations. false if the kernel refused (before Linux 5.7,
+ * under some checkers, at the process's map count limit): nothing moved,
+ * and every later call refuses too, so the caller falls back to faults.
+ * Each move may split the mappings around `to`: two more entries in the
+ * kernel's map table (vm.max_map_count), see os_map_budget_take. */
+bool os_move_pages(void *from, void *to, size_t size);
+
+/* The process-wide budget of map entries that page moves may add
+ * (tuning.h, MOVE_MAP_BUDGET): take n before a move (false: spent),
+ * return what a caller's moves added once it unmapped their ranges. */
+bool os_map_budget_take(size_t n);
+void os_map_budget_return(size_t n);
+
 /* Drops the pages of [p, p+size) and makes the range inaccessible and
  * uncommitted again (still reserved). */
 void os_decommit(void *p, size_t size);

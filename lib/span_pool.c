@@ -26,14 +26,41 @@ unsigned span_pool_bucket(size_t committed)
 
 #define PURGE_ARMED ((uint64_t)1 << 32)
 
-size_t span_pool_retain_bound(struct sc_heap_s *heap)
+/* The heap's in-use bytes now, and their high-water over the current
+ * window and the one before (so a peak counts for one to two windows).
+ * Racing threads may lose an update of the high-water or open a window
+ * twice: it is a hint for the bound, relaxed atomics. */
+static size_t in_use_now(struct sc_heap_s *heap, uint32_t now, size_t *peak)
 {
-    if (heap->retain_bytes)
-        return heap->retain_bytes;
     size_t committed = atomic_load_explicit(&heap->committed_bytes, memory_order_relaxed);
     size_t unused = atomic_load_explicit(&heap->unused_bytes, memory_order_relaxed);
     size_t in_use = committed > unused ? committed - unused : 0;
-    return in_use / 8 > RETAIN_MIN ? in_use / 8 : RETAIN_MIN;
+    uint32_t since = atomic_load_explicit(&heap->in_use_window, memory_order_relaxed);
+    size_t cur = atomic_load_explicit(&heap->in_use_peak, memory_order_relaxed);
+    if (!time_before(now, since + RETAIN_PEAK_WINDOW_MS) &&
+        atomic_compare_exchange_strong_explicit(&heap->in_use_window, &since, now,
+                                                memory_order_relaxed, memory_order_relaxed)) {
+        atomic_store_explicit(&heap->in_use_peak_before, cur, memory_order_relaxed);
+        cur = 0;
+        atomic_store_explicit(&heap->in_use_peak, in_use, memory_order_relaxed);
+    }
+    if (in_use > cur)
+        atomic_store_explicit(&heap->in_use_peak, in_use, memory_order_relaxed);
+    size_t before = atomic_load_explicit(&heap->in_use_peak_before, memory_order_relaxed);
+    *peak = in_use > cur ? in_use : cur;
+    if (before > *peak)
+        *peak = before;
+    return in_use;
+}
+
+size_t span_pool_retain_bound(struct sc_heap_s *heap, uint32_t now)
+{
+    if (heap->retain_bytes)
+        return heap->retain_bytes;
+    size_t peak;
+    size_t in_use = in_use_now(heap, now, &peak);
+    size_t bound = in_use / RETAIN_SHARE + (peak - in_use);
+    return bound > RETAIN_MIN ? bound : RETAIN_MIN;
 }
 
 /* What the bound applies to: with retain_bytes set, every unused byte;
@@ -156,7 +183,7 @@ static void purge(struct sc_heap_s *heap, uint32_t now, bool all)
             aged = oldest;
         bounded = aged;
         size_t unused = bounded_unused(heap, &kinds);
-        size_t bound = span_pool_retain_bound(heap);
+        size_t bound = span_pool_retain_bound(heap, now);
         if (unused > bound) {
             /* Oldest first: the earliest cutoff that frees enough. */
             size_t want = unused - bound / RETAIN_TARGET_DEN * RETAIN_TARGET_NUM;
@@ -207,13 +234,18 @@ static void purge(struct sc_heap_s *heap, uint32_t now, bool all)
 static void maybe_purge(struct sc_heap_s *heap, uint32_t now, bool allocating)
 {
     size_t unused = atomic_load_explicit(&heap->unused_bytes, memory_order_relaxed);
-    if (unused == 0)
+    if (unused == 0) {
+        /* The bound's high-water sees the heap's use grow. */
+        size_t peak;
+        if (allocating && heap->retain_bytes == 0)
+            in_use_now(heap, now, &peak);
         return;
+    }
     uint64_t due = atomic_load_explicit(&heap->purge_due, memory_order_relaxed);
     bool is_due = (due & PURGE_ARMED) && !time_before(now, (uint32_t)due);
     if (!is_due) {
         uint64_t kinds;
-        if (!allocating || bounded_unused(heap, &kinds) <= span_pool_retain_bound(heap))
+        if (!allocating || bounded_unused(heap, &kinds) <= span_pool_retain_bound(heap, now))
             return;
     }
     /* One purger at a time; whoever finds it busy goes on with its work. */

@@ -65,8 +65,10 @@ void span_pool_purge_overdue(struct sc_heap_s *heap, uint32_t now);
  * the policy looks at the heap again when it is due. */
 void span_pool_note_unused(struct sc_heap_s *heap, uint32_t now);
 
-/* The default bound on a heap's unused committed bytes when retain_bytes is
- * 0: an eighth of the bytes in use, at least RETAIN_MIN. */
-size_t span_pool_retain_bound(struct sc_heap_s *heap);
+/* The bound on a heap's unused committed bytes at coarse time `now`:
+ * retain_bytes, or by default what the heap uses less than its recent
+ * high-water plus a RETAIN_SHARE'th of what it uses, at least RETAIN_MIN
+ * (tuning.h). */
+size_t span_pool_retain_bound(struct sc_heap_s *heap, uint32_t now);
 
 #endif /* SCALLOC_SPAN_POOL_H */

@@ -228,11 +228,25 @@
  * back later. */
 #define DEFAULT_PURGE_DELAY_MS 100u
 
-/* The default bound on unused committed bytes: an eighth of what the heap
- * has in use, never less than RETAIN_MIN (a heap that frees a batch and
- * allocates the next keeps it warm). A purge forced by the bound gives
- * back down to RETAIN_TARGET_NUM / RETAIN_TARGET_DEN of it, so a heap
- * hovering at its bound gives memory back in batches, not per span. */
+/* The default bound on unused committed bytes (it applies to free huge
+ * runs' pages; free spans wait for the delay): what the heap uses less
+ * than its high-water of the last one to two RETAIN_PEAK_WINDOW_MS, plus
+ * a RETAIN_SHARE'th of what it uses, never less than RETAIN_MIN. So a
+ * heap below its recent peak keeps the pages it freed for what it
+ * allocates next (huge blocks take kept pages wherever they are: huge.c,
+ * "MOVING WARM PAGES"), and its resident bytes stay within a sixteenth
+ * of that peak; memory it no longer cycles still goes back after the
+ * delay. With moving pages, on issue 13's loop (tests/bench/lifecycle/huge_loop --buffers 16 --min-mib
+ * 2 --max-mib 32 --iterations 500): an eighth of the bytes in use (the
+ * default before) 0.77-0.88 s, 425-436 k page faults, peak RSS 1.01-1.02x
+ * peak live (without moves: 1.14 s, 1.10x); a quarter: 0.51-0.54 s, 278-293 k, 1.02x;
+ * the high-water and an eighth: 0.32-0.39 s, 153 k, 1.11x; the high-water
+ * and a sixteenth: 0.34-0.38 s, 169-181 k, 1.07x (glibc 0.49 s, 275 k
+ * faults, 1.22x). A purge forced by the bound gives back down to
+ * RETAIN_TARGET_NUM / RETAIN_TARGET_DEN of it, so a heap hovering at its
+ * bound gives memory back in batches, not per span. */
+#define RETAIN_SHARE 16
+#define RETAIN_PEAK_WINDOW_MS 100u
 #define RETAIN_MIN ((size_t)4 << 20)
 #define RETAIN_TARGET_NUM 1
 #define RETAIN_TARGET_DEN 2
@@ -269,6 +283,19 @@
 #define SMALLEST_DEFAULT_REGION ((size_t)8 << 20)
 #define REGION_MIN_SIZE ((size_t)8 << 20)
 #define REGION_MAX_SIZE ((size_t)64 << 30)
+
+/* Huge blocks placed where free runs kept too few pages take the pages of
+ * other free runs' spans instead of faulting in fresh ones (huge.c, "MOVING
+ * WARM PAGES"): an mremap moves a span's page tables in microseconds where
+ * faulting 2 MiB in costs about 0.7 ms here. Each move may add two entries
+ * to the process's map table, whose default limit (vm.max_map_count) is
+ * 65,530; a heap's moves are charged to a process-wide budget of
+ * MOVE_MAP_BUDGET entries until they add up to two per span of its address
+ * space (moves cut mappings at span boundaries and at a span's kept pages
+ * only, so no heap can hold more) and given back when it is destroyed.
+ * Past the budget blocks fault their pages in as before. Bigger: more
+ * heaps keep moving, less room for the program's own mappings. */
+#define MOVE_MAP_BUDGET ((size_t)16384)
 
 /* Metadata slabs (meta.c): size classes from 2^META_MIN_SHIFT to
  * 2^META_MAX_SHIFT bytes, carved from META_CHUNK mappings. */

@@ -581,6 +581,13 @@ struct sc_heap_s {
     /* The part of unused_bytes in free huge runs (what the default bound
      * applies to). */
     _Atomic size_t unused_huge_bytes;
+    /* The high-water of the bytes in use (committed - unused) in the
+     * current window of RETAIN_PEAK_WINDOW_MS and in the one before, and
+     * when the current one began: the default bound lets free huge pages
+     * stay while the heap is below its recent peak (span_pool.c). Hints:
+     * relaxed atomics, any thread. */
+    _Atomic size_t in_use_peak, in_use_peak_before;
+    _Atomic uint32_t in_use_window;
     /* When the oldest unused memory becomes due: PURGE_ARMED | coarse ms,
      * or 0 when nothing waits (span_pool.c). */
     _Atomic uint64_t purge_due;
@@ -595,6 +602,9 @@ struct sc_heap_s {
     size_t huge_blocks;         /* under huge_lock */
     size_t huge_bytes;          /* usable bytes, under huge_lock */
     size_t huge_requested;      /* under huge_lock */
+    /* Map entries the heap's page moves may have added, charged to the
+     * process's budget (os_map_budget_take); under huge_lock. */
+    size_t huge_map_charge;
     /* Tracking heaps: the slack counters of frontends that left, and the
      * offset that makes the sum zero after a reset (requested.h). Under
      * the registry lock. */

@@ -201,3 +201,100 @@ Test(huge_release, realloc_grows_in_place)
     cr_assert_lt(test_stats(h).committed_bytes, MiB);
     sc_heap_destroy(h);
 }
+
+/* A new huge block that fits no free run takes the pages that free runs
+ * kept, moved by the kernel (mremap), instead of faulting in fresh ones;
+ * the runs moved from read as zero and count nothing, the blocks that
+ * stay live keep their contents, every resident page stays counted, and
+ * sc_calloc over moved pages still hands out zeros.
+ *                                                 [bigger_block_takes_kept_pages] */
+#include <sys/mman.h>
+
+/* Whether this kernel moves pages between mappings without unmapping the
+ * source (MREMAP_DONTUNMAP, Linux 5.7; valgrind may refuse it): the heap
+ * falls back to page faults where it does not. */
+static bool kernel_moves_pages(void)
+{
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+    size_t n = 2 * page_size();
+    char *m = mmap(NULL, 2 * n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(m, MAP_FAILED);
+    m[0] = 1;
+    bool ok = mremap(m, n, n, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, m + n) != MAP_FAILED &&
+              m[n] == 1 && m[0] == 0;
+    munmap(m, 2 * n);
+    return ok;
+}
+
+Test(huge_release, bigger_block_takes_kept_pages)
+{
+    sc_heap_config_t cfg = {.purge_delay_ms = SC_PURGE_NEVER, .retain_bytes = SIZE_MAX};
+    sc_heap_t *h = sc_heap_create(&cfg);
+    cr_assert_not_null(h);
+    /* Two 8 MiB blocks, each followed by a block that stays live, so that
+     * their runs cannot merge into one that a 16 MiB block fits. */
+    size_t n = 8 * MiB;
+    unsigned char *a = sc_alloc(h, n), *keep1 = sc_alloc(h, 2 * MiB);
+    unsigned char *b = sc_alloc(h, n), *keep2 = sc_alloc(h, 2 * MiB);
+    cr_assert(a && keep1 && b && keep2);
+    memset(a, 0xA5, n);
+    memset(b, 0xB6, n);
+    memset(keep1, 0x11, 2 * MiB);
+    memset(keep2, 0x22, 2 * MiB);
+    sc_free(h, a);
+    sc_free(h, b);
+    check_counted(h, "two runs freed", 0);
+    size_t committed = test_stats(h).committed_bytes;
+
+    size_t big = 2 * n;
+    unsigned char *c = sc_alloc(h, big);
+    cr_assert_not_null(c);
+    long before = minor_faults();
+    memset(c, 0x5A, big);
+    long faults = minor_faults() - before;
+    sc_heap_stats_t st = test_stats(h);
+    cr_log_info("a %zu MiB block after two %zu MiB runs freed: %ld page faults for %zu pages, "
+                "committed %zu -> %zu KiB",
+                big >> 20, n >> 20, faults, big / page_size(), committed >> 10,
+                st.committed_bytes >> 10);
+    check_counted(h, "bigger block written", 0);
+    if (kernel_moves_pages()) {
+        /* Most of the runs' pages moved: the runs' first spans keep their
+         * first page, the rest faults in. */
+        cr_assert_lt((size_t)faults, big / page_size() / 2,
+                     "%ld faults writing a block that the runs' kept pages could hold", faults);
+        cr_assert_lt(st.committed_bytes, committed + big / 2,
+                     "committed %zu -> %zu KiB: the kept pages were not reused",
+                     committed >> 10, st.committed_bytes >> 10);
+    } else {
+        cr_log_warn("this kernel does not move pages (MREMAP_DONTUNMAP): faults checked only");
+    }
+    for (size_t i = 0; i < 2 * MiB; i += 512) {
+        cr_assert_eq(keep1[i], 0x11, "a live block changed at %zu", i);
+        cr_assert_eq(keep2[i], 0x22, "a live block changed at %zu", i);
+    }
+
+    /* c's pages, all written, go to the next block that fits no run; as
+     * sc_calloc's, every byte reads zero. */
+    sc_free(h, c);
+    size_t bigger = 3 * n;
+    unsigned char *z = sc_calloc(h, 1, bigger);
+    cr_assert_not_null(z);
+    for (size_t i = 0; i < bigger; i += 64)
+        cr_assert_eq(z[i], 0, "calloc'd huge block over moved pages holds %#x at %zu", z[i], i);
+    cr_assert_eq(z[bigger - 1], 0);
+    check_counted(h, "calloc'd block", 0);
+
+    sc_free(h, z);
+    sc_free(h, keep1);
+    sc_free(h, keep2);
+    sc_heap_trim(h);
+    st = test_stats(h);
+    cr_assert_eq(st.live_bytes, 0);
+    cr_assert_leq(st.resident_bytes, MiB, "%zu KiB resident after free-all + trim",
+                  st.resident_bytes >> 10);
+    check_counted(h, "trimmed", 0);
+    sc_heap_destroy(h);
+}

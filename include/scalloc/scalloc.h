@@ -104,9 +104,10 @@ typedef struct sc_heap_config_s {
      * EINVAL. */
     unsigned flags;
     /* The release policy. Free memory (empty spans, whose pages any class
-     * can reuse, and the pages of freed huge blocks, which any huge block
-     * that fits can reuse) stays committed for reuse without page faults or
-     * system calls, and goes back to the OS in bulk (contiguous ranges in
+     * can reuse, and the pages of freed huge blocks, which any later huge
+     * block reuses, in place where it fits or moved into it by one mremap
+     * per run of spans) stays committed for reuse without page faults, and
+     * goes back to the OS in bulk (contiguous ranges in
      * one call) once it stayed unused for purge_delay_ms (at least 1 MiB
      * at a time, or retain_bytes if smaller: less waits for more to age,
      * up to one and a half delays), or, oldest first, when the heap's
@@ -129,12 +130,15 @@ typedef struct sc_heap_config_s {
      * allocates (a span taken, a huge block allocated): past it, the
      * oldest go back at once, down to half of it. A heap that is only
      * freeing is left to the delay, so that it gives memory back in a few
-     * large ranges. 0 = default: the bound is an eighth of the bytes the
-     * heap has in use, at least 4 MiB, and applies to the pages of free
-     * huge runs only (fragmentation can strand those while the heap keeps
-     * allocating); free spans, which any class reuses, wait for the delay,
-     * so a program that frees a batch and allocates the next keeps it warm
-     * however big it is. Any other value bounds all unused bytes: 1 gives
+     * large ranges. 0 = default: the bound is what the heap uses less
+     * than its high-water of the last 100-200 ms plus a sixteenth of what
+     * it uses, at least 4 MiB, and applies to the pages of free huge runs
+     * only: a heap below its recent peak keeps what it freed for its next
+     * huge blocks (which take kept pages wherever they lie, moved by the
+     * kernel without a page fault), so its resident bytes stay within a
+     * sixteenth of that peak. Free spans, which any class reuses, wait for
+     * the delay, so a program that frees a batch and allocates the next
+     * keeps it warm however big it is. Any other value bounds all unused bytes: 1 gives
      * memory back whenever the heap allocates (about the old behaviour: a
      * system call per event); SIZE_MAX: no bound, only the delay. */
     size_t retain_bytes;

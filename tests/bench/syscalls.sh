@@ -6,8 +6,9 @@
 #
 # Runs every workload of the benchmark driver (scalloc_bench_<allocator>,
 # the binaries tests/bench/run.sh builds) once per allocator and thread
-# count under `strace -f -c -e trace=madvise,process_madvise,mprotect,mmap,munmap`
-# (process_madvise counted with madvise) and writes
+# count under `strace -f -c -e trace=madvise,process_madvise,mprotect,mmap,munmap,mremap`
+# (process_madvise counted with madvise; mremap: scalloc's moves of kept
+# huge pages, glibc's realloc of mapped chunks) and writes
 # a markdown table of the calls each made (default: tests/bench/results/
 # syscalls.md; also printed). The counts cover the whole process: the
 # dynamic loader's mappings, the allocator's start-up, thread stacks (glibc
@@ -73,14 +74,14 @@ done < <("$bindir/scalloc_bench_scalloc" --list)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# count FILE: "madvise mprotect mmap munmap total" from strace -c output (the
+# count FILE: "madvise mprotect mmap munmap mremap total" from strace -c output (the
 # calls column is the 4th; the errors column may be empty). process_madvise
 # calls (scalloc's batches of ranges, one call each) count as madvise.
 count() {
     awk '
         $NF == "madvise" || $NF == "process_madvise" { a += $4 } $NF == "mprotect" { p = $4 }
-        $NF == "mmap" { m = $4 } $NF == "munmap" { u = $4 }
-        END { printf "%d %d %d %d %d\n", a, p, m, u, a + p + m + u }' "$1"
+        $NF == "mmap" { m = $4 } $NF == "munmap" { u = $4 } $NF == "mremap" { r = $4 }
+        END { printf "%d %d %d %d %d %d\n", a, p, m, u, r, a + p + m + u + r }' "$1"
 }
 
 # trace NAME ARGS...: runs the allocator's driver under strace; prints counts.
@@ -89,10 +90,10 @@ trace() {
     shift
     local env=()
     [[ $a == scalloc ]] && env=(env MALLOC_ARENA_MAX=1)
-    if ! ${env[@]+"${env[@]}"} strace -f -c -e trace=madvise,process_madvise,mprotect,mmap,munmap -o "$tmp/strace" \
+    if ! ${env[@]+"${env[@]}"} strace -f -c -e trace=madvise,process_madvise,mprotect,mmap,munmap,mremap -o "$tmp/strace" \
         "$bindir/scalloc_bench_$a" "$@" >"$tmp/stdout" 2>"$tmp/stderr"; then
         # 2: the workload is not supported by this allocator
-        echo "- - - - -"
+        echo "- - - - - -"
         return
     fi
     count "$tmp/strace"
@@ -102,21 +103,21 @@ declare -A cell detail
 for w in "${workloads[@]}"; do
     for t in ${threads//,/ }; do
         for a in "${allocators[@]}"; do
-            read -r ma mp mm mu total < <(trace "$a" "$w" "$t" "$scale")
+            read -r ma mp mm mu mr total < <(trace "$a" "$w" "$t" "$scale")
             cell[$w,$t,$a]=$total
-            detail[$w,$t,$a]="$ma / $mp / $mm / $mu"
+            detail[$w,$t,$a]="$ma / $mp / $mm / $mu / $mr"
         done
     done
 done
 for a in "${allocators[@]}"; do
-    read -r ma mp mm mu total < <(trace "$a" --info)
+    read -r ma mp mm mu mr total < <(trace "$a" --info)
     cell[startup,$a]=$total
-    detail[startup,$a]="$ma / $mp / $mm / $mu"
+    detail[startup,$a]="$ma / $mp / $mm / $mu / $mr"
 done
 
 {
     echo "Memory system calls per run (\`tests/bench/syscalls.sh --threads $threads --scale $scale\`):"
-    echo "madvise (process_madvise calls included) + mprotect + mmap + munmap of the whole process under \`strace -f -c\`, one run each"
+    echo "madvise (process_madvise calls included) + mprotect + mmap + munmap + mremap of the whole process under \`strace -f -c\`, one run each"
     echo "of \`scalloc_bench_<allocator> WORKLOAD THREADS $scale\` (scalloc's with MALLOC_ARENA_MAX=1 for"
     echo "its harness's glibc mallocs, see the script); $(uname -sr), $(nproc) cores."
     echo
@@ -142,7 +143,7 @@ done
     for a in "${allocators[@]}"; do printf ' %s |' "${cell[startup,$a]}"; done
     printf ' |\n'
     echo
-    echo "The same runs, madvise / mprotect / mmap / munmap:"
+    echo "The same runs, madvise / mprotect / mmap / munmap / mremap:"
     echo
     printf '| workload | threads |'
     for a in "${allocators[@]}"; do printf ' %s |' "$a"; done

@@ -13,7 +13,7 @@
 #                     configured and built (target preload_all) if needed
 #   --runs N          timed runs per program and allocator (default 3)
 #   --syscalls        one more run of each under strace -f -c: counts of
-#                     mmap, munmap, madvise, mprotect (the whole process
+#                     mmap, munmap, madvise, mprotect, mremap (the whole process
 #                     tree, loading of shared objects included)
 #   --programs LIST   subset of the programs (default: all; --list shows them)
 #   --allocators LIST subset of glibc,jemalloc,tcmalloc,mimalloc,scalloc
@@ -235,17 +235,17 @@ if [ "$syscalls" = 1 ]; then
         for p in "${progs[@]}"; do
             for a in "${allocs[@]}"; do
                 printf '\rstrace %-15s %-9s' "$p" "$a" >&2
-                run_prog "$p" "$a" strace -f -c -e trace=madvise,process_madvise,mprotect,mmap,munmap \
+                run_prog "$p" "$a" strace -f -c -e trace=madvise,process_madvise,mprotect,mmap,munmap,mremap \
                     -o "$work/strace" >/dev/null
                 awk -v p="$p" -v a="$a" '
-                    $NF ~ /^(mmap|munmap|madvise|mprotect)$/ {
+                    $NF ~ /^(mmap|munmap|madvise|mprotect|mremap)$/ {
                         # calls is the 4th field; "errors" may be empty
                         c[$NF] += $4
                     }
                     # a batch of ranges given back in one call counts as a madvise
                     $NF == "process_madvise" { c["madvise"] += $4 }
-                    END { printf "%s\t%s\t%d\t%d\t%d\t%d\n", p, a, c["mmap"], c["munmap"],
-                          c["madvise"], c["mprotect"] }' "$work/strace" >>"$sysraw"
+                    END { printf "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", p, a, c["mmap"], c["munmap"],
+                          c["madvise"], c["mprotect"], c["mremap"] }' "$work/strace" >>"$sysraw"
             done
         done
         printf '\n' >&2
@@ -365,10 +365,10 @@ report() {
             print ""
             nsys = 0
             while ((getline l < sysfile) > 0) {
-                split(l, f, "\t"); sys[f[1], f[2]] = f[3] " / " f[4] " / " f[5] " / " f[6]; nsys++
+                split(l, f, "\t"); sys[f[1], f[2]] = f[3] " / " f[4] " / " f[5] " / " f[6] " / " f[7]; nsys++
             }
             if (nsys > 0) {
-                print "## System calls (one run under strace -f -c): mmap / munmap / madvise (process_madvise included) / mprotect"
+                print "## System calls (one run under strace -f -c): mmap / munmap / madvise (process_madvise included) / mprotect / mremap"
                 print ""
                 header(0)
                 for (i = 1; i <= np; i++) {
