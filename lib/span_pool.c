@@ -59,7 +59,14 @@ size_t span_pool_retain_bound(struct sc_heap_s *heap, uint32_t now)
         return heap->retain_bytes;
     size_t peak;
     size_t in_use = in_use_now(heap, now, &peak);
-    size_t bound = in_use / RETAIN_SHARE + (peak - in_use);
+    /* What the heap's committed bytes may reach: its recent peak of use
+     * and a share more. Free spans, which wait for the delay whatever the
+     * bound, take their part of that first. */
+    size_t unused = atomic_load_explicit(&heap->unused_bytes, memory_order_relaxed);
+    size_t huge = atomic_load_explicit(&heap->unused_huge_bytes, memory_order_relaxed);
+    size_t spans = unused > huge ? unused - huge : 0;
+    size_t allowed = peak + in_use / RETAIN_SHARE;
+    size_t bound = allowed > in_use + spans ? allowed - in_use - spans : 0;
     return bound > RETAIN_MIN ? bound : RETAIN_MIN;
 }
 
