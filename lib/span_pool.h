@@ -66,9 +66,9 @@ void span_pool_purge_overdue(struct sc_heap_s *heap, uint32_t now);
 void span_pool_note_unused(struct sc_heap_s *heap, uint32_t now);
 
 /* The bound on a heap's unused committed bytes at coarse time `now`:
- * retain_bytes, or by default what the heap uses less than its recent
- * high-water plus a RETAIN_SHARE'th of what it uses, at least RETAIN_MIN
- * (tuning.h). */
+ * retain_bytes, or by default the room between what the heap holds (in
+ * use and in free spans) and its recent high-water of use plus a
+ * RETAIN_SHARE'th of what it uses, at least RETAIN_MIN (tuning.h). */
 size_t span_pool_retain_bound(struct sc_heap_s *heap, uint32_t now);
 
 #endif /* SCALLOC_SPAN_POOL_H */

@@ -228,23 +228,26 @@
  * back later. */
 #define DEFAULT_PURGE_DELAY_MS 100u
 
-/* The default bound on unused committed bytes (it applies to free huge
- * runs' pages; free spans wait for the delay): what the heap uses less
- * than its high-water of the last one to two RETAIN_PEAK_WINDOW_MS, plus
- * a RETAIN_SHARE'th of what it uses, never less than RETAIN_MIN. So a
- * heap below its recent peak keeps the pages it freed for what it
- * allocates next (huge blocks take kept pages wherever they are: huge.c,
- * "MOVING WARM PAGES"), and its resident bytes stay within a sixteenth
- * of that peak; memory it no longer cycles still goes back after the
- * delay. With moving pages, on issue 13's loop (tests/bench/lifecycle/huge_loop --buffers 16 --min-mib
- * 2 --max-mib 32 --iterations 500): an eighth of the bytes in use (the
- * default before) 0.77-0.88 s, 425-436 k page faults, peak RSS 1.01-1.02x
- * peak live (without moves: 1.14 s, 1.10x); a quarter: 0.51-0.54 s, 278-293 k, 1.02x;
- * the high-water and an eighth: 0.32-0.39 s, 153 k, 1.11x; the high-water
- * and a sixteenth: 0.34-0.38 s, 169-181 k, 1.07x (glibc 0.49 s, 275 k
- * faults, 1.22x). A purge forced by the bound gives back down to
- * RETAIN_TARGET_NUM / RETAIN_TARGET_DEN of it, so a heap hovering at its
- * bound gives memory back in batches, not per span. */
+/* The default bound on unused committed bytes (it applies to free huge runs'
+ * pages; free spans wait for the delay): the room between what the heap
+ * holds (in use and in free spans) and its high-water of use over the last
+ * one to two RETAIN_PEAK_WINDOW_MS plus a RETAIN_SHARE'th of what it uses,
+ * never less than RETAIN_MIN. So a heap below its recent peak keeps the
+ * pages it freed for what it allocates next (huge blocks take kept pages
+ * wherever they are: huge.c, "MOVING WARM PAGES"), and its resident bytes
+ * stay within a sixteenth of that peak; memory it no longer cycles still
+ * goes back after the delay. With moving pages, on issue 13's loop
+ * (tests/bench/lifecycle/huge_loop --buffers 16 --min-mib 2 --max-mib 32
+ * --iterations 500): an eighth of the bytes in use (the default before)
+ * 0.77-0.88 s, 425-436 k page faults, peak RSS 1.01-1.02x peak live (without
+ * moves: 1.14 s, 1.10x); a quarter: 0.51-0.54 s, 278-293 k, 1.02x; the
+ * high-water and an eighth: 0.32-0.39 s, 153 k, 1.11x; the high-water and a
+ * sixteenth: 0.34-0.38 s, 169-181 k, 1.07x (glibc 0.49 s, 275 k faults,
+ * 1.22x). Free spans count against the room: without that, python3 with
+ * PYTHONMALLOC=malloc through the preload library peaked at 98-105 MB
+ * against 90-92 MB before (93 MB with it). A purge forced by the bound gives
+ * back down to RETAIN_TARGET_NUM / RETAIN_TARGET_DEN of it, so a heap
+ * hovering at its bound gives memory back in batches, not per span. */
 #define RETAIN_SHARE 16
 #define RETAIN_PEAK_WINDOW_MS 100u
 #define RETAIN_MIN ((size_t)4 << 20)

@@ -130,10 +130,10 @@ typedef struct sc_heap_config_s {
      * allocates (a span taken, a huge block allocated): past it, the
      * oldest go back at once, down to half of it. A heap that is only
      * freeing is left to the delay, so that it gives memory back in a few
-     * large ranges. 0 = default: the bound is what the heap uses less
-     * than its high-water of the last 100-200 ms plus a sixteenth of what
-     * it uses, at least 4 MiB, and applies to the pages of free huge runs
-     * only: a heap below its recent peak keeps what it freed for its next
+     * large ranges. 0 = default: the bound is the room between what the
+     * heap holds (in use, and in free spans) and its high-water of use
+     * over the last 100-200 ms plus a sixteenth of what it uses, at least
+     * 4 MiB, and applies to the pages of free huge runs only: a heap below its recent peak keeps what it freed for its next
      * huge blocks (which take kept pages wherever they lie, moved by the
      * kernel without a page fault), so its resident bytes stay within a
      * sixteenth of that peak. Free spans, which any class reuses, wait for
