@@ -28,8 +28,8 @@ unsigned span_pool_bucket(size_t committed)
 
 /* The heap's in-use bytes now, and their high-water over the current
  * window and the one before (so a peak counts for one to two windows).
- * Racing threads may lose an update of the high-water or open a window
- * twice: it is a hint for the bound, relaxed atomics. */
+ * Racing threads may lose an update of the high-water (a window opens
+ * once, by a CAS): it is a hint for the bound, relaxed atomics. */
 static size_t in_use_now(struct sc_heap_s *heap, uint32_t now, size_t *peak)
 {
     size_t committed = atomic_load_explicit(&heap->committed_bytes, memory_order_relaxed);
@@ -41,15 +41,14 @@ static size_t in_use_now(struct sc_heap_s *heap, uint32_t now, size_t *peak)
         atomic_compare_exchange_strong_explicit(&heap->in_use_window, &since, now,
                                                 memory_order_relaxed, memory_order_relaxed)) {
         atomic_store_explicit(&heap->in_use_peak_before, cur, memory_order_relaxed);
-        cur = 0;
-        atomic_store_explicit(&heap->in_use_peak, in_use, memory_order_relaxed);
+        cur = in_use;
+        atomic_store_explicit(&heap->in_use_peak, cur, memory_order_relaxed);
+    } else if (in_use > cur) {
+        cur = in_use;
+        atomic_store_explicit(&heap->in_use_peak, cur, memory_order_relaxed);
     }
-    if (in_use > cur)
-        atomic_store_explicit(&heap->in_use_peak, in_use, memory_order_relaxed);
     size_t before = atomic_load_explicit(&heap->in_use_peak_before, memory_order_relaxed);
-    *peak = in_use > cur ? in_use : cur;
-    if (before > *peak)
-        *peak = before;
+    *peak = before > cur ? before : cur;
     return in_use;
 }
 
