@@ -337,6 +337,9 @@ static bool move_flush(struct sc_heap_s *heap, move_batch_t *b)
 {
     size_t page = os_page_size();
     bool ok = true;
+    /* Purgeable pages of the words changed, before and after: the unused
+     * counts change once for the batch. */
+    size_t was = 0, is = 0;
     for (unsigned i = 0; i < b->n && ok;) {
         /* Spans i..e-1: sources and places both contiguous, all but the
          * last full, none but the first a run's first. */
@@ -362,12 +365,13 @@ static bool move_flush(struct sc_heap_s *heap, move_batch_t *b)
             uint64_t flags = INFO_HUGE_FREE | INFO_HUGE_HEAD;
             uint64_t nv = info_word(v & flags, move_offset(v) / page, info_since(v));
             uint64_t nt = info_word(t & flags, info_pages(v), info_since(v));
-            unused_sub(heap, purgeable_pages(v) + purgeable_pages(t));
-            unused_add(heap, purgeable_pages(nv) + purgeable_pages(nt));
+            was += purgeable_pages(v) + purgeable_pages(t);
+            is += purgeable_pages(nv) + purgeable_pages(nt);
             atomic_store_explicit(b->to[i], nt, memory_order_relaxed);
             atomic_store_explicit(b->from[i], nv, memory_order_relaxed);
         }
     }
+    unused_change(heap, is > was ? is - was : was - is, is > was);
     b->n = 0;
     return ok;
 }
