@@ -285,6 +285,23 @@ static bool place(struct sc_heap_s *heap, size_t spans, size_t lead, size_t alig
     return found;
 }
 
+/* The pages spans w[0..spans) kept, in all; *end (if not NULL) gets where
+ * the last of them ends, from the first span's start (0: none kept).
+ * Kept pages are a prefix of each span. */
+static size_t kept_pages(_Atomic uint64_t *w, size_t spans, size_t *end)
+{
+    size_t pages = 0, last_end = 0;
+    for (size_t j = 0; j < spans; j++) {
+        size_t p = info_pages(atomic_load_explicit(&w[j], memory_order_relaxed));
+        pages += p;
+        if (p)
+            last_end = j * SPAN_SIZE + p * os_page_size();
+    }
+    if (end)
+        *end = last_end;
+    return pages;
+}
+
 /* MOVING WARM PAGES. The release policy keeps up to its bound of freed
  * huge pages warm, but a new block fits where they are only as far as the
  * old block it replaces was as big: a program replacing buffers of varying
@@ -435,15 +452,10 @@ static size_t move_into_fresh(struct sc_heap_s *heap, span_t *h, size_t spans, s
         return 0;
     }
     move_warm_pages(heap, span_base(h), spans, last_max, true);
-    size_t moved = 0, dirty = 0;
-    for (size_t j = 0; j < spans; j++) {
-        size_t pages = info_pages(atomic_load_explicit(&w[j], memory_order_relaxed));
-        if (pages) {
-            moved += pages * page;
-            dirty = j * SPAN_SIZE + pages * page;
-        }
+    size_t dirty;
+    size_t moved = kept_pages(w, spans, &dirty) * page;
+    for (size_t j = 0; j < spans; j++)
         atomic_store_explicit(&w[j], 0, memory_order_relaxed);
-    }
     pthread_mutex_unlock(&heap->retain_lock);
     arena_uncharge(heap, moved);
     return dirty;
@@ -595,9 +607,8 @@ static void *alloc_reuse(struct sc_heap_s *heap, size_t spans, size_t lead, size
      * span kept if more (kept pages stay the block's until it is freed),
      * plus a first page for the run after it if that span kept none. */
     _Atomic uint64_t *w = arena_info(heap, pl.pos);
-    size_t kept = 0;
-    for (size_t j = 0; j < spans; j++)
-        kept += info_pages(atomic_load_explicit(&w[j], memory_order_relaxed));
+    size_t kept_end;
+    size_t kept = kept_pages(w, spans, &kept_end);
     size_t last_kept = info_pages(atomic_load_explicit(&w[spans - 1], memory_order_relaxed));
     size_t last = last_kept > need_last ? last_kept : need_last;
     size_t committed = (spans - 1) * SPAN_SIZE + last * page;
@@ -617,12 +628,7 @@ static void *alloc_reuse(struct sc_heap_s *heap, size_t spans, size_t lead, size
         *limited = true;
         return NULL;
     }
-    size_t dirty_end = page;
-    for (size_t j = 0; j < spans; j++) {
-        size_t pages = info_pages(atomic_load_explicit(&w[j], memory_order_relaxed));
-        if (pages && j * SPAN_SIZE + pages * page > dirty_end)
-            dirty_end = j * SPAN_SIZE + pages * page;
-    }
+    size_t dirty_end = kept_end > page ? kept_end : page;
     if (dirty_end > rel_end)
         dirty_end = rel_end;
 #if HUGE_ZERO_REUSED
@@ -791,9 +797,7 @@ static bool block_grow(struct sc_heap_s *heap, span_t *s, size_t more, size_t ne
     if (r && span_base(r) == end && span_capacity(r) >= more) {
         pthread_mutex_lock(&heap->retain_lock);
         _Atomic uint64_t *w = arena_span_info(heap, r);
-        size_t kept = 0;
-        for (size_t j = 0; j < more; j++)
-            kept += info_pages(atomic_load_explicit(&w[j], memory_order_relaxed));
+        size_t kept = kept_pages(w, more, NULL);
         size_t last_kept = info_pages(atomic_load_explicit(&w[more - 1], memory_order_relaxed));
         size_t last = last_kept > need_last ? last_kept : need_last;
         size_t committed = base + (more - 1) * SPAN_SIZE + last * page;
