@@ -31,7 +31,9 @@ static size_t span_meta_bytes(const struct sc_heap_s *heap, size_t bs, uint32_t 
 /* The band of real span sizes of blocks of bs bytes (tuning.h). */
 static unsigned class_band(size_t bs)
 {
-    unsigned band = 0;
+    if (bs * REAL_SPAN_SMALLEST_BLOCKS <= REAL_SPAN_MIN)
+        return 0;
+    unsigned band = 1;
     /* A band's top class keeps one block fewer (tuning.h, REAL_SPAN_MIN). */
     while (REAL_SPAN_BAND(band) < SPAN_SIZE && bs * REAL_SPAN_MIN_BLOCKS > REAL_SPAN_BAND(band))
         band++;
@@ -86,10 +88,14 @@ void span_geometry_init(struct sc_heap_s *heap)
         unsigned band = class_band(bs);
         geometry_fill(heap, &heap->geometry[0][cls], bs, band);
         /* Level l: l bands up (128 KiB, 512 KiB), the sizes of the pool's
-         * buckets, so a grown span pooled serves the classes of its band. */
+         * buckets, so a grown span pooled serves the classes of its band.
+         * Classes up to 4 KiB grow; those of them that start in the second
+         * band (over 256 B) stop where the smallest band's stop, at the
+         * GROWN_SPAN_LEVELS-th band (512 KiB). */
         for (unsigned level = 1; level <= GROWN_SPAN_LEVELS; level++) {
-            if (plain && band == 0)
-                geometry_fill(heap, &heap->geometry[level][cls], bs, band + level);
+            unsigned grown = band + level < GROWN_SPAN_LEVELS ? band + level : GROWN_SPAN_LEVELS;
+            if (plain && bs * REAL_SPAN_MIN_BLOCKS <= REAL_SPAN_MIN)
+                geometry_fill(heap, &heap->geometry[level][cls], bs, grown);
             else
                 heap->geometry[level][cls] = heap->geometry[0][cls];
         }

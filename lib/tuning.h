@@ -68,8 +68,8 @@
 /* --- Spans ---------------------------------------------------------------- */
 
 /* Real span size, by band of block sizes: REAL_SPAN_MIN bytes for blocks
- * up to REAL_SPAN_MIN / REAL_SPAN_MIN_BLOCKS (small classes: ~2,000 blocks
- * of 16 B, few span changes, little memory per thread and class), then
+ * up to REAL_SPAN_MIN / REAL_SPAN_SMALLEST_BLOCKS (small classes: ~2,000
+ * blocks of 16 B, few span changes, little memory per thread and class), then
  * each band 2^REAL_SPAN_BAND_SHIFT times the one before, up to the whole
  * 2 MiB span, so every span has at least REAL_SPAN_MIN_BLOCKS blocks
  * (blocks over 256 KiB: fewer; a class of exactly a band's bytes / 8, as
@@ -83,6 +83,21 @@
  * Bigger: fewer slow paths, more memory held per (thread, class). */
 #define REAL_SPAN_MIN ((size_t)32 << 10)
 #define REAL_SPAN_MIN_BLOCKS 8
+/* ... except the smallest band, which takes only classes that fill it with
+ * REAL_SPAN_SMALLEST_BLOCKS blocks (up to 256 B); classes of 320 B - 4 KiB
+ * start at 128 KiB. A span's free list is LIFO, but only within the span:
+ * a class whose live blocks lie in several spans allocates from its hot
+ * span while its freshest frees wait in the floating ones, so the blocks it
+ * hands out are colder. larson (8-1000 B, 1,000 random slots a thread) kept
+ * 3-5 spans of each class over 640 B at 32 KiB: 54% of its pops missed L1
+ * (cachegrind, 2.1 M of 4 M; tcmalloc, whose thread cache is LIFO per class,
+ * 19%), D1 misses 13.3 M -> 9.7 M with this rule (tcmalloc 9.7 M), and
+ * throughput at 1 and 4 threads +25-40% (7 alternating runs: 1 thread 67.9 -> 96.7 M
+ * ops/s, 4 threads 57.4 -> 81.2), peak RSS 3.9 -> 3.7 MB and 10.1 -> 9.4 MB:
+ * fewer partly used spans. With 64 blocks (up to 512 B) 93.4 and 74.9; with
+ * 32 (1 KiB) 65.1 and 65.5. Pages are still committed as carving reaches
+ * them, so a class with few live blocks touches no more than before. */
+#define REAL_SPAN_SMALLEST_BLOCKS 128
 #define REAL_SPAN_BAND_SHIFT 2
 /* Real span bytes of band i (0 = REAL_SPAN_MIN). */
 #define REAL_SPAN_BAND(i) (REAL_SPAN_MIN << (REAL_SPAN_BAND_SHIFT * (i)))
