@@ -103,13 +103,13 @@
 #define REAL_SPAN_BAND(i) (REAL_SPAN_MIN << (REAL_SPAN_BAND_SHIFT * (i)))
 
 /* Grown spans (frontend.c, class_grow_level): a thread whose floating set
- * of a class of the smallest band holds GROWN_SPAN_AFTER spans or more, every
+ * of a class of blocks up to 4 KiB holds GROWN_SPAN_AFTER spans or more, every
  * one its refill looked at full (no block came back) and no remote free
  * begun into them over its last two retirement looks, sets up its next spans
  * of the class from the pool or fresh address space one band bigger
- * (128 KiB instead of 32 KiB), and with four times GROWN_SPAN_AFTER
- * floating two bands bigger (512 KiB): GROWN_SPAN_LEVELS levels, in plain
- * heaps. Each real span sits alone in its 2 MiB of address space, with a
+ * (128 KiB instead of 32 KiB, 512 KiB instead of 128 KiB), and with four
+ * times GROWN_SPAN_AFTER floating two bands bigger, up to 512 KiB:
+ * GROWN_SPAN_LEVELS levels, in plain heaps (span.c, span_geometry_init). Each real span sits alone in its 2 MiB of address space, with a
  * page-table page of its own (README, Limitations), so a class whose live
  * blocks pile up pays for its number of spans: page walks, span changes,
  * the kernel's work to unmap them. A thread whose blocks come back (a

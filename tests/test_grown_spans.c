@@ -17,6 +17,8 @@
  *    two retirement looks later: at most one grown span per look)
  *                                                [remote_frees_keep_spans_small]
  *  - checked and tracking heaps never grow spans         [not_in_checked_heaps]
+ *  - classes of 320 B - 4 KiB start at 128 KiB and grow to 512 KiB
+ *                                        [classes_over_256_bytes_start_bigger]
  */
 #include <criterion/criterion.h>
 
@@ -248,4 +250,50 @@ Test(grown_spans, not_in_checked_heaps)
         free(b);
         sc_heap_destroy(h);
     }
+}
+
+/* The smallest band (32 KiB) takes only the classes it holds about
+ * REAL_SPAN_SMALLEST_BLOCKS of (up to 256 B); the other classes up to
+ * 4 KiB start at 128 KiB and grow once, to 512 KiB, where the smallest
+ * band's classes stop too. A piling class of 1 KiB blocks: spans of
+ * 128 KiB, then of 512 KiB from span GROWN_SPAN_AFTER on. */
+Test(grown_spans, classes_over_256_bytes_start_bigger)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    for (unsigned cls = 0; cls < NUM_CLASSES && size_class_block_size(cls) <= 4096; cls++) {
+        size_t bs = size_class_block_size(cls);
+        size_t base = span_keep_bytes(h, cls, 0);
+        cr_assert_eq(base, bs <= 256 ? REAL_SPAN_MIN : REAL_SPAN_BAND(1), "%zu B: %zu bytes", bs,
+                     base);
+        cr_assert_geq((base - SPAN_LEAD) / bs, bs <= 256 ? REAL_SPAN_SMALLEST_BLOCKS - 1 : 31,
+                      "%zu B", bs);
+        cr_assert(span_class_can_grow(h, cls), "%zu B cannot grow", bs);
+        cr_assert_eq(span_keep_bytes(h, cls, GROWN_SPAN_LEVELS), REAL_SPAN_BAND(2), "%zu B", bs);
+    }
+    enum { BIG = 1024, WANT = GROWN_SPAN_AFTER + 2 };
+    size_t max = (REAL_SPAN_BAND(2) / BIG) * WANT;
+    void **b = calloc(max, sizeof *b);
+    cr_assert_not_null(b);
+    span_t *spans[WANT];
+    size_t n = 0, ns = 0;
+    while (n < max && ns < WANT) {
+        void *p = sc_alloc(h, BIG);
+        cr_assert_not_null(p);
+        test_pattern_fill(p, BIG, n);
+        b[n++] = p;
+        if (ns == 0 || spans[ns - 1] != span_at(p))
+            spans[ns++] = span_at(p);
+    }
+    cr_assert_eq(ns, (size_t)WANT);
+    for (size_t i = 0; i < ns; i++)
+        cr_assert_eq(span_real_bytes(spans[i]), i < GROWN_SPAN_AFTER ? REAL_SPAN_BAND(1) : REAL_SPAN_BAND(2),
+                     "span %zu: %zu bytes", i, span_real_bytes(spans[i]));
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(test_pattern_check(b[i], BIG, i), (size_t)-1, "block %zu changed", i);
+        sc_free(h, b[i]);
+    }
+    cr_assert_eq(test_stats(h).live_blocks, 0);
+    free(b);
+    sc_heap_destroy(h);
 }
