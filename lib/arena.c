@@ -16,12 +16,12 @@ static size_t round_up(size_t x, size_t a)
 
 /* Bytes of a region's descriptor and tables for `spans` spans, whole pages:
  * the descriptor, a span info word per span, the cold, purging and two
- * orphan bitmaps. (The spans' headers are in the header table.) */
+ * mark bitmaps. (The spans' headers are in the header table.) */
 static size_t meta_bytes(size_t spans)
 {
     size_t words = (spans + 63) / 64;
     return round_up(round_up(sizeof(region_t), CACHE_LINE) + spans * sizeof(uint64_t) +
-                        4 * words * sizeof(uint64_t),
+                        (2 + 2 * ARENA_MARKS) * words * sizeof(uint64_t),
                     os_page_size());
 }
 
@@ -132,8 +132,11 @@ static region_t *region_reserve(struct sc_heap_s *heap, size_t size, size_t min)
     r->cold_words = (spans + 63) / 64;
     r->cold = (uint64_t *)(r->info + spans);
     r->purging = r->cold + r->cold_words;
-    r->orphan_new = (_Atomic uint64_t *)(r->purging + r->cold_words);
-    r->orphan_old = r->orphan_new + r->cold_words;
+    _Atomic uint64_t *marks = (_Atomic uint64_t *)(r->purging + r->cold_words);
+    for (unsigned m = 0; m < ARENA_MARKS; m++) {
+        r->mark_new[m] = marks + 2 * m * r->cold_words;
+        r->mark_old[m] = r->mark_new[m] + r->cold_words;
+    }
     r->cold_first = r->cold_words;
     /* The tables are fresh memory: every word reads as zero already. */
     atomic_init(&r->bump, base + meta_spans * SPAN_SIZE);
@@ -490,8 +493,10 @@ void arena_rewind(region_t *r, char *end)
     memset(r->cold, 0, r->cold_words * sizeof(uint64_t));
     memset(r->purging, 0, r->cold_words * sizeof(uint64_t));
     for (size_t wi = 0; wi < r->cold_words; wi++) {
-        atomic_store_explicit(&r->orphan_new[wi], 0, memory_order_relaxed);
-        atomic_store_explicit(&r->orphan_old[wi], 0, memory_order_relaxed);
+        for (unsigned m = 0; m < ARENA_MARKS; m++) {
+            atomic_store_explicit(&r->mark_new[m][wi], 0, memory_order_relaxed);
+            atomic_store_explicit(&r->mark_old[m][wi], 0, memory_order_relaxed);
+        }
     }
     r->cold_first = r->cold_words;
     atomic_store_explicit(&r->bump, end, memory_order_relaxed);
@@ -813,10 +818,13 @@ void arena_for_each_span(struct sc_heap_s *heap, arena_span_fn *fn, void *arg)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Orphaned spans                                                           */
+/* Marked spans                                                             */
 /* ------------------------------------------------------------------------ */
 
-void arena_mark_orphan(struct sc_heap_s *heap, span_t *s)
+_Static_assert(ARENA_MARKS == sizeof(((region_t *)0)->mark_new) / sizeof(((region_t *)0)->mark_new[0]),
+               "region_t holds a pair of bitmaps per arena_mark_t");
+
+void arena_mark(struct sc_heap_s *heap, span_t *s, arena_mark_t kind)
 {
     region_t *r = arena_region_of(heap, span_base(s));
     if (r == NULL)
@@ -824,11 +832,11 @@ void arena_mark_orphan(struct sc_heap_s *heap, span_t *s)
     size_t k = (size_t)(span_base(s) - r->base) / SPAN_SIZE;
     /* seq_cst: see reusable_note_orphan; the span's own state is read
      * by the sweep from its state word (acquire). */
-    atomic_fetch_or_explicit(&r->orphan_new[k / 64], (uint64_t)1 << (k % 64),
+    atomic_fetch_or_explicit(&r->mark_new[kind][k / 64], (uint64_t)1 << (k % 64),
                              memory_order_seq_cst);
 }
 
-bool arena_sweep_orphans(struct sc_heap_s *heap, arena_orphan_fn *fn, void *arg)
+bool arena_sweep_marks(struct sc_heap_s *heap, arena_mark_t kind, arena_mark_fn *fn, void *arg)
 {
     bool left = false;
     for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r;
@@ -836,15 +844,15 @@ bool arena_sweep_orphans(struct sc_heap_s *heap, arena_orphan_fn *fn, void *arg)
         for (size_t wi = 0; wi < r->cold_words; wi++) {
             /* Each bit is taken by one sweep only (the exchange), so a span
              * is looked at once per marking. */
-            uint64_t old = atomic_exchange_explicit(&r->orphan_old[wi], 0, memory_order_relaxed);
+            uint64_t old = atomic_exchange_explicit(&r->mark_old[kind][wi], 0, memory_order_relaxed);
             while (old) {
                 size_t k = wi * 64 + (size_t)__builtin_ctzll(old);
                 old &= old - 1;
                 fn(span_at(r->base + k * SPAN_SIZE), arg);
             }
-            uint64_t young = atomic_exchange_explicit(&r->orphan_new[wi], 0, memory_order_seq_cst);
+            uint64_t young = atomic_exchange_explicit(&r->mark_new[kind][wi], 0, memory_order_seq_cst);
             if (young) {
-                atomic_fetch_or_explicit(&r->orphan_old[wi], young, memory_order_relaxed);
+                atomic_fetch_or_explicit(&r->mark_old[kind][wi], young, memory_order_relaxed);
                 left = true;
             }
         }

@@ -183,18 +183,23 @@ typedef void arena_span_fn(span_t *s, uintptr_t word, void *arg);
 void arena_for_each_span(struct sc_heap_s *heap, arena_span_fn *fn, void *arg);
 
 /* ------------------------------------------------------------------------ */
-/* Orphaned spans: given up DETACHED, to be looked at again later           */
+/* Marked spans: to be looked at again later                                */
 /* ------------------------------------------------------------------------ */
 
-/* Marks the block span s (any thread): the next sweep but one looks at it. */
-void arena_mark_orphan(struct sc_heap_s *heap, span_t *s);
+/* What a mark is for: spans given up DETACHED (reusable.c), floating spans
+ * DRAINED by remote frees (span_pool.c). */
+typedef enum { ARENA_MARK_ORPHAN, ARENA_MARK_DRAINED, ARENA_MARKS } arena_mark_t;
 
-/* Calls fn for every span marked before the previous sweep (once each:
- * their marks are cleared), then ages the marks made since. True if some
- * marks are left for the next sweep. One sweep at a time (the caller's
- * election); marks may be added meanwhile. A mark may be stale: fn must
- * look at the span's state. */
-typedef void arena_orphan_fn(span_t *s, void *arg);
-bool arena_sweep_orphans(struct sc_heap_s *heap, arena_orphan_fn *fn, void *arg);
+/* Marks the block span s (any thread): the kind's next sweep but one looks
+ * at it. */
+void arena_mark(struct sc_heap_s *heap, span_t *s, arena_mark_t kind);
+
+/* Calls fn for every span marked `kind` before the kind's previous sweep
+ * (once each: their marks are cleared), then ages the marks made since.
+ * True if some marks are left for the next sweep. One sweep of a kind at a
+ * time (the caller's election); marks may be added meanwhile. A mark may be
+ * stale: fn must look at the span's state. */
+typedef void arena_mark_fn(span_t *s, void *arg);
+bool arena_sweep_marks(struct sc_heap_s *heap, arena_mark_t kind, arena_mark_fn *fn, void *arg);
 
 #endif /* SCALLOC_ARENA_H */

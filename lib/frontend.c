@@ -162,6 +162,9 @@ static void place_span(struct sc_heap_s *heap, span_t *s, unsigned to, unsigned 
         if (owner)
             atomic_fetch_or_explicit(&owner->drained_classes, (uint64_t)1 << span_class(s),
                                      memory_order_release);
+        /* An owner that stopped allocating never looks: the release
+         * policy gives the memory back after the delay meanwhile. */
+        span_pool_note_drained(heap, s);
     }
 }
 
@@ -769,6 +772,7 @@ static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
     t->retire_countdown = HOT_RETIRE_CHECK_EVERY;
     uint32_t now = os_coarse_ms();
     reusable_adopt_orphans(t->heap, now);
+    span_pool_release_drained(t->heap, now);
     if (time_before(now, t->retire_due))
         return;
     t->retire_due = now + HOT_RETIRE_MS;

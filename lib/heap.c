@@ -245,6 +245,8 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     atomic_init(&h->reusable_emptied, 0);
     atomic_init(&h->orphans_marked, 0);
     atomic_init(&h->orphan_sweep_due, 0);
+    atomic_init(&h->drained_marked, 0);
+    atomic_init(&h->drained_sweep_due, 0);
     atomic_init(&h->committed_bytes, 0);
     h->frontends = NULL;
     h->frontend_count = 0;
@@ -324,6 +326,7 @@ void sc_heap_reset(sc_heap_t *heap)
     heap->huge_free_runs = NULL;
     atomic_store_explicit(&heap->reusable_emptied, 0, memory_order_relaxed);
     atomic_store_explicit(&heap->orphans_marked, 0, memory_order_relaxed);
+    atomic_store_explicit(&heap->drained_marked, 0, memory_order_relaxed);
     heap->huge_blocks = heap->huge_bytes = heap->huge_requested = 0;
 
     /* Every region starts over: its used part goes back to the OS (memory
@@ -374,38 +377,6 @@ void sc_heap_reset(sc_heap_t *heap)
     atomic_store_explicit(&heap->committed_bytes, committed, memory_order_relaxed);
 }
 
-/* sc_heap_trim: gives the memory of DRAINED spans back, a batch of them at
- * a time (os_release_batch_t: one system call where the kernel allows).
- * Each stays DRAINING until its pages are gone. */
-typedef struct {
-    os_release_batch_t pages;
-    span_t *spans[OS_RELEASE_BATCH];
-    unsigned n;
-} trim_batch_t;
-
-static void trim_batch_flush(trim_batch_t *t)
-{
-    os_release_batch_flush(&t->pages);
-    for (unsigned i = 0; i < t->n; i++) {
-        span_t *s = t->spans[i];
-        if (span_trim_drained_end(s))
-            span_pool_put(s->heap, s, 0); /* its owner left meanwhile */
-    }
-    t->n = 0;
-}
-
-static void trim_drained(span_t *s, uintptr_t word, void *arg)
-{
-    trim_batch_t *t = arg;
-    (void)word;
-    if (span_kind(s) != SPAN_KIND_BLOCKS || !span_trim_drained_begin(s))
-        return;
-    if (t->n == OS_RELEASE_BATCH)
-        trim_batch_flush(t);
-    span_trim_drained_release(s, &t->pages);
-    t->spans[t->n++] = s;
-}
-
 void sc_heap_trim(sc_heap_t *heap)
 {
     if (!heap_check_live(heap, "sc_heap_trim"))
@@ -434,9 +405,7 @@ void sc_heap_trim(sc_heap_t *heap)
      * looks; its memory goes now. */
     reusable_sweep_empty(heap);
     span_pool_cool(heap, true);
-    trim_batch_t batch = {.n = 0};
-    arena_for_each_span(heap, trim_drained, &batch);
-    trim_batch_flush(&batch);
+    span_pool_trim_drained(heap);
 }
 
 const char *sc_heap_name(const sc_heap_t *heap)

@@ -59,7 +59,7 @@ void reusable_note_orphan(struct sc_heap_s *heap, span_t *s)
      * taken): a mark the sweep misses comes before its flag store in the
      * one order of all four, so the flag stays set for the next sweep.
      * Thread exits and sweeps are rare; the order costs nothing to see. */
-    arena_mark_orphan(heap, s);
+    arena_mark(heap, s, ARENA_MARK_ORPHAN);
     atomic_store_explicit(&heap->orphans_marked, 1, memory_order_seq_cst);
 }
 
@@ -85,6 +85,6 @@ void reusable_adopt_orphans(struct sc_heap_s *heap, uint32_t now)
     atomic_store_explicit(&heap->orphans_marked, 0, memory_order_seq_cst);
     /* Marks made during the sweep set the flag again themselves; marks
      * aged by it need one more sweep. */
-    if (arena_sweep_orphans(heap, adopt_one, heap))
+    if (arena_sweep_marks(heap, ARENA_MARK_ORPHAN, adopt_one, heap))
         atomic_store_explicit(&heap->orphans_marked, 1, memory_order_relaxed);
 }

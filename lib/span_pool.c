@@ -263,7 +263,10 @@ static void maybe_purge(struct sc_heap_s *heap, uint32_t now, bool allocating)
 
 void span_pool_maybe_purge(struct sc_heap_s *heap, bool allocating)
 {
-    maybe_purge(heap, os_coarse_ms(), allocating);
+    uint32_t now = os_coarse_ms();
+    if (allocating)
+        span_pool_release_drained(heap, now);
+    maybe_purge(heap, now, allocating);
 }
 
 void span_pool_purge_overdue(struct sc_heap_s *heap, uint32_t now)
@@ -399,4 +402,83 @@ void span_pool_cool(struct sc_heap_s *heap, bool release_headers)
     pthread_mutex_lock(&heap->retain_lock);
     purge(heap, os_coarse_ms(), true);
     pthread_mutex_unlock(&heap->retain_lock);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Drained spans                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* DRAINED spans' memory goes back a batch of them at a time
+ * (os_release_batch_t: one system call where the kernel allows); each
+ * stays DRAINING until its pages are gone. */
+typedef struct {
+    os_release_batch_t pages;
+    span_t *spans[OS_RELEASE_BATCH];
+    unsigned n;
+} drained_batch_t;
+
+static void drained_batch_flush(drained_batch_t *d)
+{
+    os_release_batch_flush(&d->pages);
+    for (unsigned i = 0; i < d->n; i++) {
+        span_t *s = d->spans[i];
+        if (span_trim_drained_end(s))
+            span_pool_put(s->heap, s, 0); /* its owner left meanwhile */
+    }
+    d->n = 0;
+}
+
+static void drained_release_one(span_t *s, void *arg)
+{
+    drained_batch_t *d = arg;
+    if (span_kind(s) != SPAN_KIND_BLOCKS || !span_trim_drained_begin(s))
+        return;
+    if (d->n == OS_RELEASE_BATCH)
+        drained_batch_flush(d);
+    span_trim_drained_release(s, &d->pages);
+    d->spans[d->n++] = s;
+}
+
+static void drained_trim_one(span_t *s, uintptr_t word, void *arg)
+{
+    (void)word;
+    drained_release_one(s, arg);
+}
+
+void span_pool_trim_drained(struct sc_heap_s *heap)
+{
+    drained_batch_t d = {.n = 0};
+    arena_for_each_span(heap, drained_trim_one, &d);
+    drained_batch_flush(&d);
+}
+
+void span_pool_note_drained(struct sc_heap_s *heap, span_t *s)
+{
+    if (heap->purge_delay_ms == UINT32_MAX)
+        return; /* nothing goes back by time: the owner or a trim decides */
+    /* seq_cst, as for orphans (reusable_note_orphan): a mark the sweep
+     * misses precedes its clearing of the flag, so the flag stays set. */
+    arena_mark(heap, s, ARENA_MARK_DRAINED);
+    atomic_store_explicit(&heap->drained_marked, 1, memory_order_seq_cst);
+}
+
+void span_pool_release_drained(struct sc_heap_s *heap, uint32_t now)
+{
+    if (atomic_load_explicit(&heap->drained_marked, memory_order_relaxed) == 0)
+        return;
+    uint32_t due = atomic_load_explicit(&heap->drained_sweep_due, memory_order_relaxed);
+    if (time_before(now, due))
+        return;
+    /* One sweeper per delay: the thread that moves the due time. */
+    if (!atomic_compare_exchange_strong_explicit(&heap->drained_sweep_due, &due,
+                                                 now + heap->purge_delay_ms,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    atomic_store_explicit(&heap->drained_marked, 0, memory_order_seq_cst);
+    drained_batch_t d = {.n = 0};
+    bool left = arena_sweep_marks(heap, ARENA_MARK_DRAINED, drained_release_one, &d);
+    drained_batch_flush(&d);
+    /* Marks aged by this sweep need one more. */
+    if (left)
+        atomic_store_explicit(&heap->drained_marked, 1, memory_order_relaxed);
 }

@@ -71,4 +71,25 @@ void span_pool_note_unused(struct sc_heap_s *heap, uint32_t now);
  * RETAIN_SHARE'th of what it uses, at least RETAIN_MIN (tuning.h). */
 size_t span_pool_retain_bound(struct sc_heap_s *heap, uint32_t now);
 
+/* DRAINED SPANS. A floating span whose last blocks other threads freed
+ * (DRAINED) stays with its owner, which pools it when it next looks; an
+ * owner that stopped allocating (blocked, waiting for work, done but not
+ * exited) never looks. So the release policy gives such a span's memory
+ * back in place, as a trim does, once it has stayed DRAINED between one
+ * and two purge delays: the freeing thread marks it (span_pool_note_drained)
+ * and allocation slow paths sweep the marks once per delay. The owner that
+ * takes it back sets it up afresh. */
+
+/* Any thread, where a remote free made s DRAINED. */
+void span_pool_note_drained(struct sc_heap_s *heap, span_t *s);
+
+/* Allocation slow path, with the coarse clock `now`: at most once per purge
+ * delay for the heap (never with SC_PURGE_NEVER), gives back the memory of
+ * the spans marked before the last sweep that are still DRAINED. */
+void span_pool_release_drained(struct sc_heap_s *heap, uint32_t now);
+
+/* sc_heap_trim: gives back the memory of every DRAINED span of the heap
+ * (and of floating spans with every block free), marked or not. */
+void span_pool_trim_drained(struct sc_heap_s *heap);
+
 #endif /* SCALLOC_SPAN_POOL_H */

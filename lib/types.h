@@ -479,13 +479,16 @@ typedef struct region_s {
      * address space) and purging (being given back right now). */
     uint64_t *cold;
     uint64_t *purging;
-    /* Bit per span, any thread (relaxed RMW): spans given up DETACHED
-     * since the last orphan sweep (orphan_new), and those the sweep before
-     * saw as new (orphan_old), which the next sweep makes REUSABLE if they
-     * are still DETACHED (reusable.c, reusable_adopt_orphans). A bit may
-     * outlive the state; the sweep looks at the span. */
-    _Atomic uint64_t *orphan_new;
-    _Atomic uint64_t *orphan_old;
+    /* Bits per span and kind of mark (arena.h, arena_mark_t), any thread
+     * (relaxed RMW): spans marked since the kind's last sweep (mark_new),
+     * and those the sweep before saw as new (mark_old), which the next
+     * sweep looks at: spans given up DETACHED, made REUSABLE if still
+     * DETACHED (reusable.c, reusable_adopt_orphans); floating spans that
+     * remote frees DRAINED, whose memory goes if still DRAINED
+     * (span_pool.c, span_pool_release_drained). A bit may outlive the
+     * state; the sweep looks at the span. */
+    _Atomic uint64_t *mark_new[2];
+    _Atomic uint64_t *mark_old[2];
     size_t cold_words;          /* words in each bitmap */
     size_t cold_first;          /* no cold bit below this word (retain_lock) */
 } region_t;
@@ -547,6 +550,10 @@ struct sc_heap_s {
      * marked, and the coarse ms from which the next sweep may run. */
     _Atomic uint32_t orphans_marked;
     _Atomic uint32_t orphan_sweep_due;
+    /* Drained spans (the same for region_t.mark_new[ARENA_MARK_DRAINED]),
+     * swept once per purge delay. */
+    _Atomic uint32_t drained_marked;
+    _Atomic uint32_t drained_sweep_due;
 
     /* Frontends of this heap, under the registry lock. */
     sc_frontend_t *frontends;

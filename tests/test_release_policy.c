@@ -22,12 +22,18 @@
  *    keeps more than that unused                      [bound_caps_unused_memory]
  *  - SC_PURGE_NEVER with no bound keeps free memory until trim, and trim
  *    gives it all back at once                        [never_keeps_until_trim]
+ *  - the floating spans of a thread that stopped allocating, emptied by
+ *    another thread's frees (DRAINED), go back after the delay while the
+ *    owner stays blocked; the owner allocates from them again afterwards
+ *    and the heap's invariants hold      [drained_spans_of_idle_owner_go_back]
  */
 #include <criterion/criterion.h>
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <time.h>
 
+#include "invariants.h"
 #include "test_util.h"
 #include "tuning.h"
 
@@ -283,5 +289,80 @@ Test(release_policy, never_keeps_until_trim)
     cr_assert_leq(st.resident_bytes, MiB, "%zu KiB resident after trim", st.resident_bytes >> 10);
     cr_assert_leq(st.committed_bytes, MiB, "%zu KiB committed after trim",
                   st.committed_bytes >> 10);
+    sc_heap_destroy(h);
+}
+
+/* A thread allocates a batch, hands it to the main thread and blocks on a
+ * semaphore (alive, never on a slow path); the main thread frees every
+ * block (remote frees: the owner's floating spans become DRAINED) and
+ * keeps working on slow paths (huge blocks) until the heap's resident
+ * bytes fall, bounded in iterations and in time. Then the owner wakes,
+ * allocates a batch again from the spans it kept and exits. */
+typedef struct idle_owner_arg {
+    sc_heap_t *heap;
+    size_t count;
+    sem_t filled, wake, again;
+} idle_owner_arg;
+
+static void *idle_owner(void *p)
+{
+    idle_owner_arg *a = p;
+    alloc_batch(a->heap, a->count);
+    sem_post(&a->filled);
+    while (sem_wait(&a->wake) != 0)
+        ;
+    /* From the spans it kept, set up afresh where their memory went. */
+    alloc_batch(a->heap, a->count);
+    const char *broken = invariants_check_heap(a->heap, NULL);
+    cr_assert_null(broken, "after the owner's new batch: %s", broken);
+    sem_post(&a->again);
+    return NULL;
+}
+
+Test(release_policy, drained_spans_of_idle_owner_go_back, .timeout = 60)
+{
+    sc_heap_config_t cfg = {.purge_delay_ms = 20};
+    sc_heap_t *h = sc_heap_create(&cfg);
+    cr_assert_not_null(h);
+    idle_owner_arg a = {.heap = h, .count = test_scaled(BATCH, 20000)};
+    cr_assert_eq(sem_init(&a.filled, 0, 0), 0);
+    cr_assert_eq(sem_init(&a.wake, 0, 0), 0);
+    cr_assert_eq(sem_init(&a.again, 0, 0), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, idle_owner, &a), 0);
+    while (sem_wait(&a.filled) != 0)
+        ;
+    sc_heap_stats_t full = test_stats(h);
+    free_batch(h, a.count);
+    /* What stays: the owner's hot span of the class (HOT spans wait for
+     * their owner or an idle trim), the huge block's pool span, headers. */
+    size_t limit = 4 * MiB;
+    sc_heap_stats_t st = test_stats(h);
+    double start = test_now_seconds();
+    size_t iterations = 0;
+    while (iterations < 50000000 && test_now_seconds() - start < 20.0) {
+        void *p = sc_alloc(h, 2 * MiB);
+        cr_assert_not_null(p);
+        sc_free(h, p);
+        iterations++;
+        if (iterations % 64 == 0 && (st = test_stats(h)).resident_bytes <= limit)
+            break;
+    }
+    cr_log_info("idle owner: %zu KiB resident full, %zu KiB after %zu slow paths (%.0f ms)",
+                full.resident_bytes >> 10, st.resident_bytes >> 10, iterations,
+                (test_now_seconds() - start) * 1e3);
+    cr_assert_gt(full.resident_bytes, 2 * limit, "the batch should hold more than the limit");
+    cr_assert_leq(st.resident_bytes, limit, "the idle owner's drained spans kept %zu KiB resident",
+                  st.resident_bytes >> 10);
+    sem_post(&a.wake);
+    while (sem_wait(&a.again) != 0)
+        ;
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(test_stats(h).live_blocks, a.count);
+    free_batch(h, a.count);
+    cr_assert_eq(test_stats(h).live_blocks, 0);
+    sem_destroy(&a.filled);
+    sem_destroy(&a.wake);
+    sem_destroy(&a.again);
     sc_heap_destroy(h);
 }
