@@ -415,6 +415,10 @@ typedef struct {
     os_release_batch_t pages;
     span_t *spans[OS_RELEASE_BATCH];
     unsigned n;
+    /* The sweep's: spans drained since `since` are marked again instead
+     * (trim: all go, `all`). */
+    bool all;
+    uint32_t since;
 } drained_batch_t;
 
 static void drained_batch_flush(drained_batch_t *d)
@@ -431,7 +435,17 @@ static void drained_batch_flush(drained_batch_t *d)
 static void drained_release_one(span_t *s, void *arg)
 {
     drained_batch_t *d = arg;
-    if (span_kind(s) != SPAN_KIND_BLOCKS || !span_trim_drained_begin(s))
+    if (span_kind(s) != SPAN_KIND_BLOCKS)
+        return;
+    /* The mark may be older than the span's last drain (it was taken back
+     * and drained again): that drain gets its own delay. */
+    if (!d->all &&
+        !time_before(atomic_load_explicit(&s->drained_ms, memory_order_relaxed), d->since)) {
+        arena_mark(s->heap, s, ARENA_MARK_DRAINED);
+        atomic_store_explicit(&s->heap->drained_marked, 1, memory_order_relaxed);
+        return;
+    }
+    if (!span_trim_drained_begin(s))
         return;
     if (d->n == OS_RELEASE_BATCH)
         drained_batch_flush(d);
@@ -447,7 +461,7 @@ static void drained_trim_one(span_t *s, uintptr_t word, void *arg)
 
 void span_pool_trim_drained(struct sc_heap_s *heap)
 {
-    drained_batch_t d = {.n = 0};
+    drained_batch_t d = {.n = 0, .all = true};
     arena_for_each_span(heap, drained_trim_one, &d);
     drained_batch_flush(&d);
 }
@@ -456,6 +470,7 @@ void span_pool_note_drained(struct sc_heap_s *heap, span_t *s)
 {
     if (heap->purge_delay_ms == UINT32_MAX)
         return; /* nothing goes back by time: the owner or a trim decides */
+    atomic_store_explicit(&s->drained_ms, os_coarse_ms(), memory_order_relaxed);
     /* seq_cst, as for orphans (reusable_note_orphan): a mark the sweep
      * misses precedes its clearing of the flag, so the flag stays set. */
     arena_mark(heap, s, ARENA_MARK_DRAINED);
@@ -475,7 +490,7 @@ void span_pool_release_drained(struct sc_heap_s *heap, uint32_t now)
                                                  memory_order_relaxed, memory_order_relaxed))
         return;
     atomic_store_explicit(&heap->drained_marked, 0, memory_order_seq_cst);
-    drained_batch_t d = {.n = 0};
+    drained_batch_t d = {.n = 0, .since = now - heap->purge_delay_ms + 1};
     bool left = arena_sweep_marks(heap, ARENA_MARK_DRAINED, drained_release_one, &d);
     drained_batch_flush(&d);
     /* Marks aged by this sweep need one more. */

@@ -377,6 +377,10 @@ typedef struct span_s {
      * (sc_heap_get_stats' resident walk, arena_resident_bytes). */
     owner_word_t committed;
     size_t rw_bytes;
+    /* Coarse ms at which a remote free last made the span DRAINED
+     * (span_pool_note_drained; relaxed): the release policy's sweep gives a
+     * drained span's memory back only once it stayed so a whole delay. */
+    _Atomic uint32_t drained_ms;
     /* --- line 3: padding, so that the header's size is a power of two
      * (the header table is indexed by shifting). */
     _Alignas(CACHE_LINE) char pad[CACHE_LINE];
