@@ -202,4 +202,24 @@ void arena_mark(struct sc_heap_s *heap, span_t *s, arena_mark_t kind);
 typedef void arena_mark_fn(span_t *s, void *arg);
 bool arena_sweep_marks(struct sc_heap_s *heap, arena_mark_t kind, arena_mark_fn *fn, void *arg);
 
+/* The election of a kind's sweeper at coarse time `now`: true for one
+ * caller per `period` while `marked` says some marks may be waiting; that
+ * caller's sweep then clears `marked` (seq_cst: a mark made meanwhile sets
+ * it again after, so the flag is never lost) and *due moves a period on. */
+static inline bool arena_sweep_elect(_Atomic uint32_t *marked, _Atomic uint32_t *due,
+                                     uint32_t now, uint32_t period)
+{
+    if (atomic_load_explicit(marked, memory_order_relaxed) == 0)
+        return false;
+    uint32_t when = atomic_load_explicit(due, memory_order_relaxed);
+    if (time_before(now, when))
+        return false;
+    /* One sweeper per period: the thread that moves the due time. */
+    if (!atomic_compare_exchange_strong_explicit(due, &when, now + period, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return false;
+    atomic_store_explicit(marked, 0, memory_order_seq_cst);
+    return true;
+}
+
 #endif /* SCALLOC_ARENA_H */

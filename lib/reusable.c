@@ -72,17 +72,8 @@ static void adopt_one(span_t *s, void *arg)
 
 void reusable_adopt_orphans(struct sc_heap_s *heap, uint32_t now)
 {
-    if (atomic_load_explicit(&heap->orphans_marked, memory_order_relaxed) == 0)
+    if (!arena_sweep_elect(&heap->orphans_marked, &heap->orphan_sweep_due, now, ORPHAN_REUSE_MS))
         return;
-    uint32_t due = atomic_load_explicit(&heap->orphan_sweep_due, memory_order_relaxed);
-    if (time_before(now, due))
-        return;
-    /* One sweeper per period: the thread that moves the due time. */
-    if (!atomic_compare_exchange_strong_explicit(&heap->orphan_sweep_due, &due,
-                                                 now + ORPHAN_REUSE_MS, memory_order_relaxed,
-                                                 memory_order_relaxed))
-        return;
-    atomic_store_explicit(&heap->orphans_marked, 0, memory_order_seq_cst);
     /* Marks made during the sweep set the flag again themselves; marks
      * aged by it need one more sweep. */
     if (arena_sweep_marks(heap, ARENA_MARK_ORPHAN, adopt_one, heap))

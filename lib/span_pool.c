@@ -479,17 +479,9 @@ void span_pool_note_drained(struct sc_heap_s *heap, span_t *s)
 
 void span_pool_release_drained(struct sc_heap_s *heap, uint32_t now)
 {
-    if (atomic_load_explicit(&heap->drained_marked, memory_order_relaxed) == 0)
+    if (!arena_sweep_elect(&heap->drained_marked, &heap->drained_sweep_due, now,
+                           heap->purge_delay_ms))
         return;
-    uint32_t due = atomic_load_explicit(&heap->drained_sweep_due, memory_order_relaxed);
-    if (time_before(now, due))
-        return;
-    /* One sweeper per delay: the thread that moves the due time. */
-    if (!atomic_compare_exchange_strong_explicit(&heap->drained_sweep_due, &due,
-                                                 now + heap->purge_delay_ms,
-                                                 memory_order_relaxed, memory_order_relaxed))
-        return;
-    atomic_store_explicit(&heap->drained_marked, 0, memory_order_seq_cst);
     drained_batch_t d = {.n = 0, .since = now - heap->purge_delay_ms + 1};
     bool left = arena_sweep_marks(heap, ARENA_MARK_DRAINED, drained_release_one, &d);
     drained_batch_flush(&d);

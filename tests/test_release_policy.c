@@ -83,6 +83,31 @@ Test(release_policy, free_memory_is_kept_for_reuse)
     sc_heap_destroy(h);
 }
 
+/* The heap keeps working on a slow path (a huge block allocated and freed
+ * applies the policy each time) until its committed and resident bytes are
+ * at most the limits, bounded in iterations and in 20 s. The last stats;
+ * *iterations, how many pairs ran. */
+static sc_heap_stats_t huge_pairs_until(sc_heap_t *h, size_t committed_limit,
+                                        size_t resident_limit, size_t *iterations)
+{
+    sc_heap_stats_t st = test_stats(h);
+    double start = test_now_seconds();
+    size_t n = 0;
+    while (n < 50000000 && test_now_seconds() - start < 20.0) {
+        void *p = sc_alloc(h, 2 * MiB);
+        cr_assert_not_null(p);
+        sc_free(h, p);
+        n++;
+        if (n % 64 == 0) {
+            st = test_stats(h);
+            if (st.committed_bytes <= committed_limit && st.resident_bytes <= resident_limit)
+                break;
+        }
+    }
+    *iterations = n;
+    return st;
+}
+
 Test(release_policy, memory_goes_back_after_delay, .timeout = 60)
 {
     sc_heap_config_t cfg = {.purge_delay_ms = 20};
@@ -101,20 +126,9 @@ Test(release_policy, memory_goes_back_after_delay, .timeout = 60)
      * block allocated and freed applies the policy each time) until the
      * coarse clock passes the delay. Bounded in iterations and in time. */
     size_t limit = 4 * MiB;
-    sc_heap_stats_t st = freed;
     double start = test_now_seconds();
-    size_t iterations = 0;
-    while (iterations < 50000000 && test_now_seconds() - start < 20.0) {
-        void *p = sc_alloc(h, 2 * MiB);
-        cr_assert_not_null(p);
-        sc_free(h, p);
-        iterations++;
-        if (iterations % 64 == 0) {
-            st = test_stats(h);
-            if (st.committed_bytes <= limit && st.resident_bytes <= limit)
-                break;
-        }
-    }
+    size_t iterations;
+    sc_heap_stats_t st = huge_pairs_until(h, limit, limit, &iterations);
     cr_log_info("after %zu alloc/free pairs (%.0f ms): committed %zu KiB, resident %zu KiB; "
                 "%zu KiB resident right after the frees",
                 iterations, (test_now_seconds() - start) * 1e3, st.committed_bytes >> 10,
@@ -337,17 +351,9 @@ Test(release_policy, drained_spans_of_idle_owner_go_back, .timeout = 60)
     /* What stays: the owner's hot span of the class (HOT spans wait for
      * their owner or an idle trim), the huge block's pool span, headers. */
     size_t limit = 4 * MiB;
-    sc_heap_stats_t st = test_stats(h);
     double start = test_now_seconds();
-    size_t iterations = 0;
-    while (iterations < 50000000 && test_now_seconds() - start < 20.0) {
-        void *p = sc_alloc(h, 2 * MiB);
-        cr_assert_not_null(p);
-        sc_free(h, p);
-        iterations++;
-        if (iterations % 64 == 0 && (st = test_stats(h)).resident_bytes <= limit)
-            break;
-    }
+    size_t iterations;
+    sc_heap_stats_t st = huge_pairs_until(h, SIZE_MAX, limit, &iterations);
     cr_log_info("idle owner: %zu KiB resident full, %zu KiB after %zu slow paths (%.0f ms)",
                 full.resident_bytes >> 10, st.resident_bytes >> 10, iterations,
                 (test_now_seconds() - start) * 1e3);
