@@ -415,6 +415,10 @@ typedef struct {
     os_release_batch_t pages;
     span_t *spans[OS_RELEASE_BATCH];
     unsigned n;
+    /* The heap, passed in: a marked span may be being set up by another
+     * thread right now, which writes its header's heap field (the same
+     * value, but not atomically). */
+    struct sc_heap_s *heap;
     /* The sweep's: spans drained since `since` are marked again instead
      * (trim: all go, `all`). */
     bool all;
@@ -427,7 +431,7 @@ static void drained_batch_flush(drained_batch_t *d)
     for (unsigned i = 0; i < d->n; i++) {
         span_t *s = d->spans[i];
         if (span_trim_drained_end(s))
-            span_pool_put(s->heap, s, 0); /* its owner left meanwhile */
+            span_pool_put(d->heap, s, 0); /* its owner left meanwhile */
     }
     d->n = 0;
 }
@@ -437,12 +441,15 @@ static void drained_release_one(span_t *s, void *arg)
     drained_batch_t *d = arg;
     if (span_kind(s) != SPAN_KIND_BLOCKS)
         return;
-    /* The mark may be older than the span's last drain (it was taken back
-     * and drained again): that drain gets its own delay. */
+    /* The sweep: a span no longer DRAINED was taken back or pooled (its
+     * mark outlived the state). The mark may be older than the span's last
+     * drain (taken back and drained again): that drain gets its own delay. */
+    if (!d->all && span_state(s) != SPAN_DRAINED)
+        return;
     if (!d->all &&
         !time_before(atomic_load_explicit(&s->drained_ms, memory_order_relaxed), d->since)) {
-        arena_mark(s->heap, s, ARENA_MARK_DRAINED);
-        atomic_store_explicit(&s->heap->drained_marked, 1, memory_order_relaxed);
+        arena_mark(d->heap, s, ARENA_MARK_DRAINED);
+        atomic_store_explicit(&d->heap->drained_marked, 1, memory_order_relaxed);
         return;
     }
     if (!span_trim_drained_begin(s))
@@ -461,7 +468,7 @@ static void drained_trim_one(span_t *s, uintptr_t word, void *arg)
 
 void span_pool_trim_drained(struct sc_heap_s *heap)
 {
-    drained_batch_t d = {.n = 0, .all = true};
+    drained_batch_t d = {.n = 0, .heap = heap, .all = true};
     arena_for_each_span(heap, drained_trim_one, &d);
     drained_batch_flush(&d);
 }
@@ -482,7 +489,7 @@ void span_pool_release_drained(struct sc_heap_s *heap, uint32_t now)
     if (!arena_sweep_elect(&heap->drained_marked, &heap->drained_sweep_due, now,
                            heap->purge_delay_ms))
         return;
-    drained_batch_t d = {.n = 0, .since = now - heap->purge_delay_ms + 1};
+    drained_batch_t d = {.n = 0, .heap = heap, .since = now - heap->purge_delay_ms + 1};
     bool left = arena_sweep_marks(heap, ARENA_MARK_DRAINED, drained_release_one, &d);
     drained_batch_flush(&d);
     /* Marks aged by this sweep need one more. */
