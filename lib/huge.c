@@ -393,6 +393,14 @@ static bool move_flush(struct sc_heap_s *heap, move_batch_t *b)
     return ok;
 }
 
+/* The first of spans w[j..spans) that kept no page (spans: none). */
+static size_t next_without_pages(_Atomic uint64_t *w, size_t j, size_t spans)
+{
+    while (j < spans && info_pages(atomic_load_explicit(&w[j], memory_order_relaxed)) != 0)
+        j++;
+    return j;
+}
+
 /* Under huge_lock and retain_lock: the spans of the place [pos, pos +
  * spans) that kept no page take those of other free runs' spans; into
  * the last, at most last_max pages. `fresh`: the place is fresh address
@@ -405,9 +413,7 @@ static void move_warm_pages(struct sc_heap_s *heap, char *pos, size_t spans, siz
         return; /* kept pages go back at once there */
     size_t page = os_page_size();
     _Atomic uint64_t *w = arena_info(heap, pos);
-    size_t j = 0;
-    while (j < spans && info_pages(atomic_load_explicit(&w[j], memory_order_relaxed)) != 0)
-        j++;
+    size_t j = next_without_pages(w, 0, spans);
     if (j == spans)
         return;
     char *end = pos + spans * SPAN_SIZE;
@@ -428,9 +434,7 @@ static void move_warm_pages(struct sc_heap_s *heap, char *pos, size_t spans, siz
             b.to_at[b.n] = pos + j * SPAN_SIZE;
             if (++b.n == MOVE_BATCH && !move_flush(heap, &b))
                 return;
-            j++;
-            while (j < spans && info_pages(atomic_load_explicit(&w[j], memory_order_relaxed)) != 0)
-                j++;
+            j = next_without_pages(w, j + 1, spans);
         }
     }
     move_flush(heap, &b);

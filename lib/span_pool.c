@@ -444,13 +444,14 @@ static void drained_release_one(span_t *s, void *arg)
     /* The sweep: a span no longer DRAINED was taken back or pooled (its
      * mark outlived the state). The mark may be older than the span's last
      * drain (taken back and drained again): that drain gets its own delay. */
-    if (!d->all && span_state(s) != SPAN_DRAINED)
-        return;
-    if (!d->all &&
-        !time_before(atomic_load_explicit(&s->drained_ms, memory_order_relaxed), d->since)) {
-        arena_mark(d->heap, s, ARENA_MARK_DRAINED);
-        atomic_store_explicit(&d->heap->drained_marked, 1, memory_order_relaxed);
-        return;
+    if (!d->all) {
+        if (span_state(s) != SPAN_DRAINED)
+            return;
+        if (!time_before(atomic_load_explicit(&s->drained_ms, memory_order_relaxed), d->since)) {
+            arena_mark(d->heap, s, ARENA_MARK_DRAINED);
+            atomic_store_explicit(&d->heap->drained_marked, 1, memory_order_relaxed);
+            return;
+        }
     }
     if (!span_trim_drained_begin(s))
         return;
