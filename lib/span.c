@@ -230,8 +230,12 @@ void span_carve_touched(span_t *s, size_t touched)
     size_t at = (size_t)(span_bump(s) - span_base(s));
     if (touched > s->committed)
         touched = s->committed; /* set-up gave a bigger class's tail back */
-    if (touched > at + CARVE_BYTES)
-        (void)carve_bytes(s, touched - at);
+    if (touched <= at + CARVE_BYTES)
+        return; /* the first slow path carves CARVE_BYTES anyway */
+    size_t most = (size_t)CARVE_TOUCHED_BLOCKS * s->block_size;
+    if (most < CARVE_BYTES)
+        most = CARVE_BYTES;
+    (void)carve_bytes(s, touched - at < most ? touched - at : most);
 }
 
 bool span_take_remote(span_t *s, uint32_t min_count)

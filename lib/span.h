@@ -332,10 +332,12 @@ enum carve_result span_carve(span_t *s);
  * by committed. A fresh or cold span's is its header. */
 size_t span_touched_bytes(const span_t *s);
 
-/* Owner of a span just set up: carves at once every block that lies in
- * the first `touched` bytes (span_touched_bytes before the set-up). Those
- * pages are resident already, so linking them costs no memory, and the
- * span then needs no slow path per CARVE_BYTES to hand them out. */
+/* Owner of a span just set up: carves at once the blocks that lie in the
+ * first `touched` bytes (span_touched_bytes before the set-up), up to
+ * CARVE_TOUCHED_BLOCKS of them. Those pages are resident already, so
+ * linking them costs no memory, and a span of big blocks then needs no
+ * slow path per CARVE_BYTES to hand them out; a span of small blocks gets
+ * no more links than the cache keeps until they are handed out. */
 void span_carve_touched(span_t *s, size_t touched);
 
 /* Owner, with an empty local list: if at least min_count blocks were

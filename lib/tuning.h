@@ -150,6 +150,14 @@
  * paths, more pages touched ahead of use. */
 #define CARVE_BYTES ((size_t)4096)
 
+/* A span set up again on pages that are still resident carves at once at
+ * most this many of its blocks (or CARVE_BYTES, if that is more), not every
+ * touched block: carving writes each block's link, and a list longer than
+ * the L1 cache holds is read back from L2 as it is handed out (threadtest,
+ * 64 B blocks in 32 KiB spans: L1 read misses in sc_alloc 5.9 M -> 1.1 M
+ * per 6 M allocations). Big blocks still get many per carve. */
+#define CARVE_TOUCHED_BLOCKS 64
+
 /* A floating span that its owner's frees empty stays in the owner's
  * floating set, first in line for its class (or, set up afresh, for
  * another class of the thread's whose real span it fits), while the

@@ -32,6 +32,8 @@
  *                                                    [ownerless_settle*]
  *   REUSABLE -> HOT (its free blocks the local list), EMPTY -> HOT (set up
  *   afresh), EMPTY -> POOLED                              [claim_*]
+ *   a span set up again on resident pages links a bounded batch of its
+ *   blocks at once, the rest as they are needed [warm_setup_carves_a_bounded_batch]
  *
  * Forbidden transitions checked, from every state, with the remote word
  * unchanged afterwards and the state's allowed transition still working:
@@ -896,4 +898,46 @@ Test(component_span_states, asserted_preconditions)
     build(&b, SPAN_HOT);
     cr_assert_eq(in_child(b.s, call_bad_owned_pair), -SIGABRT, "HOT -> POOLED by the owner");
 #endif
+}
+
+/* A span set up again on resident pages links at once only as many blocks
+ * as the cache keeps until they are handed out: CARVE_TOUCHED_BLOCKS of
+ * them, or CARVE_BYTES' worth of small ones, never more than were touched;
+ * the rest are carved as the list runs out, and every block still comes
+ * out once. */
+Test(component_span_states, warm_setup_carves_a_bounded_batch)
+{
+    static const size_t sizes[] = {16, 64, 256, 1024, 4096};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned cls = size_class_of(sizes[i]);
+        span_t *s = arena_take_span(the_heap);
+        cr_assert_not_null(s);
+        cr_assert(span_init_blocks(s, the_heap, cls, 0));
+        size_t bs = s->block_size;
+        uint32_t capacity = span_capacity(s);
+        /* Every block carved (every page touched), then the span set up
+         * again for the same class, as a warm span from the pool is. */
+        while (span_carve(s) == CARVE_OK)
+            ;
+        size_t touched = span_touched_bytes(s);
+        cr_assert(span_init_blocks(s, the_heap, cls, 0));
+        span_carve_touched(s, touched);
+        uint32_t want = CARVE_TOUCHED_BLOCKS;
+        if (want < CARVE_BYTES / bs)
+            want = (uint32_t)(CARVE_BYTES / bs);
+        if (want > capacity)
+            want = capacity;
+        cr_assert_eq(span_list_length(s->free, NULL), want,
+                     "%zu B blocks: %u linked at set-up, want %u of %u", bs,
+                     span_list_length(s->free, NULL), want, capacity);
+        /* The rest come from carving, each block once. */
+        uint32_t total = 0;
+        for (;;) {
+            total += span_list_length(s->free, NULL);
+            s->free = NULL;
+            if (span_carve(s) != CARVE_OK)
+                break;
+        }
+        cr_assert_eq(total, capacity, "%zu B blocks: %u handed out of %u", bs, total, capacity);
+    }
 }
