@@ -182,9 +182,16 @@
  * idle thread holds until its next looks or a trim. sh6bench through the
  * preload library, 2 threads: 230 ms at 256 KiB fixed, 162 ms at 1 MiB
  * fixed, 158 ms at 4 MiB fixed; grown, up to 1 MiB: 164 ms, up to 4 MiB:
- * 156 ms (mimalloc 180 ms), so the smaller cap. */
+ * 156 ms (mimalloc 180 ms). The cap was 1 MiB until threadtest (6.4 MB
+ * cycled per batch by one thread) showed what it costs: every span past
+ * the cap went to the pool and was set up and carved again each batch,
+ * 457 M instructions against 417 M at 8 MiB, 148 against 163 M ops/s
+ * (mimalloc 159), while peak RSS stayed put (the spans are in use each
+ * batch either way; preload sh6bench, python3, larson, mleak within 0.4
+ * MiB, mstress 232 -> 208 MiB). What an idle thread holds is the cap
+ * until its next looks, its exit or a trim. */
 #define FRONTEND_KEEP_EMPTY_BYTES ((size_t)256 << 10)
-#define FRONTEND_KEEP_EMPTY_MAX ((size_t)1 << 20)
+#define FRONTEND_KEEP_EMPTY_MAX ((size_t)8 << 20)
 
 /* A hot span whose owner's free empties it leaves the hot slot (kept for
  * its class, where any thread's trim gives its memory back) unless it was

@@ -165,15 +165,18 @@ Test(span_reuse, steady_state_same_pattern, .timeout = 120)
         cr_assert_leq(f[r].peak_committed, f[0].peak_committed + settle,
                       "round %d peak committed %zu KiB, round 1 needed %zu KiB", r + 1,
                       f[r].peak_committed >> 10, f[0].peak_committed >> 10);
-    /* From round 2 on the need stays put: within 1/128 of round 1's over
+    /* From round 2 on the need stays put: within 1/64 of round 1's over
      * rounds 2..10 (no growth from spans that are never reused). Not
      * exactly equal: a big request whose class has no free block borrows
      * one of the next classes' (frontend.c, BORROWING), so which blocks a
      * round uses depends on what the round before left free, and spans of
      * 128 KiB and 512 KiB (blocks over 256 B) carry that difference in
-     * bigger steps: within 1/128. Measured: rounds 2..30 within 420 KiB of
-     * each other, of 97,200 KiB, no trend (with 32 KiB spans for blocks up
-     * to 4 KiB: rounds 2..10 within 208 KiB, of 98,548 KiB). */
+     * bigger steps, as do the up to 8 MiB of empty spans the thread keeps
+     * for its classes (FRONTEND_KEEP_EMPTY_MAX), which another class of the
+     * thread takes only where its real span fits. Measured: rounds 2..30
+     * within 924 KiB of each other, of 97,200 KiB, no trend (1 MiB kept:
+     * 420 KiB; with 32 KiB spans for blocks up to 4 KiB: rounds 2..10
+     * within 208 KiB, of 98,548 KiB). */
     size_t lo = SIZE_MAX, hi = 0, lo_after = SIZE_MAX, hi_after = 0;
     for (int r = 1; r < ROUNDS; r++) {
         lo = f[r].peak_committed < lo ? f[r].peak_committed : lo;
@@ -181,10 +184,10 @@ Test(span_reuse, steady_state_same_pattern, .timeout = 120)
         lo_after = f[r].after_committed < lo_after ? f[r].after_committed : lo_after;
         hi_after = f[r].after_committed > hi_after ? f[r].after_committed : hi_after;
     }
-    cr_assert_leq(hi - lo, f[0].peak_committed / 128,
+    cr_assert_leq(hi - lo, f[0].peak_committed / 64,
                   "peak committed still moving: rounds 2-%d between %zu and %zu KiB", ROUNDS,
                   lo >> 10, hi >> 10);
-    cr_assert_leq(hi_after - lo_after, f[0].peak_committed / 128,
+    cr_assert_leq(hi_after - lo_after, f[0].peak_committed / 64,
                   "committed after free still moving: rounds 2-%d between %zu and %zu KiB",
                   ROUNDS, lo_after >> 10, hi_after >> 10);
 
