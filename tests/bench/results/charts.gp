@@ -6,8 +6,8 @@ if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {
 }
 set datafile missing '?'
 set logscale x 2
-set xtics (1, 2, 4, 8)
-set xrange [0.8:10]
+set xtics (1, 2, 4, 8, 16)
+set xrange [0.8:20]
 set xlabel 'threads'
 set grid
 set key top left font ',8'
