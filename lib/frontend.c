@@ -186,10 +186,11 @@ static bool owned_to_pool(sc_frontend_t *t, span_t *s)
  * at the front of its class's floating set (the next refill takes it back
  * HOT with its free list as it is) while the frontend's kept spans commit
  * no more than FRONTEND_KEEP_EMPTY_BYTES; others go to the pool. A kept
- * span is DRAINED, as a floating span that remote frees emptied: a trim by
- * any thread gives its memory back meanwhile (the owner then sets it up
- * afresh when it takes it back), so a thread that stopped allocating
- * holds none of it past a trim. Kept spans keep the frontend's map word,
+ * span is DRAINED, as a floating span that remote frees emptied, and
+ * noted as one: the release policy's sweep (one to two purge delays after
+ * it was kept) and a trim by any thread give its memory back meanwhile
+ * (the owner then sets it up afresh when it takes it back), so a thread
+ * that stopped allocating holds none of it past the delay or a trim. Kept spans keep the frontend's map word,
  * so frees into them stay on the fast path: the one that reaches such a
  * span is a double free, which sends the span to the pool, whose fresh
  * set-up drops the list it broke. Retirement looks pool kept spans that
@@ -212,6 +213,10 @@ static void floating_settle_empty(sc_frontend_t *t, unsigned cls, span_t *s, boo
         s->kept_empty = 1;
         t->kept_empty_bytes += bytes;
         t->kept_empty_classes |= (uint64_t)1 << cls;
+        /* An owner that stops allocating never looks again: the release
+         * policy gives the pages back after the delay, as for spans that
+         * remote frees drained (the owner sets it up afresh then). */
+        span_pool_note_drained(t->heap, s);
         return;
     }
     if (!owned_to_pool(t, s))

@@ -26,6 +26,10 @@
  *    another thread's frees (DRAINED), go back after the delay while the
  *    owner stays blocked; the owner allocates from them again afterwards
  *    and the heap's invariants hold      [drained_spans_of_idle_owner_go_back]
+ *  - the empty spans a thread keeps for its classes after cycling batches
+ *    bigger than its first keep budget go back after the delay while it
+ *    stays blocked; it allocates from them again afterwards
+ *                                          [kept_spans_of_idle_owner_go_back]
  */
 #include <criterion/criterion.h>
 
@@ -368,6 +372,76 @@ Test(release_policy, drained_spans_of_idle_owner_go_back, .timeout = 60)
     free_batch(h, a.count);
     cr_assert_eq(test_stats(h).live_blocks, 0);
     sem_destroy(&a.filled);
+    sem_destroy(&a.wake);
+    sem_destroy(&a.again);
+    sc_heap_destroy(h);
+}
+
+/* A thread cycles batches of 64-byte blocks (allocates, frees them itself)
+ * until its keep budget has grown past FRONTEND_KEEP_EMPTY_BYTES, then
+ * blocks, alive, never on a slow path. Its kept spans (DRAINED, its own)
+ * hold the batch resident; the main thread keeps working on slow paths
+ * (huge blocks) and the release policy gives them back after the delay.
+ * Then the owner wakes and allocates a batch again from them. */
+typedef struct cycling_owner_arg {
+    sc_heap_t *heap;
+    size_t count;
+    sem_t idle, wake, again;
+} cycling_owner_arg;
+
+static void *cycling_owner(void *p)
+{
+    cycling_owner_arg *a = p;
+    for (int r = 0; r < 8; r++) {
+        alloc_batch(a->heap, a->count);
+        free_batch(a->heap, a->count);
+    }
+    sem_post(&a->idle);
+    while (sem_wait(&a->wake) != 0)
+        ;
+    alloc_batch(a->heap, a->count);
+    const char *broken = invariants_check_heap(a->heap, NULL);
+    cr_assert_null(broken, "after the owner's new batch: %s", broken);
+    free_batch(a->heap, a->count);
+    sem_post(&a->again);
+    return NULL;
+}
+
+Test(release_policy, kept_spans_of_idle_owner_go_back, .timeout = 60)
+{
+    sc_heap_config_t cfg = {.purge_delay_ms = 20};
+    sc_heap_t *h = sc_heap_create(&cfg);
+    cr_assert_not_null(h);
+    /* 4 MiB of blocks: more than the first budget, within the cap. */
+    cycling_owner_arg a = {.heap = h, .count = (4 * MiB) / SMALL};
+    cr_assert_eq(sem_init(&a.idle, 0, 0), 0);
+    cr_assert_eq(sem_init(&a.wake, 0, 0), 0);
+    cr_assert_eq(sem_init(&a.again, 0, 0), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, cycling_owner, &a), 0);
+    while (sem_wait(&a.idle) != 0)
+        ;
+    sc_heap_stats_t kept = test_stats(h);
+    cr_assert_eq(kept.live_blocks, 0);
+    /* What stays: the owner's hot span of the class, the huge block's
+     * pool span, headers. */
+    size_t limit = MiB;
+    double start = test_now_seconds();
+    size_t iterations;
+    sc_heap_stats_t st = huge_pairs_until(h, SIZE_MAX, limit, &iterations);
+    cr_log_info("cycling owner, idle: %zu KiB resident kept, %zu KiB after %zu slow paths (%.0f ms)",
+                kept.resident_bytes >> 10, st.resident_bytes >> 10, iterations,
+                (test_now_seconds() - start) * 1e3);
+    cr_assert_gt(kept.resident_bytes, 2 * MiB, "the owner should keep its batch's spans: %zu KiB",
+                 kept.resident_bytes >> 10);
+    cr_assert_leq(st.resident_bytes, limit, "the idle owner's kept spans held %zu KiB resident",
+                  st.resident_bytes >> 10);
+    sem_post(&a.wake);
+    while (sem_wait(&a.again) != 0)
+        ;
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(test_stats(h).live_blocks, 0);
+    sem_destroy(&a.idle);
     sem_destroy(&a.wake);
     sem_destroy(&a.again);
     sc_heap_destroy(h);

@@ -112,10 +112,11 @@ typedef struct sc_heap_config_s {
      * at a time, or retain_bytes if smaller: less waits for more to age,
      * up to one and a half delays), or, oldest first, when the heap's
      * unused committed bytes pass retain_bytes. A thread's span whose
-     * blocks other threads freed goes back in place between one and two
-     * delays later if its owner has not taken it back meanwhile (an owner
-     * blocked or done allocating), and the owner sets it up afresh when it
-     * does. The heap
+     * blocks other threads freed, and an empty span a thread keeps for
+     * its classes after its own frees, go back in place between one and
+     * two delays later if the owner has not taken them back meanwhile (an
+     * owner blocked or done allocating), and the owner sets them up
+     * afresh when it does. The heap
      * applies the policy on its slow paths (a span pooled or taken, a huge
      * block freed or allocated, and at most every 100 ms on each thread's
      * allocation slow paths); there is no background thread, so a heap
