@@ -205,9 +205,19 @@ Test(release_policy, pool_purged_without_pool_traffic, .timeout = 60)
         alloc_batch(h, SMALL_BATCH);
         free_batch(h, SMALL_BATCH);
     }
-    run_burst(h, test_scaled(BATCH, 20000));
-    sc_heap_stats_t freed = test_stats(h);
+    /* The burst must outlast no purge delay for its memory to be there
+     * when it exits: on a loaded machine its thread may be descheduled
+     * long enough for the policy to give its spans back during the burst
+     * (seen once in about 50 runs beside a full build). Such a burst
+     * tests nothing; it is run again, a bounded number of times. */
     size_t limit = 4 * MiB;
+    sc_heap_stats_t freed = test_stats(h);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        run_burst(h, test_scaled(BATCH, 20000));
+        freed = test_stats(h);
+        if (freed.resident_bytes > 2 * limit)
+            break;
+    }
     double start = test_now_seconds();
     sc_heap_stats_t st = small_batches_until(h, limit, 20.0, &rounds);
     cr_log_info("after %zu rounds (%.0f ms): committed %zu KiB, resident %zu KiB; %zu KiB "
@@ -319,13 +329,22 @@ Test(release_policy, never_keeps_until_trim)
 typedef struct idle_owner_arg {
     sc_heap_t *heap;
     size_t count;
+    /* 0: the owner allocates a batch and blocks with it live (the main
+     * thread frees it); else it allocates and frees a batch this many
+     * times, blocks holding nothing, and frees its second batch too. */
+    int cycles;
     sem_t filled, wake, again;
 } idle_owner_arg;
 
 static void *idle_owner(void *p)
 {
     idle_owner_arg *a = p;
-    alloc_batch(a->heap, a->count);
+    for (int r = 0; r < a->cycles; r++) {
+        alloc_batch(a->heap, a->count);
+        free_batch(a->heap, a->count);
+    }
+    if (a->cycles == 0)
+        alloc_batch(a->heap, a->count);
     sem_post(&a->filled);
     while (sem_wait(&a->wake) != 0)
         ;
@@ -333,8 +352,50 @@ static void *idle_owner(void *p)
     alloc_batch(a->heap, a->count);
     const char *broken = invariants_check_heap(a->heap, NULL);
     cr_assert_null(broken, "after the owner's new batch: %s", broken);
+    if (a->cycles > 0)
+        free_batch(a->heap, a->count);
     sem_post(&a->again);
     return NULL;
+}
+
+/* Starts fn on a thread with a's semaphores and waits until it has
+ * posted `filled` (its batch is allocated, or cycled, and it blocks). */
+static pthread_t owner_start(idle_owner_arg *a, void *(*fn)(void *))
+{
+    cr_assert_eq(sem_init(&a->filled, 0, 0), 0);
+    cr_assert_eq(sem_init(&a->wake, 0, 0), 0);
+    cr_assert_eq(sem_init(&a->again, 0, 0), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, fn, a), 0);
+    while (sem_wait(&a->filled) != 0)
+        ;
+    return th;
+}
+
+/* Wakes the owner, waits for its second batch and its exit. */
+static void owner_finish(idle_owner_arg *a, pthread_t th)
+{
+    sem_post(&a->wake);
+    while (sem_wait(&a->again) != 0)
+        ;
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    sem_destroy(&a->filled);
+    sem_destroy(&a->wake);
+    sem_destroy(&a->again);
+}
+
+/* Huge pairs until h's resident bytes are at most limit (bounded), logged
+ * against `before`. */
+static sc_heap_stats_t resident_after_policy(sc_heap_t *h, size_t limit, sc_heap_stats_t before,
+                                             const char *what)
+{
+    double start = test_now_seconds();
+    size_t iterations;
+    sc_heap_stats_t st = huge_pairs_until(h, SIZE_MAX, limit, &iterations);
+    cr_log_info("%s: %zu KiB resident before, %zu KiB after %zu slow paths (%.0f ms)", what,
+                before.resident_bytes >> 10, st.resident_bytes >> 10, iterations,
+                (test_now_seconds() - start) * 1e3);
+    return st;
 }
 
 Test(release_policy, drained_spans_of_idle_owner_go_back, .timeout = 60)
@@ -343,37 +404,20 @@ Test(release_policy, drained_spans_of_idle_owner_go_back, .timeout = 60)
     sc_heap_t *h = sc_heap_create(&cfg);
     cr_assert_not_null(h);
     idle_owner_arg a = {.heap = h, .count = test_scaled(BATCH, 20000)};
-    cr_assert_eq(sem_init(&a.filled, 0, 0), 0);
-    cr_assert_eq(sem_init(&a.wake, 0, 0), 0);
-    cr_assert_eq(sem_init(&a.again, 0, 0), 0);
-    pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, idle_owner, &a), 0);
-    while (sem_wait(&a.filled) != 0)
-        ;
+    pthread_t th = owner_start(&a, idle_owner);
     sc_heap_stats_t full = test_stats(h);
     free_batch(h, a.count);
     /* What stays: the owner's hot span of the class (HOT spans wait for
      * their owner or an idle trim), the huge block's pool span, headers. */
     size_t limit = 4 * MiB;
-    double start = test_now_seconds();
-    size_t iterations;
-    sc_heap_stats_t st = huge_pairs_until(h, SIZE_MAX, limit, &iterations);
-    cr_log_info("idle owner: %zu KiB resident full, %zu KiB after %zu slow paths (%.0f ms)",
-                full.resident_bytes >> 10, st.resident_bytes >> 10, iterations,
-                (test_now_seconds() - start) * 1e3);
+    sc_heap_stats_t st = resident_after_policy(h, limit, full, "idle owner, its batch freed");
     cr_assert_gt(full.resident_bytes, 2 * limit, "the batch should hold more than the limit");
     cr_assert_leq(st.resident_bytes, limit, "the idle owner's drained spans kept %zu KiB resident",
                   st.resident_bytes >> 10);
-    sem_post(&a.wake);
-    while (sem_wait(&a.again) != 0)
-        ;
-    cr_assert_eq(pthread_join(th, NULL), 0);
+    owner_finish(&a, th);
     cr_assert_eq(test_stats(h).live_blocks, a.count);
     free_batch(h, a.count);
     cr_assert_eq(test_stats(h).live_blocks, 0);
-    sem_destroy(&a.filled);
-    sem_destroy(&a.wake);
-    sem_destroy(&a.again);
     sc_heap_destroy(h);
 }
 
@@ -382,67 +426,27 @@ Test(release_policy, drained_spans_of_idle_owner_go_back, .timeout = 60)
  * blocks, alive, never on a slow path. Its kept spans (DRAINED, its own)
  * hold the batch resident; the main thread keeps working on slow paths
  * (huge blocks) and the release policy gives them back after the delay.
- * Then the owner wakes and allocates a batch again from them. */
-typedef struct cycling_owner_arg {
-    sc_heap_t *heap;
-    size_t count;
-    sem_t idle, wake, again;
-} cycling_owner_arg;
-
-static void *cycling_owner(void *p)
-{
-    cycling_owner_arg *a = p;
-    for (int r = 0; r < 8; r++) {
-        alloc_batch(a->heap, a->count);
-        free_batch(a->heap, a->count);
-    }
-    sem_post(&a->idle);
-    while (sem_wait(&a->wake) != 0)
-        ;
-    alloc_batch(a->heap, a->count);
-    const char *broken = invariants_check_heap(a->heap, NULL);
-    cr_assert_null(broken, "after the owner's new batch: %s", broken);
-    free_batch(a->heap, a->count);
-    sem_post(&a->again);
-    return NULL;
-}
-
+ * Then the owner wakes and allocates a batch again from them
+ * (idle_owner with cycles). */
 Test(release_policy, kept_spans_of_idle_owner_go_back, .timeout = 60)
 {
     sc_heap_config_t cfg = {.purge_delay_ms = 20};
     sc_heap_t *h = sc_heap_create(&cfg);
     cr_assert_not_null(h);
     /* 4 MiB of blocks: more than the first budget, within the cap. */
-    cycling_owner_arg a = {.heap = h, .count = (4 * MiB) / SMALL};
-    cr_assert_eq(sem_init(&a.idle, 0, 0), 0);
-    cr_assert_eq(sem_init(&a.wake, 0, 0), 0);
-    cr_assert_eq(sem_init(&a.again, 0, 0), 0);
-    pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, cycling_owner, &a), 0);
-    while (sem_wait(&a.idle) != 0)
-        ;
+    idle_owner_arg a = {.heap = h, .count = (4 * MiB) / SMALL, .cycles = 8};
+    pthread_t th = owner_start(&a, idle_owner);
     sc_heap_stats_t kept = test_stats(h);
     cr_assert_eq(kept.live_blocks, 0);
     /* What stays: the owner's hot span of the class, the huge block's
      * pool span, headers. */
     size_t limit = MiB;
-    double start = test_now_seconds();
-    size_t iterations;
-    sc_heap_stats_t st = huge_pairs_until(h, SIZE_MAX, limit, &iterations);
-    cr_log_info("cycling owner, idle: %zu KiB resident kept, %zu KiB after %zu slow paths (%.0f ms)",
-                kept.resident_bytes >> 10, st.resident_bytes >> 10, iterations,
-                (test_now_seconds() - start) * 1e3);
+    sc_heap_stats_t st = resident_after_policy(h, limit, kept, "cycling owner, idle");
     cr_assert_gt(kept.resident_bytes, 2 * MiB, "the owner should keep its batch's spans: %zu KiB",
                  kept.resident_bytes >> 10);
     cr_assert_leq(st.resident_bytes, limit, "the idle owner's kept spans held %zu KiB resident",
                   st.resident_bytes >> 10);
-    sem_post(&a.wake);
-    while (sem_wait(&a.again) != 0)
-        ;
-    cr_assert_eq(pthread_join(th, NULL), 0);
+    owner_finish(&a, th);
     cr_assert_eq(test_stats(h).live_blocks, 0);
-    sem_destroy(&a.idle);
-    sem_destroy(&a.wake);
-    sem_destroy(&a.again);
     sc_heap_destroy(h);
 }
