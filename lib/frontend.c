@@ -185,13 +185,15 @@ static bool owned_to_pool(sc_frontend_t *t, span_t *s)
 /* KEPT EMPTY SPANS. A floating span that its owner's frees emptied stays
  * at the front of its class's floating set (the next refill takes it back
  * HOT with its free list as it is) while the frontend's kept spans commit
- * no more than FRONTEND_KEEP_EMPTY_BYTES; others go to the pool. A kept
- * span is DRAINED, as a floating span that remote frees emptied, and
- * noted as one: the release policy's sweep (one to two purge delays after
- * it was kept) and a trim by any thread give its memory back meanwhile
- * (the owner then sets it up afresh when it takes it back), so a thread
- * that stopped allocating holds none of it past the delay or a trim. Kept spans keep the frontend's map word,
- * so frees into them stay on the fast path: the one that reaches such a
+ * no more than its keep budget (FRONTEND_KEEP_EMPTY_BYTES, growing up to
+ * FRONTEND_KEEP_EMPTY_MAX); others go to the pool. A kept span is
+ * DRAINED, as a floating span that remote frees emptied, and noted as
+ * one: the release policy's sweep (one to two purge delays after it was
+ * kept) and a trim by any thread give its memory back meanwhile (the
+ * owner then sets it up afresh when it takes it back), so a thread that
+ * stopped allocating holds none of it past the delay or a trim. Kept
+ * spans keep the frontend's map word, so frees into them stay on the
+ * fast path: the one that reaches such a
  * span is a double free, which sends the span to the pool, whose fresh
  * set-up drops the list it broke. Retirement looks pool kept spans that
  * waited over a whole look (frontend_retire_kept_empty); the owner's

@@ -188,8 +188,9 @@
  * 457 M instructions against 417 M at 8 MiB, 148 against 163 M ops/s
  * (mimalloc 159), while peak RSS stayed put (the spans are in use each
  * batch either way; preload sh6bench, python3, larson, mleak within 0.4
- * MiB, mstress 232 -> 208 MiB). What an idle thread holds is the cap
- * until its next looks, its exit or a trim. */
+ * MiB, mstress 232 -> 208 MiB). What an idle thread holds goes back after
+ * one to two purge delays (kept spans are noted as drained, frontend.c,
+ * KEPT EMPTY SPANS), at its exit or at a trim. */
 #define FRONTEND_KEEP_EMPTY_BYTES ((size_t)256 << 10)
 #define FRONTEND_KEEP_EMPTY_MAX ((size_t)8 << 20)
 
