@@ -47,6 +47,20 @@ extern "C" {
 #define SC_MALLOC_LIKE
 #endif
 
+/* The four calls of the fast path are called without the PLT where the
+ * compiler can (GCC's noplt): a position-independent program then calls
+ * them through its GOT in one instruction instead of a call and a jump.
+ * The symbols are bound at load time instead of on first call; a static
+ * link turns the call back into a direct one. */
+#if defined(__has_attribute)
+#if __has_attribute(noplt)
+#define SC_FAST_CALL __attribute__((noplt))
+#endif
+#endif
+#ifndef SC_FAST_CALL
+#define SC_FAST_CALL
+#endif
+
 /* An isolated heap. Opaque; created by sc_heap_create. */
 typedef struct sc_heap_s sc_heap_t;
 
@@ -133,7 +147,9 @@ typedef struct sc_heap_config_s {
     unsigned purge_delay_ms;
     /* Bound on the heap's unused committed bytes, applied when the heap
      * allocates (a span taken, a huge block allocated): past it, the
-     * oldest go back at once, down to half of it. A heap that is only
+     * oldest go back at once, as much as is over it (at least 1 MiB at a
+     * time, so that a heap hovering at its bound gives back in batches);
+     * the rest stays for what the heap allocates next. A heap that is only
      * freeing is left to the delay, so that it gives memory back in a few
      * large ranges. 0 = default: the bound is the room between what the
      * heap holds (in use, and in free spans) and its high-water of use
@@ -235,7 +251,7 @@ SC_API sc_thread_t *sc_heap_thread(sc_heap_t *heap);
  * must be freed. Returns NULL with errno = ENOMEM when the request cannot be
  * met (larger than the machine's memory and swap, over the heap's limit,
  * address space exhausted). */
-SC_API SC_MALLOC_LIKE void *sc_alloc(sc_heap_t *heap, size_t n);
+SC_API SC_FAST_CALL SC_MALLOC_LIKE void *sc_alloc(sc_heap_t *heap, size_t n);
 
 /* Frees p, allocated from heap by any thread. NULL is a no-op. A pointer the
  * heap does not own, an interior pointer, or a double free (of the block
@@ -247,15 +263,15 @@ SC_API SC_MALLOC_LIKE void *sc_alloc(sc_heap_t *heap, size_t n);
  * sc_heap_get_stats from it, and when it exits. Until then the blocks are
  * free for every purpose the program sees (statistics count them freed),
  * but their span cannot be reused as a whole. */
-SC_API void sc_free(sc_heap_t *heap, void *p);
+SC_API SC_FAST_CALL void sc_free(sc_heap_t *heap, void *p);
 
 /* Like sc_alloc / sc_free through an explicit frontend obtained with
  * sc_heap_thread by the calling thread; skips the heap's lookup (a few
  * instructions less than sc_alloc / sc_free). Using another thread's
  * frontend is reported (SC_ERR_WRONG_THREAD); so is a frontend whose heap
  * was destroyed. */
-SC_API SC_MALLOC_LIKE void *sc_thread_alloc(sc_thread_t *t, size_t n);
-SC_API void sc_thread_free(sc_thread_t *t, void *p);
+SC_API SC_FAST_CALL SC_MALLOC_LIKE void *sc_thread_alloc(sc_thread_t *t, size_t n);
+SC_API SC_FAST_CALL void sc_thread_free(sc_thread_t *t, void *p);
 
 /* count * size bytes, zeroed. Overflow: NULL with errno = ENOMEM. */
 SC_API SC_MALLOC_LIKE void *sc_calloc(sc_heap_t *heap, size_t count, size_t size);
