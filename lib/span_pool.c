@@ -169,8 +169,9 @@ static bool purge_stack(struct sc_heap_s *heap, span_stack_t *st, uint32_t cutof
 
 /* Under retain_lock: the release policy. Everything that stayed unused
  * since before now - delay goes back; if the heap is still over its bound,
- * more goes, oldest first, down to the bound's target; with `all`,
- * everything goes. */
+ * more goes, oldest first: what is over the bound, at least
+ * PURGE_MIN_BYTES (so that a heap hovering at its bound gives back in
+ * batches, not a page per call); with `all`, everything goes. */
 static void purge(struct sc_heap_s *heap, uint32_t now, bool all)
 {
     const uint64_t every = INFO_POOLED | INFO_HUGE_FREE;
@@ -191,8 +192,11 @@ static void purge(struct sc_heap_s *heap, uint32_t now, bool all)
         size_t unused = bounded_unused(heap, &kinds);
         size_t bound = span_pool_retain_bound(heap, now);
         if (unused > bound) {
-            /* Oldest first: the earliest cutoff that frees enough. */
-            size_t want = unused - bound / RETAIN_TARGET_DEN * RETAIN_TARGET_NUM;
+            /* Oldest first: the earliest cutoff that frees enough. Only
+             * the excess: what stays under the bound is what the heap
+             * cycles through next (tuning.h, RETAIN_SHARE). */
+            size_t excess = unused - bound;
+            size_t want = excess > PURGE_MIN_BYTES ? excess : PURGE_MIN_BYTES;
             uint32_t lo = aged, hi = now + 1;
             if (arena_retained_before(heap, lo, now, NULL, kinds) < want) {
                 while ((uint32_t)(hi - lo) > 1) {

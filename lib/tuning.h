@@ -277,13 +277,15 @@
  * 1.22x). Free spans count against the room: without that, python3 with
  * PYTHONMALLOC=malloc through the preload library peaked at 98-105 MB
  * against 90-92 MB before (93 MB with it). A purge forced by the bound gives
- * back down to RETAIN_TARGET_NUM / RETAIN_TARGET_DEN of it, so a heap
- * hovering at its bound gives memory back in batches, not per span. */
+ * back what is over it, at least PURGE_MIN_BYTES (span_pool.c, purge), so a
+ * heap hovering at its bound gives memory back in batches, not per span,
+ * and keeps what it cycles through next. Giving back down to half the
+ * bound (until stop 29) threw away pages the next buffers took again: the
+ * loop above 0.41-0.65 s a rep and 527 k page faults for 3 reps, against
+ * 0.26-0.29 s and 365 k now; peak RSS 1.07x -> 1.09x peak live. */
 #define RETAIN_SHARE 16
 #define RETAIN_PEAK_WINDOW_MS 100u
 #define RETAIN_MIN ((size_t)4 << 20)
-#define RETAIN_TARGET_NUM 1
-#define RETAIN_TARGET_DEN 2
 
 /* A purge by age waits until at least PURGE_MIN_BYTES have aged (or the
  * heap's retain_bytes, if smaller), half a delay at a time, and purges by
