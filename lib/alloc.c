@@ -38,7 +38,13 @@ static __attribute__((noinline)) void *alloc_slow(sc_heap_t *heap, size_t n)
     if (unlikely(registry_thread_exited))
         return registry_alloc_after_exit(heap, n);
     sc_frontend_t *t = frontend_of(heap, "sc_alloc");
-    return t ? frontend_alloc_slow(t, n) : NULL;
+    if (t == NULL)
+        return NULL;
+    void *b = frontend_alloc_slow(t, n);
+    /* Whether the heap's idle threads get their hot spans trimmed (at
+     * most once per purge delay, registry.c "AUTOMATIC IDLE TRIM"). */
+    registry_idle_look(t);
+    return b;
 }
 
 void *sc_alloc(sc_heap_t *heap, size_t n)
@@ -121,7 +127,9 @@ static __attribute__((noinline)) void *thread_alloc_slow(sc_thread_t *t, size_t 
     }
     if (!thread_frontend_check(t, "sc_thread_alloc"))
         return NULL;
-    return frontend_alloc(t, n);
+    void *b = frontend_alloc(t, n);
+    registry_idle_look(t);
+    return b;
 }
 
 void *sc_thread_alloc(sc_thread_t *t, size_t n)

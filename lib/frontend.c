@@ -778,6 +778,9 @@ static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
         return;
     t->retire_countdown = HOT_RETIRE_CHECK_EVERY;
     uint32_t now = os_coarse_ms();
+    /* relaxed: a hint for other threads' automatic idle trim (registry.c),
+     * which is safe whatever it reads (the idle trim's gate). */
+    atomic_store_explicit(&t->active_ms, now, memory_order_relaxed);
     reusable_adopt_orphans(t->heap, now);
     span_pool_release_drained(t->heap, now);
     if (time_before(now, t->retire_due))

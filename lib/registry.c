@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "address_map.h"
+#include "arena.h"
 #include "error.h"
 #include "free.h"
 #include "frontend.h"
@@ -288,6 +289,9 @@ static sc_frontend_t *frontend_create(struct sc_heap_s *heap, thread_state_t *ts
     f->heap_id = id;
     f->trim_epoch = atomic_load_explicit(&heap->trim_epoch, memory_order_relaxed);
     f->retire_due = os_coarse_ms() + HOT_RETIRE_MS;
+    atomic_store_explicit(&f->active_ms, f->retire_due - HOT_RETIRE_MS, memory_order_relaxed);
+    f->idle_look_seen = f->retire_due - HOT_RETIRE_MS;
+    f->idle_trimmed = false;
     f->empty_hot_seen = 0;
     f->retire_countdown = HOT_RETIRE_CHECK_EVERY;
     f->thread = ts;
@@ -350,6 +354,64 @@ void registry_forget_hot_spans(struct sc_heap_s *heap)
 {
     for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next)
         frontend_forget_spans(f);
+}
+
+/* AUTOMATIC IDLE TRIM. A thread that stopped allocating (blocked,
+ * waiting for work, done) keeps its hot spans, and other threads' frees
+ * can empty them; only a trim gave their pages back. So the allocation
+ * slow path of any thread of the heap, once per purge delay at most (the
+ * first of them to take heap->idle_look_due by a CAS), looks at the other
+ * frontends and gives sc_heap_trim's idle trim (frontend.c, "IDLE TRIM")
+ * to those whose owner read the clock on no slow path for a whole delay
+ * (it does every HOT_RETIRE_CHECK_EVERY slow paths), unless it trimmed
+ * them already since they were last active and less than
+ * IDLE_RETRIM_DELAYS delays ago (their hot spans may have been emptied
+ * since by remote frees). An owner that comes back meanwhile is safe (the
+ * gate) and pays at most a few page faults per span per look; a heap
+ * whose threads all allocate makes no system call for it. Not for
+ * checked or tracking heaps (their frontends wait for their owners, as in
+ * sc_heap_trim) nor with SC_PURGE_NEVER (nothing goes back by time). */
+void registry_idle_look_slow(sc_frontend_t *own, uint32_t now)
+{
+    struct sc_heap_s *heap = own->heap;
+    own->idle_look_seen = now;
+    uint32_t delay = heap->purge_delay_ms;
+    if (delay == UINT32_MAX || (heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED)) != 0)
+        return;
+    uint32_t due = atomic_load_explicit(&heap->idle_look_due, memory_order_relaxed);
+    if (time_before(now, due))
+        return;
+    /* relaxed: the CAS only elects one looker per delay; the registry lock
+     * orders what the look reads. */
+    if (!atomic_compare_exchange_strong_explicit(&heap->idle_look_due, &due, now + delay,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    /* This thread's own batches first: they may hold the last live blocks
+     * of an idle owner's hot spans (a thread that frees what an idle one
+     * allocated), which would then look in use and wait for the next
+     * retrim. */
+    frontend_remote_flush(own);
+    sc_frontend_t *group[FRONTEND_IDLE_GROUP];
+    unsigned n = 0;
+    registry_lock();
+    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next) {
+        uint32_t active = atomic_load_explicit(&f->active_ms, memory_order_relaxed);
+        if (f == own || time_before(now - delay, active))
+            continue; /* active within the last delay */
+        if (f->idle_trimmed && !time_before(f->idle_trimmed_ms, active) &&
+            time_before(now - IDLE_RETRIM_DELAYS * delay, f->idle_trimmed_ms))
+            continue; /* trimmed since, not long ago */
+        f->idle_trimmed = true;
+        f->idle_trimmed_ms = now;
+        group[n++] = f;
+        if (n == FRONTEND_IDLE_GROUP) {
+            frontend_trim_idle(group, n);
+            n = 0;
+        }
+    }
+    if (n > 0)
+        frontend_trim_idle(group, n);
+    registry_unlock();
 }
 
 void registry_trim_idle(struct sc_heap_s *heap, const sc_frontend_t *own)

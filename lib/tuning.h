@@ -217,6 +217,10 @@
 /* ... the clock being read on one slow path in HOT_RETIRE_CHECK_EVERY. */
 #define HOT_RETIRE_CHECK_EVERY 32u
 
+/* The automatic idle trim (registry.c) trims a frontend that stayed idle
+ * again at most every IDLE_RETRIM_DELAYS purge delays. */
+#define IDLE_RETRIM_DELAYS 8u
+
 /* A span its owner gave up (thread exit) with less than the reuse
  * threshold free is DETACHED: nobody allocates from it until frees by
  * other threads bring it to the threshold, so that a span whose blocks are

@@ -562,6 +562,9 @@ struct sc_heap_s {
     /* Frontends of this heap, under the registry lock. */
     sc_frontend_t *frontends;
     size_t frontend_count;
+    /* The coarse ms from which the next automatic idle trim may look at
+     * the other frontends (registry.c); taken by a CAS. */
+    _Atomic uint32_t idle_look_due;
 
     /* Reusable spans, one stack per class. */
     span_stack_t reusable[NUM_CLASSES];
@@ -672,6 +675,16 @@ struct sc_frontend_s {
      * empty at the last one. Owner only. */
     uint32_t retire_due;
     uint32_t retire_countdown;  /* slow paths until the clock is read */
+    /* AUTOMATIC IDLE TRIM (registry.c): the coarse ms of the owner's last
+     * clock reading on its allocation slow path (written by the owner,
+     * relaxed; read by other threads to tell an idle owner), the reading
+     * the owner's own look last acted on (owner only), and when another
+     * thread last trimmed this frontend as idle, if ever (both under the
+     * registry lock). */
+    _Atomic uint32_t active_ms;
+    uint32_t idle_look_seen;
+    uint32_t idle_trimmed_ms;
+    bool idle_trimmed;
     uint64_t empty_hot_seen;
     /* Committed bytes of the floating spans kept empty for their class
      * (frontend.c, "KEPT EMPTY SPANS"), and the classes that may have

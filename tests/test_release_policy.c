@@ -30,6 +30,11 @@
  *    another thread's frees (DRAINED), go back after the delay while the
  *    owner stays blocked; the owner allocates from them again afterwards
  *    and the heap's invariants hold      [drained_spans_of_idle_owner_go_back]
+ *  - the hot spans of a thread that stopped allocating, emptied by
+ *    another thread's frees, go back by themselves (the automatic idle
+ *    trim, registry.c) while the owner stays blocked, with no
+ *    sc_heap_trim; the owner allocates from them again afterwards
+ *                                      [hot_spans_of_idle_owner_go_back]
  *  - the empty spans a thread keeps for its classes after cycling batches
  *    bigger than its first keep budget go back after the delay while it
  *    stays blocked; it allocates from them again afterwards
@@ -509,6 +514,83 @@ Test(release_policy, kept_spans_of_idle_owner_go_back, .timeout = 60)
     cr_assert_gt(kept.resident_bytes, 2 * MiB, "the owner should keep its batch's spans: %zu KiB",
                  kept.resident_bytes >> 10);
     cr_assert_leq(st.resident_bytes, limit, "the idle owner's kept spans held %zu KiB resident",
+                  st.resident_bytes >> 10);
+    owner_finish(&a, th);
+    cr_assert_eq(test_stats(h).live_blocks, 0);
+    sc_heap_destroy(h);
+}
+
+/* A few blocks of every class up to 1 KiB (at most 24 KiB of each, so that
+ * they sit in the owner's hot span of the class: no floating span to
+ * drain). */
+enum { HOT_MAX_BLOCKS = 16384 };
+static void *hot_blocks[HOT_MAX_BLOCKS];
+static size_t hot_count;
+
+static void hot_alloc(sc_heap_t *h)
+{
+    hot_count = 0;
+    for (size_t n = 16; n <= 1024; n = sc_good_size(n + 1)) {
+        size_t room = n <= 256 ? 30 * 1024 : 120 * 1024; /* within a span: tuning.h */
+        size_t per = room / n;
+        for (size_t i = 0; i < per; i++) {
+            void *p = sc_alloc(h, n);
+            cr_assert_not_null(p);
+            memset(p, 0x6B, n);
+            cr_assert_lt(hot_count, HOT_MAX_BLOCKS);
+            hot_blocks[hot_count++] = p;
+        }
+    }
+}
+
+static void hot_free(sc_heap_t *h)
+{
+    for (size_t i = 0; i < hot_count; i++)
+        sc_free(h, hot_blocks[i]);
+}
+
+static void *hot_owner(void *p)
+{
+    idle_owner_arg *a = p;
+    hot_alloc(a->heap);
+    sem_post(&a->filled);
+    while (sem_wait(&a->wake) != 0)
+        ;
+    /* Its hot spans were parked and their pages given back: set up again. */
+    hot_alloc(a->heap);
+    const char *broken = invariants_check_heap(a->heap, NULL);
+    cr_assert_null(broken, "after the owner's new blocks: %s", broken);
+    hot_free(a->heap);
+    sem_post(&a->again);
+    return NULL;
+}
+
+/* A thread allocates a few blocks of each class up to 1 KiB (hot_alloc)
+ * and blocks, alive, never on a slow path; the main thread frees
+ * them all (remote frees) and keeps working on slow paths (huge pairs).
+ * Without a trim, the automatic idle trim gives the emptied hot spans'
+ * pages back after the delay. */
+Test(release_policy, hot_spans_of_idle_owner_go_back, .timeout = 60)
+{
+    sc_heap_config_t cfg = {.purge_delay_ms = 20};
+    sc_heap_t *h = sc_heap_create(&cfg);
+    cr_assert_not_null(h);
+    /* The main thread's slow paths are huge pairs: their warm run first. */
+    sc_free(h, sc_alloc(h, 2 * MiB));
+    size_t base = test_stats(h).resident_bytes;
+    idle_owner_arg a = {.heap = h};
+    pthread_t th = owner_start(&a, hot_owner);
+    sc_heap_stats_t full = test_stats(h);
+    cr_assert_eq(full.spans_floating, 0, "the blocks should all sit in hot spans");
+    hot_free(h);
+    /* What may stay: a page for the one block per class that an allocation
+     * under way could take (frontend.c, IDLE TRIM), headers. */
+    size_t limit = base + 384 * 1024;
+    sc_heap_stats_t st = resident_after_policy(h, limit, full, "idle owner, hot spans emptied");
+    cr_assert_gt(full.resident_bytes, limit + 384 * 1024,
+                 "the owner's blocks should hold more than the limit: %zu KiB, %zu before",
+                 full.resident_bytes >> 10, base >> 10);
+    cr_assert_leq(st.resident_bytes, limit, "the idle owner's hot spans kept %zu KiB resident",
                   st.resident_bytes >> 10);
     owner_finish(&a, th);
     cr_assert_eq(test_stats(h).live_blocks, 0);

@@ -130,7 +130,9 @@ typedef struct sc_heap_config_s {
      * its classes after its own frees, go back in place between one and
      * two delays later if the owner has not taken them back meanwhile (an
      * owner blocked or done allocating), and the owner sets them up
-     * afresh when it does. The heap
+     * afresh when it does; so do the hot spans of a thread that made no
+     * allocation slow path for a whole delay (sc_heap_trim's idle trim,
+     * run by another thread's allocation slow path). The heap
      * applies the policy on its slow paths (a span pooled or taken, a huge
      * block freed or allocated, and at most every 100 ms on each thread's
      * allocation slow paths); there is no background thread, so a heap
@@ -223,7 +225,11 @@ SC_API void sc_heap_reset(sc_heap_t *heap);
  * waiting frees are that thread's alone: it gives back its empty ones on
  * its next allocation slow path after this call, its own sc_heap_trim or
  * its exit. A thread's slow path that starts while another thread trims
- * its frontend waits for that (a few system calls).
+ * its frontend waits for that (a few system calls). Without this call, a
+ * thread that made no allocation slow path for a whole purge_delay_ms
+ * gets the same trim of its hot spans from another thread's allocation
+ * slow path (at most once per delay for the heap; not with
+ * SC_PURGE_NEVER, not in checked or tracking heaps).
  * Thread-safe; may run while other threads allocate from the heap. */
 SC_API void sc_heap_trim(sc_heap_t *heap);
 
