@@ -356,6 +356,45 @@ void registry_forget_hot_spans(struct sc_heap_s *heap)
         frontend_forget_spans(f);
 }
 
+/* Under the registry lock: whether the automatic idle trim (below) takes
+ * f at `now`: its owner read the clock on no slow path for a whole delay,
+ * and it was not trimmed since, or long ago. Marks it taken. */
+static bool idle_pick(sc_frontend_t *f, uint32_t now, uint32_t delay)
+{
+    uint32_t active = atomic_load_explicit(&f->active_ms, memory_order_relaxed);
+    if (time_before(now - delay, active))
+        return false; /* active within the last delay */
+    if (f->idle_trimmed && !time_before(f->idle_trimmed_ms, active) &&
+        time_before(now - IDLE_RETRIM_DELAYS * delay, f->idle_trimmed_ms))
+        return false; /* trimmed since, not long ago */
+    f->idle_trimmed = true;
+    f->idle_trimmed_ms = now;
+    return true;
+}
+
+/* The idle trim (frontend.c, "IDLE TRIM") of the frontends of heap but
+ * own (only those idle_pick takes, when `automatic`), in groups, under
+ * the registry lock. */
+static void trim_frontends(struct sc_heap_s *heap, const sc_frontend_t *own, bool automatic,
+                           uint32_t now, uint32_t delay)
+{
+    sc_frontend_t *group[FRONTEND_IDLE_GROUP];
+    unsigned n = 0;
+    registry_lock();
+    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next) {
+        if (f == own || (automatic && !idle_pick(f, now, delay)))
+            continue;
+        group[n++] = f;
+        if (n == FRONTEND_IDLE_GROUP) {
+            frontend_trim_idle(group, n);
+            n = 0;
+        }
+    }
+    if (n > 0)
+        frontend_trim_idle(group, n);
+    registry_unlock();
+}
+
 /* AUTOMATIC IDLE TRIM. A thread that stopped allocating (blocked,
  * waiting for work, done) keeps its hot spans, and other threads' frees
  * can empty them; only a trim gave their pages back. So the allocation
@@ -391,44 +430,10 @@ void registry_idle_look_slow(sc_frontend_t *own, uint32_t now)
      * allocated), which would then look in use and wait for the next
      * retrim. */
     frontend_remote_flush(own);
-    sc_frontend_t *group[FRONTEND_IDLE_GROUP];
-    unsigned n = 0;
-    registry_lock();
-    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next) {
-        uint32_t active = atomic_load_explicit(&f->active_ms, memory_order_relaxed);
-        if (f == own || time_before(now - delay, active))
-            continue; /* active within the last delay */
-        if (f->idle_trimmed && !time_before(f->idle_trimmed_ms, active) &&
-            time_before(now - IDLE_RETRIM_DELAYS * delay, f->idle_trimmed_ms))
-            continue; /* trimmed since, not long ago */
-        f->idle_trimmed = true;
-        f->idle_trimmed_ms = now;
-        group[n++] = f;
-        if (n == FRONTEND_IDLE_GROUP) {
-            frontend_trim_idle(group, n);
-            n = 0;
-        }
-    }
-    if (n > 0)
-        frontend_trim_idle(group, n);
-    registry_unlock();
+    trim_frontends(heap, own, true, now, delay);
 }
 
 void registry_trim_idle(struct sc_heap_s *heap, const sc_frontend_t *own)
 {
-    sc_frontend_t *group[FRONTEND_IDLE_GROUP];
-    unsigned n = 0;
-    registry_lock();
-    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next) {
-        if (f == own)
-            continue;
-        group[n++] = f;
-        if (n == FRONTEND_IDLE_GROUP) {
-            frontend_trim_idle(group, n);
-            n = 0;
-        }
-    }
-    if (n > 0)
-        frontend_trim_idle(group, n);
-    registry_unlock();
+    trim_frontends(heap, own, false, 0, 0);
 }
