@@ -247,6 +247,7 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     atomic_init(&h->orphan_sweep_due, 0);
     atomic_init(&h->drained_marked, 0);
     atomic_init(&h->drained_sweep_due, 0);
+    atomic_init(&h->idle_look_due, 0);
     atomic_init(&h->committed_bytes, 0);
     h->frontends = NULL;
     h->frontend_count = 0;
