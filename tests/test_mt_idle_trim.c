@@ -11,6 +11,9 @@
  *    classes, each block checked before it is freed, while the main thread
  *    trims over and over; nothing is lost or handed out twice
  *                                                          [trim_while_busy]
+ *  - the automatic idle trim (no sc_heap_trim call, a 1 ms purge delay)
+ *    while half the workers pause and come back: contents intact, nothing
+ *    lost, the heap's invariants hold           [automatic_while_pausing]
  *  - a worker whose spans a trim parked exits without allocating again,
  *    or allocates after sc_heap_reset: nothing leaks, nothing breaks
  *                                                          [parked_then_exit,
@@ -203,28 +206,32 @@ typedef struct {
 
 /* Bursts of one class at a time: each burst empties its hot span again,
  * which is what a trim parks; the next burst of the class takes it back. */
+static void busy_round(busy_worker_t *w, test_rng_t *rng, size_t r)
+{
+    enum { BURST = 48 };
+    void *live[BURST];
+    size_t n = sizes[test_rng_range(rng, 0, NSIZES - 1)];
+    size_t count = n > 16384 ? 4 : BURST;
+    for (size_t i = 0; i < count; i++) {
+        unsigned char *p = sc_alloc(w->heap, n);
+        TEST_ASSERT(p != NULL);
+        fill(p, n, (unsigned)(r * BURST + i + w->id));
+        live[i] = p;
+    }
+    for (size_t i = 0; i < count; i++) {
+        TEST_CHECK(intact(live[i], n, (unsigned)(r * BURST + i + w->id)),
+                   "worker %u round %zu block %zu of %zu B", w->id, r, i, n);
+        sc_free(w->heap, live[i]);
+    }
+    atomic_fetch_add(w->progress, 1);
+}
+
 static void *busy_worker(void *arg)
 {
     busy_worker_t *w = arg;
-    enum { BURST = 48 };
-    void *live[BURST];
     test_rng_t rng = {0x1234u + w->id};
-    for (size_t r = 0; r < w->rounds; r++) {
-        size_t n = sizes[test_rng_range(&rng, 0, NSIZES - 1)];
-        size_t count = n > 16384 ? 4 : BURST;
-        for (size_t i = 0; i < count; i++) {
-            unsigned char *p = sc_alloc(w->heap, n);
-            TEST_ASSERT(p != NULL);
-            fill(p, n, (unsigned)(r * BURST + i + w->id));
-            live[i] = p;
-        }
-        for (size_t i = 0; i < count; i++) {
-            TEST_CHECK(intact(live[i], n, (unsigned)(r * BURST + i + w->id)),
-                       "worker %u round %zu block %zu of %zu B", w->id, r, i, n);
-            sc_free(w->heap, live[i]);
-        }
-        atomic_fetch_add(w->progress, 1);
-    }
+    for (size_t r = 0; r < w->rounds; r++)
+        busy_round(w, &rng, r);
     atomic_fetch_sub(w->running, 1);
     return NULL;
 }
@@ -257,6 +264,64 @@ static void trim_while_busy(void)
         TEST_ASSERT(pthread_join(tid[i], NULL) == 0);
     TEST_LOG("%zu trims while %u workers ran %zu rounds each", trims, WORKERS, rounds);
     TEST_CHECK(test_stats(h).live_blocks == 0, "live %zu", test_stats(h).live_blocks);
+    sc_heap_destroy(h);
+}
+
+/* The automatic idle trim (lib/registry.c) with a 1 ms purge delay: half
+ * the workers allocate without pause (busy_worker), so their slow paths
+ * look at the others once per delay; the other half stop every 16 rounds
+ * until the steady ones made 512 more (or finished), so the looks find them
+ * idle and trim them, and they come back to parked and trimmed spans
+ * while looks go on. Every block is checked before it is freed. */
+typedef struct {
+    busy_worker_t w;
+    _Atomic unsigned *steady_running;
+} pausing_worker_t;
+
+static void *pausing_worker(void *arg)
+{
+    pausing_worker_t *p = arg;
+    test_rng_t rng = {0x4321u + p->w.id};
+    for (size_t r = 0; r < p->w.rounds; r++) {
+        busy_round(&p->w, &rng, r);
+        if (r % 16 != 15)
+            continue;
+        size_t seen = atomic_load(p->w.progress);
+        while (atomic_load(p->steady_running) != 0 && atomic_load(p->w.progress) < seen + 512)
+            sched_yield();
+    }
+    atomic_fetch_sub(p->w.running, 1);
+    return NULL;
+}
+
+static void automatic_while_pausing(void)
+{
+    sc_heap_config_t cfg = {.name = "auto-idle", .purge_delay_ms = 1};
+    sc_heap_t *h = sc_heap_create(&cfg);
+    TEST_ASSERT(h != NULL);
+    enum { STEADY = WORKERS / 2 };
+    _Atomic unsigned steady = STEADY, pausing = WORKERS - STEADY;
+    _Atomic size_t progress = 0;
+    size_t rounds = test_scaled(8000, 800);
+    busy_worker_t w[STEADY];
+    pausing_worker_t pw[WORKERS - STEADY];
+    pthread_t tid[WORKERS];
+    for (unsigned i = 0; i < STEADY; i++) {
+        w[i] = (busy_worker_t){h, i, rounds, &steady, &progress};
+        TEST_ASSERT(pthread_create(&tid[i], NULL, busy_worker, &w[i]) == 0);
+    }
+    for (unsigned i = 0; i < WORKERS - STEADY; i++) {
+        pw[i] = (pausing_worker_t){{h, STEADY + i, rounds / 2, &pausing, &progress}, &steady};
+        TEST_ASSERT(pthread_create(&tid[STEADY + i], NULL, pausing_worker, &pw[i]) == 0);
+    }
+    for (unsigned i = 0; i < WORKERS; i++)
+        TEST_ASSERT(pthread_join(tid[i], NULL) == 0);
+    sc_heap_stats_t st = test_stats(h);
+    TEST_LOG("%zu rounds in all; %zu KiB resident at the end", atomic_load(&progress),
+             st.resident_bytes >> 10);
+    TEST_CHECK(st.live_blocks == 0, "live %zu", st.live_blocks);
+    const char *broken = invariants_check_heap(h, NULL);
+    TEST_CHECK(broken == NULL, "%s", broken ? broken : "");
     sc_heap_destroy(h);
 }
 
@@ -442,6 +507,7 @@ int main(int argc, char **argv)
     static const test_case_t cases[] = {
         {"idle_trim::idle_workers", idle_workers},
         {"idle_trim::trim_while_busy", trim_while_busy},
+        {"idle_trim::automatic_while_pausing", automatic_while_pausing},
         {"idle_trim::parked_then_exit", parked_then_exit},
         {"idle_trim::parked_then_alloc", parked_then_alloc},
         {"idle_trim::parked_then_reset", parked_then_reset},
