@@ -405,6 +405,24 @@ typedef struct idle_owner_arg {
     sem_t filled, wake, again;
 } idle_owner_arg;
 
+/* The owner's side of owner_start: its blocks are set (posts `filled`),
+ * and it blocks, alive, never on a slow path, until owner_finish wakes
+ * it. */
+static void owner_block(idle_owner_arg *a)
+{
+    sem_post(&a->filled);
+    while (sem_wait(&a->wake) != 0)
+        ;
+}
+
+/* After the owner allocated again from spans whose memory went: the heap's
+ * invariants hold. */
+static void owner_check(idle_owner_arg *a)
+{
+    const char *broken = invariants_check_heap(a->heap, NULL);
+    cr_assert_null(broken, "after the owner's new blocks: %s", broken);
+}
+
 static void *idle_owner(void *p)
 {
     idle_owner_arg *a = p;
@@ -414,13 +432,10 @@ static void *idle_owner(void *p)
     }
     if (a->cycles == 0)
         alloc_batch(a->heap, a->count);
-    sem_post(&a->filled);
-    while (sem_wait(&a->wake) != 0)
-        ;
+    owner_block(a);
     /* From the spans it kept, set up afresh where their memory went. */
     alloc_batch(a->heap, a->count);
-    const char *broken = invariants_check_heap(a->heap, NULL);
-    cr_assert_null(broken, "after the owner's new batch: %s", broken);
+    owner_check(a);
     if (a->cycles > 0)
         free_batch(a->heap, a->count);
     sem_post(&a->again);
@@ -520,9 +535,10 @@ Test(release_policy, kept_spans_of_idle_owner_go_back, .timeout = 60)
     sc_heap_destroy(h);
 }
 
-/* A few blocks of every class up to 1 KiB (at most 24 KiB of each, so that
- * they sit in the owner's hot span of the class: no floating span to
- * drain). */
+/* Blocks of every class up to 1 KiB, as many as fit in one span of the
+ * class (30 KiB of classes up to 256 B, whose spans are 32 KiB; 120 KiB
+ * above, 128 KiB spans: tuning.h), so that they sit in the owner's hot
+ * span of the class: no floating span to drain. */
 enum { HOT_MAX_BLOCKS = 16384 };
 static void *hot_blocks[HOT_MAX_BLOCKS];
 static size_t hot_count;
@@ -553,13 +569,10 @@ static void *hot_owner(void *p)
 {
     idle_owner_arg *a = p;
     hot_alloc(a->heap);
-    sem_post(&a->filled);
-    while (sem_wait(&a->wake) != 0)
-        ;
+    owner_block(a);
     /* Its hot spans were parked and their pages given back: set up again. */
     hot_alloc(a->heap);
-    const char *broken = invariants_check_heap(a->heap, NULL);
-    cr_assert_null(broken, "after the owner's new blocks: %s", broken);
+    owner_check(a);
     hot_free(a->heap);
     sem_post(&a->again);
     return NULL;
