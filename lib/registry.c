@@ -288,9 +288,10 @@ static sc_frontend_t *frontend_create(struct sc_heap_s *heap, thread_state_t *ts
     f->heap = heap;
     f->heap_id = id;
     f->trim_epoch = atomic_load_explicit(&heap->trim_epoch, memory_order_relaxed);
-    f->retire_due = os_coarse_ms() + HOT_RETIRE_MS;
-    atomic_store_explicit(&f->active_ms, f->retire_due - HOT_RETIRE_MS, memory_order_relaxed);
-    f->idle_look_seen = f->retire_due - HOT_RETIRE_MS;
+    uint32_t now = os_coarse_ms();
+    f->retire_due = now + HOT_RETIRE_MS;
+    atomic_store_explicit(&f->active_ms, now, memory_order_relaxed);
+    f->idle_look_seen = now;
     f->idle_trimmed = false;
     f->empty_hot_seen = 0;
     f->retire_countdown = HOT_RETIRE_CHECK_EVERY;

@@ -74,15 +74,16 @@ void registry_forget_hot_spans(struct sc_heap_s *heap);
 void registry_trim_idle(struct sc_heap_s *heap, const sc_frontend_t *own);
 
 /* The automatic idle trim (registry.c): on an allocation slow path of
- * own's thread, once per clock reading of own's (every
- * HOT_RETIRE_CHECK_EVERY slow paths), whether the other frontends of its
- * heap get an idle trim now. Cheap when own read no new time. */
+ * own's thread (own a live frontend of a live heap), once per clock
+ * reading of own's (every HOT_RETIRE_CHECK_EVERY slow paths), whether the
+ * other frontends of its heap get an idle trim now. Cheap when own read
+ * no new time. */
 void registry_idle_look_slow(sc_frontend_t *own, uint32_t now);
 
 static inline void registry_idle_look(sc_frontend_t *own)
 {
     uint32_t now = atomic_load_explicit(&own->active_ms, memory_order_relaxed);
-    if (unlikely(now != own->idle_look_seen) && own->heap != NULL)
+    if (unlikely(now != own->idle_look_seen))
         registry_idle_look_slow(own, now);
 }
 
