@@ -621,8 +621,8 @@ void frontend_free_owned(sc_frontend_t *t, span_t *s, block_t *b, const char *ca
  * batch for that span (slots are picked by the span's address, so this is
  * a few loads and stores) and the batch is handed over with one CAS on the
  * span's remote word: when the slot is needed for another span, when it
- * holds REMOTE_SLOT_MAX blocks, when t holds REMOTE_PENDING_MAX blocks in
- * all, on t's allocation slow path, on a trim and at thread exit. Until
+ * holds REMOTE_SLOT_MAX blocks, when t's batches hold REMOTE_PENDING_BYTES
+ * of blocks in all, on t's allocation slow path, on a trim and at thread exit. Until
  * then the blocks count as live in their span (so it cannot be emptied and
  * reused under them) and as freed in t's pending counters, which
  * statistics subtract. */
@@ -653,6 +653,7 @@ static void remote_flush_slot(sc_frontend_t *t, remote_batch_t *r)
     owner_word_set(&r->count, 0);
     r->head = r->tail = NULL;
     t->remote_pending -= n;
+    t->remote_pending_bytes -= n * s->block_size;
     unsigned to;
     if (span_free_remote(s, head, tail, n, &to) != SC_ERR_NONE)
         remote_flush_each(t, s, head);
@@ -685,7 +686,7 @@ bool frontend_remote_add_slow(sc_frontend_t *t, span_t *s, block_t *b)
     frontend_remote_link(t, r, s, b);
     if (owner_word_get(&r->count) >= REMOTE_SLOT_MAX)
         remote_flush_slot(t, r);
-    else if (t->remote_pending >= REMOTE_PENDING_MAX)
+    else if (t->remote_pending_bytes >= REMOTE_PENDING_BYTES)
         frontend_remote_flush(t); /* nested in the dispatcher's gate */
     return true;
 }
@@ -716,6 +717,7 @@ void frontend_remote_discard(sc_frontend_t *t)
         r->head = r->tail = NULL;
     }
     t->remote_pending = 0;
+    t->remote_pending_bytes = 0;
 }
 
 /* At a retirement look: the kept empty spans that a look saw before go to

@@ -167,6 +167,7 @@ static inline void frontend_remote_link(sc_frontend_t *t, remote_batch_t *r, spa
     r->head = b;
     owner_word_add(&r->count, 1);
     t->remote_pending++;
+    t->remote_pending_bytes += s->block_size;
 }
 
 /* The rest of frontend_remote_add: a slot to free for s, or a batch to
@@ -184,7 +185,7 @@ static inline bool frontend_remote_add_fast(sc_frontend_t *t, span_t *s, block_t
     remote_batch_t *r = frontend_remote_slot(t, s);
     if (likely(remote_batch_span(r) == s && b != r->head &&
                owner_word_get(&r->count) < REMOTE_SLOT_MAX - 1 &&
-               t->remote_pending < REMOTE_PENDING_MAX - 1)) {
+               t->remote_pending_bytes + s->block_size < REMOTE_PENDING_BYTES)) {
         frontend_remote_link(t, r, s, b);
         return true;
     }

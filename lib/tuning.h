@@ -19,12 +19,22 @@
 /* Remote frees wait in a frontend's batches (frontend.c, "REMOTE BATCHES"):
  * REMOTE_SLOTS spans can be collected for at once (direct mapped by span
  * address); a batch goes at REMOTE_SLOT_MAX blocks, all of them once
- * REMOTE_PENDING_MAX wait. More and longer batches: fewer CASes on spans'
- * remote words, but more blocks that keep their span from being reused
- * until the next flush, and a bigger frontend (32 bytes a slot). */
+ * REMOTE_PENDING_BYTES of blocks wait. More and longer batches: fewer
+ * CASes on spans' remote words, but more blocks that keep their span from
+ * being reused until the next flush, and a bigger frontend (32 bytes a
+ * slot). The waiting blocks are freed memory that nobody can reuse, so the
+ * bound is in bytes, not blocks (1,024 blocks were up to 16 KiB of 16 B
+ * blocks but 4 MiB of 4 KiB ones). prodcons (scalloc_bench_scalloc
+ * prodcons T full, 7 alternating runs, peak RSS): 16 threads 15.2-16.7 MB
+ * with 1,024 blocks, 13.3-15.0 with 64 KiB, 13.1-14.7 with 16 KiB,
+ * 15.4-16.6 with 256 KiB; 8 threads 9.6-10.8 / 8.0-9.4 / 8.0-9.1 /
+ * 9.7-10.7; 4 threads alike. Instructions (callgrind, 1,024 blocks / 64
+ * KiB / 16 KiB): prodcons 16 threads 785 / 803 / 972 M (the smaller bound
+ * flushes every batch far more often), churn 4 threads 944 / 935 / 956 M,
+ * larson 4 threads 516 / 516 / 517 M. */
 #define REMOTE_SLOTS 64
 #define REMOTE_SLOT_MAX 64
-#define REMOTE_PENDING_MAX 1024
+#define REMOTE_PENDING_BYTES (64u << 10)
 
 /* How many floating spans a refill looks at: enough to find reusable ones
  * soon, few enough that a thread holding thousands of long-lived spans

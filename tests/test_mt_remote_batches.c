@@ -5,6 +5,9 @@
  *  - statistics and sc_heap_visit count a waiting block as freed at once,
  *    while the freeing thread is alive and idle            [stats_exact_while_waiting]
  *  - a batch is handed over when its slot is full           [full_slot]
+ *  - ... and every batch once REMOTE_PENDING_BYTES of blocks wait,
+ *    so big blocks do not wait by the thousand; one block bigger
+ *    than the bound goes at once                             [byte_bound]
  *  - ... by the freeing thread's trim                       [trim]
  *  - ... by its next allocation slow path                   [alloc_slow_path]
  *  - ... at its exit, half full                             [thread_exit]
@@ -174,6 +177,59 @@ static void full_slot(void)
     TEST_CHECK(w.frontend->remote_pending == 3, "%u waiting", w.frontend->remote_pending);
     finish(tid, &hold);
     free_rest(h, REMOTE_SLOT_MAX + 3, BLOCKS);
+    sc_heap_destroy(h);
+}
+
+/* Blocks of BIG bytes, spread over spans of the main thread. */
+enum { BIG = 8192, BIG_BLOCKS = REMOTE_PENDING_BYTES / BIG + 2 };
+_Static_assert((size_t)BIG_BLOCKS <= (size_t)BLOCKS, "blocks[] holds the big blocks");
+
+/* Sum of the remote counts of the distinct spans of blocks[0 .. n). */
+static uint32_t handed_over(size_t n)
+{
+    uint32_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = span_of(blocks[j]) == span_of(blocks[i]);
+        if (!seen)
+            sum += remote_of(blocks[i]);
+    }
+    return sum;
+}
+
+static void byte_bound(void)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    TEST_ASSERT(h != NULL);
+    for (size_t i = 0; i < BIG_BLOCKS; i++) {
+        blocks[i] = sc_alloc(h, BIG);
+        TEST_ASSERT(blocks[i] != NULL);
+    }
+    pthread_barrier_t hold;
+    worker_t w = {h, 0, BIG_BLOCKS, AFTER_NOTHING, NULL, NULL};
+    pthread_t tid = start(&w, &hold);
+    /* The block that reached the bound sent every batch; the last two
+     * wait. */
+    TEST_CHECK(w.frontend->remote_pending == 2, "%u blocks waiting", w.frontend->remote_pending);
+    TEST_CHECK(w.frontend->remote_pending_bytes == 2 * BIG, "%u bytes waiting",
+               w.frontend->remote_pending_bytes);
+    TEST_CHECK(handed_over(BIG_BLOCKS) == BIG_BLOCKS - 2, "%u handed over", handed_over(BIG_BLOCKS));
+    TEST_CHECK(test_stats(h).live_blocks == 0, "live %zu", test_stats(h).live_blocks);
+    finish(tid, &hold);
+
+    /* One block bigger than the bound: handed over by its own free. */
+    blocks[0] = sc_alloc(h, 2 * REMOTE_PENDING_BYTES);
+    TEST_ASSERT(blocks[0] != NULL);
+    worker_t one = {h, 0, 1, AFTER_NOTHING, NULL, NULL};
+    tid = start(&one, &hold);
+    TEST_CHECK(one.frontend->remote_pending == 0, "%u blocks waiting", one.frontend->remote_pending);
+    TEST_CHECK(remote_of(blocks[0]) == 1, "%u handed over", remote_of(blocks[0]));
+    finish(tid, &hold);
+    span_t *bad = NULL;
+    const char *broken = invariants_check_heap(h, &bad);
+    TEST_CHECK(broken == NULL, "%s (span %p)", broken, (void *)bad);
+    TEST_CHECK(test_stats(h).live_blocks == 0, "live %zu", test_stats(h).live_blocks);
     sc_heap_destroy(h);
 }
 
@@ -383,6 +439,7 @@ int main(int argc, char **argv)
     static const test_case_t cases[] = {
         {"batches::stats_exact_while_waiting", stats_exact_while_waiting},
         {"batches::full_slot", full_slot},
+        {"batches::byte_bound", byte_bound},
         {"batches::trim", trim},
         {"batches::alloc_slow_path", alloc_slow_path},
         {"batches::thread_exit", thread_exit},
