@@ -622,10 +622,10 @@ void frontend_free_owned(sc_frontend_t *t, span_t *s, block_t *b, const char *ca
  * a few loads and stores) and the batch is handed over with one CAS on the
  * span's remote word: when the slot is needed for another span, when it
  * holds REMOTE_SLOT_MAX blocks, when t's batches hold REMOTE_PENDING_BYTES
- * of blocks in all, on t's allocation slow path, on a trim and at thread exit. Until
- * then the blocks count as live in their span (so it cannot be emptied and
- * reused under them) and as freed in t's pending counters, which
- * statistics subtract. */
+ * of blocks in all, on t's allocation slow path, on a trim and at thread
+ * exit. Until then the blocks count as live in their span (so it cannot
+ * be emptied and reused under them) and as freed in t's pending counters,
+ * which statistics subtract. */
 
 /* A batch refused as a whole (a double free in it or in the span): frees
  * its blocks one by one so that each bad one is reported and the others
