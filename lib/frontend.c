@@ -652,7 +652,6 @@ static void remote_flush_slot(sc_frontend_t *t, remote_batch_t *r)
     owner_word_set(&r->span, 0);
     owner_word_set(&r->count, 0);
     r->head = r->tail = NULL;
-    t->remote_pending -= n;
     t->remote_pending_bytes -= n * s->block_size;
     unsigned to;
     if (span_free_remote(s, head, tail, n, &to) != SC_ERR_NONE)
@@ -695,7 +694,7 @@ bool frontend_remote_add_slow(sc_frontend_t *t, span_t *s, block_t *b)
  * that holds the gate closed. */
 static void remote_flush_all(sc_frontend_t *t)
 {
-    for (unsigned i = 0; i < REMOTE_SLOTS && t->remote_pending > 0; i++) {
+    for (unsigned i = 0; i < REMOTE_SLOTS && t->remote_pending_bytes > 0; i++) {
         if (remote_batch_span(&t->remote[i]) != NULL)
             remote_flush_slot(t, &t->remote[i]);
     }
@@ -716,7 +715,6 @@ void frontend_remote_discard(sc_frontend_t *t)
         owner_word_set(&r->count, 0);
         r->head = r->tail = NULL;
     }
-    t->remote_pending = 0;
     t->remote_pending_bytes = 0;
 }
 
@@ -863,7 +861,7 @@ static bool frontend_make_room(sc_frontend_t *t, bool *trimmed)
 void *frontend_alloc_huge(sc_frontend_t *t, size_t align, size_t n)
 {
     frontend_enter(t);
-    if (t->remote_pending > 0)
+    if (t->remote_pending_bytes > 0)
         remote_flush_all(t);
     frontend_trim_if_asked(t);
     bool trimmed = false;
@@ -989,7 +987,7 @@ static void *alloc_slow_gated(sc_frontend_t *t, size_t n)
     frontend_retire_empty_hot(t, n > SIZE_CLASS_MAX ? NUM_CLASSES : size_class_of(n));
     if (n > SIZE_CLASS_MAX)
         return frontend_alloc_huge(t, 16, n);
-    if (t->remote_pending > 0)
+    if (t->remote_pending_bytes > 0)
         remote_flush_all(t);
     if (atomic_load_explicit(&t->drained_classes, memory_order_relaxed) != 0)
         frontend_pool_drained(t);

@@ -166,7 +166,6 @@ static inline void frontend_remote_link(sc_frontend_t *t, remote_batch_t *r, spa
         r->tail = b;
     r->head = b;
     owner_word_add(&r->count, 1);
-    t->remote_pending++;
     t->remote_pending_bytes += s->block_size;
 }
 

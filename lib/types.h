@@ -705,10 +705,9 @@ struct sc_frontend_s {
      * slack of those it freed, modulo 2^64 (requested.h). Written by the
      * owner only (relaxed load + store), read by statistics. */
     _Atomic size_t slack;
-    /* Remote frees not yet handed to their spans, how many in all and
-     * their bytes (owner only). */
+    /* Remote frees not yet handed to their spans, and their bytes in all
+     * (owner only; not 0 exactly when a block waits). */
     remote_batch_t remote[REMOTE_SLOTS];
-    uint32_t remote_pending;
     uint32_t remote_pending_bytes;
     /* Classes in which other threads' frees drained a floating span of
      * this frontend (bit c: class c): set by them (atomic OR), taken by

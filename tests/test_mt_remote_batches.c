@@ -47,6 +47,15 @@ enum { BLOCKS = 200, SIZE = 64 };
 
 static void *blocks[BLOCKS];
 
+/* Blocks waiting in t's batches (the slots' counts). */
+static unsigned waiting_blocks(sc_frontend_t *t)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < REMOTE_SLOTS; i++)
+        n += (unsigned)owner_word_get(&t->remote[i].count);
+    return n;
+}
+
 typedef enum { AFTER_NOTHING, AFTER_TRIM, AFTER_ALLOC_SLOW, AFTER_DOUBLE_FREE } worker_then_t;
 
 typedef struct worker_s {
@@ -150,7 +159,7 @@ static void stats_exact_while_waiting(void)
     worker_t w = {h, 0, 10, AFTER_NOTHING, NULL, NULL};
     pthread_t tid = start(&w, &hold);
     TEST_CHECK(remote_of(blocks[0]) == 0, "%u blocks handed over already", remote_of(blocks[0]));
-    TEST_CHECK(w.frontend->remote_pending == 10, "%u blocks waiting", w.frontend->remote_pending);
+    TEST_CHECK(waiting_blocks(w.frontend) == 10, "%u blocks waiting", waiting_blocks(w.frontend));
     sc_heap_stats_t st = test_stats(h);
     TEST_CHECK(st.live_blocks == BLOCKS - 10, "live %zu", st.live_blocks);
     TEST_CHECK(st.live_bytes == (BLOCKS - 10) * SIZE, "live bytes %zu", st.live_bytes);
@@ -174,7 +183,7 @@ static void full_slot(void)
     worker_t w = {h, 0, REMOTE_SLOT_MAX + 3, AFTER_NOTHING, NULL, NULL};
     pthread_t tid = start(&w, &hold);
     TEST_CHECK(remote_of(blocks[0]) == REMOTE_SLOT_MAX, "%u handed over", remote_of(blocks[0]));
-    TEST_CHECK(w.frontend->remote_pending == 3, "%u waiting", w.frontend->remote_pending);
+    TEST_CHECK(waiting_blocks(w.frontend) == 3, "%u waiting", waiting_blocks(w.frontend));
     finish(tid, &hold);
     free_rest(h, REMOTE_SLOT_MAX + 3, BLOCKS);
     sc_heap_destroy(h);
@@ -211,7 +220,7 @@ static void byte_bound(void)
     pthread_t tid = start(&w, &hold);
     /* The block that reached the bound sent every batch; the last two
      * wait. */
-    TEST_CHECK(w.frontend->remote_pending == 2, "%u blocks waiting", w.frontend->remote_pending);
+    TEST_CHECK(waiting_blocks(w.frontend) == 2, "%u blocks waiting", waiting_blocks(w.frontend));
     TEST_CHECK(w.frontend->remote_pending_bytes == 2 * BIG, "%u bytes waiting",
                w.frontend->remote_pending_bytes);
     TEST_CHECK(handed_over(BIG_BLOCKS) == BIG_BLOCKS - 2, "%u handed over", handed_over(BIG_BLOCKS));
@@ -223,7 +232,7 @@ static void byte_bound(void)
     TEST_ASSERT(blocks[0] != NULL);
     worker_t one = {h, 0, 1, AFTER_NOTHING, NULL, NULL};
     tid = start(&one, &hold);
-    TEST_CHECK(one.frontend->remote_pending == 0, "%u blocks waiting", one.frontend->remote_pending);
+    TEST_CHECK(waiting_blocks(one.frontend) == 0, "%u blocks waiting", waiting_blocks(one.frontend));
     TEST_CHECK(remote_of(blocks[0]) == 1, "%u handed over", remote_of(blocks[0]));
     finish(tid, &hold);
     span_t *bad = NULL;
@@ -240,7 +249,7 @@ static void handed_over_by(worker_then_t then)
     worker_t w = {h, 0, 10, then, NULL, NULL};
     pthread_t tid = start(&w, &hold);
     TEST_CHECK(remote_of(blocks[0]) == 10, "%u handed over", remote_of(blocks[0]));
-    TEST_CHECK(w.frontend->remote_pending == 0, "%u waiting", w.frontend->remote_pending);
+    TEST_CHECK(waiting_blocks(w.frontend) == 0, "%u waiting", waiting_blocks(w.frontend));
     TEST_CHECK(test_stats(h).live_blocks == BLOCKS - 10, "live %zu", test_stats(h).live_blocks);
     finish(tid, &hold);
     free_rest(h, 10, BLOCKS);
@@ -282,7 +291,7 @@ static void reset(void)
     worker_t w = {h, 0, 10, AFTER_NOTHING, NULL, NULL};
     pthread_t tid = start(&w, &hold);
     sc_heap_reset(h); /* every block free, the waiting batch dropped */
-    TEST_CHECK(w.frontend->remote_pending == 0, "%u still waiting", w.frontend->remote_pending);
+    TEST_CHECK(waiting_blocks(w.frontend) == 0, "%u still waiting", waiting_blocks(w.frontend));
     TEST_CHECK(test_stats(h).live_blocks == 0, "live %zu", test_stats(h).live_blocks);
     finish(tid, &hold); /* the worker allocates and frees again */
     /* The heap works as new: the span that held the dropped batch serves
