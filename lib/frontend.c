@@ -159,9 +159,16 @@ static void place_span(struct sc_heap_s *heap, span_t *s, unsigned to, unsigned 
          * look; frontends are never unmapped, so the write is safe.
          * release: the owner that sees the bit sees the span DRAINED. */
         sc_frontend_t *owner = span_owner(s);
-        if (owner)
-            atomic_fetch_or_explicit(&owner->drained_classes, (uint64_t)1 << span_class(s),
-                                     memory_order_release);
+        if (owner && atomic_fetch_or_explicit(&owner->drained_classes,
+                                              (uint64_t)1 << span_class(s),
+                                              memory_order_release) == 0) {
+            /* The first since the owner looked: if it stays away from its
+             * slow paths, another thread pools the spans for it
+             * (registry.c, "DRAINED SPANS OF IDLE OWNERS"). relaxed: a
+             * hint; release: the look that takes the flag sees the bit. */
+            atomic_store_explicit(&owner->drained_since, os_coarse_ms(), memory_order_relaxed);
+            atomic_store_explicit(&heap->drained_waiting, 1, memory_order_release);
+        }
         /* An owner that stopped allocating never looks: the release
          * policy gives the memory back after the delay meanwhile. */
         span_pool_note_drained(heap, s);
@@ -1227,10 +1234,12 @@ static void idle_open(sc_frontend_t *t)
     atomic_store_explicit(&t->trim_closed, 0, memory_order_release);
 }
 
-void frontend_trim_idle(sc_frontend_t *const *ts, unsigned n)
+/* Step 1 of the idle trim: closes the gates of ts[0..n) and keeps in held
+ * those whose owners are away from their slow paths (the others' gates
+ * open again at once). Returns how many it holds. */
+static unsigned idle_close(sc_frontend_t *const *ts, unsigned n, sc_frontend_t **held)
 {
     SC_ASSERT(n <= FRONTEND_IDLE_GROUP);
-    sc_frontend_t *held[FRONTEND_IDLE_GROUP];
     for (unsigned i = 0; i < n; i++)
         atomic_store_explicit(&ts[i]->trim_closed, 1, memory_order_relaxed);
     bool fenced = os_membarrier();
@@ -1242,6 +1251,26 @@ void frontend_trim_idle(sc_frontend_t *const *ts, unsigned n)
         else
             idle_open(ts[i]);
     }
+    return m;
+}
+
+void frontend_pool_drained_idle(sc_frontend_t *const *ts, unsigned n)
+{
+    sc_frontend_t *held[FRONTEND_IDLE_GROUP];
+    unsigned m = idle_close(ts, n, held);
+    /* Behind the gate the trimmer is the owner as far as the floating sets
+     * go: the owner's fast paths never touch them, and its frees reach a
+     * span with no live block only as double frees (as for parked spans). */
+    for (unsigned i = 0; i < m; i++)
+        frontend_pool_drained(held[i]);
+    for (unsigned i = 0; i < m; i++)
+        idle_open(held[i]);
+}
+
+void frontend_trim_idle(sc_frontend_t *const *ts, unsigned n)
+{
+    sc_frontend_t *held[FRONTEND_IDLE_GROUP];
+    unsigned m = idle_close(ts, n, held);
     /* Every batch first: one frontend's batches may hold the last live
      * blocks of another's hot spans. */
     for (unsigned i = 0; i < m; i++)

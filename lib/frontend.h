@@ -123,6 +123,13 @@ static inline const block_t *frontend_trimmed_head(const span_t *s)
 #define FRONTEND_IDLE_GROUP 64
 void frontend_trim_idle(sc_frontend_t *const *ts, unsigned n);
 
+/* Under the registry lock, for frontends of one heap: pools the floating
+ * spans that other threads' frees drained (the owner's slow paths would)
+ * of those of ts[0..n) whose owners are away from their slow paths, behind
+ * their gates as the idle trim does; the others are left to their owners.
+ * n <= FRONTEND_IDLE_GROUP. */
+void frontend_pool_drained_idle(sc_frontend_t *const *ts, unsigned n);
+
 /* Slow path of allocation (frontend.c). */
 void *frontend_alloc_slow(sc_frontend_t *t, size_t n);
 

@@ -209,6 +209,11 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
         return NULL;
     }
     pthread_once(&fork_once, fork_handlers_install);
+    /* Other threads' trims and looks at idle frontends fence with
+     * membarrier(2); registering while the program is young (usually one
+     * thread: no RCU grace period to wait for) keeps that wait off a slow
+     * path that holds the registry lock. Once per process. */
+    os_membarrier_register();
     registry_lock();
     struct sc_heap_s *h = handle_alloc();
     registry_unlock();
@@ -248,6 +253,8 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     atomic_init(&h->drained_marked, 0);
     atomic_init(&h->drained_sweep_due, 0);
     atomic_init(&h->idle_look_due, 0);
+    atomic_init(&h->drained_waiting, 0);
+    atomic_init(&h->drained_look_due, 0);
     atomic_init(&h->committed_bytes, 0);
     h->frontends = NULL;
     h->frontend_count = 0;

@@ -325,10 +325,11 @@ size_t os_resident_bytes(void *p, size_t size)
 /* 0: not tried yet, 1: registered, -1: refused. */
 static _Atomic int membarrier_state;
 
-bool os_membarrier(void)
+/* 1 registered, -1 refused, 0 not tried yet. */
+static int membarrier_registered(void)
 {
 #ifndef SYS_membarrier
-    return false;
+    return -1;
 #else
     /* relaxed: registering twice is harmless, and the state only says
      * whether the command may be used. */
@@ -338,7 +339,21 @@ bool os_membarrier(void)
         state = r == 0 ? 1 : -1;
         atomic_store_explicit(&membarrier_state, state, memory_order_relaxed);
     }
-    if (state < 0)
+    return state;
+#endif
+}
+
+void os_membarrier_register(void)
+{
+    (void)membarrier_registered();
+}
+
+bool os_membarrier(void)
+{
+#ifndef SYS_membarrier
+    return false;
+#else
+    if (membarrier_registered() < 0)
         return false;
     if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) {
         atomic_store_explicit(&membarrier_state, -1, memory_order_relaxed);

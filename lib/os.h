@@ -117,6 +117,13 @@ size_t os_resident_bytes(void *p, size_t size);
  * is remembered. */
 bool os_membarrier(void);
 
+/* Registers the process for os_membarrier now, if it has not yet. The
+ * kernel waits for an RCU grace period when a process with more than one
+ * thread registers (about 12 ms here), so a caller that may do it early,
+ * while the process is likely to have one thread, should: the first
+ * os_membarrier then costs the call alone. */
+void os_membarrier_register(void);
+
 /* Lets another thread run (sched_yield). */
 void os_yield(void);
 

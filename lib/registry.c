@@ -411,10 +411,69 @@ static void trim_frontends(struct sc_heap_s *heap, const sc_frontend_t *own, boo
  * whose threads all allocate makes no system call for it. Not for
  * checked or tracking heaps (their frontends wait for their owners, as in
  * sc_heap_trim) nor with SC_PURGE_NEVER (nothing goes back by time). */
+/* DRAINED SPANS OF IDLE OWNERS. A floating span that other threads' frees
+ * emptied is DRAINED: it stays in its owner's floating set, and the owner
+ * pools it on its next allocation slow path (frontend.c, place_span). An
+ * owner that stopped allocating (a thread that built a structure other
+ * threads now take apart, then waits for them) would keep it until the
+ * release policy gives its pages back, while the threads that allocate
+ * fault fresh spans in. So, on the same clock readings as the idle trim,
+ * once per DRAINED_IDLE_MS at most and only while some frontend's drained
+ * classes wait, any thread's slow path pools, behind their gates, the
+ * drained spans of the other frontends whose drained classes waited
+ * DRAINED_IDLE_MS or more (their owners would have pooled them on any
+ * slow path since). One membarrier per look (the process registered for
+ * them when its first heap was made); an owner on a slow path is left
+ * alone. Not for checked or tracking heaps (their frontends wait for their
+ * owners, as in the idle trim). */
+static void drained_look(sc_frontend_t *own, uint32_t now)
+{
+    struct sc_heap_s *heap = own->heap;
+    if ((heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED)) != 0 ||
+        atomic_load_explicit(&heap->drained_waiting, memory_order_relaxed) == 0)
+        return;
+    uint32_t due = atomic_load_explicit(&heap->drained_look_due, memory_order_relaxed);
+    if (time_before(now, due))
+        return;
+    /* relaxed: the CAS only elects one looker per period. */
+    if (!atomic_compare_exchange_strong_explicit(&heap->drained_look_due, &due,
+                                                 now + DRAINED_IDLE_MS, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return;
+    /* acquire: pairs with the reporters' release, so the bits of every
+     * report whose flag this takes are seen below; a report after it sets
+     * the flag again. */
+    atomic_exchange_explicit(&heap->drained_waiting, 0, memory_order_acquire);
+    sc_frontend_t *group[FRONTEND_IDLE_GROUP];
+    unsigned n = 0;
+    bool later = false;
+    registry_lock();
+    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next) {
+        if (f == own || atomic_load_explicit(&f->drained_classes, memory_order_relaxed) == 0)
+            continue;
+        if (time_before(now - DRAINED_IDLE_MS,
+                        atomic_load_explicit(&f->drained_since, memory_order_relaxed))) {
+            later = true; /* its owner may still come */
+            continue;
+        }
+        group[n++] = f;
+        if (n == FRONTEND_IDLE_GROUP) {
+            frontend_pool_drained_idle(group, n);
+            n = 0;
+        }
+    }
+    if (n > 0)
+        frontend_pool_drained_idle(group, n);
+    registry_unlock();
+    if (later)
+        atomic_store_explicit(&heap->drained_waiting, 1, memory_order_relaxed);
+}
+
 void registry_idle_look_slow(sc_frontend_t *own, uint32_t now)
 {
     struct sc_heap_s *heap = own->heap;
     own->idle_look_seen = now;
+    drained_look(own, now);
     uint32_t delay = heap->purge_delay_ms;
     if (delay == UINT32_MAX || (heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED)) != 0)
         return;

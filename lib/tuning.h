@@ -201,6 +201,14 @@
  * MiB, mstress 232 -> 208 MiB). What an idle thread holds goes back after
  * one to two purge delays (kept spans are noted as drained, frontend.c,
  * KEPT EMPTY SPANS), at its exit or at a trim. */
+/* A frontend whose floating spans other threads' frees drained, and whose
+ * owner reached no slow path for this long since, gets them pooled by
+ * another thread's slow path (registry.c, "DRAINED SPANS OF IDLE OWNERS");
+ * such looks come at most once per this period per heap. Shorter: spans
+ * back in use sooner, more looks (a membarrier each) at owners that were
+ * only between slow paths. */
+#define DRAINED_IDLE_MS 4u
+
 #define FRONTEND_KEEP_EMPTY_BYTES ((size_t)256 << 10)
 #define FRONTEND_KEEP_EMPTY_MAX ((size_t)8 << 20)
 

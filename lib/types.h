@@ -565,6 +565,12 @@ struct sc_heap_s {
     /* The coarse ms from which the next automatic idle trim may look at
      * the other frontends (registry.c); taken by a CAS. */
     _Atomic uint32_t idle_look_due;
+    /* DRAINED SPANS OF IDLE OWNERS (registry.c): set (release) when a
+     * frontend's first drained class since its owner last looked was
+     * reported, taken (acquire) by the look; and the coarse ms from which
+     * the next look may run, taken by a CAS. */
+    _Atomic uint32_t drained_waiting;
+    _Atomic uint32_t drained_look_due;
 
     /* Reusable spans, one stack per class. */
     span_stack_t reusable[NUM_CLASSES];
@@ -713,6 +719,10 @@ struct sc_frontend_s {
      * this frontend (bit c: class c): set by them (atomic OR), taken by
      * the owner on its slow paths, which then pools those spans. */
     _Atomic uint64_t drained_classes;
+    /* The coarse ms when drained_classes last went from none to some (a
+     * hint: racing reporters may leave an earlier or later time). Read by
+     * other threads' looks at idle owners (registry.c). */
+    _Atomic uint32_t drained_since;
     /* Classes of which other threads began a batch of frees into this
      * frontend's spans since the owner's last retirement look (bit c:
      * class c): set by them (relaxed OR, at most once per batch they

@@ -18,6 +18,11 @@
  *    or allocates after sc_heap_reset: nothing leaks, nothing breaks
  *                                                          [parked_then_exit,
  *                                                           parked_then_reset]
+ *  - a thread fills blocks over many spans, another frees them all and
+ *    exits, and the first one then waits (no slow path): a third
+ *    thread's allocations get its drained floating spans pooled (no trim
+ *    call), after which the first thread allocates the class again with
+ *    every block intact and nothing lost       [drained_of_idle_owner]
  *  - an allocation under way while the trim runs (the pop read its span
  *    before the trim parked it and finishes after): it gets the block the
  *    trim kept, whose contents survive, and every other block of the span
@@ -502,6 +507,116 @@ static void in_flight_pop(void)
     sc_heap_destroy(h);
 }
 
+/* ------------------------------------------------------------------------ */
+
+enum { DRAIN_BLOCKS = 4000, DRAIN_SIZE = 64, LOOKER_BLOCKS = 1000, LOOKER_SIZE = 4096 };
+
+typedef struct {
+    sc_heap_t *heap;
+    unsigned char **blocks;
+} drain_freer_t;
+
+/* Frees every block of the idle owner's, then exits: its exit hands the
+ * last remote batches over, so the spans are drained when it is joined. */
+static void *drain_freer(void *arg)
+{
+    drain_freer_t *d = arg;
+    for (size_t i = 0; i < DRAIN_BLOCKS; i++)
+        sc_free(d->heap, d->blocks[i]);
+    return NULL;
+}
+
+typedef struct {
+    sc_heap_t *heap;
+    span_t **spans; /* the owner's drained spans */
+    size_t nspans;
+    sc_frontend_t *owner;
+    bool pooled;
+} drain_looker_t;
+
+static bool still_drained(const drain_looker_t *l)
+{
+    for (size_t i = 0; i < l->nspans; i++)
+        if (span_state(l->spans[i]) == SPAN_DRAINED && span_owner(l->spans[i]) == l->owner)
+            return true;
+    return false;
+}
+
+/* Allocates and frees batches over many spans (slow paths, and clock
+ * readings on them) until the owner's drained spans are no longer its
+ * own, for at most 5 s: the look is due DRAINED_IDLE_MS after the drain. */
+static void *drain_looker(void *arg)
+{
+    drain_looker_t *l = arg;
+    void **b = malloc(LOOKER_BLOCKS * sizeof *b);
+    TEST_ASSERT(b != NULL);
+    double until = test_now_seconds() + 5.0;
+    while (!(l->pooled = !still_drained(l)) && test_now_seconds() < until) {
+        for (size_t i = 0; i < LOOKER_BLOCKS; i++) {
+            b[i] = sc_alloc(l->heap, LOOKER_SIZE);
+            TEST_ASSERT(b[i] != NULL);
+        }
+        for (size_t i = 0; i < LOOKER_BLOCKS; i++)
+            sc_free(l->heap, b[i]);
+    }
+    free(b);
+    return NULL;
+}
+
+static void drained_of_idle_owner(void)
+{
+    sc_heap_t *h = sc_heap_create(&(sc_heap_config_t){.name = "drained-idle"});
+    TEST_ASSERT(h != NULL);
+    unsigned char **blocks = malloc(DRAIN_BLOCKS * sizeof *blocks);
+    span_t **spans = malloc(DRAIN_BLOCKS * sizeof *spans);
+    TEST_ASSERT(blocks != NULL && spans != NULL);
+    for (size_t i = 0; i < DRAIN_BLOCKS; i++) {
+        blocks[i] = sc_alloc(h, DRAIN_SIZE);
+        TEST_ASSERT(blocks[i] != NULL);
+        fill(blocks[i], DRAIN_SIZE, (unsigned)i);
+    }
+    drain_freer_t d = {h, blocks};
+    pthread_t tid;
+    TEST_ASSERT(pthread_create(&tid, NULL, drain_freer, &d) == 0);
+    TEST_ASSERT(pthread_join(tid, NULL) == 0);
+    /* The owner's floating spans of the class are drained now (its hot
+     * span, empty too, stays hot). */
+    drain_looker_t l = {h, spans, 0, sc_heap_thread(h), false};
+    for (size_t i = 0; i < DRAIN_BLOCKS; i++) {
+        span_t *s = span_at(blocks[i]);
+        bool seen = false;
+        for (size_t j = 0; j < l.nspans && !seen; j++)
+            seen = spans[j] == s;
+        if (!seen && span_state(s) == SPAN_DRAINED && span_owner(s) == l.owner)
+            spans[l.nspans++] = s;
+    }
+    TEST_LOG("%zu drained spans of the idle owner", l.nspans);
+    TEST_CHECK(l.nspans >= 2, "only %zu drained spans", l.nspans);
+    TEST_ASSERT(pthread_create(&tid, NULL, drain_looker, &l) == 0);
+    TEST_ASSERT(pthread_join(tid, NULL) == 0);
+    if (membarrier_usable())
+        TEST_CHECK(l.pooled, "the idle owner's drained spans were not pooled in 5 s");
+    else
+        TEST_LOG("membarrier refused: drained spans wait for their owner");
+    /* The owner comes back: its sets lost those spans, nothing else. */
+    for (size_t i = 0; i < DRAIN_BLOCKS; i++) {
+        blocks[i] = sc_alloc(h, DRAIN_SIZE);
+        TEST_ASSERT(blocks[i] != NULL);
+        fill(blocks[i], DRAIN_SIZE, (unsigned)i * 7u);
+    }
+    for (size_t i = 0; i < DRAIN_BLOCKS; i++) {
+        TEST_CHECK(intact(blocks[i], DRAIN_SIZE, (unsigned)i * 7u), "block %zu changed", i);
+        sc_free(h, blocks[i]);
+    }
+    sc_heap_stats_t st = test_stats(h);
+    TEST_CHECK(st.live_blocks == 0, "live %zu", st.live_blocks);
+    const char *broken = invariants_check_heap(h, NULL);
+    TEST_CHECK(broken == NULL, "%s", broken ? broken : "");
+    free(spans);
+    free(blocks);
+    sc_heap_destroy(h);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
@@ -512,6 +627,7 @@ int main(int argc, char **argv)
         {"idle_trim::parked_then_alloc", parked_then_alloc},
         {"idle_trim::parked_then_reset", parked_then_reset},
         {"idle_trim::in_flight_pop", in_flight_pop},
+        {"idle_trim::drained_of_idle_owner", drained_of_idle_owner},
     };
     return test_run_cases(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

@@ -132,7 +132,12 @@ typedef struct sc_heap_config_s {
      * owner blocked or done allocating), and the owner sets them up
      * afresh when it does; so do the hot spans of a thread that made no
      * allocation slow path for a whole delay (sc_heap_trim's idle trim,
-     * run by another thread's allocation slow path). The heap
+     * run by another thread's allocation slow path). Spans that other
+     * threads' frees emptied do not wait for the delay to be reused:
+     * if their owner reaches no allocation slow path for 4 ms, another
+     * thread's slow path pools them for every thread (a thread that
+     * built a structure and waits while others take it apart does not
+     * keep its memory from them). The heap
      * applies the policy on its slow paths (a span pooled or taken, a huge
      * block freed or allocated, and at most every 100 ms on each thread's
      * allocation slow paths); there is no background thread, so a heap
@@ -176,7 +181,11 @@ typedef struct sc_heap_config_s {
 
 /* Creates an isolated heap. cfg may be NULL for defaults; it is copied.
  * Returns NULL with errno = ENOMEM when no address space can be reserved,
- * EINVAL for an invalid configuration. Thread-safe. */
+ * EINVAL for an invalid configuration. Thread-safe. The process's first
+ * call registers it for membarrier(2), which trims and looks at idle
+ * threads use: made while the process has one thread, that costs a system
+ * call; with more threads the kernel waits for an RCU grace period
+ * (about 12 ms measured here), once per process. */
 SC_API sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg);
 
 /* Frees every block of the heap at once and gives its memory and address
