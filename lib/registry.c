@@ -373,27 +373,48 @@ static bool idle_pick(sc_frontend_t *f, uint32_t now, uint32_t delay)
     return true;
 }
 
-/* The idle trim (frontend.c, "IDLE TRIM") of the frontends of heap but
- * own (only those idle_pick takes, when `automatic`), in groups, under
- * the registry lock. */
-static void trim_frontends(struct sc_heap_s *heap, const sc_frontend_t *own, bool automatic,
-                           uint32_t now, uint32_t delay)
+/* What a look at the other frontends of a heap picks them by. */
+typedef struct {
+    uint32_t now, delay;
+    bool automatic; /* the idle trim: idle_pick decides, else every one */
+    bool later;     /* the drained look: one whose owner may still come */
+} look_t;
+
+/* Takes, under the registry lock, `act` to the frontends of heap but own
+ * that `pick` takes, in groups of at most FRONTEND_IDLE_GROUP. */
+static void look_in_groups(struct sc_heap_s *heap, const sc_frontend_t *own,
+                           bool (*pick)(sc_frontend_t *, look_t *), look_t *look,
+                           void (*act)(sc_frontend_t *const *, unsigned))
 {
     sc_frontend_t *group[FRONTEND_IDLE_GROUP];
     unsigned n = 0;
     registry_lock();
     for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next) {
-        if (f == own || (automatic && !idle_pick(f, now, delay)))
+        if (f == own || !pick(f, look))
             continue;
         group[n++] = f;
         if (n == FRONTEND_IDLE_GROUP) {
-            frontend_trim_idle(group, n);
+            act(group, n);
             n = 0;
         }
     }
     if (n > 0)
-        frontend_trim_idle(group, n);
+        act(group, n);
     registry_unlock();
+}
+
+static bool trim_pick(sc_frontend_t *f, look_t *look)
+{
+    return !look->automatic || idle_pick(f, look->now, look->delay);
+}
+
+/* The idle trim (frontend.c, "IDLE TRIM") of the frontends of heap but
+ * own (only those idle_pick takes, when `automatic`). */
+static void trim_frontends(struct sc_heap_s *heap, const sc_frontend_t *own, bool automatic,
+                           uint32_t now, uint32_t delay)
+{
+    look_t look = {.now = now, .delay = delay, .automatic = automatic};
+    look_in_groups(heap, own, trim_pick, &look, frontend_trim_idle);
 }
 
 /* AUTOMATIC IDLE TRIM. A thread that stopped allocating (blocked,
@@ -426,6 +447,18 @@ static void trim_frontends(struct sc_heap_s *heap, const sc_frontend_t *own, boo
  * them when its first heap was made); an owner on a slow path is left
  * alone. Not for checked or tracking heaps (their frontends wait for their
  * owners, as in the idle trim). */
+static bool drained_pick(sc_frontend_t *f, look_t *look)
+{
+    if (atomic_load_explicit(&f->drained_classes, memory_order_relaxed) == 0)
+        return false;
+    if (time_before(look->now - DRAINED_IDLE_MS,
+                    atomic_load_explicit(&f->drained_since, memory_order_relaxed))) {
+        look->later = true; /* its owner may still come */
+        return false;
+    }
+    return true;
+}
+
 static void drained_look(sc_frontend_t *own, uint32_t now)
 {
     struct sc_heap_s *heap = own->heap;
@@ -444,28 +477,9 @@ static void drained_look(sc_frontend_t *own, uint32_t now)
      * report whose flag this takes are seen below; a report after it sets
      * the flag again. */
     atomic_exchange_explicit(&heap->drained_waiting, 0, memory_order_acquire);
-    sc_frontend_t *group[FRONTEND_IDLE_GROUP];
-    unsigned n = 0;
-    bool later = false;
-    registry_lock();
-    for (sc_frontend_t *f = heap->frontends; f; f = f->heap_next) {
-        if (f == own || atomic_load_explicit(&f->drained_classes, memory_order_relaxed) == 0)
-            continue;
-        if (time_before(now - DRAINED_IDLE_MS,
-                        atomic_load_explicit(&f->drained_since, memory_order_relaxed))) {
-            later = true; /* its owner may still come */
-            continue;
-        }
-        group[n++] = f;
-        if (n == FRONTEND_IDLE_GROUP) {
-            frontend_pool_drained_idle(group, n);
-            n = 0;
-        }
-    }
-    if (n > 0)
-        frontend_pool_drained_idle(group, n);
-    registry_unlock();
-    if (later)
+    look_t look = {.now = now};
+    look_in_groups(heap, own, drained_pick, &look, frontend_pool_drained_idle);
+    if (look.later)
         atomic_store_explicit(&heap->drained_waiting, 1, memory_order_relaxed);
 }
 
