@@ -325,7 +325,8 @@ size_t os_resident_bytes(void *p, size_t size)
 /* 0: not tried yet, 1: registered, -1: refused. */
 static _Atomic int membarrier_state;
 
-/* 1 registered, -1 refused, 0 not tried yet. */
+/* Registers the process on the first call; then 1 (registered) or -1
+ * (refused: the kernel, or a seccomp filter). */
 static int membarrier_registered(void)
 {
 #ifndef SYS_membarrier
