@@ -487,16 +487,64 @@ static bool no_live_block(span_t *s)
     return span_owned_live(s) == 0;
 }
 
-/* Owner: pools the DRAINED floating spans of the classes other threads
- * reported (place_span). */
-static void frontend_pool_drained(sc_frontend_t *t)
+/* Owner: s, a floating span of class c that other threads' frees drained
+ * (DRAINED or DRAINING, marked drained already), is kept for c as if its
+ * owner's frees had emptied it (KEPT EMPTY SPANS: the next refill of c
+ * takes it back HOT, its blocks on its remote list) when it is a span of
+ * the smallest band and the keep budget allows; else it goes to the pool.
+ * Why the smallest band only: a producer whose consumers free everything
+ * otherwise finds the pool's small spans taken and cuts a bigger class's
+ * warm span down for each small class (a madvise each, span_pool.c,
+ * cut_batch), while kept big spans would hold what other producers take
+ * from the pool (tuning.h, DRAINED_KEEP_MAX says what each cost). */
+static void drained_keep_or_pool(sc_frontend_t *t, unsigned c, span_t *s)
+{
+    floating_remove(t, c, s);
+    size_t bytes = span_real_bytes(s);
+    bool small = bytes <= DRAINED_KEEP_MAX;
+    if (small && t->kept_empty_bytes + bytes <= t->keep_budget) {
+        floating_push(t, c, s);
+        t->floating[c] = s;
+        s->kept_empty = 1;
+        t->kept_empty_bytes += bytes;
+        t->kept_empty_classes |= (uint64_t)1 << c;
+        return;
+    }
+    if (small)
+        t->keep_overflow++; /* the budget may grow, as for the owner's own */
+    if (!owned_to_pool(t, s))
+        floating_push(t, c, s);
+}
+
+/* The DRAINED floating spans of the classes other threads reported
+ * (place_span): settled by the owner (`keep`: drained_keep_or_pool), or
+ * pooled, every one, by another thread behind the owner's gate (the owner
+ * is idle: registry.c, "DRAINED SPANS OF IDLE OWNERS"). */
+static void frontend_pool_drained(sc_frontend_t *t, bool keep)
 {
     /* acquire: pairs with the reporters' release. */
     uint64_t classes = atomic_exchange_explicit(&t->drained_classes, 0, memory_order_acquire);
     while (classes) {
         unsigned c = (unsigned)__builtin_ctzll(classes);
         classes &= classes - 1;
-        floating_pool_where(t, c, drained_not_kept);
+        if (!keep) {
+            floating_pool_where(t, c, drained_not_kept);
+            continue;
+        }
+        span_t *head = t->floating[c];
+        if (head == NULL)
+            continue;
+        /* Each span once: kept ones move to the front, behind `last`. */
+        span_t *last = head->set_prev;
+        for (span_t *s = head;;) {
+            span_t *next = s->set_next;
+            bool done = s == last;
+            if (drained_not_kept(s))
+                drained_keep_or_pool(t, c, s);
+            if (done)
+                break;
+            s = next;
+        }
     }
 }
 
@@ -997,7 +1045,7 @@ static void *alloc_slow_gated(sc_frontend_t *t, size_t n)
     if (t->remote_pending_bytes > 0)
         remote_flush_all(t);
     if (atomic_load_explicit(&t->drained_classes, memory_order_relaxed) != 0)
-        frontend_pool_drained(t);
+        frontend_pool_drained(t, true);
     /* relaxed: a late look only delays the sweep to a later slow path. */
     if (atomic_load_explicit(&t->heap->reusable_emptied, memory_order_relaxed) != 0 &&
         atomic_exchange_explicit(&t->heap->reusable_emptied, 0, memory_order_relaxed) != 0)
@@ -1262,7 +1310,7 @@ void frontend_pool_drained_idle(sc_frontend_t *const *ts, unsigned n)
      * go: the owner's fast paths never touch them, and its frees reach a
      * span with no live block only as double frees (as for parked spans). */
     for (unsigned i = 0; i < m; i++)
-        frontend_pool_drained(held[i]);
+        frontend_pool_drained(held[i], false);
     for (unsigned i = 0; i < m; i++)
         idle_open(held[i]);
 }

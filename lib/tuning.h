@@ -209,6 +209,19 @@
  * only between slow paths. */
 #define DRAINED_IDLE_MS 4u
 
+/* A floating span that other threads' frees drained is kept by its owner
+ * for its class (within the keep budget, below) if its real span is at
+ * most this many bytes, else pooled (frontend.c, drained_keep_or_pool).
+ * Producer-consumer with one producer (tests/bench/syscalls.sh --threads 1
+ * --workloads prodcons, 5 runs each): 34-44 calls when all were pooled
+ * (cuts of 128 KiB spans for the small classes, a madvise each), 30-33
+ * with the smallest band kept (mimalloc 37-40); keeping every band also
+ * made 30-32 but raised its peak RSS with the producers (mean of 8
+ * alternating runs, 2 sets: +6-9% at 8 threads, +12% at 16), the
+ * smallest band only: +1-3% at 1 and 4 threads, -3% at 16. Bigger: fewer
+ * cuts, each producer holding spans the others would take. */
+#define DRAINED_KEEP_MAX REAL_SPAN_MIN
+
 #define FRONTEND_KEEP_EMPTY_BYTES ((size_t)256 << 10)
 #define FRONTEND_KEEP_EMPTY_MAX ((size_t)8 << 20)
 

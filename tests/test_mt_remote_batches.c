@@ -17,6 +17,9 @@
  *    frees the rest                                         [fork]
  *  - a floating span emptied by remote frees is DRAINED; a trim from any
  *    thread gives its memory back, its owner pools it       [drained_floating]
+ *  - a drained span of the smallest band is kept by its owner for its
+ *    class and handed out again from its remote list, every block once;
+ *    a drained span of a bigger band goes to the pool  [drained_kept_for_class]
  *  - a double free inside a batch is reported, the rest freed [double_free]
  *
  * Each case: the main thread allocates blocks (they live in its spans), a
@@ -422,6 +425,115 @@ static void drained_floating(void)
     sc_heap_destroy(h);
 }
 
+typedef struct {
+    sc_heap_t *heap;
+    void **blocks;
+    size_t count;
+} exit_drain_t;
+
+/* Frees the blocks and exits: the exit hands the batches over (no trim,
+ * which would give the drained span's memory back). */
+static void *exit_drain_worker(void *arg)
+{
+    exit_drain_t *d = arg;
+    for (size_t i = 0; i < d->count; i++)
+        sc_free(d->heap, d->blocks[i]);
+    return NULL;
+}
+
+static int address_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Owner main fills spans of class `size`, a worker frees every block of
+ * the first (floating) one and exits; main's next slow path settles it.
+ * Returns the span and how many blocks it had. */
+static span_t *drain_first_span(sc_heap_t *h, size_t size, void **many, size_t n, size_t *in_first)
+{
+    for (size_t i = 0; i < n; i++) {
+        many[i] = sc_alloc(h, size);
+        TEST_ASSERT(many[i] != NULL);
+        memset(many[i], 0xa5, size);
+    }
+    span_t *first = span_of(many[0]);
+    TEST_ASSERT(span_of(many[n - 1]) != first);
+    TEST_ASSERT(span_state(first) == SPAN_FLOATING);
+    size_t k = 0;
+    while (k < n && span_of(many[k]) == first)
+        k++;
+    exit_drain_t d = {h, many, k};
+    pthread_t tid;
+    TEST_ASSERT(pthread_create(&tid, NULL, exit_drain_worker, &d) == 0);
+    TEST_ASSERT(pthread_join(tid, NULL) == 0);
+    TEST_CHECK(span_state(first) == SPAN_DRAINED, "state %u", span_state(first));
+    /* A slow path of main's (a class it has no span of yet). */
+    void *other = sc_alloc(h, 5000);
+    TEST_ASSERT(other != NULL);
+    sc_free(h, other);
+    *in_first = k;
+    return first;
+}
+
+static void drained_kept_for_class(void)
+{
+    enum { N = 4000 };
+    static void *fill[N], *again[N], *sorted[2 * N];
+    sc_heap_t *h = sc_heap_create(NULL);
+    TEST_ASSERT(h != NULL);
+    sc_frontend_t *self = sc_heap_thread(h);
+    size_t in_first;
+    /* 32 B blocks: the smallest band (32 KiB real spans). */
+    span_t *first = drain_first_span(h, 32, fill, N, &in_first);
+    TEST_CHECK(span_state(first) == SPAN_DRAINED && first->kept_empty && span_owner(first) == self,
+               "not kept: state %u, kept %u", span_state(first), (unsigned)first->kept_empty);
+    /* The next blocks of the class fill the hot span, then come from the
+     * kept one: every one of its blocks, none twice. */
+    size_t from_first = 0;
+    for (size_t i = 0; i < N; i++) {
+        again[i] = sc_alloc(h, 32);
+        TEST_ASSERT(again[i] != NULL);
+        from_first += span_of(again[i]) == first;
+    }
+    TEST_CHECK(from_first == in_first, "%zu of the kept span's %zu blocks handed out again",
+               from_first, in_first);
+    size_t live = 0;
+    for (size_t i = in_first; i < N; i++)
+        sorted[live++] = fill[i];
+    for (size_t i = 0; i < N; i++)
+        sorted[live++] = again[i];
+    qsort(sorted, live, sizeof sorted[0], address_cmp);
+    for (size_t i = 1; i < live; i++)
+        TEST_CHECK(sorted[i] != sorted[i - 1], "block %p handed out twice", sorted[i]);
+    for (size_t i = in_first; i < N; i++)
+        TEST_CHECK(((unsigned char *)fill[i])[31] == 0xa5, "block %zu changed", i);
+    for (size_t i = 0; i < live; i++)
+        sc_free(h, sorted[i]);
+    TEST_CHECK(test_stats(h).live_blocks == 0, "live %zu", test_stats(h).live_blocks);
+    const char *broken = invariants_check_heap(h, NULL);
+    TEST_CHECK(broken == NULL, "%s", broken ? broken : "");
+    sc_heap_destroy(h);
+
+    /* 512 B blocks: a bigger band (128 KiB real spans) is not kept; it goes
+     * to the pool (where the slow path's own class may take it at once). */
+    h = sc_heap_create(NULL);
+    TEST_ASSERT(h != NULL);
+    self = sc_heap_thread(h);
+    first = drain_first_span(h, 512, fill, N, &in_first);
+    /* Pooled, it may have been taken for the slow path's class (and kept
+     * for that one when its block was freed): only not kept for 512 B. */
+    TEST_CHECK(!(span_state(first) == SPAN_DRAINED && span_owner(first) == self &&
+                 first->block_size == 512),
+               "a 128 KiB drained span was kept for its class");
+    for (size_t i = in_first; i < N; i++)
+        sc_free(h, fill[i]);
+    TEST_CHECK(test_stats(h).live_blocks == 0, "live %zu", test_stats(h).live_blocks);
+    broken = invariants_check_heap(h, NULL);
+    TEST_CHECK(broken == NULL, "%s", broken ? broken : "");
+    sc_heap_destroy(h);
+}
+
 static test_error_log_t errors;
 
 static void double_free(void)
@@ -456,6 +568,7 @@ int main(int argc, char **argv)
         {"batches::destroy", destroy},
         {"batches::fork", fork_case},
         {"batches::drained_floating", drained_floating},
+        {"batches::drained_kept_for_class", drained_kept_for_class},
         {"batches::double_free", double_free},
     };
     return test_run_cases(argc, argv, cases, sizeof cases / sizeof cases[0]);
