@@ -455,9 +455,20 @@ static span_t *floating_reuse(sc_frontend_t *t, unsigned cls, bool *all_full)
     return NULL;
 }
 
-/* Owner: looks at every floating span of class c once and pools those
- * `pick` says (a span being trimmed right then stays in the set). */
-static void floating_pool_where(sc_frontend_t *t, unsigned c, bool (*pick)(span_t *))
+/* Owner: floating span s of class c to the pool (a span being trimmed
+ * right then stays in the set). */
+static void floating_pool_one(sc_frontend_t *t, unsigned c, span_t *s)
+{
+    floating_remove(t, c, s);
+    if (!owned_to_pool(t, s))
+        floating_push(t, c, s);
+}
+
+/* Owner: looks at every floating span of class c once and settles those
+ * `pick` says with `settle`, which may put them back at either end of the
+ * set (after the last one looked at). */
+static void floating_settle_where(sc_frontend_t *t, unsigned c, bool (*pick)(span_t *),
+                                  void (*settle)(sc_frontend_t *, unsigned, span_t *))
 {
     span_t *head = t->floating[c];
     if (head == NULL)
@@ -466,15 +477,18 @@ static void floating_pool_where(sc_frontend_t *t, unsigned c, bool (*pick)(span_
     for (span_t *s = head;;) {
         span_t *next = s->set_next;
         bool done = s == last;
-        if (pick(s)) {
-            floating_remove(t, c, s);
-            if (!owned_to_pool(t, s))
-                floating_push(t, c, s);
-        }
+        if (pick(s))
+            settle(t, c, s);
         if (done)
             break;
         s = next;
     }
+}
+
+/* Owner: pools every floating span of class c that `pick` says. */
+static void floating_pool_where(sc_frontend_t *t, unsigned c, bool (*pick)(span_t *))
+{
+    floating_settle_where(t, c, pick, floating_pool_one);
 }
 
 static bool drained_not_kept(span_t *s)
@@ -499,21 +513,22 @@ static bool no_live_block(span_t *s)
  * from the pool (tuning.h, DRAINED_KEEP_MAX says what each cost). */
 static void drained_keep_or_pool(sc_frontend_t *t, unsigned c, span_t *s)
 {
-    floating_remove(t, c, s);
     size_t bytes = span_real_bytes(s);
-    bool small = bytes <= DRAINED_KEEP_MAX;
-    if (small && t->kept_empty_bytes + bytes <= t->keep_budget) {
-        floating_push(t, c, s);
-        t->floating[c] = s;
-        s->kept_empty = 1;
-        t->kept_empty_bytes += bytes;
-        t->kept_empty_classes |= (uint64_t)1 << c;
+    if (bytes > DRAINED_KEEP_MAX) {
+        floating_pool_one(t, c, s);
         return;
     }
-    if (small)
+    if (t->kept_empty_bytes + bytes > t->keep_budget) {
         t->keep_overflow++; /* the budget may grow, as for the owner's own */
-    if (!owned_to_pool(t, s))
-        floating_push(t, c, s);
+        floating_pool_one(t, c, s);
+        return;
+    }
+    floating_remove(t, c, s);
+    floating_push(t, c, s);
+    t->floating[c] = s;
+    s->kept_empty = 1;
+    t->kept_empty_bytes += bytes;
+    t->kept_empty_classes |= (uint64_t)1 << c;
 }
 
 /* The DRAINED floating spans of the classes other threads reported
@@ -527,24 +542,8 @@ static void frontend_pool_drained(sc_frontend_t *t, bool keep)
     while (classes) {
         unsigned c = (unsigned)__builtin_ctzll(classes);
         classes &= classes - 1;
-        if (!keep) {
-            floating_pool_where(t, c, drained_not_kept);
-            continue;
-        }
-        span_t *head = t->floating[c];
-        if (head == NULL)
-            continue;
-        /* Each span once: kept ones move to the front, behind `last`. */
-        span_t *last = head->set_prev;
-        for (span_t *s = head;;) {
-            span_t *next = s->set_next;
-            bool done = s == last;
-            if (drained_not_kept(s))
-                drained_keep_or_pool(t, c, s);
-            if (done)
-                break;
-            s = next;
-        }
+        floating_settle_where(t, c, drained_not_kept,
+                              keep ? drained_keep_or_pool : floating_pool_one);
     }
 }
 

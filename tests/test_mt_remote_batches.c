@@ -380,6 +380,20 @@ static void *drain_worker(void *arg)
     return NULL;
 }
 
+/* The span of many[0], floating now that many[n - 1] lies in a later one,
+ * and how many of the blocks (from the start) lie in it. */
+static span_t *first_of_fill(void *const *many, size_t n, size_t *in_first)
+{
+    span_t *first = span_of(many[0]);
+    TEST_ASSERT(span_of(many[n - 1]) != first);
+    TEST_ASSERT(span_state(first) == SPAN_FLOATING);
+    size_t k = 0;
+    while (k < n && span_of(many[k]) == first)
+        k++;
+    *in_first = k;
+    return first;
+}
+
 static void drained_floating(void)
 {
     sc_heap_t *h = sc_heap_create(NULL);
@@ -391,12 +405,8 @@ static void drained_floating(void)
         many[i] = sc_alloc(h, 32);
         TEST_ASSERT(many[i] != NULL);
     }
-    span_t *first = span_of(many[0]);
-    TEST_ASSERT(span_of(many[N - 1]) != first);
-    TEST_ASSERT(span_state(first) == SPAN_FLOATING);
-    size_t in_first = 0;
-    while (in_first < N && span_of(many[in_first]) == first)
-        in_first++;
+    size_t in_first;
+    span_t *first = first_of_fill(many, N, &in_first);
     /* A worker frees every block of the first span and hands them over. */
     pthread_barrier_t hold;
     pthread_barrier_init(&hold, NULL, 2);
@@ -457,12 +467,8 @@ static span_t *drain_first_span(sc_heap_t *h, size_t size, void **many, size_t n
         TEST_ASSERT(many[i] != NULL);
         memset(many[i], 0xa5, size);
     }
-    span_t *first = span_of(many[0]);
-    TEST_ASSERT(span_of(many[n - 1]) != first);
-    TEST_ASSERT(span_state(first) == SPAN_FLOATING);
-    size_t k = 0;
-    while (k < n && span_of(many[k]) == first)
-        k++;
+    size_t k;
+    span_t *first = first_of_fill(many, n, &k);
     exit_drain_t d = {h, many, k};
     pthread_t tid;
     TEST_ASSERT(pthread_create(&tid, NULL, exit_drain_worker, &d) == 0);
