@@ -207,6 +207,17 @@ static bool owned_to_pool(sc_frontend_t *t, span_t *s)
  * trims and its thread's exit let go of them as of any floating span.
  * `always`: keep it whatever the bound (a hot span that just emptied: it
  * would have stayed hot anyway); it still counts towards the bound. */
+/* Owner: s, DRAINED and just taken off its set, is kept for cls at the
+ * front of cls's set; `bytes` (its real span) counts towards the budget. */
+static void kept_to_front(sc_frontend_t *t, unsigned cls, span_t *s, size_t bytes)
+{
+    floating_push(t, cls, s);
+    t->floating[cls] = s;
+    s->kept_empty = 1;
+    t->kept_empty_bytes += bytes;
+    t->kept_empty_classes |= (uint64_t)1 << cls;
+}
+
 static void floating_settle_empty(sc_frontend_t *t, unsigned cls, span_t *s, bool always)
 {
     floating_remove(t, cls, s);
@@ -217,11 +228,7 @@ static void floating_settle_empty(sc_frontend_t *t, unsigned cls, span_t *s, boo
     if (!fits && !always)
         t->keep_overflow++;
     if ((always || fits) && span_keep_empty(s)) {
-        floating_push(t, cls, s);
-        t->floating[cls] = s;
-        s->kept_empty = 1;
-        t->kept_empty_bytes += bytes;
-        t->kept_empty_classes |= (uint64_t)1 << cls;
+        kept_to_front(t, cls, s, bytes);
         /* An owner that stops allocating never looks again: the release
          * policy gives the pages back after the delay, as for spans that
          * remote frees drained (the owner sets it up afresh then). */
@@ -524,11 +531,7 @@ static void drained_keep_or_pool(sc_frontend_t *t, unsigned c, span_t *s)
         return;
     }
     floating_remove(t, c, s);
-    floating_push(t, c, s);
-    t->floating[c] = s;
-    s->kept_empty = 1;
-    t->kept_empty_bytes += bytes;
-    t->kept_empty_classes |= (uint64_t)1 << c;
+    kept_to_front(t, c, s, bytes); /* DRAINED and marked drained already */
 }
 
 /* The DRAINED floating spans of the classes other threads reported

@@ -462,8 +462,7 @@ static bool drained_pick(sc_frontend_t *f, look_t *look)
 static void drained_look(sc_frontend_t *own, uint32_t now)
 {
     struct sc_heap_s *heap = own->heap;
-    if ((heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED)) != 0 ||
-        atomic_load_explicit(&heap->drained_waiting, memory_order_relaxed) == 0)
+    if (atomic_load_explicit(&heap->drained_waiting, memory_order_relaxed) == 0)
         return;
     uint32_t due = atomic_load_explicit(&heap->drained_look_due, memory_order_relaxed);
     if (time_before(now, due))
@@ -487,9 +486,13 @@ void registry_idle_look_slow(sc_frontend_t *own, uint32_t now)
 {
     struct sc_heap_s *heap = own->heap;
     own->idle_look_seen = now;
+    /* Neither look for checked or tracking heaps: their frontends wait
+     * for their owners. */
+    if ((heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED)) != 0)
+        return;
     drained_look(own, now);
     uint32_t delay = heap->purge_delay_ms;
-    if (delay == UINT32_MAX || (heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED)) != 0)
+    if (delay == UINT32_MAX)
         return;
     uint32_t due = atomic_load_explicit(&heap->idle_look_due, memory_order_relaxed);
     if (time_before(now, due))
