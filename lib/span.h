@@ -37,7 +37,9 @@ static inline void span_count_out(span_t *s)
  * zero, i.e. the free reached the event level. */
 static inline bool span_count_in(span_t *s)
 {
-    return (int64_t)owner_word_add(&s->counts, 0 - COUNTS_UNIT) < 0;
+    /* release: a remote freer that reads this count and drains the span
+     * hands it on (span_free_remote, span_used_peek) after this free. */
+    return (int64_t)owner_word_add_release(&s->counts, 0 - COUNTS_UNIT) < 0;
 }
 
 /* Owner: blocks handed out and not freed locally (remote frees included). */
@@ -49,7 +51,8 @@ static inline uint32_t span_used(const span_t *s)
 /* The same, read by another thread: exact as of the owner's last update. */
 static inline uint32_t span_used_peek(const span_t *s)
 {
-    return (uint32_t)(owner_word_peek(&s->counts) & COUNTS_USED_MASK);
+    /* acquire: pairs with span_count_in (the owner's frees come first). */
+    return (uint32_t)(owner_word_acquire(&s->counts) & COUNTS_USED_MASK);
 }
 
 /* Owner: sets used and the event level. */

@@ -272,6 +272,38 @@ static inline uint64_t owner_word_add(owner_word_t *w, uint64_t d)
 #endif
 }
 
+/* The same with release order: the owner's accesses before it (a free's
+ * push) are seen by whoever reads the new value with owner_word_acquire,
+ * for they may then hand the span on (a remote freer that finds the span
+ * drained by it, then a thread that pools it for an idle owner). On x86-64
+ * every store is a release store once the compiler keeps the order, so the
+ * add stays one instruction; elsewhere it is a release store. */
+static inline uint64_t owner_word_add_release(owner_word_t *w, uint64_t d)
+{
+#if defined(SC_OWNER_WORD_ATOMIC)
+    uint64_t v = atomic_load_explicit(w, memory_order_relaxed) + d;
+    atomic_store_explicit(w, v, memory_order_release);
+    return v;
+#elif defined(__x86_64__)
+    atomic_signal_fence(memory_order_release);
+    return *w += d;
+#else
+    uint64_t v = *w + d;
+    __atomic_store_n(w, v, __ATOMIC_RELEASE);
+    return v;
+#endif
+}
+
+/* Another thread's read that pairs with owner_word_add_release. */
+static inline uint64_t owner_word_acquire(const owner_word_t *w)
+{
+#ifdef SC_OWNER_WORD_ATOMIC
+    return atomic_load_explicit((owner_word_t *)w, memory_order_acquire);
+#else
+    return __atomic_load_n(w, __ATOMIC_ACQUIRE);
+#endif
+}
+
 static inline uint64_t owner_word_peek(const owner_word_t *w)
 {
 #ifdef SC_OWNER_WORD_ATOMIC
