@@ -165,9 +165,11 @@ static void place_span(struct sc_heap_s *heap, span_t *s, unsigned to, unsigned 
             /* The first since the owner looked: if it stays away from its
              * slow paths, another thread pools the spans for it
              * (registry.c, "DRAINED SPANS OF IDLE OWNERS"). relaxed: a
-             * hint; release: the look that takes the flag sees the bit. */
+             * hint; seq_cst, as for the sweeps' flags (arena_sweep_elect):
+             * a bit the look misses precedes its clearing of the flag, so
+             * the flag stays set. */
             atomic_store_explicit(&owner->drained_since, os_coarse_ms(), memory_order_relaxed);
-            atomic_store_explicit(&heap->drained_waiting, 1, memory_order_release);
+            atomic_store_explicit(&heap->drained_waiting, 1, memory_order_seq_cst);
         }
         /* An owner that stopped allocating never looks: the release
          * policy gives the memory back after the delay meanwhile. */

@@ -462,20 +462,10 @@ static bool drained_pick(sc_frontend_t *f, look_t *look)
 static void drained_look(sc_frontend_t *own, uint32_t now)
 {
     struct sc_heap_s *heap = own->heap;
-    if (atomic_load_explicit(&heap->drained_waiting, memory_order_relaxed) == 0)
+    /* One looker per period, elected as the sweeps' are: a report the look
+     * misses sets the flag again after the election cleared it. */
+    if (!arena_sweep_elect(&heap->drained_waiting, &heap->drained_look_due, now, DRAINED_IDLE_MS))
         return;
-    uint32_t due = atomic_load_explicit(&heap->drained_look_due, memory_order_relaxed);
-    if (time_before(now, due))
-        return;
-    /* relaxed: the CAS only elects one looker per period. */
-    if (!atomic_compare_exchange_strong_explicit(&heap->drained_look_due, &due,
-                                                 now + DRAINED_IDLE_MS, memory_order_relaxed,
-                                                 memory_order_relaxed))
-        return;
-    /* acquire: pairs with the reporters' release, so the bits of every
-     * report whose flag this takes are seen below; a report after it sets
-     * the flag again. */
-    atomic_exchange_explicit(&heap->drained_waiting, 0, memory_order_acquire);
     look_t look = {.now = now};
     look_in_groups(heap, own, drained_pick, &look, frontend_pool_drained_idle);
     if (look.later)

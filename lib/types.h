@@ -597,10 +597,10 @@ struct sc_heap_s {
     /* The coarse ms from which the next automatic idle trim may look at
      * the other frontends (registry.c); taken by a CAS. */
     _Atomic uint32_t idle_look_due;
-    /* DRAINED SPANS OF IDLE OWNERS (registry.c): set (release) when a
-     * frontend's first drained class since its owner last looked was
-     * reported, taken (acquire) by the look; and the coarse ms from which
-     * the next look may run, taken by a CAS. */
+    /* DRAINED SPANS OF IDLE OWNERS (registry.c): set when a frontend's
+     * first drained class since its owner last looked was reported,
+     * cleared by the look's election (arena_sweep_elect); and the coarse ms
+     * from which the next look may run, taken by a CAS. */
     _Atomic uint32_t drained_waiting;
     _Atomic uint32_t drained_look_due;
 
