@@ -167,7 +167,7 @@ bool arena_init(struct sc_heap_s *heap)
  * nothing committed or carved. The caller holds the spans alone and their
  * map words say MAP_RESERVED (just bumped off a region, or cold), but a
  * rewound or cold span's header still says what it said before, and a
- * stale reader (an orphan sweep whose bit outlived the state, statistics)
+ * stale reader (a drained sweep whose bit outlived the state, statistics)
  * may look at it meanwhile: field by field, atomics by relaxed stores. The
  * state word is left as it is: kind 0 already makes every reader pass the
  * span by (free.c, stats.c), and whoever sets the span up writes its state
@@ -830,7 +830,7 @@ void arena_mark(struct sc_heap_s *heap, span_t *s, arena_mark_t kind)
     if (r == NULL)
         return;
     size_t k = (size_t)(span_base(s) - r->base) / SPAN_SIZE;
-    /* seq_cst: see reusable_note_orphan; the span's own state is read
+    /* seq_cst: see span_pool_note_drained; the span's own state is read
      * by the sweep from its state word (acquire). */
     atomic_fetch_or_explicit(&r->mark_new[kind][k / 64], (uint64_t)1 << (k % 64),
                              memory_order_seq_cst);

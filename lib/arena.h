@@ -186,9 +186,9 @@ void arena_for_each_span(struct sc_heap_s *heap, arena_span_fn *fn, void *arg);
 /* Marked spans: to be looked at again later                                */
 /* ------------------------------------------------------------------------ */
 
-/* What a mark is for: spans given up DETACHED (reusable.c), floating spans
- * DRAINED by remote frees (span_pool.c). */
-typedef enum { ARENA_MARK_ORPHAN, ARENA_MARK_DRAINED, ARENA_MARKS } arena_mark_t;
+/* What a mark is for: floating spans DRAINED by remote frees
+ * (span_pool.c). */
+typedef enum { ARENA_MARK_DRAINED, ARENA_MARKS } arena_mark_t;
 
 /* Marks the block span s (any thread): the kind's next sweep but one looks
  * at it. */

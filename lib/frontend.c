@@ -143,10 +143,6 @@ static void place_span(struct sc_heap_s *heap, span_t *s, unsigned to, unsigned 
 {
     if (to == SPAN_REUSABLE) {
         reusable_push(heap, s);
-    } else if (to == SPAN_DETACHED) {
-        /* Its blocks may outlive the thread for good: looked at again
-         * after a delay (reusable_adopt_orphans). */
-        reusable_note_orphan(heap, s);
     } else if (to == SPAN_EMPTY) {
         /* Still on its stack, its pages kept: the next allocation slow
          * path of any thread sweeps it into the pool. */
@@ -831,8 +827,8 @@ static void frontend_retire_kept_empty(sc_frontend_t *t)
 static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
 {
     /* The clock every HOT_RETIRE_CHECK_EVERY slow paths: a program whose
-     * slow paths come in bursts does not read it on each. The heap's
-     * orphan sweep runs on the same reading. */
+     * slow paths come in bursts does not read it on each. The heap's sweep
+     * of drained spans runs on the same reading. */
     if (--t->retire_countdown != 0)
         return;
     t->retire_countdown = HOT_RETIRE_CHECK_EVERY;
@@ -840,7 +836,6 @@ static void frontend_retire_empty_hot(sc_frontend_t *t, unsigned except)
     /* relaxed: a hint for other threads' automatic idle trim (registry.c),
      * which is safe whatever it reads (the idle trim's gate). */
     atomic_store_explicit(&t->active_ms, now, memory_order_relaxed);
-    reusable_adopt_orphans(t->heap, now);
     span_pool_release_drained(t->heap, now);
     if (time_before(now, t->retire_due))
         return;

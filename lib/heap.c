@@ -248,8 +248,6 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
     atomic_init(&h->reserved_bytes, 0);
     atomic_init(&h->trim_epoch, 0);
     atomic_init(&h->reusable_emptied, 0);
-    atomic_init(&h->orphans_marked, 0);
-    atomic_init(&h->orphan_sweep_due, 0);
     atomic_init(&h->drained_marked, 0);
     atomic_init(&h->drained_sweep_due, 0);
     atomic_init(&h->idle_look_due, 0);
@@ -333,7 +331,6 @@ void sc_heap_reset(sc_heap_t *heap)
     atomic_store_explicit(&heap->purge_due, 0, memory_order_relaxed);
     heap->huge_free_runs = NULL;
     atomic_store_explicit(&heap->reusable_emptied, 0, memory_order_relaxed);
-    atomic_store_explicit(&heap->orphans_marked, 0, memory_order_relaxed);
     atomic_store_explicit(&heap->drained_marked, 0, memory_order_relaxed);
     heap->huge_blocks = heap->huge_bytes = heap->huge_requested = 0;
 

@@ -73,8 +73,8 @@ static const char *check_span(span_t *s)
             return "ownerless span: list + uncarved blocks != free count";
         if (st == SPAN_REUSABLE && remote_count(w) < span_reuse_count(s))
             return "REUSABLE span below the reuse threshold";
-        if (st == SPAN_DETACHED && remote_count(w) >= span_reuse_count(s))
-            return "DETACHED span past the reuse threshold";
+        if (st == SPAN_DETACHED && remote_count(w) >= span_detached_reuse_count(s))
+            return "DETACHED span past its reuse threshold";
     }
     return NULL;
 }

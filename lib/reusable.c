@@ -52,30 +52,3 @@ void reusable_sweep_empty(struct sc_heap_s *heap)
         }
     }
 }
-
-void reusable_note_orphan(struct sc_heap_s *heap, span_t *s)
-{
-    /* seq_cst, here and in the sweep (flag cleared, then the marks
-     * taken): a mark the sweep misses comes before its flag store in the
-     * one order of all four, so the flag stays set for the next sweep.
-     * Thread exits and sweeps are rare; the order costs nothing to see. */
-    arena_mark(heap, s, ARENA_MARK_ORPHAN);
-    atomic_store_explicit(&heap->orphans_marked, 1, memory_order_seq_cst);
-}
-
-static void adopt_one(span_t *s, void *arg)
-{
-    struct sc_heap_s *heap = arg;
-    if (span_adopt_orphan(s))
-        reusable_push(heap, s);
-}
-
-void reusable_adopt_orphans(struct sc_heap_s *heap, uint32_t now)
-{
-    if (!arena_sweep_elect(&heap->orphans_marked, &heap->orphan_sweep_due, now, ORPHAN_REUSE_MS))
-        return;
-    /* Marks made during the sweep set the flag again themselves; marks
-     * aged by it need one more sweep. */
-    if (arena_sweep_marks(heap, ARENA_MARK_ORPHAN, adopt_one, heap))
-        atomic_store_explicit(&heap->orphans_marked, 1, memory_order_relaxed);
-}

@@ -23,14 +23,4 @@ span_t *reusable_take(struct sc_heap_s *heap, unsigned cls, bool *empty);
  * back on their stack. */
 void reusable_sweep_empty(struct sc_heap_s *heap);
 
-/* A span given up DETACHED (span_give_up): marked, so that it becomes
- * reusable if it is still DETACHED after ORPHAN_REUSE_MS (tuning.h). */
-void reusable_note_orphan(struct sc_heap_s *heap, span_t *s);
-
-/* Allocation slow path, with the coarse clock `now`: at most once per
- * ORPHAN_REUSE_MS for the heap, makes the spans marked before the last
- * sweep REUSABLE where they are still DETACHED (span_adopt_orphan) and
- * pushes them on their stacks. */
-void reusable_adopt_orphans(struct sc_heap_s *heap, uint32_t now);
-
 #endif /* SCALLOC_REUSABLE_H */

@@ -276,6 +276,26 @@ uint32_t span_list_length(const block_t *b, const block_t **tail)
     return n;
 }
 
+uint32_t span_detached_reuse_count(const span_t *s)
+{
+    uint32_t share = span_capacity(s) / DETACHED_REUSE_SHARE;
+    if (share == 0)
+        share = 1;
+    uint32_t reuse = span_reuse_count(s);
+    return reuse < share ? reuse : share;
+}
+
+/* A span that left DETACHED (or its owner) for REUSABLE with `count` free
+ * blocks keeps the lower threshold it got there by until it is set up
+ * afresh (tuning.h, DETACHED_REUSE_SHARE). Written by the thread whose CAS
+ * made it REUSABLE, before it pushes the span: no other thread reads the
+ * count of a REUSABLE span, and the taker sees it after the push. */
+static void reusable_keep_threshold(span_t *s, uint32_t count)
+{
+    if (count < span_reuse_count(s))
+        span_set_reuse_count(s, span_detached_reuse_count(s));
+}
+
 /* The state an ownerless span moves to when its free count becomes
  * `count`. */
 static unsigned settled_state(const span_t *s, unsigned state, uint32_t count)
@@ -283,7 +303,7 @@ static unsigned settled_state(const span_t *s, unsigned state, uint32_t count)
     if (state == SPAN_DETACHED) {
         if (count == span_capacity(s))
             return SPAN_POOLED;
-        if (count >= span_reuse_count(s))
+        if (count >= span_detached_reuse_count(s))
             return SPAN_REUSABLE;
     } else if (state == SPAN_REUSABLE && count == span_capacity(s)) {
         return SPAN_EMPTY;
@@ -330,6 +350,7 @@ unsigned span_give_up(span_t *s)
     w = atomic_load_explicit(&s->remote, memory_order_acquire);
     const block_t *remote_tail = NULL;
     unsigned to;
+    uint32_t count = 0;
     for (;;) {
         unsigned st = remote_state(w);
         if (st == SPAN_DRAINED || st == SPAN_DRAINING) {
@@ -338,7 +359,7 @@ unsigned span_give_up(span_t *s)
             return span_claim_owned_empty(s, true) ? SPAN_POOLED : 0;
         }
         SC_ASSERT(st == SPAN_HOT || st == SPAN_FLOATING);
-        uint32_t count = remote_count(w) + local_count + uncarved;
+        count = remote_count(w) + local_count + uncarved;
         SC_ASSERT(count <= span_capacity(s));
         block_t *head = remote_head(s, w);
         to = settled_state(s, SPAN_DETACHED, count);
@@ -373,6 +394,8 @@ unsigned span_give_up(span_t *s)
                                                   memory_order_acquire))
             break;
     }
+    if (to == SPAN_REUSABLE)
+        reusable_keep_threshold(s, count);
     return to;
 }
 
@@ -537,35 +560,6 @@ bool span_claim_if_empty(span_t *s)
     return false;
 }
 
-bool span_adopt_orphan(span_t *s)
-{
-    uint32_t share = span_capacity(s) / ORPHAN_REUSE_SHARE;
-    if (share == 0)
-        share = 1;
-    /* acquire: the give-up's header and list (its release) are seen
-     * before the span is judged, and are handed on with it. */
-    uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
-    for (;;) {
-        if (remote_state(w) != SPAN_DETACHED || remote_count(w) < share)
-            return false;
-        /* Only the state changes: remote frees go on counting into the
-         * same list, now of a REUSABLE span (span_free_remote: EMPTY when
-         * they free its last block). release: for the taker of the stack. */
-        uint64_t next = (w & ~REMOTE_STATE_MASK) | SPAN_REUSABLE;
-        if (atomic_compare_exchange_weak_explicit(&s->remote, &w, next, memory_order_acq_rel,
-                                                  memory_order_acquire))
-            break;
-    }
-    /* Its blocks outlived their thread by the delay: the span keeps the
-     * lower threshold until it is set up afresh, so that the next owners
-     * refill it (and give it up reusable) without waiting again. No
-     * settling reads the count for a REUSABLE span, and the taker sees
-     * the store after the push. */
-    if (share < span_reuse_count(s))
-        span_set_reuse_count(s, share);
-    return true;
-}
-
 enum span_claim span_claim_reusable(span_t *s)
 {
     uint64_t w = atomic_load_explicit(&s->remote, memory_order_acquire);
@@ -595,11 +589,12 @@ sc_error_t span_free_remote(span_t *s, block_t *head, block_t *tail, uint32_t n,
 {
     uint64_t w = atomic_load_explicit(&s->remote, memory_order_relaxed);
     unsigned st, to;
+    uint32_t count;
     for (;;) {
         st = remote_state(w);
         if (!span_state_in_use(st))
             return SC_ERR_DOUBLE_FREE; /* every block of the span is free */
-        uint32_t count = remote_count(w) + n;
+        count = remote_count(w) + n;
         block_t *old = remote_head(s, w);
         if (count > span_capacity(s) || old == head)
             return SC_ERR_DOUBLE_FREE;
@@ -628,6 +623,8 @@ sc_error_t span_free_remote(span_t *s, block_t *head, block_t *tail, uint32_t n,
                                                   memory_order_relaxed))
             break;
     }
+    if (st == SPAN_DETACHED && to == SPAN_REUSABLE)
+        reusable_keep_threshold(s, count);
     *moved_to = to != st ? to : 0;
     return SC_ERR_NONE;
 }

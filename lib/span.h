@@ -354,12 +354,9 @@ bool span_take_remote(span_t *s, uint32_t min_count);
  * POOLED one in the pool. The owner's map word must be gone already. */
 unsigned span_give_up(span_t *s);
 
-/* Any thread: if s is DETACHED with at least one block in
- * ORPHAN_REUSE_SHARE free, makes it REUSABLE (its list and count as they
- * are), lowers its reuse count to that share until it is set up afresh,
- * and returns true: the caller then pushes it on its reusable stack.
- * False, nothing changed, for any other state (a stale orphan mark). */
-bool span_adopt_orphan(span_t *s);
+/* The free blocks from which a DETACHED span is REUSABLE: one in
+ * DETACHED_REUSE_SHARE, or its reuse count if that is fewer (tuning.h). */
+uint32_t span_detached_reuse_count(const span_t *s);
 
 /* Holder of a span just popped from a reusable stack: if it is EMPTY,
  * marks it POOLED (for span_pool_put) and returns true. */

@@ -483,8 +483,11 @@ void span_pool_note_drained(struct sc_heap_s *heap, span_t *s)
     if (heap->purge_delay_ms == UINT32_MAX)
         return; /* nothing goes back by time: the owner or a trim decides */
     atomic_store_explicit(&s->drained_ms, os_coarse_ms(), memory_order_relaxed);
-    /* seq_cst, as for orphans (reusable_note_orphan): a mark the sweep
-     * misses precedes its clearing of the flag, so the flag stays set. */
+    /* seq_cst, here, in arena_mark and in the sweep's election (flag
+     * cleared, then the marks taken): a mark the sweep misses comes before
+     * its clearing of the flag in the one order of all four, so the flag
+     * stays set for the next sweep. Drains and sweeps are rare next to
+     * frees; the order costs nothing to see. */
     arena_mark(heap, s, ARENA_MARK_DRAINED);
     atomic_store_explicit(&heap->drained_marked, 1, memory_order_seq_cst);
 }

@@ -92,7 +92,8 @@
  *             and a trimmer takes a FLOATING span with every block free as
  *             if it were (its last free came below the event level).
  *   DETACHED  its owner's thread exited: every free is remote and counted.
- *             Reaching the reuse threshold makes it
+ *             Reaching one block in DETACHED_REUSE_SHARE free (or the reuse
+ *             threshold, if that is fewer) makes it
  *   REUSABLE  it is pushed on its heap's reusable stack for the class
  *             (reusable.h) and is taken (made HOT by CAS) before any fresh
  *             span. If its last block is freed there, it becomes
@@ -382,9 +383,9 @@ typedef struct span_s {
     _Atomic uint8_t kind;     /* enum span_kind */
     /* Free blocks at which an ownerless span is reusable (and a floating
      * one its owner's to refill): the class's reuse threshold from set-up,
-     * lowered for good by reusable_adopt_orphans on a span whose blocks
-     * outlived their thread. Relaxed atomic: remote frees read it while
-     * the sweep writes it. */
+     * lowered until the next set-up on a span that became REUSABLE from
+     * DETACHED_REUSE_SHARE free (span.c, reusable_keep_threshold). Relaxed
+     * atomic: remote frees read it while that thread writes it. */
     _Atomic uint32_t reuse_count;
     /* End of the real span's blocks; less capacity * block_size, the first
      * block (span_first_block). */
@@ -518,13 +519,12 @@ typedef struct region_s {
     /* Bits per span and kind of mark (arena.h, arena_mark_t), any thread
      * (relaxed RMW): spans marked since the kind's last sweep (mark_new),
      * and those the sweep before saw as new (mark_old), which the next
-     * sweep looks at: spans given up DETACHED, made REUSABLE if still
-     * DETACHED (reusable.c, reusable_adopt_orphans); floating spans that
-     * remote frees DRAINED, whose memory goes if still DRAINED
-     * (span_pool.c, span_pool_release_drained). A bit may outlive the
-     * state; the sweep looks at the span. */
-    _Atomic uint64_t *mark_new[2];
-    _Atomic uint64_t *mark_old[2];
+     * sweep looks at: floating spans that remote frees DRAINED, whose
+     * memory goes if still DRAINED (span_pool.c,
+     * span_pool_release_drained). A bit may outlive the state; the sweep
+     * looks at the span. */
+    _Atomic uint64_t *mark_new[1];
+    _Atomic uint64_t *mark_old[1];
     size_t cold_words;          /* words in each bitmap */
     size_t cold_first;          /* no cold bit below this word (retain_lock) */
 } region_t;
@@ -582,12 +582,9 @@ struct sc_heap_s {
      * them (frontend.c, reusable_sweep_empty). */
     _Atomic size_t reusable_emptied;
 
-    /* Orphaned spans (region_t.orphan_new): nonzero while some may be
-     * marked, and the coarse ms from which the next sweep may run. */
-    _Atomic uint32_t orphans_marked;
-    _Atomic uint32_t orphan_sweep_due;
-    /* Drained spans (the same for region_t.mark_new[ARENA_MARK_DRAINED]),
-     * swept once per purge delay. */
+    /* Drained spans (region_t.mark_new[ARENA_MARK_DRAINED]): nonzero
+     * while some may be marked, and the coarse ms from which the next
+     * sweep may run (once per purge delay). */
     _Atomic uint32_t drained_marked;
     _Atomic uint32_t drained_sweep_due;
 

@@ -27,7 +27,8 @@
  *                                                       [owner_pools_empty]
  *   span_give_up: HOT or FLOATING -> DETACHED, REUSABLE or POOLED by the
  *   free count; DRAINED -> POOLED; DRAINING -> ORPHANED     [give_up_*]
- *   DETACHED + remote frees: DETACHED, REUSABLE at the reuse count, POOLED
+ *   DETACHED + remote frees: DETACHED, REUSABLE at the detached reuse
+ *   count (an eighth, or the reuse count if fewer; lowered to it), POOLED
  *   at the capacity; REUSABLE + remote frees: REUSABLE, EMPTY
  *                                                    [ownerless_settle*]
  *   REUSABLE -> HOT (its free blocks the local list), EMPTY -> HOT (set up
@@ -66,8 +67,8 @@
 #include "test_util.h"
 
 /* 256-byte blocks: a 32 KiB real span of 127 blocks, reusable at 102 free
- * with the default threshold, so every count below and above the reuse
- * count and the capacity is a few blocks away. */
+ * with the default threshold (at 15 once given up), so every count below
+ * and above the reuse counts and the capacity is a few blocks away. */
 #define TEST_CLASS_SIZE 256
 
 static const char *state_name(unsigned st)
@@ -132,7 +133,7 @@ static span_t *hot_span(void)
     /* The counts this test relies on: a few blocks between 0, the reuse
      * count and the capacity. */
     cr_assert_geq(span_capacity(s), 8);
-    cr_assert_geq(s->reuse_count, 4);
+    cr_assert_geq(span_detached_reuse_count(s), 4);
     cr_assert_leq(s->reuse_count + 4, span_capacity(s));
     return s;
 }
@@ -237,10 +238,10 @@ static void build(built_t *b, unsigned st)
         cr_assert_not(span_claim_owned_empty(b->s, true));
         break;
     case SPAN_DETACHED:
-        /* Two blocks short of the reuse count once given up. */
+        /* Two blocks short of the detached reuse count once given up. */
         build_hot(b, 0);
         cap = span_capacity(b->s);
-        reuse = b->s->reuse_count;
+        reuse = span_detached_reuse_count(b->s);
         for (uint32_t i = 0; i < cap - reuse + 2; i++)
             b->live[b->count++] = owner_alloc(b->s);
         cr_assert_eq(span_give_up(b->s), SPAN_DETACHED);
@@ -495,7 +496,7 @@ static void give_up_case(uint32_t live, bool floating, unsigned want)
     unsigned to = span_give_up(s);
     uint64_t w = word_of(s);
     cr_assert_eq(to, want, "%u live of %u (reuse at %u free): gave up to %s, expected %s",
-                 b.count, cap, s->reuse_count, state_name(to), state_name(want));
+                 b.count, cap, span_detached_reuse_count(s), state_name(to), state_name(want));
     assert_state(s, want);
     cr_assert_null(span_owner(s));
     cr_assert_null(s->free, "the local list stayed after giving up");
@@ -516,12 +517,12 @@ static void give_up_case(uint32_t live, bool floating, unsigned want)
 Test(component_span_states, give_up_by_free_count)
 {
     span_t *probe = hot_span();
-    uint32_t cap = span_capacity(probe), reuse = probe->reuse_count;
+    uint32_t cap = span_capacity(probe), reuse = span_detached_reuse_count(probe);
     for (int floating = 0; floating < 2; floating++) {
-        /* Free count below the reuse count: DETACHED, refilling. */
+        /* Free count below the detached reuse count: DETACHED. */
         give_up_case(cap - reuse + 2, floating, SPAN_DETACHED);
         give_up_case(cap, floating, SPAN_DETACHED);
-        /* At or above the reuse count: REUSABLE. */
+        /* At or above it: REUSABLE. */
         give_up_case(cap - reuse + 1, floating, SPAN_REUSABLE);
         give_up_case(2, floating, SPAN_REUSABLE);
         /* Everything free: straight to the pool. */
@@ -549,12 +550,15 @@ Test(component_span_states, ownerless_settle_detached)
     build(&b, SPAN_DETACHED); /* two short of reusable */
     span_t *s = b.s;
     uint32_t cap = span_capacity(s);
-    cr_assert_eq(remote_count(word_of(s)), s->reuse_count - 2);
+    uint32_t reuse = span_detached_reuse_count(s);
+    cr_assert_lt(reuse, s->reuse_count, "the class's threshold should be above an eighth");
+    cr_assert_eq(remote_count(word_of(s)), reuse - 2);
     cr_assert_eq(remote_free_last(s, b.live, &b.count, 1), 0);
     assert_state(s, SPAN_DETACHED);
     cr_assert_eq(remote_free_last(s, b.live, &b.count, 1), SPAN_REUSABLE);
     assert_state(s, SPAN_REUSABLE);
-    cr_assert_eq(remote_count(word_of(s)), s->reuse_count);
+    cr_assert_eq(remote_count(word_of(s)), reuse);
+    cr_assert_eq(s->reuse_count, reuse, "the lower threshold should stay with the span");
 
     /* From DETACHED straight to the pool when one batch frees the rest. */
     build(&b, SPAN_DETACHED);

@@ -34,10 +34,13 @@
  *    several at once and take the others as they are
  *                                [small_classes_cut_big_warm_spans_in_batches]
  *  - a span its thread left half used (its blocks outliving the thread)
- *    is reused after a delay: the next thread of its class fills its holes
- *    and nothing else, taking no new memory, and it is reusable at once
+ *    is reusable at once: the next thread of its class fills its holes
+ *    and nothing else, taking no new memory, and it is reusable again
  *    when that thread exits too; contents survive
- *                                        [orphaned_span_reused_after_delay]
+ *                                   [given_up_span_reusable_from_an_eighth]
+ *  - one left with fewer than an eighth of its blocks free waits DETACHED
+ *    until other threads' frees bring it there, and is reusable from the
+ *    batch of frees that does            [nearly_full_given_up_span_waits]
  *  - a floating span is refilled from once the reuse threshold of its
  *    blocks is free, or REUSE_ENOUGH_BYTES of them if that is fewer (one
  *    block of 64 KiB and more)    [big_block_spans_reused_from_enough_bytes]
@@ -596,13 +599,13 @@ Test(span_reuse, kept_span_trimmed_then_owner_exits)
     sc_heap_destroy(h);
 }
 
-/* ORPHANED SPANS. A thread fills one span of 256 B blocks, frees every
- * other block and exits: with half its blocks free, below the reuse
- * threshold, the span is DETACHED. Its live blocks outlive the thread, so
- * after ORPHAN_REUSE_MS the heap makes it REUSABLE; the next thread that
+/* SPANS GIVEN UP AT THREAD EXIT. A thread fills one span of 256 B
+ * blocks, frees every other block and exits: with half its blocks free,
+ * below the reuse threshold but past one in DETACHED_REUSE_SHARE, the span
+ * is REUSABLE at once, with no delay and no sweep; the next thread that
  * needs the class fills its holes (and only its holes) instead of taking
  * new memory, and when that thread exits with the span half used again it
- * is reusable at once (the lower threshold stays with the span). */
+ * is reusable again (the lower threshold stays with the span). */
 /* 256 B blocks: 127 in a 32 KiB span, so that half of them free stays
  * below both reuse thresholds (80%, REUSE_ENOUGH_BYTES). */
 enum { ORPHAN_BLOCK = 256, ORPHAN_MAX = 160 };
@@ -613,6 +616,7 @@ typedef struct orphan_job_s {
     void *mine[ORPHAN_MAX];    /* blocks of it this thread keeps live */
     size_t mine_count;
     size_t capacity;           /* blocks of the span */
+    size_t free_every;         /* first thread: frees one block in this many */
     size_t taken;              /* second thread: blocks it got, all in span */
     bool all_in_span;
 } orphan_job_t;
@@ -633,7 +637,7 @@ static void *orphan_first_owner(void *arg)
     j->span = span_of(all[0]);
     j->capacity = n;
     for (size_t i = 0; i < n; i++) {
-        if (i % 2 == 0) {
+        if (i % j->free_every == 0) {
             sc_free(j->heap, all[i]);
         } else {
             test_pattern_fill(all[i], ORPHAN_BLOCK, 7000 + i);
@@ -643,7 +647,7 @@ static void *orphan_first_owner(void *arg)
     return NULL;
 }
 
-/* Takes the holes of the orphan, keeps half of what it got, exits. */
+/* Takes the holes of the given-up span, keeps half of what it got, exits. */
 static void *orphan_second_owner(void *arg)
 {
     orphan_job_t *j = arg;
@@ -656,7 +660,7 @@ static void *orphan_second_owner(void *arg)
         if (span_of(got[i]) != j->span)
             j->all_in_span = false;
         for (size_t k = 0; k < j->mine_count; k++)
-            cr_assert_neq(got[i], j->mine[k], "a live block of the orphan was handed out again");
+            cr_assert_neq(got[i], j->mine[k], "a live block of the given-up span was handed out again");
         test_pattern_fill(got[i], ORPHAN_BLOCK, 9000 + i);
     }
     j->taken = holes;
@@ -672,47 +676,34 @@ static void *orphan_second_owner(void *arg)
     return NULL;
 }
 
-Test(span_reuse, orphaned_span_reused_after_delay, .timeout = 60)
+Test(span_reuse, given_up_span_reusable_from_an_eighth)
 {
     sc_heap_t *h = sc_heap_create(NULL);
     cr_assert_not_null(h);
-    orphan_job_t j = {.heap = h};
+    orphan_job_t j = {.heap = h, .free_every = 2};
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, orphan_first_owner, &j), 0);
     cr_assert_eq(pthread_join(th, NULL), 0);
-    cr_assert_eq(span_state(j.span), SPAN_DETACHED,
-                 "a span half free when its thread exited should wait (state %u)",
-                 span_state(j.span));
-    /* The main thread's slow paths (huge blocks: every call is one) read
-     * the clock; bounded in calls and in time (two sweeps must pass). */
-    double start = test_now_seconds();
-    size_t calls = 0;
-    while (span_state(j.span) == SPAN_DETACHED && calls < 10000000 &&
-           test_now_seconds() - start < 20.0) {
-        void *q = sc_alloc(h, 2u << 20);
-        cr_assert_not_null(q);
-        sc_free(h, q);
-        calls++;
-    }
-    cr_log_info("orphan of %zu blocks (%zu live) reusable after %zu slow paths, %.1f ms", j.capacity,
-                j.mine_count, calls, (test_now_seconds() - start) * 1e3);
-    cr_assert_eq(span_state(j.span), SPAN_REUSABLE, "the orphan never became reusable (state %u)",
+    cr_assert_lt((j.capacity - j.mine_count) * 100, j.capacity * DEFAULT_REUSE_THRESHOLD,
+                 "the test needs a span below the reuse threshold");
+    cr_assert_eq(span_state(j.span), SPAN_REUSABLE,
+                 "a span half free when its thread exited should be reusable at once (state %u)",
                  span_state(j.span));
     const char *broken = invariants_check_heap(h, NULL);
-    cr_assert_null(broken, "with a reusable orphan: %s", broken);
+    cr_assert_null(broken, "with a reusable given-up span: %s", broken);
     size_t committed = test_stats(h).committed_bytes;
 
     /* The next thread that needs the class fills the holes. */
     size_t first_live = j.mine_count;
     cr_assert_eq(pthread_create(&th, NULL, orphan_second_owner, &j), 0);
     cr_assert_eq(pthread_join(th, NULL), 0);
-    cr_assert(j.all_in_span, "the %zu blocks the next thread got did not all fill the orphan's holes",
+    cr_assert(j.all_in_span, "the %zu blocks the next thread got did not all fill the span's holes",
               j.taken);
     cr_assert_leq(test_stats(h).committed_bytes, committed + REAL_SPAN_MIN,
-                  "filling the orphan's holes took new memory");
-    /* Half used again at that exit, but reusable at once this time. */
+                  "filling the span's holes took new memory");
+    /* Half used again at that exit: reusable again. */
     cr_assert_eq(span_state(j.span), SPAN_REUSABLE,
-                 "the refilled orphan should be reusable when its thread exits (state %u)",
+                 "the refilled span should be reusable when its thread exits (state %u)",
                  span_state(j.span));
     broken = invariants_check_heap(h, NULL);
     cr_assert_null(broken, "after the second exit: %s", broken);
@@ -726,6 +717,51 @@ Test(span_reuse, orphaned_span_reused_after_delay, .timeout = 60)
     }
     sc_heap_stats_t st = test_stats(h);
     cr_assert_eq(st.live_blocks, 0);
+    sc_heap_destroy(h);
+}
+
+/* A span left with one block in 32 free (under one in DETACHED_REUSE_SHARE)
+ * waits DETACHED: nobody allocates from it. The main thread frees its live
+ * blocks, handing each batch over with a trim; the span stays DETACHED
+ * while fewer than an eighth of its blocks are free and is REUSABLE from
+ * the batch that gets it there, by no clock. */
+Test(span_reuse, nearly_full_given_up_span_waits)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    orphan_job_t j = {.heap = h, .free_every = 32};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, orphan_first_owner, &j), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    size_t share = j.capacity / DETACHED_REUSE_SHARE;
+    size_t free_now = j.capacity - j.mine_count;
+    cr_assert_lt(free_now, share, "the test needs a span under an eighth free (%zu of %zu)", free_now,
+                 j.capacity);
+    cr_assert_eq(span_state(j.span), SPAN_DETACHED,
+                 "a span with %zu of %zu blocks free when its thread exited should wait (state %u)",
+                 free_now, j.capacity, span_state(j.span));
+    size_t next = 0;
+    while (free_now + 1 < share) {
+        cr_assert_eq(test_pattern_check(j.mine[next], ORPHAN_BLOCK, 7000 + next + next / 31 + 1),
+                     TEST_PATTERN_OK, "block %zu changed", next);
+        sc_free(h, j.mine[next++]);
+        free_now++;
+    }
+    sc_heap_trim(h); /* hands the main thread's batch over */
+    cr_assert_eq(span_state(j.span), SPAN_DETACHED, "%zu of %zu free, share %zu: should still wait (state %u)",
+                 free_now, j.capacity, share, span_state(j.span));
+    const char *broken = invariants_check_heap(h, NULL);
+    cr_assert_null(broken, "with a detached span: %s", broken);
+    sc_free(h, j.mine[next++]);
+    sc_heap_trim(h);
+    cr_assert_eq(span_state(j.span), SPAN_REUSABLE,
+                 "%zu of %zu free: the span should be reusable (state %u)", free_now + 1, j.capacity,
+                 span_state(j.span));
+    broken = invariants_check_heap(h, NULL);
+    cr_assert_null(broken, "with the span reusable: %s", broken);
+    for (; next < j.mine_count; next++)
+        sc_free(h, j.mine[next]);
+    cr_assert_eq(test_stats(h).live_blocks, 0);
     sc_heap_destroy(h);
 }
 
