@@ -105,9 +105,8 @@ typedef struct sc_heap_config_s {
      * exhausted span is reused for allocation; 0 = default (80). A span
      * whose free objects add up to 64 KiB is reused then even below the
      * percentage (spans of objects over 4 KiB: one free 64 KiB object is
-     * worth a refill). A span whose thread exited and whose
-     * blocks outlive it by a few milliseconds is reused from an eighth
-     * free. */
+     * worth a refill). A span whose thread exited is reused from an
+     * eighth free (or this percentage, if lower). */
     unsigned reuse_threshold;
     /* Hard cap on the heap's committed bytes; 0 = no limit. Allocations
      * that would exceed it return NULL with errno = ENOMEM. */
