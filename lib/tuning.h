@@ -261,12 +261,12 @@
  * change of whoever takes it buys that many blocks at least. Until stop 35
  * a span waited DETACHED below the reuse threshold for 10-20 ms first
  * (so that a span whose blocks were about to die went to the pool whole);
- * without the wait, medians of 11 alternating runs of
- * `scalloc_bench_scalloc W T full`: churn peak RSS 8,704 -> 7,984 KB at
- * 1 thread, 11,312 -> 10,200 KB at 2, larson 3,820 -> 3,564 KB at 1,
- * 4-16 threads within their spread, throughput within its spread on every
- * workload (its generations of threads last about 5 ms, well under the
- * wait). Smaller share: spans with fewer holes are taken (more span
+ * without it, peak RSS medians of 9 alternating runs of
+ * `scalloc_bench_scalloc W T full`: churn 8,856 -> 7,432 KB at 1 thread,
+ * 11,436 -> 10,056 KB at 2 (its generations of threads last about 5 ms,
+ * under the wait), larson 3,796 -> 3,656 KB at 1 and 5,844 -> 5,320 KB
+ * at 2, 4-16 threads of both within their spread; throughput within its
+ * spread (README, Performance, stop 35). Smaller share: spans with fewer holes are taken (more span
  * changes per block); bigger: nearly full spans of exited threads stay
  * out of use until other threads free their blocks. */
 #define DETACHED_REUSE_SHARE 8u
