@@ -266,9 +266,12 @@
  * 11,436 -> 10,056 KB at 2 (its generations of threads last about 5 ms,
  * under the wait), larson 3,796 -> 3,656 KB at 1 and 5,844 -> 5,320 KB
  * at 2, 4-16 threads of both within their spread; throughput within its
- * spread (README, Performance, stop 35). Smaller share: spans with fewer holes are taken (more span
- * changes per block); bigger: nearly full spans of exited threads stay
- * out of use until other threads free their blocks. */
+ * spread (README, Performance, stop 35). Bigger share: spans with fewer
+ * holes are taken (more span changes per block); smaller: nearly full
+ * spans of exited threads stay out of use until other threads free their
+ * blocks. 16 moved churn (1, 2, 4 threads) and larson (1, 2) within their
+ * spread (9 and 7 alternating runs); 4 raised 1-thread churn's peak RSS
+ * 7,488 -> 7,744 KB and moved the rest within the spread. */
 #define DETACHED_REUSE_SHARE 8u
 
 /* --- Heaps, regions, the pool and the release policy ---------------------- */
