@@ -676,14 +676,23 @@ static void *orphan_second_owner(void *arg)
     return NULL;
 }
 
+/* A new heap whose span a thread filled, freeing one block in
+ * free_every, and left at its exit. */
+static void given_up_span(orphan_job_t *j, size_t free_every)
+{
+    *j = (orphan_job_t){.heap = sc_heap_create(NULL), .free_every = free_every};
+    cr_assert_not_null(j->heap);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, orphan_first_owner, j), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+}
+
 Test(span_reuse, given_up_span_reusable_from_an_eighth)
 {
-    sc_heap_t *h = sc_heap_create(NULL);
-    cr_assert_not_null(h);
-    orphan_job_t j = {.heap = h, .free_every = 2};
+    orphan_job_t j;
+    given_up_span(&j, 2);
+    sc_heap_t *h = j.heap;
     pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, orphan_first_owner, &j), 0);
-    cr_assert_eq(pthread_join(th, NULL), 0);
     cr_assert_lt((j.capacity - j.mine_count) * 100, j.capacity * DEFAULT_REUSE_THRESHOLD,
                  "the test needs a span below the reuse threshold");
     cr_assert_eq(span_state(j.span), SPAN_REUSABLE,
@@ -727,12 +736,9 @@ Test(span_reuse, given_up_span_reusable_from_an_eighth)
  * the batch that gets it there, by no clock. */
 Test(span_reuse, nearly_full_given_up_span_waits)
 {
-    sc_heap_t *h = sc_heap_create(NULL);
-    cr_assert_not_null(h);
-    orphan_job_t j = {.heap = h, .free_every = 32};
-    pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, orphan_first_owner, &j), 0);
-    cr_assert_eq(pthread_join(th, NULL), 0);
+    orphan_job_t j;
+    given_up_span(&j, 32);
+    sc_heap_t *h = j.heap;
     size_t share = j.capacity / DETACHED_REUSE_SHARE;
     size_t free_now = j.capacity - j.mine_count;
     cr_assert_lt(free_now, share, "the test needs a span under an eighth free (%zu of %zu)", free_now,
