@@ -216,16 +216,23 @@ static void kept_to_front(sc_frontend_t *t, unsigned cls, span_t *s, size_t byte
     t->kept_empty_classes |= (uint64_t)1 << cls;
 }
 
+/* Whether keeping `bytes` more stays within t's keep budget; a span that
+ * does not fit is counted, so that the budget may grow (keep_budget_grow). */
+static bool keep_fits(sc_frontend_t *t, size_t bytes)
+{
+    if (t->kept_empty_bytes + bytes <= t->keep_budget)
+        return true;
+    t->keep_overflow++;
+    return false;
+}
+
 static void floating_settle_empty(sc_frontend_t *t, unsigned cls, span_t *s, bool always)
 {
     floating_remove(t, cls, s);
     /* Counted at the span's real span, not at `committed`, which a trim
      * by another thread may cut while the span waits. */
     size_t bytes = span_real_bytes(s);
-    bool fits = t->kept_empty_bytes + bytes <= t->keep_budget;
-    if (!fits && !always)
-        t->keep_overflow++;
-    if ((always || fits) && span_keep_empty(s)) {
+    if ((always || keep_fits(t, bytes)) && span_keep_empty(s)) {
         kept_to_front(t, cls, s, bytes);
         /* An owner that stops allocating never looks again: the release
          * policy gives the pages back after the delay, as for spans that
@@ -519,12 +526,7 @@ static bool no_live_block(span_t *s)
 static void drained_keep_or_pool(sc_frontend_t *t, unsigned c, span_t *s)
 {
     size_t bytes = span_real_bytes(s);
-    if (bytes > DRAINED_KEEP_MAX) {
-        floating_pool_one(t, c, s);
-        return;
-    }
-    if (t->kept_empty_bytes + bytes > t->keep_budget) {
-        t->keep_overflow++; /* the budget may grow, as for the owner's own */
+    if (bytes > DRAINED_KEEP_MAX || !keep_fits(t, bytes)) {
         floating_pool_one(t, c, s);
         return;
     }
