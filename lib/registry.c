@@ -417,21 +417,6 @@ static void trim_frontends(struct sc_heap_s *heap, const sc_frontend_t *own, boo
     look_in_groups(heap, own, trim_pick, &look, frontend_trim_idle);
 }
 
-/* AUTOMATIC IDLE TRIM. A thread that stopped allocating (blocked,
- * waiting for work, done) keeps its hot spans, and other threads' frees
- * can empty them; only a trim gave their pages back. So the allocation
- * slow path of any thread of the heap, once per purge delay at most (the
- * first of them to take heap->idle_look_due by a CAS), looks at the other
- * frontends and gives sc_heap_trim's idle trim (frontend.c, "IDLE TRIM")
- * to those whose owner read the clock on no slow path for a whole delay
- * (it does every HOT_RETIRE_CHECK_EVERY slow paths), unless it trimmed
- * them already since they were last active and less than
- * IDLE_RETRIM_DELAYS delays ago (their hot spans may have been emptied
- * since by remote frees). An owner that comes back meanwhile is safe (the
- * gate) and pays at most a few page faults per span per look; a heap
- * whose threads all allocate makes no system call for it. Not for
- * checked or tracking heaps (their frontends wait for their owners, as in
- * sc_heap_trim) nor with SC_PURGE_NEVER (nothing goes back by time). */
 /* DRAINED SPANS OF IDLE OWNERS. A floating span that other threads' frees
  * emptied is DRAINED: it stays in its owner's floating set, and the owner
  * pools it on its next allocation slow path (frontend.c, place_span). An
@@ -472,6 +457,22 @@ static void drained_look(sc_frontend_t *own, uint32_t now)
         atomic_store_explicit(&heap->drained_waiting, 1, memory_order_relaxed);
 }
 
+/* AUTOMATIC IDLE TRIM. A thread that stopped allocating (blocked,
+ * waiting for work, done) keeps its hot spans, and other threads' frees
+ * can empty them; only a trim gave their pages back. So the allocation
+ * slow path of any thread of the heap, once per purge delay at most (the
+ * first of them to take heap->idle_look_due by a CAS), looks at the other
+ * frontends and gives sc_heap_trim's idle trim (frontend.c, "IDLE TRIM")
+ * to those whose owner read the clock on no slow path for a whole delay
+ * (it does every HOT_RETIRE_CHECK_EVERY slow paths), unless it trimmed
+ * them already since they were last active and less than
+ * IDLE_RETRIM_DELAYS delays ago (their hot spans may have been emptied
+ * since by remote frees). An owner that comes back meanwhile is safe (the
+ * gate) and pays at most a few page faults per span per look; a heap
+ * whose threads all allocate makes no system call for it. Not for
+ * checked or tracking heaps (their frontends wait for their owners, as in
+ * sc_heap_trim) nor with SC_PURGE_NEVER (nothing goes back by time). The
+ * drained look above runs first, on the same clock reading. */
 void registry_idle_look_slow(sc_frontend_t *own, uint32_t now)
 {
     struct sc_heap_s *heap = own->heap;
