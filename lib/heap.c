@@ -214,18 +214,23 @@ sc_heap_t *sc_heap_create(const sc_heap_config_t *cfg)
      * thread: no RCU grace period to wait for) keeps that wait off a slow
      * path that holds the registry lock. Once per process. */
     os_membarrier_register();
+    unsigned flags = cfg->flags | env_heap_flags();
     registry_lock();
     struct sc_heap_s *h = handle_alloc();
+    if (h != NULL) {
+        /* The handle is not reachable by anyone until it is returned: plain
+         * initialisation of everything but the id and state words. The
+         * geometry here, under the lock: the first heap of its kind fills
+         * the shared table (span.h). */
+        h->flags = flags;
+        span_geometry_init(h);
+    }
     registry_unlock();
     if (h == NULL) {
         errno = ENOMEM;
         return NULL;
     }
-    /* The handle is not reachable by anyone until it is returned: plain
-     * initialisation of everything but the id and state words. */
-    h->flags = cfg->flags | env_heap_flags();
     h->reuse_threshold = cfg->reuse_threshold ? cfg->reuse_threshold : DEFAULT_REUSE_THRESHOLD;
-    span_geometry_init(h);
     h->limit_bytes = cfg->limit_bytes;
     h->reset_keep_bytes = cfg->reset_keep_bytes;
     h->first_region_size = cfg->region_size ? cfg->region_size : default_region_size();

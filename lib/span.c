@@ -18,12 +18,12 @@ span_t span_empty;
  * in a 32 KiB real span: 2 KiB of table), so the metadata lies in the first
  * commit step and the rest of the real span is committed as carving
  * reaches it, as in a plain heap. */
-static size_t span_meta_bytes(const struct sc_heap_s *heap, size_t bs, uint32_t cap)
+static size_t span_meta_bytes(unsigned flags, size_t bs, uint32_t cap)
 {
     size_t bytes = 0;
-    if (heap->flags & SC_HEAP_CHECKED)
+    if (flags & SC_HEAP_CHECKED)
         bytes += span_bitmap_bytes(cap);
-    if (heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED))
+    if (flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED))
         bytes += span_slack_table_bytes(bs, cap);
     return (bytes + SPAN_LEAD - 1) & ~(SPAN_LEAD - 1);
 }
@@ -42,51 +42,62 @@ static unsigned class_band(size_t bs)
 
 /* Blocks of bs bytes in a real span of band `band` (at least the class's
  * own band). */
-static uint32_t class_capacity(const struct sc_heap_s *heap, size_t bs, unsigned band)
+static uint32_t class_capacity(unsigned flags, size_t bs, unsigned band)
 {
     size_t target = REAL_SPAN_BAND(band);
     if (target > SPAN_SIZE)
         target = SPAN_SIZE;
     size_t cap = (target - SPAN_LEAD) / bs;
     /* What a checked or tracking span keeps before its blocks must fit. */
-    while (cap > 1 && SPAN_LEAD + span_meta_bytes(heap, bs, (uint32_t)cap) + cap * bs > SPAN_SIZE)
+    while (cap > 1 && SPAN_LEAD + span_meta_bytes(flags, bs, (uint32_t)cap) + cap * bs > SPAN_SIZE)
         cap--;
     return (uint32_t)(cap ? cap : 1);
 }
 
 /* One class's geometry with real spans of band `band`. */
-static void geometry_fill(struct sc_heap_s *heap, span_geometry_t *g, size_t bs, unsigned band)
+static void geometry_fill(unsigned flags, span_geometry_t *g, size_t bs, unsigned band)
 {
     size_t page = os_page_size();
-    uint32_t cap = class_capacity(heap, bs, band);
-    size_t first = SPAN_LEAD + span_meta_bytes(heap, bs, cap);
+    uint32_t cap = class_capacity(flags, bs, band);
+    size_t first = SPAN_LEAD + span_meta_bytes(flags, bs, cap);
     size_t real = (first + (size_t)cap * bs + page - 1) & ~(page - 1);
     /* The first step (metadata and first block); carving commits the
      * rest as it goes. */
     size_t step = (first + bs + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
-    uint64_t reuse = ((uint64_t)cap * heap->reuse_threshold + 99) / 100;
-    /* Or REUSE_ENOUGH_BYTES of free blocks, if that is fewer. */
-    uint64_t enough = (REUSE_ENOUGH_BYTES + bs - 1) / bs;
-    if (enough < reuse)
-        reuse = enough;
     g->capacity = cap;
     g->first = (uint32_t)first;
     g->real = (uint32_t)real;
     g->first_step = (uint32_t)(step > real ? real : step);
-    g->reuse_count = (uint32_t)(reuse ? reuse : 1);
     g->divide_magic = span_divide_magic(bs);
 }
 
-void span_geometry_init(struct sc_heap_s *heap)
+/* THE SHARED GEOMETRY TABLES. A class's geometry depends only on whether
+ * the heap is checked and whether it tracks requested sizes, so the heaps
+ * of one kind share one table (6 KiB) instead of each holding a copy in
+ * its handle: a program with a thousand heaps kept 6 MiB of identical
+ * tables resident, and as much again after destroying them (handles are
+ * reused, not unmapped). A table is filled by the first heap of its kind,
+ * under the lock that serialises heap creation (heap.c), and read only
+ * after that heap was published, which orders the fill before every
+ * read. Indexed by the two flags' bits (geometry_kind). */
+static span_geometry_t shared_geometry[4][GROWN_SPAN_LEVELS + 1][NUM_CLASSES];
+static bool shared_geometry_filled[4];
+
+static unsigned geometry_kind(unsigned flags)
+{
+    return ((flags & SC_HEAP_CHECKED) ? 1u : 0u) | ((flags & SC_HEAP_TRACK_REQUESTED) ? 2u : 0u);
+}
+
+static void geometry_table_fill(unsigned flags, span_geometry_t (*table)[NUM_CLASSES])
 {
     /* Grown spans (tuning.h, GROWN_SPAN_AFTER) for the smallest band of
      * plain heaps only: a checked or tracking span's tables grow with its
      * blocks, and those heaps are not the ones whose speed counts. */
-    bool plain = (heap->flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED)) == 0;
+    bool plain = (flags & (SC_HEAP_CHECKED | SC_HEAP_TRACK_REQUESTED)) == 0;
     for (unsigned cls = 0; cls < NUM_CLASSES; cls++) {
         size_t bs = size_class_block_size(cls);
         unsigned band = class_band(bs);
-        geometry_fill(heap, &heap->geometry[0][cls], bs, band);
+        geometry_fill(flags, &table[0][cls], bs, band);
         /* Level l: l bands up (128 KiB, 512 KiB), the sizes of the pool's
          * buckets, so a grown span pooled serves the classes of its band.
          * Classes up to 4 KiB grow; those of them that start in the second
@@ -95,11 +106,34 @@ void span_geometry_init(struct sc_heap_s *heap)
         for (unsigned level = 1; level <= GROWN_SPAN_LEVELS; level++) {
             unsigned grown = band + level < GROWN_SPAN_LEVELS ? band + level : GROWN_SPAN_LEVELS;
             if (plain && bs * REAL_SPAN_MIN_BLOCKS <= REAL_SPAN_MIN)
-                geometry_fill(heap, &heap->geometry[level][cls], bs, grown);
+                geometry_fill(flags, &table[level][cls], bs, grown);
             else
-                heap->geometry[level][cls] = heap->geometry[0][cls];
+                table[level][cls] = table[0][cls];
         }
     }
+}
+
+void span_geometry_init(struct sc_heap_s *heap)
+{
+    unsigned kind = geometry_kind(heap->flags);
+    if (!shared_geometry_filled[kind]) {
+        geometry_table_fill(heap->flags, shared_geometry[kind]);
+        shared_geometry_filled[kind] = true;
+    }
+    heap->geometry = (const span_geometry_t(*)[NUM_CLASSES])shared_geometry[kind];
+}
+
+/* Free blocks at which a span of cap blocks of bs bytes is reusable: the
+ * heap's reuse threshold of them, or REUSE_ENOUGH_BYTES of free blocks if
+ * that is fewer, at least 1. Per heap (the threshold is configurable), so
+ * not in the shared geometry; a span set-up computes it. */
+static uint32_t span_class_reuse_count(const struct sc_heap_s *heap, uint32_t cap, size_t bs)
+{
+    uint64_t reuse = ((uint64_t)cap * heap->reuse_threshold + 99) / 100;
+    uint64_t enough = (REUSE_ENOUGH_BYTES + bs - 1) / bs;
+    if (enough < reuse)
+        reuse = enough;
+    return (uint32_t)(reuse ? reuse : 1);
 }
 
 size_t span_keep_bytes(const struct sc_heap_s *heap, unsigned cls, unsigned level)
@@ -154,7 +188,7 @@ bool span_init_blocks(span_t *s, struct sc_heap_s *heap, unsigned cls, unsigned 
     span_set_capacity(s, g->capacity);
     s->divide_magic = g->divide_magic;
     s->owner_magic = g->divide_magic;
-    span_set_reuse_count(s, g->reuse_count);
+    span_set_reuse_count(s, span_class_reuse_count(heap, g->capacity, bs));
     span_set_class(s, (uint16_t)cls);
     span_set_kind(s, SPAN_KIND_BLOCKS);
     s->heap = heap;

@@ -316,8 +316,10 @@ bool span_class_can_grow(const struct sc_heap_s *heap, unsigned cls);
 unsigned span_grown_level(const span_t *s);
 size_t span_real_bytes(const span_t *s);
 
-/* Fills heap->geometry for the heap's flags and reuse threshold (heap
- * creation, before any span is set up). */
+/* Points heap->geometry at the shared table for the heap's flags, filling
+ * it for the first heap of its kind (span.c, "THE SHARED GEOMETRY
+ * TABLES"). Heap creation only, before any span is set up, under the lock
+ * that serialises heap creation (the registry lock, heap.c). */
 void span_geometry_init(struct sc_heap_s *heap);
 
 /* Owner: moves a batch of never-used blocks onto the local free list. */

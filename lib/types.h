@@ -533,10 +533,11 @@ enum heap_state { HEAP_FREE_SLOT = 0, HEAP_LIVE = 1, HEAP_DESTROYED = 2 };
 
 typedef struct sc_frontend_s sc_frontend_t;
 
-/* A size class's span geometry in one heap: where its blocks start (after
- * a checked or tracking heap's metadata), how many fit and what the real
- * span touches. Fixed by the heap's flags, so computed once when the heap
- * is created (span_geometry_init) instead of on every span set-up. */
+/* A size class's span geometry in one kind of heap: where its blocks
+ * start (after a checked or tracking heap's metadata), how many fit and
+ * what the real span touches. Fixed by the heap's flags, so computed once
+ * per kind of heap (span.c, span_geometry_init) and shared, instead of on
+ * every span set-up. */
 typedef struct {
     uint32_t capacity;    /* blocks in the real span */
     uint32_t first;       /* offset of the first block from the span start */
@@ -544,7 +545,6 @@ typedef struct {
                              touches, rounded up to pages */
     uint32_t first_step;  /* bytes committed at set-up (metadata and the
                              first block); carving commits the rest */
-    uint32_t reuse_count; /* free blocks at which the span is reusable */
     uint64_t divide_magic;/* span_divide_magic of the class's size */
 } span_geometry_t;
 
@@ -611,11 +611,12 @@ struct sc_heap_s {
      * classes. */
     pool_slot_t pool[POOL_BUCKETS][POOL_SLOTS];
 
-    /* Each class's span geometry under this heap's flags, by growth level:
-     * [0] its own real span, [1..GROWN_SPAN_LEVELS] its grown ones
-     * (tuning.h, GROWN_SPAN_AFTER; the same as [0] where the class does
-     * not grow). */
-    span_geometry_t geometry[GROWN_SPAN_LEVELS + 1][NUM_CLASSES];
+    /* Each class's span geometry under this heap's flags, by growth level
+     * (geometry[level][cls]): [0] its own real span, [1..GROWN_SPAN_LEVELS]
+     * its grown ones (tuning.h, GROWN_SPAN_AFTER; the same as [0] where the
+     * class does not grow). A table shared by every heap with the same
+     * flags (span.c, "THE SHARED GEOMETRY TABLES"). */
+    const span_geometry_t (*geometry)[NUM_CLASSES];
 
     /* The release policy (span_pool.c, arena.c): free spans and free huge
      * runs keep their committed pages for reuse; they go back to the OS in

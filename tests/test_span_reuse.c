@@ -47,6 +47,11 @@
  *  - a hot span of blocks of 4 KiB and more does not carve new blocks while
  *    the first floating span of its class has free blocks on its list: that
  *    one becomes hot; small blocks carve on [free_blocks_before_never_used_ones]
+ *  - each heap keeps its own reuse threshold while heaps of one kind share
+ *    one geometry table (span.c, "THE SHARED GEOMETRY TABLES"): heaps made
+ *    alternately with thresholds 10 and 100, plain and checked, set their
+ *    spans up with their own threshold and their kind's layout
+ *                                    [reuse_threshold_per_heap_shared_layout]
  */
 #include <criterion/criterion.h>
 
@@ -1111,5 +1116,59 @@ Test(span_reuse, free_blocks_before_never_used_ones)
         check_invariants(h);
         sc_heap_destroy(h);
         free(blocks);
+    }
+}
+
+/* The reuse count a span of s's capacity and block size gets in a heap
+ * with reuse threshold `percent` (tuning.h, REUSE_ENOUGH_BYTES). */
+static uint32_t expected_reuse_count(const span_t *s, uint32_t percent)
+{
+    uint64_t reuse = ((uint64_t)span_capacity(s) * percent + 99) / 100;
+    uint64_t enough = (REUSE_ENOUGH_BYTES + s->block_size - 1) / s->block_size;
+    if (enough < reuse)
+        reuse = enough;
+    return (uint32_t)(reuse ? reuse : 1);
+}
+
+Test(span_reuse, reuse_threshold_per_heap_shared_layout)
+{
+    enum { HEAPS = 8 };
+    sc_heap_t *heaps[HEAPS];
+    void *blocks[HEAPS];
+    uint32_t percent[HEAPS];
+    for (unsigned i = 0; i < HEAPS; i++) {
+        percent[i] = i % 2 ? 100 : 10;
+        sc_heap_config_t cfg = {.reuse_threshold = percent[i],
+                                .flags = i % 4 >= 2 ? SC_HEAP_CHECKED : 0};
+        heaps[i] = sc_heap_create(&cfg);
+        cr_assert_not_null(heaps[i]);
+        blocks[i] = sc_alloc(heaps[i], 64);
+        cr_assert_not_null(blocks[i]);
+        memset(blocks[i], (int)i, 64);
+    }
+    for (unsigned i = 0; i < HEAPS; i++) {
+        span_t *s = span_of(blocks[i]);
+        cr_assert_eq(span_reuse_count(s), expected_reuse_count(s, percent[i]),
+                     "heap %u (threshold %u%%): reuse count %u, expected %u", i, percent[i],
+                     span_reuse_count(s), expected_reuse_count(s, percent[i]));
+        /* Same kind, same layout: plain heaps' spans match heap 0's, checked
+         * heaps' heap 2's, and a checked span's blocks start later (its
+         * bitmap lies before them) */
+        span_t *same = span_of(blocks[i % 4 >= 2 ? 2 : 0]);
+        cr_assert_eq(span_capacity(s), span_capacity(same));
+        cr_assert_eq(span_first_block(s) - span_base(s), span_first_block(same) - span_base(same));
+    }
+    span_t *plain = span_of(blocks[0]), *checked = span_of(blocks[2]);
+    cr_assert_gt(span_first_block(checked) - span_base(checked),
+                 span_first_block(plain) - span_base(plain));
+    cr_assert_neq(span_reuse_count(plain), span_reuse_count(span_of(blocks[1])),
+                  "thresholds 10%% and 100%% gave one reuse count");
+    for (unsigned i = 0; i < HEAPS; i++) {
+        unsigned char *b = blocks[i];
+        for (size_t k = 0; k < 64; k++)
+            cr_assert_eq(b[k], (unsigned char)i, "heap %u block byte %zu", i, k);
+        sc_free(heaps[i], b);
+        check_invariants(heaps[i]);
+        sc_heap_destroy(heaps[i]);
     }
 }
