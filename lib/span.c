@@ -73,13 +73,15 @@ static void geometry_fill(unsigned flags, span_geometry_t *g, size_t bs, unsigne
 
 /* THE SHARED GEOMETRY TABLES. A class's geometry depends only on whether
  * the heap is checked and whether it tracks requested sizes, so the heaps
- * of one kind share one table (6 KiB) instead of each holding a copy in
- * its handle: a program with a thousand heaps kept 6 MiB of identical
- * tables resident, and as much again after destroying them (handles are
- * reused, not unmapped). A table is filled by the first heap of its kind,
- * under the lock that serialises heap creation (heap.c), and read only
- * after that heap was published, which orders the fill before every
- * read. Indexed by the two flags' bits (geometry_kind). */
+ * of one kind share one table (4.5 KiB) instead of each holding a copy
+ * (6 KiB with its reuse counts) in its handle: a program with a thousand
+ * heaps kept 6 MiB of identical tables resident, and as much again after
+ * destroying them (handles are reused, not unmapped). A table and its
+ * filled flag are written by the first heap of its kind, under the lock
+ * that serialises heap creation (heap.c), so a later creator sees them
+ * through that lock; every other reader reads the table through a heap
+ * published after the fill (release), which orders the fill first.
+ * Indexed by the two flags' bits (geometry_kind). */
 static span_geometry_t shared_geometry[4][GROWN_SPAN_LEVELS + 1][NUM_CLASSES];
 static bool shared_geometry_filled[4];
 
