@@ -21,7 +21,7 @@ static size_t meta_bytes(size_t spans)
 {
     size_t words = (spans + 63) / 64;
     return round_up(round_up(sizeof(region_t), CACHE_LINE) + spans * sizeof(uint64_t) +
-                        (2 + 2 * ARENA_MARKS) * words * sizeof(uint64_t),
+                        4 * words * sizeof(uint64_t),
                     os_page_size());
 }
 
@@ -133,10 +133,8 @@ static region_t *region_reserve(struct sc_heap_s *heap, size_t size, size_t min)
     r->cold = (uint64_t *)(r->info + spans);
     r->purging = r->cold + r->cold_words;
     _Atomic uint64_t *marks = (_Atomic uint64_t *)(r->purging + r->cold_words);
-    for (unsigned m = 0; m < ARENA_MARKS; m++) {
-        r->mark_new[m] = marks + 2 * m * r->cold_words;
-        r->mark_old[m] = r->mark_new[m] + r->cold_words;
-    }
+    r->mark_new = marks;
+    r->mark_old = marks + r->cold_words;
     r->cold_first = r->cold_words;
     /* The tables are fresh memory: every word reads as zero already. */
     atomic_init(&r->bump, base + meta_spans * SPAN_SIZE);
@@ -493,10 +491,8 @@ void arena_rewind(region_t *r, char *end)
     memset(r->cold, 0, r->cold_words * sizeof(uint64_t));
     memset(r->purging, 0, r->cold_words * sizeof(uint64_t));
     for (size_t wi = 0; wi < r->cold_words; wi++) {
-        for (unsigned m = 0; m < ARENA_MARKS; m++) {
-            atomic_store_explicit(&r->mark_new[m][wi], 0, memory_order_relaxed);
-            atomic_store_explicit(&r->mark_old[m][wi], 0, memory_order_relaxed);
-        }
+        atomic_store_explicit(&r->mark_new[wi], 0, memory_order_relaxed);
+        atomic_store_explicit(&r->mark_old[wi], 0, memory_order_relaxed);
     }
     r->cold_first = r->cold_words;
     atomic_store_explicit(&r->bump, end, memory_order_relaxed);
@@ -821,10 +817,7 @@ void arena_for_each_span(struct sc_heap_s *heap, arena_span_fn *fn, void *arg)
 /* Marked spans                                                             */
 /* ------------------------------------------------------------------------ */
 
-_Static_assert(ARENA_MARKS == sizeof(((region_t *)0)->mark_new) / sizeof(((region_t *)0)->mark_new[0]),
-               "region_t holds a pair of bitmaps per arena_mark_t");
-
-void arena_mark(struct sc_heap_s *heap, span_t *s, arena_mark_t kind)
+void arena_mark(struct sc_heap_s *heap, span_t *s)
 {
     region_t *r = arena_region_of(heap, span_base(s));
     if (r == NULL)
@@ -832,11 +825,11 @@ void arena_mark(struct sc_heap_s *heap, span_t *s, arena_mark_t kind)
     size_t k = (size_t)(span_base(s) - r->base) / SPAN_SIZE;
     /* seq_cst: see span_pool_note_drained; the span's own state is read
      * by the sweep from its state word (acquire). */
-    atomic_fetch_or_explicit(&r->mark_new[kind][k / 64], (uint64_t)1 << (k % 64),
+    atomic_fetch_or_explicit(&r->mark_new[k / 64], (uint64_t)1 << (k % 64),
                              memory_order_seq_cst);
 }
 
-bool arena_sweep_marks(struct sc_heap_s *heap, arena_mark_t kind, arena_mark_fn *fn, void *arg)
+bool arena_sweep_marks(struct sc_heap_s *heap, arena_mark_fn *fn, void *arg)
 {
     bool left = false;
     for (region_t *r = atomic_load_explicit(&heap->regions, memory_order_acquire); r;
@@ -844,15 +837,15 @@ bool arena_sweep_marks(struct sc_heap_s *heap, arena_mark_t kind, arena_mark_fn 
         for (size_t wi = 0; wi < r->cold_words; wi++) {
             /* Each bit is taken by one sweep only (the exchange), so a span
              * is looked at once per marking. */
-            uint64_t old = atomic_exchange_explicit(&r->mark_old[kind][wi], 0, memory_order_relaxed);
+            uint64_t old = atomic_exchange_explicit(&r->mark_old[wi], 0, memory_order_relaxed);
             while (old) {
                 size_t k = wi * 64 + (size_t)__builtin_ctzll(old);
                 old &= old - 1;
                 fn(span_at(r->base + k * SPAN_SIZE), arg);
             }
-            uint64_t young = atomic_exchange_explicit(&r->mark_new[kind][wi], 0, memory_order_seq_cst);
+            uint64_t young = atomic_exchange_explicit(&r->mark_new[wi], 0, memory_order_seq_cst);
             if (young) {
-                atomic_fetch_or_explicit(&r->mark_old[kind][wi], young, memory_order_relaxed);
+                atomic_fetch_or_explicit(&r->mark_old[wi], young, memory_order_relaxed);
                 left = true;
             }
         }

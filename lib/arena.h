@@ -186,26 +186,27 @@ void arena_for_each_span(struct sc_heap_s *heap, arena_span_fn *fn, void *arg);
 /* Marked spans: to be looked at again later                                */
 /* ------------------------------------------------------------------------ */
 
-/* What a mark is for: floating spans DRAINED by remote frees
- * (span_pool.c). */
-typedef enum { ARENA_MARK_DRAINED, ARENA_MARKS } arena_mark_t;
+/* What marks are for: floating spans DRAINED by remote frees, whose
+ * memory goes if they stay so (span_pool.c, span_pool_release_drained).
+ * Spans given up DETACHED had marks of their own until stop 35. */
 
-/* Marks the block span s (any thread): the kind's next sweep but one looks
- * at it. */
-void arena_mark(struct sc_heap_s *heap, span_t *s, arena_mark_t kind);
+/* Marks the block span s (any thread): the next sweep but one looks at
+ * it. */
+void arena_mark(struct sc_heap_s *heap, span_t *s);
 
-/* Calls fn for every span marked `kind` before the kind's previous sweep
- * (once each: their marks are cleared), then ages the marks made since.
- * True if some marks are left for the next sweep. One sweep of a kind at a
- * time (the caller's election); marks may be added meanwhile. A mark may be
- * stale: fn must look at the span's state. */
+/* Calls fn for every span marked before the previous sweep (once each:
+ * their marks are cleared), then ages the marks made since. True if some
+ * marks are left for the next sweep. One sweep at a time (the caller's
+ * election); marks may be added meanwhile. A mark may be stale: fn must
+ * look at the span's state. */
 typedef void arena_mark_fn(span_t *s, void *arg);
-bool arena_sweep_marks(struct sc_heap_s *heap, arena_mark_t kind, arena_mark_fn *fn, void *arg);
+bool arena_sweep_marks(struct sc_heap_s *heap, arena_mark_fn *fn, void *arg);
 
-/* The election of a kind's sweeper at coarse time `now`: true for one
- * caller per `period` while `marked` says some marks may be waiting; that
- * caller's sweep then clears `marked` (seq_cst: a mark made meanwhile sets
- * it again after, so the flag is never lost) and *due moves a period on. */
+/* The election of a sweeper (or of any look elected the same way,
+ * registry.c) at coarse time `now`: true for one caller per `period`
+ * while `marked` says some marks may be waiting; that caller's sweep then
+ * clears `marked` (seq_cst: a mark made meanwhile sets it again after, so
+ * the flag is never lost) and *due moves a period on. */
 static inline bool arena_sweep_elect(_Atomic uint32_t *marked, _Atomic uint32_t *due,
                                      uint32_t now, uint32_t period)
 {

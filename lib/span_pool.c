@@ -452,7 +452,7 @@ static void drained_release_one(span_t *s, void *arg)
         if (span_state(s) != SPAN_DRAINED)
             return;
         if (!time_before(atomic_load_explicit(&s->drained_ms, memory_order_relaxed), d->since)) {
-            arena_mark(d->heap, s, ARENA_MARK_DRAINED);
+            arena_mark(d->heap, s);
             atomic_store_explicit(&d->heap->drained_marked, 1, memory_order_relaxed);
             return;
         }
@@ -488,7 +488,7 @@ void span_pool_note_drained(struct sc_heap_s *heap, span_t *s)
      * its clearing of the flag in the one order of all four, so the flag
      * stays set for the next sweep. Drains and sweeps are rare next to
      * frees; the order costs nothing to see. */
-    arena_mark(heap, s, ARENA_MARK_DRAINED);
+    arena_mark(heap, s);
     atomic_store_explicit(&heap->drained_marked, 1, memory_order_seq_cst);
 }
 
@@ -498,7 +498,7 @@ void span_pool_release_drained(struct sc_heap_s *heap, uint32_t now)
                            heap->purge_delay_ms))
         return;
     drained_batch_t d = {.n = 0, .heap = heap, .since = now - heap->purge_delay_ms + 1};
-    bool left = arena_sweep_marks(heap, ARENA_MARK_DRAINED, drained_release_one, &d);
+    bool left = arena_sweep_marks(heap, drained_release_one, &d);
     drained_batch_flush(&d);
     /* Marks aged by this sweep need one more. */
     if (left)

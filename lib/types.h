@@ -516,15 +516,14 @@ typedef struct region_s {
      * address space) and purging (being given back right now). */
     uint64_t *cold;
     uint64_t *purging;
-    /* Bits per span and kind of mark (arena.h, arena_mark_t), any thread
-     * (relaxed RMW): spans marked since the kind's last sweep (mark_new),
-     * and those the sweep before saw as new (mark_old), which the next
-     * sweep looks at: floating spans that remote frees DRAINED, whose
-     * memory goes if still DRAINED (span_pool.c,
-     * span_pool_release_drained). A bit may outlive the state; the sweep
-     * looks at the span. */
-    _Atomic uint64_t *mark_new[1];
-    _Atomic uint64_t *mark_old[1];
+    /* Bits per span (arena.h, "Marked spans"), any thread (relaxed RMW):
+     * spans marked since the last sweep (mark_new), and those the sweep
+     * before saw as new (mark_old), which the next sweep looks at:
+     * floating spans that remote frees DRAINED, whose memory goes if still
+     * DRAINED (span_pool.c, span_pool_release_drained). A bit may outlive
+     * the state; the sweep looks at the span. */
+    _Atomic uint64_t *mark_new;
+    _Atomic uint64_t *mark_old;
     size_t cold_words;          /* words in each bitmap */
     size_t cold_first;          /* no cold bit below this word (retain_lock) */
 } region_t;
@@ -582,7 +581,7 @@ struct sc_heap_s {
      * them (frontend.c, reusable_sweep_empty). */
     _Atomic size_t reusable_emptied;
 
-    /* Drained spans (region_t.mark_new[ARENA_MARK_DRAINED]): nonzero
+    /* Drained spans (region_t.mark_new): nonzero
      * while some may be marked, and the coarse ms from which the next
      * sweep may run (once per purge delay). */
     _Atomic uint32_t drained_marked;
