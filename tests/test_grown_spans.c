@@ -19,6 +19,11 @@
  *  - checked and tracking heaps never grow spans         [not_in_checked_heaps]
  *  - classes of 320 B - 4 KiB start at 128 KiB and grow to 512 KiB
  *                                        [classes_over_256_bytes_start_bigger]
+ *  - a thread that moves on to another class right after a phase that grew
+ *    spans (well within the retirement looks' delay) takes those spans
+ *    for the new class instead of fresh memory: the heap's committed bytes
+ *    stay within what the first phase committed and one grown span, for
+ *    each of two new classes in turn     [phase_change_reuses_grown_spans]
  */
 #include <criterion/criterion.h>
 
@@ -296,4 +301,53 @@ Test(grown_spans, classes_over_256_bytes_start_bigger)
     cr_assert_eq(test_stats(h).live_blocks, 0);
     free(b);
     sc_heap_destroy(h);
+}
+
+/* Phase after phase (lib/frontend.c, PHASE CHANGES): 6 MiB of 1 KiB
+ * blocks allocated and freed (their class grows to 512 KiB spans), then
+ * at once 5.5 MiB of 4 KiB blocks, then of 2 KiB blocks. Without the
+ * phase-change reuse the third phase committed 10,704 KiB after the first
+ * one's 6,220: the 4 KiB class's grown spans, kept empty for it, idled
+ * until the next retirement looks; here the committed bytes stay within
+ * the first phase's and one grown span (a slow machine whose looks come
+ * sooner pools them, which passes too). */
+Test(grown_spans, phase_change_reuses_grown_spans)
+{
+    sc_heap_t *h = sc_heap_create(NULL);
+    cr_assert_not_null(h);
+    static const size_t sizes[] = {1024, 4096, 2048};
+    static const size_t bytes[] = {(size_t)6 << 20, (size_t)11 << 19, (size_t)11 << 19};
+    size_t max = bytes[0] / sizes[0];
+    void **b = malloc(max * sizeof *b);
+    cr_assert_not_null(b);
+    size_t first_phase = 0;
+    for (unsigned ph = 0; ph < 3; ph++) {
+        size_t n = bytes[ph] / sizes[ph];
+        for (size_t i = 0; i < n; i++) {
+            b[i] = sc_alloc(h, sizes[ph]);
+            cr_assert_not_null(b[i]);
+            test_pattern_fill(b[i], sizes[ph], i);
+        }
+        sc_heap_stats_t st = test_stats(h);
+        cr_assert_eq(st.live_bytes, n * sizes[ph]);
+        cr_log_info("phase %u (%zu B blocks): %zu KiB committed", ph + 1, sizes[ph],
+                    st.committed_bytes >> 10);
+        if (ph == 0) {
+            first_phase = st.committed_bytes;
+            span_t *last = span_at(b[n - 1]);
+            cr_assert_gt(span_grown_level(last), 0, "the first phase grew no spans");
+        } else {
+            cr_assert_leq(st.committed_bytes, first_phase + REAL_SPAN_BAND(GROWN_SPAN_LEVELS),
+                          "phase %u (%zu B blocks): %zu KiB committed, the first phase %zu KiB",
+                          ph + 1, sizes[ph], st.committed_bytes >> 10, first_phase >> 10);
+        }
+        for (size_t i = 0; i < n; i++) {
+            cr_assert_eq(test_pattern_check(b[i], sizes[ph], i), (size_t)-1, "block %zu of phase %u",
+                         i, ph + 1);
+            sc_free(h, b[i]);
+        }
+    }
+    cr_assert_eq(test_stats(h).live_blocks, 0);
+    sc_heap_destroy(h);
+    free(b);
 }
