@@ -231,8 +231,36 @@ void *sc_aligned_alloc(sc_heap_t *heap, size_t alignment, size_t n)
     return frontend_alloc_huge(t, alignment, n);
 }
 
+/* Fits, and more than half of the block stays in use (or the block is
+ * small anyway): realloc keeps it where it is. A much smaller request
+ * moves to a smaller class to free the memory. */
+static bool realloc_in_place(size_t n, size_t usable)
+{
+    return n <= usable && (n > usable / 2 || usable <= 256);
+}
+
 void *sc_realloc(sc_heap_t *heap, void *p, size_t n)
 {
+    /* A block of a span this thread owns, with sc_free's tests (one map
+     * word, the block-start test, the cheap double-free test): nothing
+     * else to look up, so a realloc in place costs what those tests do, and
+     * one that moves costs an allocation, the copy and a free (before, the
+     * full classification, 57 instructions, came first: 175 against
+     * mimalloc's 73 per realloc in place through the preload library). */
+    if (likely(registry_thread_cache.heap == heap) && n != 0) {
+        span_t *s = frontend_free_target(registry_thread_cache.frontend, p);
+        if (likely(s != NULL)) {
+            size_t usable = s->block_size;
+            if (realloc_in_place(n, usable))
+                return p;
+            void *q = sc_alloc(heap, n);
+            if (q == NULL)
+                return NULL;
+            memcpy(q, p, n < usable ? n : usable);
+            sc_free(heap, p);
+            return q;
+        }
+    }
     if (p == NULL)
         return sc_alloc(heap, n);
     if (!heap_check_live(heap, "sc_realloc"))
@@ -252,13 +280,11 @@ void *sc_realloc(sc_heap_t *heap, void *p, size_t n)
     }
     bool huge = r.kind == BLOCK_HUGE;
     size_t usable = huge ? huge_usable_size(s) : s->block_size;
-    /* Fits, and more than half of the block stays in use: in place. (A
-     * much smaller request moves to a smaller class to free the memory, and
-     * a huge block shrunk to a class size moves to that class, unless it is
-     * huge only for its alignment.) */
+    /* In place (realloc_in_place), except that a huge block shrunk to a
+     * class size moves to that class, unless it is huge only for its
+     * alignment. */
     bool aligned_huge = huge && (size_t)((char *)p - span_base(s)) != SPAN_LEAD;
-    if (n <= usable && (n > usable / 2 || usable <= 256) &&
-        (!huge || n > SIZE_CLASS_MAX || aligned_huge)) {
+    if (realloc_in_place(n, usable) && (!huge || n > SIZE_CLASS_MAX || aligned_huge)) {
         if (huge) {
             huge_set_requested(heap, s, n);
         } else if (requested_enabled(heap)) {

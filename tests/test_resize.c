@@ -13,6 +13,10 @@
  *                                                          [realloc_*]
  *  - sc_realloc(h, NULL, n) allocates; n = 0 frees and returns a fresh
  *    minimal block; failure leaves p untouched, NULL/ENOMEM [realloc_edges]
+ *  - blocks of this thread's hot and floating spans (the owner's quick
+ *    path) and of a span whose thread has exited (the full lookup) grow,
+ *    shrink and stay alike: contents kept, and the heap's live blocks and
+ *    bytes exact after every round                [realloc_every_owner]
  *  - sc_aligned_alloc honours every power of two up to 4 MiB, the block is
  *    usable for n bytes and freed with sc_free               [aligned_powers_of_two]
  *  - non-power-of-two alignment -> NULL, errno = EINVAL, whatever the size;
@@ -27,6 +31,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/resource.h>
 
@@ -119,19 +124,19 @@ Test(resize, calloc_overflow)
     sc_heap_destroy(h);
 }
 
-/* Every byte a function of its offset, so any prefix can be checked after
- * a move (test_pattern_* skips bytes in big blocks, which a shrink would
- * expose). */
-static void dense_fill(unsigned char *p, size_t n)
+/* Every byte a function of its offset and a key (the block's), so any
+ * prefix can be checked after a move (test_pattern_* skips bytes in big
+ * blocks, which a shrink would expose). */
+static void keyed_fill(unsigned char *p, size_t n, size_t key)
 {
     for (size_t i = 0; i < n; i++)
-        p[i] = (unsigned char)(i * 131 + (i >> 8) * 7 + 1);
+        p[i] = (unsigned char)(i * 131 + key * 17 + (i >> 8) * 7 + 1);
 }
 
-static size_t dense_check(const unsigned char *p, size_t n)
+static size_t keyed_check(const unsigned char *p, size_t n, size_t key)
 {
     for (size_t i = 0; i < n; i++)
-        if (p[i] != (unsigned char)(i * 131 + (i >> 8) * 7 + 1))
+        if (p[i] != (unsigned char)(i * 131 + key * 17 + (i >> 8) * 7 + 1))
             return i;
     return TEST_PATTERN_OK;
 }
@@ -155,9 +160,9 @@ Test(resize, realloc_keeps_contents)
         cr_assert_eq((uintptr_t)q % 16, 0);
         cr_assert_geq(sc_usable_size(h, q), n);
         size_t keep = cur < n ? cur : n;
-        size_t bad = dense_check(q, keep);
+        size_t bad = keyed_check(q, keep, 0);
         cr_assert_eq(bad, TEST_PATTERN_OK, "realloc %zu -> %zu lost byte %zu", cur, n, bad);
-        dense_fill(q, n);
+        keyed_fill(q, n, 0);
         p = q;
         cur = n;
     }
@@ -210,6 +215,69 @@ Test(resize, realloc_edges)
     sc_free(h, z);
     cr_assert_eq(test_stats(h).live_blocks, 0);
     sc_heap_destroy(h);
+}
+
+#define OWNER_BLOCKS 2000
+
+typedef struct owner_blocks {
+    sc_heap_t *h;
+    unsigned char *b[OWNER_BLOCKS];
+    size_t n[OWNER_BLOCKS];
+} owner_blocks_t;
+
+static void owner_fill(owner_blocks_t *o, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        o->n[i] = 24 + (i * 37) % 600;
+        o->b[i] = sc_alloc(o->h, o->n[i]);
+        cr_assert_not_null(o->b[i]);
+        keyed_fill(o->b[i], o->n[i], i);
+    }
+}
+
+static void *owner_thread(void *arg)
+{
+    owner_fill(arg, 0, OWNER_BLOCKS / 2); /* then exits: its spans lose their owner */
+    return NULL;
+}
+
+Test(resize, realloc_every_owner)
+{
+    static owner_blocks_t o;
+    o.h = sc_heap_create(NULL);
+    cr_assert_not_null(o.h);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, owner_thread, &o), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    /* This thread's half: enough 24-623 B blocks that the first spans of
+     * each class float under the later ones. */
+    owner_fill(&o, OWNER_BLOCKS / 2, OWNER_BLOCKS);
+    static const size_t factor[] = {3, 1, 7, 2};
+    for (unsigned round = 0; round < 4; round++) {
+        size_t live_bytes = 0;
+        for (size_t i = 0; i < OWNER_BLOCKS; i++) {
+            size_t n = 8 + (o.n[i] * factor[round] + round) % 5000;
+            unsigned char *q = sc_realloc(o.h, o.b[i], n);
+            cr_assert_not_null(q, "round %u, block %zu: realloc to %zu failed", round, i, n);
+            size_t keep = n < o.n[i] ? n : o.n[i];
+            cr_assert_eq(keyed_check(q, keep, i + round * OWNER_BLOCKS), TEST_PATTERN_OK,
+                         "round %u, block %zu (%zu -> %zu B) lost its contents", round, i, o.n[i],
+                         n);
+            keyed_fill(q, n, i + (round + 1) * OWNER_BLOCKS);
+            o.b[i] = q;
+            o.n[i] = n;
+            live_bytes += sc_usable_size(o.h, q);
+        }
+        sc_heap_stats_t st = test_stats(o.h);
+        cr_assert_eq(st.live_blocks, OWNER_BLOCKS, "round %u: %zu live blocks", round,
+                     st.live_blocks);
+        cr_assert_eq(st.live_bytes, live_bytes, "round %u: %zu live bytes, blocks hold %zu", round,
+                     st.live_bytes, live_bytes);
+    }
+    for (size_t i = 0; i < OWNER_BLOCKS; i++)
+        sc_free(o.h, o.b[i]);
+    cr_assert_eq(test_stats(o.h).live_blocks, 0);
+    sc_heap_destroy(o.h);
 }
 
 Test(resize, aligned_powers_of_two)

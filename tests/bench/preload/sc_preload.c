@@ -177,6 +177,11 @@ static void on_error(sc_error_t err, const char *call, const char *heap_name, co
             atomic_fetch_add_explicit(&foreign_free, 1, memory_order_relaxed);
         return; /* free does nothing */
     }
+    if (err == SC_ERR_FOREIGN_POINTER && strcmp(call, "sc_realloc") == 0) {
+        atomic_fetch_add_explicit(&foreign_realloc, 1, memory_order_relaxed);
+        errno = ENOMEM;
+        return; /* sc_realloc returns NULL, p stays as it was */
+    }
     fprintf(stderr, "scalloc-preload: %s(heap \"%s\", %p): %s\n", call, heap_name, p,
             sc_error_string(err));
     fflush(stderr);
@@ -370,12 +375,12 @@ EXPORT void *realloc(void *p, size_t n)
             return q;
         }
     }
-    if (unlikely(h == NULL || !sc_heap_owns(h, p))) {
+    if (unlikely(h == NULL)) {
         atomic_fetch_add_explicit(&foreign_realloc, 1, memory_order_relaxed);
         errno = ENOMEM;
         return NULL;
     }
-    return sc_realloc(h, p, n);
+    return sc_realloc(h, p, n); /* foreign pointers: on_error */
 }
 
 EXPORT void *reallocarray(void *p, size_t count, size_t size)
