@@ -239,6 +239,18 @@ static bool realloc_in_place(size_t n, size_t usable)
     return n <= usable && (n > usable / 2 || usable <= 256);
 }
 
+/* A resize that moves: a new block, the common bytes, p freed; NULL
+ * (errno from sc_alloc) with p untouched if there is no new block. */
+static void *realloc_move(sc_heap_t *heap, void *p, size_t n, size_t usable)
+{
+    void *q = sc_alloc(heap, n);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, n < usable ? n : usable);
+    sc_free(heap, p);
+    return q;
+}
+
 void *sc_realloc(sc_heap_t *heap, void *p, size_t n)
 {
     /* A block of a span this thread owns, with sc_free's tests (one map
@@ -251,14 +263,7 @@ void *sc_realloc(sc_heap_t *heap, void *p, size_t n)
         span_t *s = frontend_free_target(registry_thread_cache.frontend, p);
         if (likely(s != NULL)) {
             size_t usable = s->block_size;
-            if (realloc_in_place(n, usable))
-                return p;
-            void *q = sc_alloc(heap, n);
-            if (q == NULL)
-                return NULL;
-            memcpy(q, p, n < usable ? n : usable);
-            sc_free(heap, p);
-            return q;
+            return realloc_in_place(n, usable) ? p : realloc_move(heap, p, n, usable);
         }
     }
     if (p == NULL)
@@ -297,12 +302,7 @@ void *sc_realloc(sc_heap_t *heap, void *p, size_t n)
     }
     if (huge && n > SIZE_CLASS_MAX && huge_resize_in_place(heap, s, n))
         return p;
-    void *q = sc_alloc(heap, n);
-    if (q == NULL)
-        return NULL;
-    memcpy(q, p, n < usable ? n : usable);
-    sc_free(heap, p);
-    return q;
+    return realloc_move(heap, p, n, usable);
 }
 
 int sc_heap_owns(const sc_heap_t *heap, const void *p)
