@@ -342,8 +342,8 @@ Test(grown_spans, phase_change_reuses_grown_spans)
                           ph + 1, sizes[ph], st.committed_bytes >> 10, first_phase >> 10);
         }
         for (size_t i = 0; i < n; i++) {
-            cr_assert_eq(test_pattern_check(b[i], sizes[ph], i), (size_t)-1, "block %zu of phase %u",
-                         i, ph + 1);
+            cr_assert_eq(test_pattern_check(b[i], sizes[ph], i), TEST_PATTERN_OK,
+                         "block %zu of phase %u", i, ph + 1);
             sc_free(h, b[i]);
         }
     }
